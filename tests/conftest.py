@@ -1,0 +1,108 @@
+"""Shared fixtures: a unique per-run prefix, namespaces deleted by exact name, root checks."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+RUN_ID = uuid.uuid4().hex[:5]
+
+
+def is_root() -> bool:
+    """True when this process may create namespaces."""
+    return os.geteuid() == 0 and shutil.which("ip") is not None
+
+
+def pytest_collection_modifyitems(config, items):
+    """Integration tests skip without root; under CI=true a skip is a failure."""
+    if is_root():
+        return
+    reason = "needs root and iproute2 to create network namespaces"
+    for item in items:
+        if "integration" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def pytest_runtest_logreport(report):
+    """Under CI=true, turn a skipped integration test into a failure."""
+    if os.environ.get("CI") == "true" and report.skipped and "integration" in report.keywords:
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true: {report.longrepr}"
+
+
+def ip(*args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
+    """Run ip directly, for fixtures and for reading state in assertions."""
+    return subprocess.run(["ip", *args], check=check, capture_output=True, text=True, input=input)
+
+
+def kernel_snapshot() -> tuple[list[str], list[str]]:
+    """`ip netns list` and root `ip link` names: what a test must leave unchanged."""
+    netns = sorted(line.split()[0] for line in ip("netns", "list").stdout.splitlines() if line)
+    links = sorted(line.split(": ")[1].split("@")[0]
+                   for line in ip("-o", "link", "show").stdout.splitlines())
+    return netns, links
+
+
+class Namespaces:
+    """Hands out unique namespace names and deletes them, by exact name, at the end."""
+
+    def __init__(self, tag: str) -> None:
+        self.prefix = f"vt{RUN_ID}{tag}"
+        self.names: list[str] = []
+        self._count = 0
+
+    def name(self, label: str = "") -> str:
+        """A fresh unique name (not created); it is deleted at teardown if it exists."""
+        self._count += 1
+        name = f"{self.prefix}{self._count}{label}"
+        self.names.append(name)
+        return name
+
+    def make(self, label: str = "") -> str:
+        """Create a namespace now and return its name."""
+        name = self.name(label)
+        ip("netns", "add", name)
+        return name
+
+    def cleanup(self) -> None:
+        """Delete every namespace handed out, by exact name."""
+        existing = set(kernel_snapshot()[0])
+        for name in self.names:
+            for hub in (name, f"vethwrap-{name}"):
+                if hub in existing:
+                    ip("netns", "del", hub, check=False)
+
+
+@pytest.fixture
+def netns(request):
+    """Unique namespace names for one test, deleted afterwards even when the test fails."""
+    tag = format(abs(hash(request.node.nodeid)) % 46656, "x")
+    spaces = Namespaces(tag)
+    request.addfinalizer(spaces.cleanup)
+    return spaces
+
+
+@pytest.fixture
+def unchanged():
+    """Assert that the test leaves `ip netns list` and root `ip link` as it found them."""
+    before = kernel_snapshot()
+    yield before
+    assert kernel_snapshot() == before
+
+
+@pytest.fixture
+def cli():
+    """Run the vethwrap CLI as a user would, in a subprocess; returns CompletedProcess."""
+
+    def run(*args: str, input: str | None = None, env: dict | None = None, user: int | None = None):
+        full_env = dict(os.environ, NO_COLOR="1", COLUMNS="200")
+        full_env.update(env or {})
+        return subprocess.run([sys.executable, "-m", "veth_wrap", *args], capture_output=True,
+                              text=True, input=input, env=full_env, user=user, timeout=600)
+
+    return run

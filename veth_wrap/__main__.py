@@ -1,0 +1,5 @@
+"""Allow `python -m veth_wrap`."""
+
+from .cli import run
+
+run()

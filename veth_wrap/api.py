@@ -1,0 +1,99 @@
+"""The library behind the CLI: plan, apply, verify and destroy labs from Python."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Iterable, Optional
+
+from . import inventory, state
+from .apply import Progress, apply
+from .compile import create_plan
+from .errors import VerificationFailed
+from .lock import locked
+from .plan import Plan
+from .runner import Runner, default_runner
+from .teardown import destroy_plan
+from .topology import Lab
+from .verify import Report, verify
+
+
+@dataclass
+class Built:
+    """The result of `create`: what changed and what verification found."""
+
+    lab: Lab
+    plan: Plan
+    report: Optional[Report] = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        """True when any command ran."""
+        return not self.plan.empty
+
+
+def plan(lab: Lab, runner: Optional[Runner] = None) -> Plan:
+    """The plan that builds lab from what the kernel holds now (from nothing when unreadable)."""
+    if os.geteuid() != 0:
+        return create_plan(lab, {})
+    runner = runner or default_runner()
+    existing = set(state.list_netns(runner))
+    present = [ns for ns in lab.namespaces() if ns in existing]
+    facts = state.read(present, runner, forwarding=lab.forwarding)
+    root = state.read_root(runner) if any(e.netns is None for e in lab.ends()) else None
+    return create_plan(lab, facts, root)
+
+
+def create(lab: Lab, runner: Optional[Runner] = None, check: bool = True,
+           progress: Optional[Progress] = None) -> Built:
+    """Build lab (only what is missing), then verify it; raise VerificationFailed if it fails."""
+    runner = runner or default_runner()
+    with locked():
+        steps = plan(lab, runner)
+        if not steps.empty:
+            apply(steps, runner, progress)
+    built = Built(lab, steps)
+    if check:
+        built.report = verify(lab, runner)
+        if not built.report.ok:
+            raise VerificationFailed(
+                f"lab {lab.name} was built but does not verify: {built.report.problems[0]}",
+                f"it is left in place: see 'vethwrap diagnose {_first_problem_args(lab)}', "
+                f"remove it with 'vethwrap destroy --lab {lab.name}'")
+    return built
+
+
+def _first_problem_args(lab: Lab) -> str:
+    first, second = lab.members[0], lab.members[1]
+    return f"{first} {lab.address_of(second, first) or second}"
+
+
+def destroy_targets(namespaces: Iterable[str] = (), lab: Optional[str] = None,
+                    everything: bool = False, runner: Optional[Runner] = None) -> Plan:
+    """The plan that removes vethwrap's objects for namespaces, one lab, or all labs."""
+    runner = runner or default_runner()
+    wanted = None if (lab or everything) else list(namespaces)
+    facts, root = inventory.scan(wanted, runner, routes=False)
+    views = inventory.labs(facts, root)
+    if everything:
+        targets = [ns for view in views.values() for ns in view.members + [view.hub] if ns]
+    elif lab:
+        view = views.get(lab)
+        targets = (view.members + ([view.hub] if view.hub else [])) if view else []
+    else:
+        targets = list(namespaces)
+    result = destroy_plan(targets, facts, views, root)
+    if lab and lab not in views:
+        result.notes.append(f"lab {lab}: nothing of it in the kernel, nothing to do")
+    return result
+
+
+def destroy(namespaces: Iterable[str] = (), lab: Optional[str] = None, everything: bool = False,
+            runner: Optional[Runner] = None, progress: Optional[Progress] = None) -> Plan:
+    """Remove vethwrap's objects; a namespace that existed before stays, less vethwrap's links."""
+    runner = runner or default_runner()
+    with locked():
+        steps = destroy_targets(namespaces, lab, everything, runner)
+        apply(steps, runner, progress)
+    return steps

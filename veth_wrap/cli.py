@@ -1,0 +1,88 @@
+"""The command line: typer commands that parse arguments and call the library."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable
+
+import typer
+
+from .errors import PreflightError, VethwrapError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Build, verify, explain and tear down network-namespace labs: veth pairs, bridges, "
+    "routed chains.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+
+_debug = {"on": False}
+
+
+@app.callback()
+def main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors.")) -> None:
+    """Build, verify, explain and tear down network-namespace labs."""
+    _debug["on"] = debug or bool(os.environ.get("VETHWRAP_DEBUG"))
+
+
+def require_root(dry_run: bool = False) -> None:
+    """Refuse early when the command would change the kernel without privileges."""
+    if dry_run or os.geteuid() == 0:
+        return
+    raise PreflightError(
+        "this needs root (or CAP_NET_ADMIN) to change network namespaces",
+        "run it with sudo, or add --dry-run to print the commands without running them",
+    )
+
+
+def guarded(func: Callable) -> Callable:
+    """Wrap a command so that every error becomes one line and an exit status."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except VethwrapError as exc:
+            _fail(exc, exc.line(), exc.exit_code)
+        except KeyboardInterrupt as exc:
+            _fail(exc, "interrupted", 130)
+        except OSError as exc:
+            _fail(exc, f"{exc.strerror or exc} (see 'vethwrap doctor')", 1)
+
+    return wrapper
+
+
+def _fail(exc: BaseException, line: str, code: int):
+    from .output import error_line
+
+    if _debug["on"]:
+        import traceback
+
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    error_line(line)
+    raise typer.Exit(code)
+
+
+def _register_all() -> None:
+    """Attach the commands of every feature module; each imports its heavy parts lazily."""
+    import importlib
+
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f".{name}", __package__)
+        module.register(app)
+
+
+COMMAND_MODULES: list[str] = ["cli_lab", "cli_query", "cli_diagnose"]
+
+
+def run() -> None:
+    """Console-script entry point."""
+    _register_all()
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,116 @@
+"""CLI commands that build and remove labs: create and destroy."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from typing import Iterator, List, Optional
+
+import typer
+
+from .cli import guarded, require_root
+from .errors import UsageError
+from .topology import Kind
+
+PROGRESS_MIN_OPS = 40  # below this a bar would only flicker
+
+
+def register(app: typer.Typer) -> None:
+    """Attach create and destroy."""
+    app.command()(create)
+    app.command()(destroy)
+
+
+@guarded
+def create(
+    namespaces: List[str] = typer.Argument(..., help="Namespaces to join (created if absent)."),
+    topology: Optional[Kind] = typer.Option(
+        None, "--topology", "-t", case_sensitive=False,
+        help="pair (default for two), bridge (default for more), chain or mesh."),
+    subnet: Optional[str] = typer.Option(
+        None, "--subnet", help="Addresses come from here [default: 10.0.0.0/24, grown to fit]."),
+    lab: Optional[str] = typer.Option(None, "--lab", help="Lab name [default: first namespace]."),
+    host_bridge: bool = typer.Option(False, "--host-bridge",
+                                     help="Put the bridge in the root namespace."),
+    dry_run: bool = typer.Option(False, "--dry-run", "-n",
+                                 help="Print the commands instead of running them."),
+    no_verify: bool = typer.Option(False, "--no-verify", help="Skip the reachability check."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Create namespaces and wire them with veth pairs, then verify they ping."""
+    from . import api, shapes
+    from .output import emit_script, say
+
+    if topology is Kind.CUSTOM:
+        raise UsageError("--topology custom is for lab files", "use pair, bridge, chain or mesh")
+    built_lab = shapes.build(namespaces, topology, subnet, lab, host_bridge)
+    if dry_run:
+        emit_script(api.plan(built_lab).script(f"vethwrap create: lab {built_lab.name}"))
+        return
+    require_root()
+    with progress_bar("creating", len(built_lab.links) * 4) as tick:
+        built = api.create(built_lab, check=not no_verify, progress=tick)
+    if not built.changed:
+        say(f"lab {built_lab.name} is already built as asked; nothing changed")
+    from .views import print_built
+
+    print_built(built, json_out)
+
+
+@guarded
+def destroy(
+    namespaces: List[str] = typer.Argument(None, help="Namespaces whose vethwrap objects go."),
+    everything: bool = typer.Option(False, "--all", help="Every lab vethwrap built."),
+    lab: Optional[str] = typer.Option(None, "--lab", help="Every namespace of one lab."),
+    dry_run: bool = typer.Option(False, "--dry-run", "-n",
+                                 help="Print the commands instead of running them."),
+) -> None:
+    """Remove what vethwrap made, and only that; absent things are not an error."""
+    from . import api, names
+    from .output import emit_script, say
+
+    namespaces = list(namespaces or [])
+    chosen = sum([bool(namespaces), everything, lab is not None])
+    if chosen != 1:
+        raise UsageError("name the namespaces, or give --all or --lab NAME (one of them)",
+                         "e.g. 'vethwrap destroy ns0 ns1'")
+    for name in namespaces:
+        names.check_netns(name)
+    if lab is not None:
+        names.check_lab(lab)
+    if dry_run and not _is_root():
+        raise UsageError("destroy --dry-run reads the namespaces, which needs root",
+                         "run it with sudo; it still changes nothing")
+    require_root()
+    if dry_run:
+        steps = api.destroy_targets(namespaces, lab, everything)
+        emit_script(steps.script("vethwrap destroy"))
+    else:
+        with progress_bar("destroying", 0) as tick:
+            steps = api.destroy(namespaces, lab, everything, progress=tick)
+    for note in steps.notes:
+        say(note)
+    if not dry_run:
+        say(f"removed {sum(len(s.ops) for s in steps.steps)} objects" if not steps.empty
+            else "nothing of vethwrap's to remove")
+
+
+def _is_root() -> bool:
+    import os
+
+    return os.geteuid() == 0
+
+
+@contextmanager
+def progress_bar(what: str, total: int) -> Iterator:
+    """A rich bar on stderr for long work, only when stderr is a terminal."""
+    if total < PROGRESS_MIN_OPS or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import Progress
+
+    from .output import err
+
+    with Progress(console=err(), transient=True) as bar:
+        task = bar.add_task(what, total=total)
+        yield lambda n: bar.advance(task, n)

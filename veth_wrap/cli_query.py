@@ -1,0 +1,113 @@
+"""CLI commands that read and test labs: show, ping and pingall."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import List
+
+import typer
+
+from .cli import guarded, require_root
+from .errors import Unreachable, UsageError
+
+
+def register(app: typer.Typer) -> None:
+    """Attach show, ping and pingall."""
+    app.command()(show)
+    app.command()(ping)
+    app.command()(pingall)
+
+
+@guarded
+def show(
+    namespaces: List[str] = typer.Argument(None, help="Only these namespaces [default: all]."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Show vethwrap's labs as the kernel holds them: interfaces, addresses, peers, routes."""
+    from . import inventory, names
+    from .showing import print_show
+
+    for name in namespaces or []:
+        names.check_netns(name)
+    require_root()
+    facts, root = inventory.scan(namespaces or None)
+    print_show(facts, root, inventory.labs(facts, root), namespaces or None, json_out)
+
+
+@guarded
+def ping(
+    namespace: str = typer.Argument(..., help="Namespace to ping from."),
+    dest: str = typer.Argument(..., help="An IPv4/IPv6 address, or a namespace vethwrap wired."),
+    count: int = typer.Option(3, "--count", "-c", min=1, max=1000, help="Echo requests."),
+    timeout: float = typer.Option(1.0, "--timeout", "-W", min=0.1, help="Seconds per reply."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Ping from inside a namespace with the system ping, and report its statistics."""
+    from . import names
+    from .output import emit_json, out
+    from .ping import ping as run_ping
+
+    names.check_netns(namespace)
+    require_root()
+    address = _resolve(namespace, dest)
+    stats = run_ping(namespace, address, count=count, timeout=timeout)
+    if json_out:
+        emit_json(stats.to_json())
+    else:
+        rtt = stats.rtt_ms
+        detail = f", rtt min/avg/max {rtt.min}/{rtt.avg}/{rtt.max} ms" if rtt else ""
+        out().print(f"{namespace} -> {address}: {stats.received}/{stats.transmitted} replies, "
+                    f"{stats.packet_loss:g}% loss{detail}")
+    if stats.received == 0:
+        raise Unreachable(f"{address} did not answer {namespace}",
+                          f"see why: vethwrap diagnose {namespace} {address}")
+
+
+def _resolve(namespace: str, dest: str) -> str:
+    """An address as given, or the address of a namespace vethwrap wired."""
+    try:
+        return str(ipaddress.ip_address(dest))
+    except ValueError:
+        pass
+    from . import inventory, names, state
+
+    names.check_netns(dest)
+    existing = state.list_netns()
+    for ns in (namespace, dest):
+        if ns not in existing:
+            raise UsageError(f"namespace {ns!r} does not exist", "see 'vethwrap show'")
+    facts = state.read([namespace, dest], routes=False)
+    address = inventory.target_address(facts, namespace, dest)
+    if address is None:
+        raise UsageError(f"{dest!r} is neither an address nor a namespace vethwrap wired",
+                         "give an IPv4 or IPv6 address, or see 'vethwrap show'")
+    return address
+
+
+@guarded
+def pingall(
+    namespaces: List[str] = typer.Argument(None, help="Only these namespaces [default: all]."),
+    count: int = typer.Option(1, "--count", "-c", min=1, max=10,
+                              help="Attempts per pair before it counts as failed."),
+    timeout: float = typer.Option(1.0, "--timeout", "-W", min=0.1, help="Seconds per pair."),
+    json_out: bool = typer.Option(False, "--json", help="Print every pair's result as JSON."),
+) -> None:
+    """Ping every vethwrap address from every namespace of its lab: a reachability matrix."""
+    from . import inventory, names
+    from .matrix import print_matrix, run_matrix
+
+    for name in namespaces or []:
+        names.check_netns(name)
+    require_root()
+    facts, root = inventory.scan(namespaces or None, routes=False)
+    views = inventory.labs(facts, root)
+    cells = run_matrix(facts, views, namespaces or None, count, timeout)
+    if not cells:
+        raise UsageError("no vethwrap lab found to ping", "build one: vethwrap create ns0 ns1")
+    print_matrix(cells, json_out)
+    failed = [c for c in cells if not c.replied]
+    if failed:
+        raise Unreachable(f"{len(failed)} of {len(cells)} pairs did not answer",
+                          f"see why: vethwrap diagnose {failed[0].source} {failed[0].address}")
+
+

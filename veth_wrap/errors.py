@@ -1,0 +1,117 @@
+"""Exception classes, one per kind of failure, each with its exit status and a hint."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+
+class VethwrapError(Exception):
+    """Base class: a message for the user and what to do next."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def line(self) -> str:
+        """The one line shown to the user."""
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class UsageError(VethwrapError):
+    """Bad input, refused before anything changed."""
+
+    exit_code = 2
+
+
+class ConflictError(UsageError):
+    """The kernel holds something that clashes with the topology asked for."""
+
+
+class PreflightError(VethwrapError):
+    """The host cannot run the command: not root, a program missing, iproute2 too old."""
+
+    exit_code = 2
+
+
+class CommandFailed(VethwrapError):
+    """An external command exited non-zero."""
+
+    def __init__(self, argv: Sequence[str], returncode: int, stderr: str, stdin: str = "") -> None:
+        self.argv = tuple(argv)
+        self.returncode = returncode
+        self.stderr = stderr.strip()
+        self.stdin = stdin
+        self.failed_line = _failed_batch_line(self.stderr, stdin)
+        what = " ".join(self.argv) if not self.failed_line else f"ip {self.failed_line}"
+        kernel = _kernel_message(self.stderr) or f"exit status {returncode}"
+        super().__init__(f"command failed: {what}: {kernel}", _hint_for(kernel))
+
+    @property
+    def batch_done(self) -> int | None:
+        """How many lines of a batch completed before the failing one, if known."""
+        for line in self.stderr.splitlines():
+            if line.startswith("Command failed") and ":" in line:
+                try:
+                    return int(line.rsplit(":", 1)[1]) - 1
+                except ValueError:
+                    return None
+        return None
+
+
+class VerificationFailed(VethwrapError):
+    """The topology was built but the kernel does not show what was asked."""
+
+
+class Unreachable(VethwrapError):
+    """A destination did not answer."""
+
+
+class Interrupted(VethwrapError):
+    """SIGINT or SIGTERM arrived; the work was rolled back."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(
+            "interrupted; everything this run created was removed",
+            "run the command again when ready",
+        )
+        self.exit_code = 128 + signum
+
+
+def _kernel_message(stderr: str) -> str:
+    lines = [ln for ln in stderr.splitlines() if ln and not ln.startswith("Command failed")]
+    return "; ".join(lines[:2])
+
+
+def _failed_batch_line(stderr: str, stdin: str) -> str:
+    for line in stderr.splitlines():
+        if line.startswith("Command failed") and ":" in line:
+            try:
+                number = int(line.rsplit(":", 1)[1])
+            except ValueError:
+                return ""
+            lines = stdin.splitlines()
+            return lines[number - 1] if 0 < number <= len(lines) else ""
+    return ""
+
+
+_HINTS = {
+    "File exists": "something of that name or address is already there; "
+    "see 'vethwrap show' or remove it with 'vethwrap destroy'",
+    "Operation not permitted": "run as root or with CAP_NET_ADMIN",
+    "No such file or directory": "the namespace or device is gone; see 'vethwrap show'",
+    "Cannot find device": "the interface does not exist; see 'vethwrap show'",
+    "does not exist": "see 'vethwrap show' for what exists",
+    "Invalid argument": "the kernel rejected a value; check the options",
+    "Too many open files": "raise the open-file limit (ulimit -n) or build fewer namespaces",
+    "No space left on device": "the kernel is out of resources; destroy unused labs",
+}
+
+
+def _hint_for(kernel: str) -> str:
+    for needle, hint in _HINTS.items():
+        if needle in kernel:
+            return hint
+    return "see 'vethwrap doctor' for the host's state"

@@ -1,0 +1,90 @@
+"""Find vethwrap's labs in what the kernel holds, from the marks alone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Optional
+
+from . import state
+from .names import Role, hub_netns
+from .runner import Runner, default_runner
+from .state import LinkState, NetnsState
+
+
+@dataclass
+class LabView:
+    """A lab as found in the kernel."""
+
+    name: str
+    kind: str
+    members: list[str] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+    hub: Optional[str] = None
+    root_links: list[str] = field(default_factory=list)
+
+
+def scan(namespaces: Optional[Iterable[str]] = None, runner: Optional[Runner] = None,
+         routes: bool = True) -> tuple[dict[str, NetnsState], NetnsState]:
+    """Read the given namespaces (all when None) plus the hubs of their labs, and the root."""
+    runner = runner or default_runner()
+    existing = state.list_netns(runner)
+    wanted = existing if namespaces is None else [ns for ns in namespaces if ns in existing]
+    facts = state.read(wanted, runner, routes=routes)
+    hubs = {hub_netns(lab) for st in facts.values() for lab in st.labs()}
+    extra = [hub for hub in hubs if hub in existing and hub not in facts]
+    facts.update(state.read(extra, runner, routes=routes))
+    return facts, state.read_root(runner)
+
+
+def labs(facts: dict[str, NetnsState], root: Optional[NetnsState] = None) -> dict[str, LabView]:
+    """Group namespaces into labs by their marks."""
+    found: dict[str, LabView] = {}
+    for ns, st in sorted(facts.items()):
+        marks = [link.mark for link in st.links.values() if link.mark]
+        for mark in marks:
+            view = found.setdefault(mark.lab, LabView(mark.lab, mark.kind))
+            if mark.role == Role.HUB:
+                view.hub = ns
+            elif ns not in view.members and ns != view.hub:
+                view.members.append(ns)
+        if st.lo_mark and st.lo_mark.role in (Role.NETNS, Role.HUB):
+            found[st.lo_mark.lab].created.append(ns)
+    for view in found.values():
+        if view.hub in view.members:
+            view.members.remove(view.hub)
+    for link in (root.marked() if root else []):
+        view = found.setdefault(link.mark.lab, LabView(link.mark.lab, link.mark.kind))
+        view.root_links.append(link.ifname)
+    return found
+
+
+def peer_of(link: LinkState, here: Optional[str], facts: dict[str, NetnsState],
+            root: Optional[NetnsState] = None) -> Optional[tuple[Optional[str], str]]:
+    """The (namespace, interface) at the other end of a veth, found by ifindex both ways."""
+    if link.peer_index is None:
+        return None
+    places = list(facts.items()) + ([(None, root)] if root else [])
+    for ns, st in places:
+        if ns == here:
+            continue
+        for other in st.links.values():
+            if other.ifindex == link.peer_index and other.peer_index == link.ifindex \
+                    and other.kind == "veth":
+                return ns, other.ifname
+    return None
+
+
+def target_address(facts: dict[str, NetnsState], source: str, target: str) -> Optional[str]:
+    """Where source should reach target: on their shared link, else target's first address."""
+    st = facts.get(target)
+    if st is None:
+        return None
+    fallback = None
+    for link in sorted(st.marked(), key=lambda item: item.ifname):
+        if not link.addresses:
+            continue
+        peer = peer_of(link, target, {source: facts[source]} if source in facts else {})
+        if peer and peer[0] == source:
+            return link.addresses[0].split("/")[0]
+        fallback = fallback or link.addresses[0].split("/")[0]
+    return fallback

@@ -1,0 +1,95 @@
+"""The plan: ordered steps, each an argv (or an `ip -batch` of lines) with how to undo it."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from typing import Iterable, Optional
+
+Key = tuple  # ("netns", NS) or ("link", NS, IFNAME): an object a step creates
+
+
+@dataclass(frozen=True)
+class Op:
+    """One `ip` (or `tc`) command, as the words after the global options.
+
+    `creates` names the objects it makes; `gone_with` names objects whose removal undoes it
+    too, so that rollback skips an undo that deleting a namespace or link already did.
+    """
+
+    args: tuple[str, ...]
+    undo: tuple[str, ...] = ()
+    undo_netns: Optional[str] = None
+    creates: tuple[Key, ...] = ()
+    gone_with: frozenset = frozenset()
+
+    def line(self) -> str:
+        """The op as a batch line (words are validated to need no quoting)."""
+        return " ".join(self.args)
+
+
+@dataclass(frozen=True)
+class Step:
+    """Ops that run in one process: `ip [-n NS] WORDS`, or `ip [-n NS] -batch -` for several."""
+
+    ops: tuple[Op, ...]
+    netns: Optional[str] = None
+    program: str = "ip"
+    comment: str = ""
+    force: bool = False
+    group: str = ""  # steps sharing a non-empty group are independent of each other
+
+    @property
+    def batched(self) -> bool:
+        """True when the ops go to one process on stdin."""
+        return len(self.ops) > 1 or self.force
+
+    def argv(self) -> tuple[str, ...]:
+        """The command line that runs this step."""
+        head = (self.program,) + (("-n", self.netns) if self.netns else ())
+        if not self.batched:
+            return head + self.ops[0].args
+        return head + (("-force",) if self.force else ()) + ("-batch", "-")
+
+    def stdin(self) -> Optional[str]:
+        """What the step feeds to the process, if batched."""
+        return "".join(op.line() + "\n" for op in self.ops) if self.batched else None
+
+    def script(self) -> list[str]:
+        """The step as shell lines, every word quoted, ready for `sh -e`."""
+        lines = [f"# {self.comment}"] if self.comment else []
+        command = " ".join(shlex.quote(word) for word in self.argv())
+        if not self.batched:
+            return lines + [command]
+        return lines + [f"{command} <<'EOF'", *(op.line() for op in self.ops), "EOF"]
+
+
+@dataclass
+class Plan:
+    """An ordered list of steps, and notes on what needed no step."""
+
+    steps: list[Step] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, ops: Iterable[Op], netns: Optional[str] = None, comment: str = "",
+            program: str = "ip", group: str = "") -> None:
+        """Append a step made of ops, if there are any."""
+        ops = tuple(ops)
+        if ops:
+            self.steps.append(Step(ops, netns, program, comment, group=group))
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing needs doing."""
+        return not self.steps
+
+    def op_count(self) -> int:
+        """How many commands the plan runs, batched or not."""
+        return sum(len(step.ops) for step in self.steps)
+
+    def script(self, header: str = "") -> list[str]:
+        """The whole plan as a shell script for `sh -e`."""
+        lines = [f"# {header}"] if header else []
+        for step in self.steps:
+            lines.extend(step.script())
+        return lines

@@ -1,0 +1,138 @@
+"""Facts: what the kernel holds, read with `ip -j` and parsed into dataclasses."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Optional
+
+from .names import Mark
+from .runner import Runner, default_runner
+
+
+@dataclass(frozen=True)
+class LinkState:
+    """One interface as `ip -j -d addr show` reports it."""
+
+    ifname: str
+    ifindex: int
+    kind: str
+    up: bool
+    operstate: str
+    addresses: tuple[str, ...]
+    mark: Optional[Mark] = None
+    master: Optional[str] = None
+    peer_index: Optional[int] = None
+    peer_netnsid: Optional[int] = None
+    mtu: int = 0
+    mac: str = ""
+    raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def carrier(self) -> bool:
+        """True when the link is up and so is whatever is at its other end."""
+        return self.operstate in ("UP", "UNKNOWN")
+
+
+@dataclass
+class NetnsState:
+    """One namespace: its links, routes and whatever else was asked for."""
+
+    name: Optional[str]
+    links: dict[str, LinkState] = field(default_factory=dict)
+    routes: list[dict] = field(default_factory=list)
+    forwarding: Optional[bool] = None
+
+    @property
+    def lo_mark(self) -> Optional[Mark]:
+        """The namespace's own mark, kept on lo."""
+        lo = self.links.get("lo")
+        return lo.mark if lo else None
+
+    def marked(self) -> list[LinkState]:
+        """The links that carry a vethwrap mark (lo excluded)."""
+        return [link for link in self.links.values() if link.mark and link.ifname != "lo"]
+
+    def labs(self) -> set[str]:
+        """Every lab that has a mark in this namespace."""
+        found = {link.mark.lab for link in self.marked()}
+        return found | ({self.lo_mark.lab} if self.lo_mark else set())
+
+    def address_owner(self, address: str) -> Optional[str]:
+        """The interface that holds an address (with prefix), if any."""
+        ip = address.split("/")[0]
+        for link in self.links.values():
+            if any(a.split("/")[0] == ip for a in link.addresses):
+                return link.ifname
+        return None
+
+
+def parse_links(items: list[dict]) -> dict[str, LinkState]:
+    """Parse `ip -j -d addr show` (or link show) output."""
+    links = {}
+    for item in items:
+        addresses = tuple(f"{a['local']}/{a['prefixlen']}" for a in item.get("addr_info", [])
+                          if a.get("family") in ("inet", "inet6") and a.get("scope") != "link")
+        links[item["ifname"]] = LinkState(
+            ifname=item["ifname"], ifindex=item.get("ifindex", 0),
+            kind=item.get("linkinfo", {}).get("info_kind", item.get("link_type", "")),
+            up="UP" in item.get("flags", []), operstate=item.get("operstate", ""),
+            addresses=addresses, mark=Mark.parse(item.get("ifalias")),
+            master=item.get("master"), peer_index=item.get("link_index"),
+            peer_netnsid=item.get("link_netnsid"), mtu=item.get("mtu", 0),
+            mac=item.get("address", ""), raw=item,
+        )
+    return links
+
+
+def json_stream(text: str) -> Iterator:
+    """The JSON documents printed one after another by an `ip -batch` of `ip -j` commands."""
+    decoder = json.JSONDecoder()
+    pos = 0
+    while True:
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if pos >= len(text):
+            return
+        doc, pos = decoder.raw_decode(text, pos)
+        yield doc
+
+
+def list_netns(runner: Optional[Runner] = None) -> list[str]:
+    """The names of the namespaces under /run/netns."""
+    runner = runner or default_runner()
+    text = runner.run(["ip", "-j", "netns", "list"]).stdout.strip()
+    return [entry["name"] for entry in json.loads(text)] if text else []
+
+
+def read(namespaces: Iterable[str], runner: Optional[Runner] = None, routes: bool = True,
+         forwarding: Iterable[str] = ()) -> dict[str, NetnsState]:
+    """Read the given (existing) namespaces with one `ip -batch` of `netns exec` lines."""
+    runner = runner or default_runner()
+    order = list(dict.fromkeys(namespaces))
+    fwd = [ns for ns in dict.fromkeys(forwarding) if ns in order]
+    lines = []
+    for ns in order:
+        lines.append(f"netns exec {ns} ip -j -d addr show")
+        if routes:
+            lines.append(f"netns exec {ns} ip -j route show")
+    lines.extend(f"netns exec {ns} sysctl -n net.ipv4.ip_forward" for ns in fwd)
+    if not lines:
+        return {}
+    docs = iter(json_stream(runner.run(["ip", "-batch", "-"], stdin="\n".join(lines) + "\n")
+                            .stdout))
+    found = {}
+    for ns in order:
+        found[ns] = NetnsState(ns, parse_links(next(docs)))
+        if routes:
+            found[ns].routes = next(docs)
+    for ns in fwd:
+        found[ns].forwarding = bool(next(docs))
+    return found
+
+
+def read_root(runner: Optional[Runner] = None) -> NetnsState:
+    """Read the root namespace's links (never changed by a read)."""
+    runner = runner or default_runner()
+    text = runner.run(["ip", "-j", "-d", "addr", "show"]).stdout
+    return NetnsState(None, parse_links(json.loads(text) if text.strip() else []))

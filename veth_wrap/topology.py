@@ -1,0 +1,162 @@
+"""Topologies as plain, validated data: namespaces, veth links, bridges, routes."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Iterator, Optional, Sequence, Union
+
+from . import names
+from .errors import UsageError
+
+Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+DEFAULT_SUBNET = "10.0.0.0/24"
+BRIDGE_PORT_LIMIT = 1024  # the kernel's BR_MAX_PORTS
+MESH_LINK_LIMIT = 300
+LINK_PREFIX = {4: 30, 6: 126}
+
+
+class Kind(str, Enum):
+    """The shapes vethwrap builds."""
+
+    PAIR = "pair"
+    BRIDGE = "bridge"
+    CHAIN = "chain"
+    MESH = "mesh"
+    CUSTOM = "custom"
+
+
+@dataclass(frozen=True)
+class End:
+    """One end of a veth pair, in a namespace (None: the root namespace)."""
+
+    netns: Optional[str]
+    ifname: str
+    role: str
+    addresses: tuple[str, ...] = ()
+    master: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Link:
+    """A veth pair: a frame sent into one end comes out of the other."""
+
+    a: End
+    b: End
+
+
+@dataclass(frozen=True)
+class Bridge:
+    """A Linux bridge and the namespace it lives in."""
+
+    netns: Optional[str]
+    name: str
+
+
+@dataclass(frozen=True)
+class Route:
+    """A route inside a namespace."""
+
+    netns: str
+    dest: str
+    via: str
+    dev: str
+
+
+@dataclass(frozen=True)
+class Lab:
+    """A whole topology: what `create` builds and `destroy` removes."""
+
+    name: str
+    kind: Kind
+    members: tuple[str, ...]
+    links: tuple[Link, ...]
+    hub: Optional[str] = None
+    bridges: tuple[Bridge, ...] = ()
+    routes: tuple[Route, ...] = ()
+    forwarding: tuple[str, ...] = ()
+    subnet: Optional[str] = None
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def namespaces(self) -> tuple[str, ...]:
+        """Every namespace the lab uses, the hub last."""
+        return self.members + ((self.hub,) if self.hub else ())
+
+    def ends(self) -> Iterator[End]:
+        """Every veth end, in link order."""
+        for link in self.links:
+            yield link.a
+            yield link.b
+
+    def ends_in(self, netns: Optional[str]) -> list[End]:
+        """The veth ends inside one namespace."""
+        return [end for end in self.ends() if end.netns == netns]
+
+    def address_of(self, netns: str, seen_from: Optional[str] = None) -> Optional[str]:
+        """The address to reach netns at: on the link shared with seen_from, else its first."""
+        for link in self.links:
+            for here, there in ((link.a, link.b), (link.b, link.a)):
+                if here.netns == netns and there.netns == seen_from and here.addresses:
+                    return here.addresses[0].split("/")[0]
+        for end in self.ends_in(netns):
+            if end.addresses:
+                return end.addresses[0].split("/")[0]
+        return None
+
+
+def parse_subnet(text: str) -> Network:
+    """Parse a CIDR subnet or refuse it with the reason."""
+    try:
+        net = ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        raise UsageError(f"--subnet {text!r} is not a subnet in CIDR form",
+                         "write it like 10.0.0.0/24") from None
+    if "/" not in text:
+        raise UsageError(f"--subnet {text!r} has no prefix length", "write it like 10.0.0.0/24")
+    if net.version == 6:
+        raise UsageError(f"--subnet {text}: IPv6 subnets are not supported by this command",
+                         "use an IPv4 subnet such as 10.0.0.0/24")
+    if net.num_addresses < 4:
+        raise UsageError(f"--subnet {text} is too small to hold hosts",
+                         "use a prefix of /30 or shorter, such as 10.0.0.0/24")
+    return net
+
+
+def check_members(members: Sequence[str]) -> tuple[str, ...]:
+    """Validate the namespace names of a lab."""
+    for name in members:
+        names.check_netns(name)
+        if name.startswith(f"{names.MARK}-"):
+            raise UsageError(f"namespace name {name!r} is reserved for lab hubs",
+                             f"pick a name that does not start with '{names.MARK}-'")
+    seen: set[str] = set()
+    for name in members:
+        if name in seen:
+            raise UsageError(f"namespace {name!r} is named twice", "name each namespace once")
+        seen.add(name)
+    if len(members) < 2:
+        raise UsageError("a lab needs at least two namespaces",
+                         "name two or more, e.g. 'vethwrap create ns0 ns1'")
+    return tuple(members)
+
+
+def hosts(net: Network, count: int, what: str) -> list[str]:
+    """The first `count` host addresses of net, with its prefix, or refuse."""
+    capacity = net.num_addresses - (2 if net.version == 4 and net.prefixlen < 31 else 0)
+    if capacity < count:
+        raise UsageError(f"subnet {net} holds {capacity} hosts but {what} needs {count}",
+                         "give a larger --subnet, e.g. 10.0.0.0/16")
+    first = int(net.network_address) + 1
+    return [f"{ipaddress.ip_address(first + i)}/{net.prefixlen}" for i in range(count)]
+
+
+def carve(net: Network, count: int, what: str) -> list[Network]:
+    """Split net into `count` link subnets (/30 for IPv4), or refuse."""
+    prefix = LINK_PREFIX[net.version]
+    if net.prefixlen > prefix or 2 ** (prefix - net.prefixlen) < count:
+        have = 2 ** (prefix - net.prefixlen) if net.prefixlen <= prefix else 0
+        raise UsageError(f"subnet {net} holds {have} links of /{prefix} but {what} needs {count}",
+                         "give a larger --subnet, e.g. 10.0.0.0/16")
+    subnets = net.subnets(new_prefix=prefix)
+    return [next(subnets) for _ in range(count)]
