@@ -57,10 +57,11 @@ def create(lab: Lab, runner: Optional[Runner] = None, check: bool = True,
     if check:
         built.report = verify(lab, runner)
         if not built.report.ok:
+            failed = built.report.unreached[0] if built.report.unreached else None
             raise VerificationFailed(
                 f"lab {lab.name} was built but does not verify: {built.report.problems[0]}",
                 f"it is left in place: see 'vethwrap diagnose {_first_problem_args(lab)}', "
-                f"remove it with 'vethwrap destroy --lab {lab.name}'")
+                f"remove it with 'vethwrap destroy --lab {lab.name}'", unreached=failed)
     return built
 
 

@@ -9,7 +9,7 @@ from typing import Iterator, List, Optional
 import typer
 
 from .cli import guarded, require_root
-from .errors import UsageError
+from .errors import UsageError, VerificationFailed
 from .topology import Kind
 
 PROGRESS_MIN_OPS = 40  # below this a bar would only flicker
@@ -48,8 +48,12 @@ def create(
         emit_script(api.plan(built_lab).script(f"vethwrap create: lab {built_lab.name}"))
         return
     require_root()
-    with progress_bar("creating", len(built_lab.links) * 4) as tick:
-        built = api.create(built_lab, check=not no_verify, progress=tick)
+    try:
+        with progress_bar("creating", len(built_lab.links) * 4) as tick:
+            built = api.create(built_lab, check=not no_verify, progress=tick)
+    except VerificationFailed as failure:
+        explain(failure)
+        raise
     if not built.changed:
         say(f"lab {built_lab.name} is already built as asked; nothing changed")
     from .views import print_built
@@ -93,6 +97,24 @@ def destroy(
     if not dry_run:
         say(f"removed {sum(len(s.ops) for s in steps.steps)} objects" if not steps.empty
             else "nothing of vethwrap's to remove")
+
+
+def explain(failure: VerificationFailed) -> None:
+    """Run the diagnosis on the first pair that did not answer and print it on stderr."""
+    if not failure.unreached:
+        return
+    from .diagnose import diagnose
+    from .output import say
+
+    source, address = failure.unreached
+    result = diagnose(source, address)
+    if result.reachable:
+        return
+    say(f"diagnosis of {source} -> {address}: {result.summary}")
+    for line in result.evidence:
+        say(f"  - {line}")
+    for line in result.script:
+        say(f"  fix: {line}")
 
 
 def _is_root() -> bool:

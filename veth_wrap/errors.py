@@ -64,6 +64,10 @@ class CommandFailed(VethwrapError):
 class VerificationFailed(VethwrapError):
     """The topology was built but the kernel does not show what was asked."""
 
+    def __init__(self, message: str, hint: str = "", unreached=None) -> None:
+        super().__init__(message, hint)
+        self.unreached = unreached  # (source namespace, address) of a failed probe, if any
+
 
 class Unreachable(VethwrapError):
     """A destination did not answer."""

@@ -21,6 +21,7 @@ class Report:
     problems: list[str] = field(default_factory=list)
     probes: int = 0
     replied: int = 0
+    unreached: list[tuple[str, str]] = field(default_factory=list)  # (source, address)
 
     @property
     def ok(self) -> bool:
@@ -130,3 +131,4 @@ def _probe(lab: Lab, report: Report, timeout: float) -> None:
             report.replied += 1
         else:
             report.problems.append(f"{src} cannot reach {tgt} at {addr}: {result.error}")
+            report.unreached.append((src, addr))
