@@ -59,6 +59,10 @@ def apply(plan: Plan, runner: Optional[Runner] = None, progress: Optional[Progre
         except VethwrapError as error:
             outcome.undo_failures = rollback(outcome.done, runner)
             error.undo_failures = outcome.undo_failures
+            if outcome.undo_failures:  # say so: the kernel is not as before
+                error.message += (f"; rollback failed for {len(outcome.undo_failures)} "
+                                  f"command(s), first: {outcome.undo_failures[0]}")
+                error.hint = "remove what is left with 'vethwrap destroy NAMESPACE...'"
             raise
     return outcome
 

@@ -76,13 +76,45 @@ def _register_all() -> None:
         module.register(app)
 
 
-COMMAND_MODULES: list[str] = ["cli_lab", "cli_query", "cli_diagnose"]
+COMMAND_MODULES: list[str] = ["cli_lab", "cli_query", "cli_diagnose", "cli_files", "cli_link"]
 
 
 def run() -> None:
     """Console-script entry point."""
+    click = _click_exceptions()
     _register_all()
     try:
-        app()
+        code = app(standalone_mode=False)
     except KeyboardInterrupt:
         sys.exit(130)
+    except click.UsageError as exc:
+        sys.exit(_usage_error(exc))
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _click_exceptions():
+    """The click exceptions typer raises: its vendored copy (typer >= 0.20) or click's own."""
+    try:
+        from typer._click import exceptions
+    except ImportError:
+        from click import exceptions
+    return exceptions
+
+
+def _usage_error(exc) -> int:
+    """Click's usage errors as one stderr line (its own take several), exit 2."""
+    from .output import error_line
+
+    if type(exc).__name__ == "NoArgsIsHelpError":  # click >= 8.2: help was already printed
+        message = exc.format_message().strip()
+        if message:
+            print(message)
+        return 2
+    where = exc.ctx.command_path if exc.ctx else "vethwrap"
+    error_line(f"{' '.join(exc.format_message().split())} (see '{where} --help')")
+    return 2

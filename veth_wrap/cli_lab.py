@@ -12,7 +12,7 @@ from .cli import guarded, require_root
 from .errors import UsageError, VerificationFailed
 from .topology import Kind
 
-PROGRESS_MIN_OPS = 40  # below this a bar would only flicker
+PROGRESS_MIN_NAMESPACES = 8  # up to this many a bar would only flicker
 
 
 def register(app: typer.Typer) -> None:
@@ -36,24 +36,40 @@ def create(
                                  help="Print the commands instead of running them."),
     no_verify: bool = typer.Option(False, "--no-verify", help="Skip the reachability check."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    ipv6: bool = typer.Option(False, "--ipv6", "-6",
+                              help="Add IPv6 addresses from a unique-local /64 (dual stack)."),
+    delay: Optional[str] = typer.Option(None, "--delay", help="Delay on each link end, e.g. 10ms."),
+    jitter: Optional[str] = typer.Option(None, "--jitter", help="Delay variation, e.g. 2ms."),
+    loss: Optional[str] = typer.Option(None, "--loss", help="Random loss per end, e.g. 1%."),
+    rate: Optional[str] = typer.Option(None, "--rate", help="Rate per end, e.g. 10mbit."),
+    mtu: Optional[int] = typer.Option(None, "--mtu", help="MTU of every link, e.g. 9000."),
+    direction: str = typer.Option("both", "--direction",
+                                  help="both ends, or a-to-b: only the first end's egress."),
 ) -> None:
     """Create namespaces and wire them with veth pairs, then verify they ping."""
     from . import api, shapes
+    from .cli_link import impaired_failure, no_netem
+    from .errors import CommandFailed
+    from .netem import link_opts
     from .output import emit_script, say
 
     if topology is Kind.CUSTOM:
         raise UsageError("--topology custom is for lab files", "use pair, bridge, chain or mesh")
-    built_lab = shapes.build(namespaces, topology, subnet, lab, host_bridge)
+    opts = link_opts(delay, jitter, loss, rate, mtu)
+    built_lab = shapes.build(namespaces, topology, subnet, lab, host_bridge, opts, ipv6, direction)
     if dry_run:
         emit_script(api.plan(built_lab).script(f"vethwrap create: lab {built_lab.name}"))
         return
     require_root()
     try:
-        with progress_bar("creating", len(built_lab.links) * 4) as tick:
+        # about 8 ops a member on a bridge: netns add, port and its mark, 5 in the member
+        with progress_bar("creating", len(built_lab.members), len(built_lab.links) * 8) as tick:
             built = api.create(built_lab, check=not no_verify, progress=tick)
+    except CommandFailed as failure:
+        raise no_netem(failure) from None
     except VerificationFailed as failure:
         explain(failure)
-        raise
+        raise (impaired_failure(failure) if opts and opts.impaired else failure) from None
     if not built.changed:
         say(f"lab {built_lab.name} is already built as asked; nothing changed")
     from .views import print_built
@@ -90,13 +106,14 @@ def destroy(
         steps = api.destroy_targets(namespaces, lab, everything)
         emit_script(steps.script("vethwrap destroy"))
     else:
-        with progress_bar("destroying", 0) as tick:
+        # one `netns del` per namespace; with --lab or --all the count is known only later
+        count = len(namespaces) or None
+        with progress_bar("destroying", count, count) as tick:
             steps = api.destroy(namespaces, lab, everything, progress=tick)
     for note in steps.notes:
         say(note)
     if not dry_run:
-        say(f"removed {sum(len(s.ops) for s in steps.steps)} objects" if not steps.empty
-            else "nothing of vethwrap's to remove")
+        say(_removed_text(steps))
 
 
 def explain(failure: VerificationFailed) -> None:
@@ -117,6 +134,16 @@ def explain(failure: VerificationFailed) -> None:
         say(f"  fix: {line}")
 
 
+def _removed_text(steps) -> str:
+    """What destroy removed, counted by kind."""
+    ops = [op.args for step in steps.steps for op in step.ops]
+    spaces = sum(args[:2] == ("netns", "del") for args in ops)
+    links = sum(args[:2] == ("link", "del") for args in ops)
+    if not ops:
+        return "nothing of vethwrap's to remove"
+    return f"removed {spaces} namespace(s) and {links} link(s) of vethwrap's"
+
+
 def _is_root() -> bool:
     import os
 
@@ -124,9 +151,14 @@ def _is_root() -> bool:
 
 
 @contextmanager
-def progress_bar(what: str, total: int) -> Iterator:
-    """A rich bar on stderr for long work, only when stderr is a terminal."""
-    if total < PROGRESS_MIN_OPS or not sys.stderr.isatty():
+def progress_bar(what: str, namespaces: Optional[int], total: Optional[int]) -> Iterator:
+    """A rich bar on stderr for work on many namespaces, only when stderr is a terminal.
+
+    None for namespaces means not known yet (destroy --lab/--all); None for total makes the
+    bar pulse instead of filling.
+    """
+    few = namespaces is not None and namespaces <= PROGRESS_MIN_NAMESPACES
+    if few or not sys.stderr.isatty():
         yield None
         return
     from rich.progress import Progress

@@ -25,12 +25,19 @@ def show(
 ) -> None:
     """Show vethwrap's labs as the kernel holds them: interfaces, addresses, peers, routes."""
     from . import inventory, names
+    from .output import say
     from .showing import print_show
 
     for name in namespaces or []:
         names.check_netns(name)
     require_root()
-    facts, root = inventory.scan(namespaces or None)
+    # Read every namespace even when some are named: the peers at the far ends live elsewhere.
+    facts, root = inventory.scan(None)
+    for name in namespaces or []:
+        if name not in facts:
+            say(f"{name}: no such namespace")
+        elif not facts[name].labs():
+            say(f"{name}: holds nothing of vethwrap's")
     print_show(facts, root, inventory.labs(facts, root), namespaces or None, json_out)
 
 
@@ -65,17 +72,18 @@ def ping(
 
 def _resolve(namespace: str, dest: str) -> str:
     """An address as given, or the address of a namespace vethwrap wired."""
+    from . import inventory, names, state
+
+    existing = state.list_netns()
+    if namespace not in existing:
+        raise UsageError(f"namespace {namespace!r} does not exist", "see 'vethwrap show'")
     try:
         return str(ipaddress.ip_address(dest))
     except ValueError:
         pass
-    from . import inventory, names, state
-
     names.check_netns(dest)
-    existing = state.list_netns()
-    for ns in (namespace, dest):
-        if ns not in existing:
-            raise UsageError(f"namespace {ns!r} does not exist", "see 'vethwrap show'")
+    if dest not in existing:
+        raise UsageError(f"namespace {dest!r} does not exist", "see 'vethwrap show'")
     facts = state.read([namespace, dest], routes=False)
     address = inventory.target_address(facts, namespace, dest)
     if address is None:
@@ -91,6 +99,7 @@ def pingall(
                               help="Attempts per pair before it counts as failed."),
     timeout: float = typer.Option(1.0, "--timeout", "-W", min=0.1, help="Seconds per pair."),
     json_out: bool = typer.Option(False, "--json", help="Print every pair's result as JSON."),
+    ipv6: bool = typer.Option(False, "--ipv6", "-6", help="Ping the IPv6 addresses."),
 ) -> None:
     """Ping every vethwrap address from every namespace of its lab: a reachability matrix."""
     from . import inventory, names
@@ -101,7 +110,7 @@ def pingall(
     require_root()
     facts, root = inventory.scan(namespaces or None, routes=False)
     views = inventory.labs(facts, root)
-    cells = run_matrix(facts, views, namespaces or None, count, timeout)
+    cells = run_matrix(facts, views, namespaces or None, count, timeout, 6 if ipv6 else None)
     if not cells:
         raise UsageError("no vethwrap lab found to ping", "build one: vethwrap create ns0 ns1")
     print_matrix(cells, json_out)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .errors import ConflictError
+from .errors import ConflictError, UsageError
 from .names import Mark, Role
+from .netem import ip_ops, tc_ops
 from .plan import Op, Plan
 from .state import NetnsState
 from .topology import End, Lab
@@ -16,7 +17,7 @@ def create_plan(lab: Lab, facts: dict[str, NetnsState], root: Optional[NetnsStat
     check_conflicts(lab, facts, root)
     plan = Plan()
     missing = [ns for ns in lab.namespaces() if ns not in facts]
-    root_ops = [_netns_add(ns) for ns in missing]
+    root_ops = [op for ns in missing for op in _netns_add(lab, ns)]
     root_ops += _forwarding_ops(lab, facts)
     if lab.bridges and lab.bridges[0].netns is None:
         root_ops += _bridge_ops(lab, root or NetnsState(None), None)
@@ -30,19 +31,28 @@ def create_plan(lab: Lab, facts: dict[str, NetnsState], root: Optional[NetnsStat
         ops = _veth_ops(lab, ns, facts) + _lo_ops(lab, ns, state, Role.NETNS)
         ops += _end_ops(lab, ns, state) + _route_ops(lab, ns, state)
         plan.add(ops, netns=ns, comment=f"namespace {ns}",
-                 group="members" if lab.hub or lab.bridges else "")
+                 group="members" if _bridge_only(lab) else "")
+    _option_steps(plan, lab, facts, root)
     for ns in lab.namespaces():
         if ns in facts and not any(step.netns == ns for step in plan.steps):
             plan.notes.append(f"{ns}: already as asked")
     return plan
 
 
+def _bridge_only(lab: Lab) -> bool:
+    """True when member steps are independent: every link hangs off the bridge, made earlier."""
+    return bool(lab.bridges) and all(link.b.master for link in lab.links)
+
+
 def _mark(lab: Lab, role: str) -> str:
     return Mark(lab.name, role, lab.kind.value).text()
 
 
-def _netns_add(ns: str) -> Op:
-    return Op(("netns", "add", ns), ("netns", "del", ns), creates=(("netns", ns),))
+def _netns_add(lab: Lab, ns: str) -> list[Op]:
+    """Add a namespace and mark it at once, so a crash right after leaves it findable."""
+    role = Role.HUB if ns == lab.hub else Role.NETNS
+    return [Op(("netns", "add", ns), ("netns", "del", ns), creates=(("netns", ns),)),
+            Op(("netns", "exec", ns, "ip", "link", "set", "lo", "alias", _mark(lab, role)))]
 
 
 def _forwarding_ops(lab: Lab, facts: dict[str, NetnsState]) -> list[Op]:
@@ -53,18 +63,38 @@ def _forwarding_ops(lab: Lab, facts: dict[str, NetnsState]) -> list[Op]:
         ops.append(Op(("netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"),
                       ("netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=0"),
                       gone_with=frozenset({("netns", ns)})))
+        if 6 in lab.versions():  # the namespace's own sysctl: the host's is left alone
+            ops.append(Op(("netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"),
+                          ("netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=0"),
+                          gone_with=frozenset({("netns", ns)})))
     return ops
+
+
+def _option_steps(plan: Plan, lab: Lab, facts: dict[str, NetnsState],
+                  root: Optional[NetnsState]) -> None:
+    """MTU of bridge ports and `tc` impairments, on ends this plan creates (live: `link set`)."""
+    for ns in (None,) + lab.namespaces():
+        state = (root or NetnsState(None)) if ns is None else facts.get(ns, NetnsState(ns))
+        new = [end for end in lab.ends_in(ns) if end.opts and end.ifname not in state.links]
+        ports = [op for end in new if end.master for op in ip_ops(end.ifname, end.opts)]
+        plan.add(ports, netns=ns, comment=f"link options in {ns or 'the root namespace'}")
+        plan.add([op for end in new for op in tc_ops(end.ifname, end.opts)], netns=ns,
+                 program="tc", comment=f"impairments in {ns or 'the root namespace'}")
 
 
 def _lo_ops(lab: Lab, ns: str, state: NetnsState, role: str) -> list[Op]:
     """Bring lo up and, in a namespace vethwrap creates, mark it as the lab's."""
     ops = []
     lo = state.links.get("lo")
+    if lo is not None and not lo.up and "127.0.0.1/8" not in lo.addresses:
+        # lo up adds 127.0.0.1, which lo down keeps: added first, rollback deletes it last
+        ops.append(Op(("addr", "add", "127.0.0.1/8", "dev", "lo"),
+                      ("addr", "del", "127.0.0.1/8", "dev", "lo"), undo_netns=ns,
+                      gone_with=frozenset({("netns", ns)})))
     if lo is None or not lo.up:
         ops.append(Op(("link", "set", "lo", "up"), ("link", "set", "lo", "down"), undo_netns=ns,
                       gone_with=frozenset({("netns", ns)})))
-    if lo is None or (state.lo_mark and state.lo_mark.lab == lab.name and
-                      state.lo_mark.role != role):
+    if state.lo_mark and state.lo_mark.lab == lab.name and state.lo_mark.role != role:
         ops.append(Op(("link", "set", "lo", "alias", _mark(lab, role))))
     return ops
 
@@ -80,7 +110,7 @@ def _bridge_ops(lab: Lab, state: NetnsState, where: Optional[str]) -> list[Op]:
         ops.append(Op(("link", "set", bridge, "alias", _mark(lab, Role.BRIDGE))))
     for link in lab.links:
         port, member = link.b, link.a
-        if port.ifname in state.links:
+        if port.master != bridge or port.ifname in state.links:  # lab files mix in p2p links
             continue
         ops.append(Op(("link", "add", port.ifname, "up", "master", bridge, "type", "veth",
                        "peer", "name", member.ifname, "netns", member.netns),
@@ -115,9 +145,13 @@ def _end_ops(lab: Lab, ns: str, state: NetnsState) -> list[Op]:
         within = frozenset({("link", ns, end.ifname)})
         if have is None or have.mark is None:
             ops.append(Op(("link", "set", end.ifname, "alias", _mark(lab, end.role))))
+        if have is None and end.opts:  # MTU and MAC before the link comes up
+            ops += ip_ops(end.ifname, end.opts)
         for address in end.addresses:
             if have is None or address not in have.addresses:
-                ops.append(Op(("addr", "add", address, "dev", end.ifname),
+                # nodad: an IPv6 address is usable at once, not tentative for a second or two
+                nodad = ("nodad",) if ":" in address else ()
+                ops.append(Op(("addr", "add", address, "dev", end.ifname) + nodad,
                               ("addr", "del", address, "dev", end.ifname), undo_netns=ns,
                               gone_with=within))
         if have is None or not have.up:
@@ -140,6 +174,7 @@ def _route_ops(lab: Lab, ns: str, state: NetnsState) -> list[Op]:
 
 def check_conflicts(lab: Lab, facts: dict[str, NetnsState], root: Optional[NetnsState]) -> None:
     """Refuse, before any change, what clashes with objects the kernel already holds."""
+    check_mtu(lab)
     for ns, state in facts.items():
         others = state.labs() - {lab.name}
         if others:
@@ -172,3 +207,11 @@ def _check_end(end: End, state: NetnsState) -> None:
                                 "choose another --subnet")
 
 
+def check_mtu(lab: Lab) -> None:
+    """Refuse a link whose two ends would have different MTUs: large frames would vanish."""
+    for link in lab.links:
+        mtus = [end.opts.mtu if end.opts else None for end in (link.a, link.b)]
+        if mtus[0] != mtus[1]:
+            raise UsageError(f"link {link.a.ifname}-{link.b.ifname} would have MTU "
+                             f"{mtus[0] or 'default'} at one end and {mtus[1] or 'default'} "
+                             "at the other", "give both ends the same MTU")

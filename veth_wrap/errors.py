@@ -102,6 +102,10 @@ def _failed_batch_line(stderr: str, stdin: str) -> str:
 
 
 _HINTS = {
+    'Option "-j" is unknown': "this iproute2 is too old for JSON output (ip -j): "
+    "install iproute2 4.14 or newer (apt-get install -y iproute2)",
+    "Permission denied": "run as root; /run/netns must be writable (see 'vethwrap doctor')",
+    "Read-only file system": "/run/netns is on a read-only file system; see 'vethwrap doctor'",
     "File exists": "something of that name or address is already there; "
     "see 'vethwrap show' or remove it with 'vethwrap destroy'",
     "Operation not permitted": "run as root or with CAP_NET_ADMIN",

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
 from . import state
-from .names import Role, hub_netns
+from .names import Role, hub_netns, p2p_ifname
 from .runner import Runner, default_runner
 from .state import LinkState, NetnsState
 
@@ -60,31 +60,39 @@ def labs(facts: dict[str, NetnsState], root: Optional[NetnsState] = None) -> dic
 
 def peer_of(link: LinkState, here: Optional[str], facts: dict[str, NetnsState],
             root: Optional[NetnsState] = None) -> Optional[tuple[Optional[str], str]]:
-    """The (namespace, interface) at the other end of a veth, found by ifindex both ways."""
+    """The (namespace, interface) at the other end of a veth, found by ifindex both ways.
+
+    Indexes count per namespace, so many namespaces hold a matching pair: a marked end's
+    peer carries the same lab's mark, and a point-to-point end is named after its peer.
+    """
     if link.peer_index is None:
         return None
     places = list(facts.items()) + ([(None, root)] if root else [])
-    for ns, st in places:
-        if ns == here:
-            continue
-        for other in st.links.values():
-            if other.ifindex == link.peer_index and other.peer_index == link.ifindex \
-                    and other.kind == "veth":
-                return ns, other.ifname
-    return None
+    found = [(ns, other) for ns, st in places if ns != here for other in st.links.values()
+             if other.ifindex == link.peer_index and other.peer_index == link.ifindex
+             and other.kind == "veth"]
+    if link.mark:
+        found = [(ns, other) for ns, other in found
+                 if other.mark and other.mark.lab == link.mark.lab]
+    named = [(ns, other) for ns, other in found if ns and link.ifname == p2p_ifname(ns)]
+    best = (named or found or [None])[0]
+    return (best[0], best[1].ifname) if best else None
 
 
-def target_address(facts: dict[str, NetnsState], source: str, target: str) -> Optional[str]:
+def target_address(facts: dict[str, NetnsState], source: str, target: str,
+                   version: Optional[int] = None) -> Optional[str]:
     """Where source should reach target: on their shared link, else target's first address."""
     st = facts.get(target)
     if st is None:
         return None
     fallback = None
     for link in sorted(st.marked(), key=lambda item: item.ifname):
-        if not link.addresses:
+        mine = [a.split("/")[0] for a in link.addresses
+                if version is None or (":" in a) == (version == 6)]
+        if not mine:
             continue
         peer = peer_of(link, target, {source: facts[source]} if source in facts else {})
         if peer and peer[0] == source:
-            return link.addresses[0].split("/")[0]
-        fallback = fallback or link.addresses[0].split("/")[0]
+            return mine[0]
+        fallback = fallback or mine[0]
     return fallback

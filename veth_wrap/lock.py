@@ -35,13 +35,17 @@ def locked(path: str = LOCK_DIR) -> Iterator[None]:
     try:
         dir_fd = _open_dir(path)
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
+        # O_NOFOLLOW|O_DIRECTORY on a symlink fails with ENOTDIR on Linux, ELOOP elsewhere
+        if exc.errno == errno.ELOOP or os.path.islink(path):
             raise PreflightError(f"{path} is a symbolic link", f"remove it: rm {path}") from None
         raise PreflightError(f"cannot use {path}: {exc.strerror}",
                              "run as root; see 'vethwrap doctor'") from None
     try:
         fd = os.open("lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
                      dir_fd=dir_fd)
+    except OSError as exc:
+        raise PreflightError(f"cannot open {path}/lock: {exc.strerror}",
+                             f"remove it (rm {path}/lock) and run again") from None
     finally:
         os.close(dir_fd)
     try:

@@ -24,7 +24,8 @@ class Cell:
 
 
 def run_matrix(facts: dict[str, NetnsState], views: dict[str, LabView],
-               only: Optional[list[str]], count: int, timeout: float) -> list[Cell]:
+               only: Optional[list[str]], count: int, timeout: float,
+               version: Optional[int] = None) -> list[Cell]:
     """Probe every ordered pair of members within each lab."""
     from .probe import Probe
     from .reach import probe_waves
@@ -34,7 +35,7 @@ def run_matrix(facts: dict[str, NetnsState], views: dict[str, LabView],
         members = [m for m in view.members if only is None or m in only]
         for src in members:
             for dst in members:
-                address = target_address(facts, src, dst) if src != dst else None
+                address = target_address(facts, src, dst, version) if src != dst else None
                 if address:
                     pairs.append((view.name, src, dst, address))
     owner = {address: dst for _, _, dst, address in pairs}

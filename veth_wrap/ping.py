@@ -9,7 +9,7 @@ from typing import Any
 
 from .errors import CommandFailed, UsageError
 from .names import check_netns
-from .runner import Result, Runner, default_runner
+from .runner import Result, Runner, default_runner, require
 
 MIN_INTERVAL = 0.2  # iputils refuses shorter intervals to non-root users
 
@@ -137,6 +137,8 @@ def ping(namespace: str, destination: str, count: int = 3, timeout: float = 1.0,
          runner: Runner | None = None) -> PingStats:
     """Run the system ping inside a namespace and return its statistics."""
     argv = ping_argv(namespace, destination, count, timeout)
+    if runner is None:
+        require("ping")  # else a missing ping reads as a failed `ip netns exec`
     result = (runner or default_runner()).run(argv, check=False)
     if _SUMMARY.search(result.stdout) is None:
         raise _ping_failed(result, namespace, destination)

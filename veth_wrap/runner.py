@@ -100,3 +100,12 @@ def default_runner() -> Runner:
     if _default is None:
         _default = ShRunner()
     return _default
+
+
+def exec_replace(argv: Sequence[str]) -> None:
+    """Replace this process with argv: stdio and the exit status pass straight through."""
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(require(argv[0]), list(argv))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import ipaddress
 from typing import Optional, Sequence
 
 from . import names
 from .errors import UsageError
 from .names import Role
+from .netem import LinkOpts
 from .topology import (
     BRIDGE_PORT_LIMIT,
     DEFAULT_SUBNET,
@@ -27,7 +30,64 @@ from .topology import (
 
 
 def build(members: Sequence[str], kind: Optional[Kind] = None, subnet: Optional[str] = None,
-          lab: Optional[str] = None, host_bridge: bool = False) -> Lab:
+          lab: Optional[str] = None, host_bridge: bool = False, opts: Optional[LinkOpts] = None,
+          ipv6: bool = False, direction: str = "both") -> Lab:
+    """Validate the request and compile it into a Lab: one subnet per IP version, merged.
+
+    subnet may name two, comma-separated ("10.0.0.0/24,fd00::/64") for dual stack; ipv6 adds
+    a unique-local /64 derived from the lab name when no IPv6 subnet is given.
+    """
+    given = [part for part in (subnet or "").split(",") if part.strip()]
+    nets = [parse_subnet(part) for part in given]
+    if len({net.version for net in nets}) != len(nets):
+        raise UsageError(f"--subnet {subnet} names two subnets of one IP version",
+                         "give at most one IPv4 and one IPv6 subnet")
+    if not any(net.version == 4 for net in nets) and (not nets or ipv6):
+        given.insert(0, None)
+    if ipv6 and not any(net.version == 6 for net in nets):
+        given.append(default_ula(lab if lab is not None else _default_lab(members[0])))
+    labs = [_build_one(members, kind, part, lab, host_bridge) for part in given]
+    return with_opts(_merge(labs), opts, direction)
+
+
+def default_ula(lab: str) -> str:
+    """A unique-local /64 (RFC 4193) whose global ID comes from the lab name: stable per lab."""
+    digest = hashlib.sha256(lab.encode()).hexdigest()[:10]
+    return f"fd{digest[:2]}:{digest[2:6]}:{digest[6:10]}::/64"
+
+
+def _merge(labs: list[Lab]) -> Lab:
+    """One lab from the same shape built once per IP version: addresses and routes joined."""
+    base = labs[0]
+    for other in labs[1:]:
+        links = tuple(Link(_joined(mine.a, theirs.a), _joined(mine.b, theirs.b))
+                      for mine, theirs in zip(base.links, other.links))
+        base = dataclasses.replace(base, links=links, routes=base.routes + other.routes,
+                                   subnet=f"{base.subnet},{other.subnet}")
+    return base
+
+
+def _joined(end: End, other: End) -> End:
+    return dataclasses.replace(end, addresses=end.addresses + other.addresses)
+
+
+def with_opts(lab: Lab, opts: Optional[LinkOpts], direction: str = "both") -> Lab:
+    """Put link options on every link: both ends, or only the first end's egress (a-to-b).
+
+    The MTU goes on both ends either way: ends that disagree on it drop large frames.
+    """
+    if opts is None:
+        return lab
+    if direction not in ("both", "a-to-b"):
+        raise UsageError(f"--direction {direction!r} is not known", "use both or a-to-b")
+    other = opts if direction == "both" else (LinkOpts(mtu=opts.mtu) if opts.mtu else None)
+    links = tuple(Link(dataclasses.replace(link.a, opts=opts),
+                       dataclasses.replace(link.b, opts=other)) for link in lab.links)
+    return dataclasses.replace(lab, links=links)
+
+
+def _build_one(members: Sequence[str], kind: Optional[Kind], subnet: Optional[str],
+               lab: Optional[str], host_bridge: bool) -> Lab:
     """Validate the request and compile it into a Lab."""
     members = check_members(members)
     kind = kind or (Kind.PAIR if len(members) == 2 else Kind.BRIDGE)

@@ -17,6 +17,8 @@ def show_json(facts: dict[str, NetnsState], root: Optional[NetnsState],
     for view in views.values():
         spaces = [ns for ns in view.members + ([view.hub] if view.hub else [])
                   if only is None or ns in only or ns == view.hub]
+        if only is not None and not set(only) & set(view.members + [view.hub]):
+            continue
         labs.append({
             "lab": view.name, "topology": view.kind, "hub": view.hub,
             "namespaces": [_netns_json(ns, facts, root, view) for ns in spaces],

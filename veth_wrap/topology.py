@@ -9,6 +9,7 @@ from typing import Iterator, Optional, Sequence, Union
 
 from . import names
 from .errors import UsageError
+from .netem import LinkOpts
 
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 DEFAULT_SUBNET = "10.0.0.0/24"
@@ -36,6 +37,7 @@ class End:
     role: str
     addresses: tuple[str, ...] = ()
     master: Optional[str] = None
+    opts: Optional[LinkOpts] = None  # impairments on this end's egress, MTU, MAC
 
 
 @dataclass(frozen=True)
@@ -93,16 +95,33 @@ class Lab:
         """The veth ends inside one namespace."""
         return [end for end in self.ends() if end.netns == netns]
 
-    def address_of(self, netns: str, seen_from: Optional[str] = None) -> Optional[str]:
+    def address_of(self, netns: str, seen_from: Optional[str] = None,
+                   version: Optional[int] = None) -> Optional[str]:
         """The address to reach netns at: on the link shared with seen_from, else its first."""
         for link in self.links:
             for here, there in ((link.a, link.b), (link.b, link.a)):
-                if here.netns == netns and there.netns == seen_from and here.addresses:
-                    return here.addresses[0].split("/")[0]
+                if here.netns == netns and there.netns == seen_from:
+                    found = _of_version(here.addresses, version)
+                    if found:
+                        return found
         for end in self.ends_in(netns):
-            if end.addresses:
-                return end.addresses[0].split("/")[0]
+            found = _of_version(end.addresses, version)
+            if found:
+                return found
         return None
+
+    def versions(self) -> list[int]:
+        """The IP versions the lab's addresses use, IPv4 first."""
+        return sorted({ipaddress.ip_interface(a).version for e in self.ends() for a in e.addresses})
+
+
+def _of_version(addresses: Sequence[str], version: Optional[int]) -> Optional[str]:
+    """The first address (without prefix) of an IP version (any when None)."""
+    for address in addresses:
+        ip = address.split("/")[0]
+        if version is None or ipaddress.ip_address(ip).version == version:
+            return ip
+    return None
 
 
 def parse_subnet(text: str) -> Network:
@@ -114,9 +133,6 @@ def parse_subnet(text: str) -> Network:
                          "write it like 10.0.0.0/24") from None
     if "/" not in text:
         raise UsageError(f"--subnet {text!r} has no prefix length", "write it like 10.0.0.0/24")
-    if net.version == 6:
-        raise UsageError(f"--subnet {text}: IPv6 subnets are not supported by this command",
-                         "use an IPv4 subnet such as 10.0.0.0/24")
     if net.num_addresses < 4:
         raise UsageError(f"--subnet {text} is too small to hold hosts",
                          "use a prefix of /30 or shorter, such as 10.0.0.0/24")

@@ -68,7 +68,7 @@ def _check_end(end: End, st: Optional[NetnsState]) -> list[str]:
     if link is None:
         return [f"{end.ifname} is missing in {where}"]
     problems = []
-    if not link.up or not link.carrier:
+    if not link.up or not link.lower_up:
         problems.append(f"{end.ifname} in {where} is not up (state {link.operstate})")
     for address in end.addresses:
         if address not in link.addresses:
@@ -86,9 +86,10 @@ def ring(lab: Lab) -> list[tuple[str, str, str]]:
         target = members[(i + 1) % len(members)]
         if len(members) == 2 and i == 1:
             target = members[0]
-        address = lab.address_of(target, source)
-        if address:
-            pairs.append((source, target, address))
+        for version in lab.versions() or [None]:  # dual stack: each IP version is checked
+            address = lab.address_of(target, source, version)
+            if address:
+                pairs.append((source, target, address))
     return pairs
 
 

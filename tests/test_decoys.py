@@ -1,0 +1,60 @@
+"""destroy --all on recorded facts: every lab's objects go, decoys that look like ours stay."""
+
+from __future__ import annotations
+
+import json
+
+from veth_wrap import api
+from veth_wrap.runner import RecordingRunner, Result
+
+
+def _link(name: str, index: int, alias: str = "", kind: str = "veth") -> dict:
+    item = {"ifname": name, "ifindex": index, "flags": ["UP"], "operstate": "UP",
+            "linkinfo": {"info_kind": kind}, "addr_info": []}
+    return dict(item, ifalias=alias) if alias else item
+
+
+KERNEL = {
+    "a1": [_link("lo", 1, "vethwrap/A/netns/pair"), _link("vw-a2", 2, "vethwrap/A/end/pair")],
+    "a2": [_link("lo", 1, "vethwrap/A/netns/pair"), _link("vw-a1", 2, "vethwrap/A/end/pair")],
+    "b1": [_link("lo", 1, "vethwrap/B/netns/bridge"), _link("vb-B", 2, "vethwrap/B/member/bridge")],
+    "kept": [_link("lo", 1), _link("vb-B", 2, "vethwrap/B/member/bridge"), _link("eth9", 3)],
+    "vethwrap-B": [_link("lo", 1, "vethwrap/B/hub/bridge"),
+                   _link("vbr-B", 2, "vethwrap/B/bridge/bridge", "bridge")],
+    "plain": [_link("lo", 1), _link("vw-x", 2), _link("vbr-x", 3, kind="bridge")],
+    "vethwrap-foo": [_link("lo", 1, "vethwrap/not/a-mark"), _link("vb-foo", 2, "vethwrap-ish")],
+}
+ROOT = [_link("lo", 1), _link("eth0", 2), _link("vp-foo", 3, "vethwrap/too/few")]
+
+
+def _answer(argv: tuple, stdin):
+    if argv == ("ip", "-j", "netns", "list"):
+        return Result(argv, json.dumps([{"name": ns} for ns in KERNEL]), "", 0)
+    if argv == ("ip", "-batch", "-"):
+        docs = [KERNEL[line.split()[2]] if line.endswith("addr show") else []
+                for line in stdin.splitlines()]
+        return Result(argv, "".join(json.dumps(doc) + "\n" for doc in docs), "", 0)
+    if argv[:2] == ("ip", "-j"):
+        return Result(argv, json.dumps(ROOT), "", 0)
+    raise AssertionError(f"destroy --all ran {argv}: only reads are expected")
+
+
+def _commands(plan) -> list[str]:
+    return [" ".join(step.argv()) + (f" <<{step.stdin()!r}" if step.stdin() else "")
+            for step in plan.steps]
+
+
+def test_destroy_all_plans_every_lab_and_no_decoy():
+    plan = api.destroy_targets(everything=True, runner=RecordingRunner(_answer))
+    commands = _commands(plan)
+    assert commands == ["ip -n kept link del vb-B",
+                        "ip -batch - <<'netns del a1\\nnetns del a2\\nnetns del b1\\n"
+                        "netns del vethwrap-B\\n'"], commands
+    text = "\n".join(plan.script())
+    for decoy in ("plain", "vethwrap-foo", "vw-x", "vbr-x", "vp-foo", "eth9", "eth0"):
+        assert decoy not in text
+
+
+def test_destroy_of_one_lab_leaves_the_other():
+    plan = api.destroy_targets(lab="A", runner=RecordingRunner(_answer))
+    assert _commands(plan) == ["ip -batch - <<'netns del a1\\nnetns del a2\\n'"]

@@ -1,0 +1,93 @@
+"""Lab files: valid files become Labs; every problem is reported with file, line and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from veth_wrap import labfile, shapes
+from veth_wrap.topology import Kind
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BROKEN = """\
+name: demo
+namespaces: [a, b, a]
+links:
+  - between: [a, c]
+  - between: [a, b]
+    interfaces: [this-name-is-far-too-long, eth0]
+    addresses: [10.0.0.1/30, 192.168.1.1/30]
+subnet: 10.0.0.0/24
+colour: blue
+"""
+
+
+def test_every_problem_reported_at_once_with_line_and_key():
+    with pytest.raises(labfile.LabFileError) as caught:
+        labfile.parse(BROKEN, "lab.yaml")
+    problems = caught.value.problems
+    assert caught.value.exit_code == 2
+    expected = [
+        "lab.yaml:9: colour: unknown key",
+        "lab.yaml:2: namespaces[2]: namespace 'a' is listed twice",
+        "lab.yaml:4: links[0].between[1]: namespace 'c' is not listed under namespaces",
+        "lab.yaml:7: links[1].addresses[1]: 192.168.1.1/30 is outside the subnet 10.0.0.0/24",
+        "lab.yaml:6: links[1].interfaces[0]: interface name 'this-name-is-far-too-long'",
+    ]
+    assert len(problems) == len(expected)
+    for want, got in zip(expected, problems):
+        assert got.startswith(want), got
+
+
+def test_yaml_syntax_error_names_the_line():
+    with pytest.raises(labfile.LabFileError) as caught:
+        labfile.parse("name: x\nnamespaces: [a, b\n", "bad.yaml")
+    assert caught.value.problems[0].startswith("bad.yaml:3: not valid YAML")
+
+
+def test_duplicate_address_and_interface_names():
+    text = ("name: d\nnamespaces: [a, b]\nlinks:\n"
+            "  - {between: [a, b], addresses: [10.0.0.1/24, 10.0.0.1/24]}\n"
+            "  - [a, b]\n"
+            "  - [a, b]\n")
+    with pytest.raises(labfile.LabFileError) as caught:
+        labfile.parse(text, "d.yaml")
+    text = "\n".join(caught.value.problems)
+    assert "address 10.0.0.1 is used twice" in text
+    assert "two interfaces would be named vw-b in a" in text
+
+
+def test_several_bridges_are_refused_clearly():
+    text = ("name: d\nnamespaces: [a, b]\nbridges:\n  - members: [a]\n  - members: [b]\n")
+    with pytest.raises(labfile.LabFileError) as caught:
+        labfile.parse(text, "d.yaml")
+    assert caught.value.problems == [
+        "d.yaml:5: bridges[1]: a lab file holds at most one bridge (put every member on one "
+        "bridge, or split the file into two labs)"]
+
+
+def test_bridge_file_is_the_cli_bridge_shape():
+    lab = labfile.load(ROOT / "examples" / "bridge.yaml", prefix="p")
+    cli = shapes.build(["pns0", "pns1", "pns2"], Kind.BRIDGE, "10.0.0.0/24", "pbridge")
+    assert lab.kind is Kind.CUSTOM
+    assert (lab.links, lab.hub, lab.bridges) == (cli.links, cli.hub, cli.bridges)
+
+
+def test_chain_file_routes_and_forwarding():
+    lab = labfile.load(ROOT / "examples" / "chain.yaml", prefix="t-")
+    assert lab.members == ("t-a", "t-r", "t-b") and lab.forwarding == ("t-r",)
+    assert [(r.netns, r.dest, r.via, r.dev) for r in lab.routes] == [
+        ("t-a", "10.0.0.0/24", "10.0.0.2", "vw-t-r"), ("t-b", "10.0.0.0/24", "10.0.0.5", "vw-t-r")]
+
+
+def test_validate_command_reports_all_problems(cli, tmp_path):
+    path = tmp_path / "lab.yaml"
+    path.write_text(BROKEN)
+    result = cli("validate", "-f", str(path))
+    assert result.returncode == 2
+    assert f"{path}:4: links[0].between[1]" in result.stderr
+    assert f"{path} has 5 problems" in result.stderr
+    good = cli("validate", "-f", str(ROOT / "examples" / "campus.yaml"))
+    assert good.returncode == 0 and "lab campus is valid: 6 namespaces" in good.stdout

@@ -1,0 +1,44 @@
+"""The walker's rollback on recorded runs: newest first, partial batches, failures reported."""
+
+from __future__ import annotations
+
+import pytest
+
+from veth_wrap import shapes
+from veth_wrap.apply import apply
+from veth_wrap.compile import create_plan
+from veth_wrap.errors import CommandFailed
+from veth_wrap.runner import RecordingRunner, Result
+
+
+def _runner(fail_call: int, stderr: str, fail_undo: bool = False) -> RecordingRunner:
+    count = {"n": 0}
+
+    def answer(argv, stdin):
+        count["n"] += 1
+        if count["n"] == fail_call or (fail_undo and "-force" in argv):
+            return Result(argv, "", stderr, 2)
+        return None
+
+    return RecordingRunner(answer)
+
+
+def test_a_batch_failing_at_line_3_undoes_what_ran_newest_first():
+    plan = create_plan(shapes.build(["ns0", "ns1"]), {})
+    runner = _runner(2, "RTNETLINK answers: File exists\nCommand failed -:3")
+    with pytest.raises(CommandFailed) as caught:
+        apply(plan, runner)
+    assert caught.value.line().startswith(
+        "command failed: ip link set vw-ns1 alias vethwrap/ns0/end/pair: RTNETLINK")
+    undo = [(argv, stdin) for argv, stdin in runner.calls[2:]]
+    assert undo == [(("ip", "-force", "-batch", "-"), "netns del ns1\nnetns del ns0\n")]
+
+
+def test_a_failed_undo_is_reported_in_the_one_line():
+    plan = create_plan(shapes.build(["ns0", "ns1"]), {})
+    runner = _runner(3, "RTNETLINK answers: File exists\nCommand failed -:1", fail_undo=True)
+    with pytest.raises(CommandFailed) as caught:
+        apply(plan, runner)
+    line = caught.value.line()
+    assert "rollback failed for 1 command(s)" in line and "vethwrap destroy" in line
+    assert "\n" not in line

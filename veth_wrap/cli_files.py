@@ -1,0 +1,116 @@
+"""CLI commands for lab files and pictures: up, down, validate and graph."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .cli import guarded, require_root
+from .errors import UsageError
+
+FILE = typer.Option(..., "--file", "-f", help="The YAML lab file.")
+PREFIX = typer.Option("", "--prefix", help="Put this before the lab and namespace names.")
+DRY_RUN = typer.Option(False, "--dry-run", "-n", help="Print the commands instead of running them.")
+
+
+def register(app: typer.Typer) -> None:
+    """Attach up, down, validate and graph."""
+    app.command()(up)
+    app.command()(down)
+    app.command()(validate)
+    app.command()(graph)
+
+
+def load(path: Path, prefix: str = ""):
+    """The file's Lab; with several problems, each goes to stderr on its own line first."""
+    from . import labfile
+    from .output import say
+
+    try:
+        return labfile.load(path, prefix)
+    except labfile.LabFileError as exc:
+        if len(exc.problems) > 1:
+            for problem in exc.problems:
+                say(problem)
+        raise
+
+
+@guarded
+def up(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
+       no_verify: bool = typer.Option(False, "--no-verify", help="Skip the reachability check."),
+       json_out: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:
+    """Build the lab a file describes, or bring a built one in line with an edited file."""
+    import os
+
+    from . import api, diff
+    from .output import emit_script, say
+
+    lab = load(file, prefix)
+    if dry_run:
+        steps = diff.update_plan(lab) if os.geteuid() == 0 else api.plan(lab)
+        emit_script(steps.script(f"vethwrap up: lab {lab.name} from {file}"))
+        for note in steps.notes:
+            say(note)
+        return
+    require_root()
+    built = diff.update(lab, check=not no_verify)
+    if not built.changed:
+        say(f"lab {lab.name} is already as {file} describes; nothing changed")
+    from .views import print_built
+
+    print_built(built, json_out)
+
+
+@guarded
+def down(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN) -> None:
+    """Remove the lab a file names; works from the kernel (same as destroy --lab NAME)."""
+    from . import api, labfile
+    from .output import emit_script, say
+
+    name = labfile.lab_name(file, prefix)
+    require_root()
+    if dry_run:
+        steps = api.destroy_targets(lab=name)
+        emit_script(steps.script(f"vethwrap down: lab {name}"))
+    else:
+        steps = api.destroy(lab=name)
+    for note in steps.notes:
+        say(note)
+    if not dry_run:
+        say(f"lab {name}: removed {steps.op_count()} objects" if not steps.empty
+            else f"lab {name}: nothing of it to remove")
+
+
+@guarded
+def validate(file: Path = FILE, prefix: str = PREFIX) -> None:
+    """Check a lab file without touching the kernel; report every problem at once."""
+    from .output import out
+
+    lab = load(file, prefix)
+    out().print(f"{file}: lab {lab.name} is valid: {len(lab.members)} namespaces, "
+                f"{len(lab.links)} links, {len(lab.bridges)} bridges, {len(lab.routes)} routes",
+                markup=False, highlight=False)
+
+
+@guarded
+def graph(lab: Optional[str] = typer.Option(None, "--lab", help="A lab built in the kernel."),
+          file: Optional[Path] = typer.Option(None, "--file", "-f", help="A YAML lab file."),
+          prefix: str = PREFIX,
+          fmt: str = typer.Option("text", "--format", help="text, dot or mermaid.")) -> None:
+    """Draw a lab: boxes and lines in the terminal, or Graphviz dot, or Mermaid."""
+    import sys
+
+    from . import graph as drawing
+
+    if (lab is None) == (file is None):
+        raise UsageError("give one of --lab NAME or -f FILE", "e.g. vethwrap graph -f lab.yaml")
+    if fmt not in drawing.FORMATS:
+        raise UsageError(f"--format {fmt!r} is not known", "use text, dot or mermaid")
+    if file is not None:
+        found = load(file, prefix)
+    else:
+        require_root()
+        found = drawing.from_kernel(prefix + lab)
+    sys.stdout.write(drawing.draw(found, fmt))

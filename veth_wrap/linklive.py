@@ -1,0 +1,92 @@
+"""Change a live link in place (tc qdisc replace, ip link set) and read it back; run in a netns."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from typing import Optional
+
+from . import inventory, state
+from .errors import UsageError
+from .netem import LinkOpts, clear_op, ip_ops, parse_qdiscs, tc_ops
+from .runner import Runner, default_runner, exec_replace
+
+EXIT_NOT_FOUND = 127  # what a shell returns for a command it cannot find
+
+
+def change(namespace: str, ifname: str, opts: Optional[LinkOpts], clear: bool,
+           runner: Optional[Runner] = None) -> dict:
+    """Apply opts to one vethwrap end (MTU on both ends of the veth) and return its state."""
+    runner = runner or default_runner()
+    facts, root = inventory.scan(None, runner, routes=False)
+    link = _vethwrap_link(facts, namespace, ifname)
+    have = read_impairments(namespace, runner)
+    opts = opts or LinkOpts()
+    if opts.mtu is not None:
+        peer = inventory.peer_of(link, namespace, facts, root)
+        if peer is not None:
+            _run_ip(peer[0], ip_ops(peer[1], LinkOpts(mtu=opts.mtu)), runner)
+    _run_ip(namespace, ip_ops(ifname, opts), runner)
+    if clear and ifname in have:
+        _run_tc(namespace, [clear_op(ifname)], runner)
+    if opts.impaired:
+        merged = opts if clear else _merged(have.get(ifname, {}), opts)
+        _run_tc(namespace, tc_ops(ifname, merged, replace=True), runner)
+    return describe(namespace, ifname, runner)
+
+
+def _vethwrap_link(facts: dict, namespace: str, ifname: str):
+    """The link, refused (exit 2, nothing changed) unless it is a vethwrap veth end."""
+    if namespace not in facts:
+        raise UsageError(f"namespace {namespace!r} does not exist", "see 'vethwrap show'")
+    link = facts[namespace].links.get(ifname)
+    if link is None or link.mark is None or link.kind != "veth":
+        raise UsageError(f"{ifname} in {namespace} is not a veth end vethwrap made",
+                         f"see 'vethwrap show {namespace}'")
+    return link
+
+
+def _merged(have: dict, new: LinkOpts) -> LinkOpts:
+    """Impairments already on the link, with the new ones over them: set one, keep the rest."""
+    keep = {key: have[key] for key in ("delay", "jitter", "loss", "rate") if key in have}
+    keep.update({k: v for k, v in new.to_json().items() if k in keep or k in
+                 ("delay", "jitter", "loss", "rate")})
+    return dataclasses.replace(LinkOpts(**keep), mtu=new.mtu)
+
+
+def _run_ip(namespace: Optional[str], ops, runner: Runner) -> None:
+    for op in ops:
+        runner.run(["ip", *(("-n", namespace) if namespace else ()), *op.args])
+
+
+def _run_tc(namespace: str, ops, runner: Runner) -> None:
+    for op in ops:
+        runner.run(["tc", "-n", namespace, *op.args])
+
+
+def read_impairments(namespace: str, runner: Optional[Runner] = None) -> dict[str, dict]:
+    """{ifname: impairments} of one namespace, read back with `tc -j qdisc show`."""
+    runner = runner or default_runner()
+    return parse_qdiscs(runner.run(["tc", "-n", namespace, "-j", "qdisc", "show"]).stdout)
+
+
+def describe(namespace: str, ifname: str, runner: Optional[Runner] = None) -> dict:
+    """One end as the kernel holds it now: ifindex, MTU, MAC and impairments."""
+    runner = runner or default_runner()
+    link = state.read([namespace], runner, routes=False)[namespace].links[ifname]
+    return {"namespace": namespace, "interface": ifname, "ifindex": link.ifindex,
+            "mtu": link.mtu, "mac": link.mac,
+            "impairments": read_impairments(namespace, runner).get(ifname, {})}
+
+
+def run_in(namespace: str, argv: list[str]) -> int:
+    """Replace vethwrap with `ip netns exec NS argv`; returns only for a command not found."""
+    if namespace not in state.list_netns():
+        raise UsageError(f"namespace {namespace!r} does not exist", "see 'vethwrap show'")
+    if shutil.which(argv[0]) is None:
+        from .output import error_line
+
+        error_line(f"{argv[0]}: command not found")
+        return EXIT_NOT_FOUND
+    exec_replace(["ip", "netns", "exec", namespace, *argv])
+    return 0  # not reached: exec replaced the process
