@@ -297,3 +297,23 @@ def test_bridge_with_br_netfilter_and_forward_drop(netns):
                    f"ip netns exec {hub} iptables -t filter -I FORWARD 1 -p icmp -s 10.0.0.1 "
                    "-d 10.0.0.2 -j ACCEPT")
     assert any("bridge-nf-call-iptables = 1" in line for line in result.evidence)
+
+
+def test_no_carrier_when_only_a_lone_tap_leads_there(netns):
+    a, b = make(netns, "a"), make(netns, "b")
+    stub(b, "d0", "10.0.7.2/24")  # the destination exists, but nothing joins a to b
+    ip("-n", a, "tuntap", "add", "dev", "tap0", "mode", "tap")
+    addr(a, "tap0", "10.0.7.1/24")
+    up(a, "tap0")
+    result = diagnose(a, "10.0.7.2")
+    assert not result.reachable and result.cause.value == "no-carrier", result.to_json()
+    assert "nothing is connected" in result.summary
+
+
+def test_unknown_names_what_was_checked(netns):
+    # the path is sound, but the destination's kernel is told not to answer echo requests
+    a, b = p2p(netns)
+    sysctl(b, "net.ipv4.icmp_echo_ignore_all=1")
+    result = diagnose(a, "10.0.0.2")
+    assert not result.reachable and result.cause.value == "unknown", result.to_json()
+    assert result.checked and not result.fixes

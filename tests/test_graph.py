@@ -53,3 +53,10 @@ def test_graph_of_file_on_the_command_line(cli):
     result = cli("graph", "-f", str(ROOT / "examples" / "chain.yaml"))
     assert result.returncode == 0
     assert result.stdout == (DATA / "chain.txt").read_text()
+
+
+@pytest.mark.parametrize("fmt", ["text", "dot", "mermaid"])
+def test_every_format_ends_its_last_line(cli, fmt):
+    # a missing final newline glues the shell prompt or the next command's output to the drawing
+    result = cli("graph", "-f", str(ROOT / "examples" / "pair.yaml"), "--format", fmt)
+    assert result.returncode == 0 and result.stdout.endswith("\n")

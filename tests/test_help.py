@@ -43,3 +43,20 @@ def test_top_level_help_lists_every_command():
     assert proc.returncode == 0
     for name in commands():
         assert name in proc.stdout
+
+
+def _option_helps() -> list[tuple[str, str]]:
+    """(command, help text) of every option and argument of every command."""
+    import typer.main
+
+    found = []
+    for name, callback in commands().items():
+        for param in typer.main.get_params_convertors_ctx_param_name_from_function(callback)[0]:
+            found.append((name, getattr(param, "help", None) or ""))
+    return found
+
+
+@pytest.mark.parametrize("name,text", _option_helps())
+def test_option_help_has_no_markup_that_rich_would_swallow(name, text):
+    # typer renders help through rich markup, where "[default: x]" silently disappears
+    assert "[" not in text, f"{name}: {text!r}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -91,3 +93,60 @@ def test_validate_command_reports_all_problems(cli, tmp_path):
     assert f"{path} has 5 problems" in result.stderr
     good = cli("validate", "-f", str(ROOT / "examples" / "campus.yaml"))
     assert good.returncode == 0 and "lab campus is valid: 6 namespaces" in good.stdout
+
+
+OPTIONS_BROKEN = """\
+name: shaped
+namespaces: [a, b, c]
+links:
+  - between: [a, b]
+    rate: 10mbit
+    mtu: 9000
+  - between: [b, c]
+    loss: 150%
+    direction: sideways
+  - between: [a, c]
+    mtu: big
+"""
+
+
+def test_link_option_problems_name_line_and_key():
+    with pytest.raises(labfile.LabFileError) as caught:
+        labfile.parse(OPTIONS_BROKEN, "lab.yaml")
+    problems = caught.value.problems
+    assert [p.split(" (")[0] for p in problems] == [
+        "lab.yaml:9: links[1].direction: 'sideways' is not a direction",
+        "lab.yaml:8: links[1].loss: loss 150% is above 100%",
+        "lab.yaml:11: links[2].mtu: the MTU is a whole number"]
+
+
+SHAPED = """\
+name: {a}
+namespaces: [{a}, {b}]
+links:
+  - between: [{a}, {b}]
+    rate: 8mbit
+    mtu: 9000
+    direction: a-to-b
+"""
+
+
+def _qdisc_kinds(ns: str, dev: str) -> set:
+    shown = subprocess.run(["tc", "-n", ns, "-j", "qdisc", "show", "dev", dev],
+                           capture_output=True, text=True, check=True).stdout
+    return {q["kind"] for q in json.loads(shown)}
+
+
+@pytest.mark.integration
+def test_link_options_in_a_file_reach_the_kernel(cli, netns, unchanged, tmp_path):
+    a, b = netns.name(), netns.name()
+    path = tmp_path / "shaped.yaml"
+    path.write_text(SHAPED.format(a=a, b=b))
+    built = cli("up", "-f", str(path))
+    assert built.returncode == 0, built.stderr
+    shown = json.loads(cli("show", a, b, "--json").stdout)
+    ends = {ns["name"]: ns["interfaces"][0] for lab in shown["labs"] for ns in lab["namespaces"]}
+    assert ends[a]["mtu"] == ends[b]["mtu"] == 9000
+    assert "tbf" in _qdisc_kinds(a, f"vw-{b}") and "tbf" not in _qdisc_kinds(b, f"vw-{a}")
+    gone = cli("down", "-f", str(path), "--json")
+    assert gone.returncode == 0 and sorted(json.loads(gone.stdout)["namespaces"]) == sorted([a, b])

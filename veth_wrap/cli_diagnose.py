@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
 @guarded
 def diagnose_command(
     namespace: str = typer.Argument(..., help="Namespace to ping from."),
-    destination: str = typer.Argument(..., help="IP address to reach."),
+    destination: str = typer.Argument(..., help="Address, or a namespace vethwrap wired."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
     verbose: bool = typer.Option(False, "--verbose", "-v",
                                  help="Walk the path even when the ping works; list checks."),
@@ -28,6 +28,11 @@ def diagnose_command(
     from .names import check_netns
 
     check_netns(namespace)
+    if not _is_address(destination):
+        _require_root()
+        from .cli_query import _resolve
+
+        destination = _resolve(namespace, destination)
     check_destination(destination)
     _require_root()
     result = diagnose(namespace, destination, verbose=verbose)
@@ -56,6 +61,16 @@ def doctor_command(json_out: bool = typer.Option(False, "--json",
     else:
         _show_doctor(checks)
     raise typer.Exit(1 if problems else 0)
+
+
+def _is_address(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _require_root() -> None:

@@ -13,6 +13,7 @@ from .errors import UsageError
 FILE = typer.Option(..., "--file", "-f", help="The YAML lab file.")
 PREFIX = typer.Option("", "--prefix", help="Put this before the lab and namespace names.")
 DRY_RUN = typer.Option(False, "--dry-run", "-n", help="Print the commands instead of running them.")
+JSON = typer.Option(False, "--json", help="Print the result as JSON.")
 
 
 def register(app: typer.Typer) -> None:
@@ -64,10 +65,12 @@ def up(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
 
 
 @guarded
-def down(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN) -> None:
+def down(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
+         json_out: bool = JSON) -> None:
     """Remove the lab a file names; works from the kernel (same as destroy --lab NAME)."""
     from . import api, labfile
-    from .output import emit_script, say
+    from .cli_lab import removed, removed_text
+    from .output import emit_json, emit_script, say
 
     name = labfile.lab_name(file, prefix)
     require_root()
@@ -79,19 +82,36 @@ def down(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN) -> No
     for note in steps.notes:
         say(note)
     if not dry_run:
-        say(f"lab {name}: removed {steps.op_count()} objects" if not steps.empty
-            else f"lab {name}: nothing of it to remove")
+        say(f"lab {name}: {removed_text(steps)}")
+        if json_out:
+            emit_json(dict(lab=name, **removed(steps)))
 
 
 @guarded
-def validate(file: Path = FILE, prefix: str = PREFIX) -> None:
+def validate(file: Path = FILE, prefix: str = PREFIX, json_out: bool = JSON) -> None:
     """Check a lab file without touching the kernel; report every problem at once."""
-    from .output import out
+    from . import labfile
+    from .output import emit_json, out
 
-    lab = load(file, prefix)
-    out().print(f"{file}: lab {lab.name} is valid: {len(lab.members)} namespaces, "
-                f"{len(lab.links)} links, {len(lab.bridges)} bridges, {len(lab.routes)} routes",
-                markup=False, highlight=False)
+    try:
+        lab = load(file, prefix)
+    except labfile.LabFileError as exc:
+        if json_out:
+            emit_json({"file": str(file), "valid": False, "problems": list(exc.problems)})
+        raise
+    if json_out:
+        emit_json({"file": str(file), "valid": True, "lab": lab.name,
+                   "namespaces": list(lab.members), "links": len(lab.links),
+                   "bridges": len(lab.bridges), "routes": len(lab.routes), "problems": []})
+        return
+    counts = ", ".join(_count(n, word) for n, word in (
+        (len(lab.members), "namespace"), (len(lab.links), "link"),
+        (len(lab.bridges), "bridge"), (len(lab.routes), "route")))
+    out().print(f"{file}: lab {lab.name} is valid: {counts}", markup=False, highlight=False)
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 @guarded
@@ -113,4 +133,5 @@ def graph(lab: Optional[str] = typer.Option(None, "--lab", help="A lab built in 
     else:
         require_root()
         found = drawing.from_kernel(prefix + lab)
-    sys.stdout.write(drawing.draw(found, fmt))
+    drawn = drawing.draw(found, fmt)
+    sys.stdout.write(drawn if drawn.endswith("\n") else drawn + "\n")

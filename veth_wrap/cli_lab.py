@@ -28,8 +28,9 @@ def create(
         None, "--topology", "-t", case_sensitive=False,
         help="pair (default for two), bridge (default for more), chain or mesh."),
     subnet: Optional[str] = typer.Option(
-        None, "--subnet", help="Addresses come from here [default: 10.0.0.0/24, grown to fit]."),
-    lab: Optional[str] = typer.Option(None, "--lab", help="Lab name [default: first namespace]."),
+        None, "--subnet", help="Addresses come from here (default 10.0.0.0/24, grown to fit)."),
+    lab: Optional[str] = typer.Option(None, "--lab",
+                                      help="Lab name (default: the first namespace)."),
     host_bridge: bool = typer.Option(False, "--host-bridge",
                                      help="Put the bridge in the root namespace."),
     dry_run: bool = typer.Option(False, "--dry-run", "-n",
@@ -84,10 +85,11 @@ def destroy(
     lab: Optional[str] = typer.Option(None, "--lab", help="Every namespace of one lab."),
     dry_run: bool = typer.Option(False, "--dry-run", "-n",
                                  help="Print the commands instead of running them."),
+    json_out: bool = typer.Option(False, "--json", help="Print what was removed as JSON."),
 ) -> None:
     """Remove what vethwrap made, and only that; absent things are not an error."""
     from . import api, names
-    from .output import emit_script, say
+    from .output import emit_json, emit_script, say
 
     namespaces = list(namespaces or [])
     chosen = sum([bool(namespaces), everything, lab is not None])
@@ -113,7 +115,9 @@ def destroy(
     for note in steps.notes:
         say(note)
     if not dry_run:
-        say(_removed_text(steps))
+        say(removed_text(steps))
+        if json_out:
+            emit_json(removed(steps))
 
 
 def explain(failure: VerificationFailed) -> None:
@@ -134,7 +138,19 @@ def explain(failure: VerificationFailed) -> None:
         say(f"  fix: {line}")
 
 
-def _removed_text(steps) -> str:
+def removed(steps) -> dict:
+    """What a destroy plan removed: namespaces, and links in namespaces that stay."""
+    spaces, links = [], []
+    for step in steps.steps:
+        for op in step.ops:
+            if op.args[:2] == ("netns", "del"):
+                spaces.append(op.args[2])
+            elif op.args[:2] == ("link", "del"):
+                links.append({"namespace": step.netns, "interface": op.args[-1]})
+    return {"namespaces": spaces, "links": links, "notes": list(steps.notes)}
+
+
+def removed_text(steps) -> str:
     """What destroy removed, counted by kind."""
     ops = [op.args for step in steps.steps for op in step.ops]
     spaces = sum(args[:2] == ("netns", "del") for args in ops)

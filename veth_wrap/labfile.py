@@ -14,7 +14,8 @@ from .names import Role
 from .topology import DEFAULT_SUBNET, End, Kind, Lab, Link
 
 KEYS = {"name", "subnet", "namespaces", "links", "bridges", "routes", "forwarding"}
-LINK_KEYS = {"between", "interfaces", "addresses"}
+LINK_OPTION_KEYS = ("delay", "jitter", "loss", "rate", "mtu")
+LINK_KEYS = {"between", "interfaces", "addresses", "direction", *LINK_OPTION_KEYS}
 
 
 class LabFileError(UsageError):
@@ -242,8 +243,8 @@ class _Builder(BuilderParts):
                 self.doc.fail(where, "a link is [a, b] or a mapping with between")
                 continue
             for key in sorted(set(item) - LINK_KEYS):
-                self.doc.fail(where + (key,), "unknown key", "expected between, interfaces, "
-                              "addresses")
+                self.doc.fail(where + (key,), "unknown key",
+                              f"expected {', '.join(sorted(LINK_KEYS))}")
             ends = self._two(item.get("between"), where + ("between",), "namespaces")
             if ends is None:
                 continue
@@ -304,7 +305,32 @@ class _Builder(BuilderParts):
         for k, ns in enumerate((a, b)):
             self.places[(self.ns[ns], ifnames[k])] = where
             ends.append(End(self.ns[ns], ifnames[k], Role.END, tuple(x for x in addrs[k] if x)))
-        return Link(*ends)
+        return self._with_options(where, item, Link(*ends))
+
+    def _with_options(self, where: Where, item: dict, link: Link) -> Link:
+        """A link's delay, jitter, loss, rate and mtu, on both ends or (direction) on a only."""
+        from . import netem, shapes
+
+        given = {key: item[key] for key in LINK_OPTION_KEYS if key in item}
+        direction = item.get("direction", "both")
+        if direction not in ("both", "a-to-b"):
+            self.doc.fail(where + ("direction",), f"{direction!r} is not a direction",
+                          "use both (the default) or a-to-b")
+        if not given:
+            return link
+        if "mtu" in given and (isinstance(given["mtu"], bool) or not isinstance(given["mtu"], int)):
+            self.doc.fail(where + ("mtu",), "the MTU is a whole number", "e.g. mtu: 9000")
+            return link
+        words = {k: v if k == "mtu" else str(v) for k, v in given.items()}
+        try:
+            opts = netem.link_opts(**words)
+        except UsageError as exc:
+            key = next((k for k in given if exc.message.startswith(f"--{k}")), sorted(given)[0])
+            self.doc.fail(where + (key,), exc.message.replace("--", ""), exc.hint)
+            return link
+        if direction not in ("both", "a-to-b"):
+            return link
+        return shapes.link_with_opts(link, opts, direction) if opts else link
 
 
 def lab_name(path: Union[str, Path], prefix: str = "") -> str:

@@ -80,10 +80,14 @@ def with_opts(lab: Lab, opts: Optional[LinkOpts], direction: str = "both") -> La
         return lab
     if direction not in ("both", "a-to-b"):
         raise UsageError(f"--direction {direction!r} is not known", "use both or a-to-b")
+    return dataclasses.replace(lab, links=tuple(link_with_opts(link, opts, direction)
+                                                for link in lab.links))
+
+
+def link_with_opts(link: Link, opts: LinkOpts, direction: str = "both") -> Link:
+    """One link with options on both ends, or on end a only (the MTU always on both)."""
     other = opts if direction == "both" else (LinkOpts(mtu=opts.mtu) if opts.mtu else None)
-    links = tuple(Link(dataclasses.replace(link.a, opts=opts),
-                       dataclasses.replace(link.b, opts=other)) for link in lab.links)
-    return dataclasses.replace(lab, links=links)
+    return Link(dataclasses.replace(link.a, opts=opts), dataclasses.replace(link.b, opts=other))
 
 
 def _build_one(members: Sequence[str], kind: Optional[Kind], subnet: Optional[str],
@@ -197,8 +201,8 @@ def _mesh(lab: str, members: Sequence[str], net: Network) -> Lab:
     count = len(members) * (len(members) - 1) // 2
     if count > MESH_LINK_LIMIT:
         raise UsageError(
-            f"a mesh of {len(members)} namespaces needs {count} veth pairs "
-            f"(more than {MESH_LINK_LIMIT})", "use --topology bridge: one link per namespace")
+            f"a mesh of {len(members)} namespaces needs {count} veth pairs, more than the "
+            f"limit of {MESH_LINK_LIMIT}", "use --topology bridge: one link per namespace")
     subs = iter(carve(net, count, f"a mesh of {len(members)} namespaces"))
     links = tuple(_link(members[i], members[j], next(subs))
                   for i in range(len(members)) for j in range(i + 1, len(members)))
