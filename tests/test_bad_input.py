@@ -59,7 +59,8 @@ def test_other_commands_refuse_bad_names(unchanged, netns, cli):
 
 def test_unprivileged_create_is_refused_and_points_to_dry_run(unchanged, netns):
     a, b = netns.name(), netns.name()
-    refused(nobody.run("create", a, b), "needs root (or CAP_NET_ADMIN)", "--dry-run")
+    refused(nobody.run("create", a, b), "needs root (or CAP_NET_ADMIN with CAP_SYS_ADMIN)",
+            "--dry-run")
     refused(nobody.run("destroy", a, b), "needs root")
     assert not {a, b} & set(kernel_snapshot()[0])
 
@@ -73,3 +74,14 @@ def test_unprivileged_create_is_refused_and_points_to_dry_run(unchanged, netns):
 ])
 def test_usage_errors_are_one_line(args, needle, unchanged, cli):
     refused(cli(*args), needle, "--help")
+
+
+@pytest.mark.parametrize("capeff,allowed", [("0000000000201000", True),    # NET_ADMIN + SYS_ADMIN
+                                            ("0000000000001000", False),   # NET_ADMIN alone
+                                            ("0000000000000000", False)])
+def test_capabilities_stand_in_for_root(tmp_path, capeff, allowed):
+    from veth_wrap import cli
+
+    status = tmp_path / "status"
+    status.write_text(f"Name:\tpython3\nCapInh:\t0000000000000000\nCapEff:\t{capeff}\n")
+    assert cli._has_caps(str(status)) is allowed

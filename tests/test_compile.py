@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from veth_wrap import names, shapes, state
+from veth_wrap import names, runner, shapes, state
 from veth_wrap.compile import create_plan
 from veth_wrap.errors import ConflictError
 from veth_wrap.inventory import labs
@@ -43,16 +43,13 @@ def test_pair_lab_from_two_names():
 def test_pair_plan_from_nothing():
     plan = create_plan(shapes.build(["ns0", "ns1"]), {})
     assert steps(plan) == [
-        ("ip -batch -", "netns add ns0\nnetns exec ns0 ip link set lo alias "
-         "vethwrap/ns0/netns/pair\nnetns add ns1\nnetns exec ns1 ip link set lo alias "
+        ("ip -batch -", "netns add ns0\nnetns exec ns0 ip link set lo up alias "
+         "vethwrap/ns0/netns/pair\nnetns add ns1\nnetns exec ns1 ip link set lo up alias "
          "vethwrap/ns0/netns/pair\n"),
         ("ip -n ns0 -batch -", "link add vw-ns1 type veth peer name vw-ns0 netns ns1\n"
-         "link set lo up\n"
-         "link set vw-ns1 alias vethwrap/ns0/end/pair\naddr add 10.0.0.1/24 dev vw-ns1\n"
-         "link set vw-ns1 up\n"),
-        ("ip -n ns1 -batch -", "link set lo up\n"
-         "link set vw-ns0 alias vethwrap/ns0/end/pair\naddr add 10.0.0.2/24 dev vw-ns0\n"
-         "link set vw-ns0 up\n"),
+         "link set vw-ns1 up alias vethwrap/ns0/end/pair\naddr add 10.0.0.1/24 dev vw-ns1\n"),
+        ("ip -n ns1 -batch -",
+         "link set vw-ns0 up alias vethwrap/ns0/end/pair\naddr add 10.0.0.2/24 dev vw-ns0\n"),
     ]
 
 
@@ -68,37 +65,54 @@ def test_bridge_plan_from_nothing():
     plan = create_plan(shapes.build(["ns0", "ns1", "ns2"]), {})
     got = steps(plan)
     assert got[0] == ("ip -batch -", "".join(
-        f"netns add {ns}\nnetns exec {ns} ip link set lo alias vethwrap/ns0/{role}/bridge\n"
+        f"netns add {ns}\nnetns exec {ns} ip link set lo up alias vethwrap/ns0/{role}/bridge\n"
         for ns, role in [("ns0", "netns"), ("ns1", "netns"), ("ns2", "netns"),
                          ("vethwrap-ns0", "hub")]))
     assert got[1] == ("ip -n vethwrap-ns0 -batch -", "".join(
         f"{line}\n" for line in [
-            "link set lo up",
             "link add vbr-ns0 up type bridge", "link set vbr-ns0 alias vethwrap/ns0/bridge/bridge",
             *(w for n in range(3) for w in (
-                f"link add vp-ns{n} up master vbr-ns0 type veth peer name vb-ns0 netns ns{n}",
-                f"link set vp-ns{n} alias vethwrap/ns0/port/bridge"))]))
-    for n in range(3):
-        assert got[2 + n] == (f"ip -n ns{n} -batch -", "link set lo up\n"
-                              "link set vb-ns0 alias vethwrap/ns0/member/bridge\n"
-                              f"addr add 10.0.0.{n + 1}/24 dev vb-ns0\nlink set vb-ns0 up\n")
-    assert {step.group for step in plan.steps[2:]} == {"members"}
-    assert len(got) == 5
+                f"link add vb-ns0 netns ns{n} up type veth peer name vp-ns{n}",
+                f"link set vp-ns{n} up alias vethwrap/ns0/port/bridge"))]))
+    # the members' few commands fork an `ip` each inside one root batch, not a step apiece
+    assert got[2] == ("ip -batch -", "".join(
+        f"netns exec ns{n} ip link set vb-ns0 alias vethwrap/ns0/member/bridge\n"
+        f"netns exec ns{n} ip addr add 10.0.0.{n + 1}/24 dev vb-ns0\n" for n in range(3)))
+    assert plan.steps[2].group == "members"
+    # the ports join the bridge last: ends coming up before would flood it with IPv6 multicast
+    assert got[3] == ("ip -n vethwrap-ns0 -batch -",
+                      "".join(f"link set vp-ns{n} master vbr-ns0\n" for n in range(3)))
+    assert len(got) == 4
+
+
+def test_many_namespaces_go_in_batches_that_run_at_once():
+    members = [f"ns{i}" for i in range(40)]
+    plan = create_plan(shapes.build(members), {})
+    parts = runner.BATCHES_AT_ONCE
+    groups = [step.group for step in plan.steps]
+    assert groups == ["", *["namespaces"] * parts, "", *["members"] * parts, ""]
+    lines = [op.line() for step in plan.steps for op in step.ops]
+    assert sum(line.startswith("netns add ") for line in lines) == 41
+    assert plan.steps[0].ops[0].args == ("netns", "add", "ns0")  # alone: it may mount /run/netns
+    members_steps = plan.steps[-parts - 1:-1]
+    inside = [op.args[2] for step in members_steps for op in step.ops]
+    assert sorted(set(inside)) == sorted(members) and len(inside) == 80
+    owners = [{op.args[2] for op in step.ops} for step in members_steps]
+    assert sum(map(len, owners)) == len(members)  # a member's commands stay in one batch, in order
 
 
 def test_chain_plan_from_nothing():
     got = steps(create_plan(shapes.build(["ns0", "ns1", "ns2"], Kind.CHAIN), {}))
     assert got[0] == ("ip -batch -", "".join(
-        f"netns add {ns}\nnetns exec {ns} ip link set lo alias vethwrap/ns0/netns/chain\n"
+        f"netns add {ns}\nnetns exec {ns} ip link set lo up alias vethwrap/ns0/netns/chain\n"
         for ns in ("ns0", "ns1", "ns2")) + "netns exec ns1 sysctl -qw net.ipv4.ip_forward=1\n")
     assert got[1][1].splitlines()[0] == "link add vw-ns1 type veth peer name vw-ns0 netns ns1"
     assert got[1][1].splitlines()[-1] == "route add 10.0.0.0/24 via 10.0.0.2 dev vw-ns1"
     assert got[2][1].splitlines()[0] == "link add vw-ns2 type veth peer name vw-ns1 netns ns2"
     assert "addr add 10.0.0.2/30 dev vw-ns0" in got[2][1].splitlines()
     assert got[2][1].splitlines()[-1] == "route add 10.0.0.0/24 via 10.0.0.6 dev vw-ns2"
-    assert got[3] == ("ip -n ns2 -batch -", "link set lo up\n"
-                      "link set vw-ns1 alias vethwrap/ns0/end/chain\n"
-                      "addr add 10.0.0.6/30 dev vw-ns1\nlink set vw-ns1 up\n"
+    assert got[3] == ("ip -n ns2 -batch -", "link set vw-ns1 up alias vethwrap/ns0/end/chain\n"
+                      "addr add 10.0.0.6/30 dev vw-ns1\n"
                       "route add 10.0.0.0/24 via 10.0.0.5 dev vw-ns1\n")
 
 
@@ -130,14 +144,13 @@ def test_plan_into_an_existing_plain_namespace_leaves_its_lo_unmarked():
     plan = create_plan(shapes.build(["h3f0", "h3new"]), recorded("plain"))
     assert steps(plan) == [
         ("ip -batch -", "netns add h3new\n"
-         "netns exec h3new ip link set lo alias vethwrap/h3f0/netns/pair\n"),
+         "netns exec h3new ip link set lo up alias vethwrap/h3f0/netns/pair\n"),
         ("ip -n h3f0 -batch -", "link add vw-h3new type veth peer name vw-h3f0 netns h3new\n"
          "addr add 127.0.0.1/8 dev lo\nlink set lo up\n"
-         "link set vw-h3new alias vethwrap/h3f0/end/pair\n"
-         "addr add 10.0.0.1/24 dev vw-h3new\nlink set vw-h3new up\n"),
-        ("ip -n h3new -batch -", "link set lo up\n"
-         "link set vw-h3f0 alias vethwrap/h3f0/end/pair\naddr add 10.0.0.2/24 dev vw-h3f0\n"
-         "link set vw-h3f0 up\n"),
+         "link set vw-h3new up alias vethwrap/h3f0/end/pair\n"
+         "addr add 10.0.0.1/24 dev vw-h3new\n"),
+        ("ip -n h3new -batch -",
+         "link set vw-h3f0 up alias vethwrap/h3f0/end/pair\naddr add 10.0.0.2/24 dev vw-h3f0\n"),
     ]
 
 
@@ -173,8 +186,8 @@ def test_long_names_fit_the_kernel_and_are_deterministic():
     for make in (names.p2p_ifname, names.member_ifname, names.port_ifname, names.bridge_name):
         assert len(make(LONG)) <= names.IFNAMSIZ
         assert make(LONG) == make(LONG) and make(LONG) != make(other)
-    assert names.p2p_ifname(LONG) == "vw-nnnnnnn-" + names.p2p_ifname(LONG)[-4:]
-    assert names.p2p_ifname("x" * 60) == "vw-xxxxxxx-06ce"  # sha1-based, stable across runs
+    assert names.p2p_ifname(LONG) == "vw-nnnnn-" + names.p2p_ifname(LONG)[-6:]
+    assert names.p2p_ifname("x" * 60) == "vw-xxxxx-06ced2"  # sha1-based, stable across runs
 
 
 @pytest.mark.parametrize("kind", [None, Kind.BRIDGE, Kind.CHAIN, Kind.MESH])

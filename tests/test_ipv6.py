@@ -1,11 +1,13 @@
-"""IPv6: dual-stack pair, bridge and chain labs ping over IPv6 right after create (nodad)."""
+"""IPv6: dual-stack labs ping over IPv6 right after create (nodad); ping -6; diagnose on IPv6."""
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import subprocess
 
 import pytest
+from conftest import ip
 
 from veth_wrap import shapes
 from veth_wrap.compile import create_plan
@@ -33,6 +35,9 @@ def test_dual_stack_labs_ping_over_ipv6_at_once(kind, netns, cli, unchanged):
     assert ":" in far
     ping = cli("ping", members[0], far, "-c", "1", "--json")
     assert ping.returncode == 0 and json.loads(ping.stdout)["received"] == 1
+    by_name = cli("ping", members[0], members[-1], "-6", "-c", "1", "--json")
+    assert by_name.returncode == 0, by_name.stderr
+    assert json.loads(by_name.stdout)["destination"] == far
     matrix = json.loads(cli("pingall", *members, "-6", "--json").stdout)
     assert matrix["answered"] == matrix["total"] == len(members) * (len(members) - 1)
     assert all(":" in pair["address"] for pair in matrix["pairs"])
@@ -44,4 +49,54 @@ def test_ipv6_only_subnet(netns, cli, unchanged):
     a, b = netns.name(), netns.name()
     assert cli("create", a, b, "--subnet", "fd00:77::/64").returncode == 0
     assert cli("ping", a, "fd00:77::2", "-c", "1").returncode == 0
+    assert cli("ping", a, b, "-6", "-c", "1").returncode == 0
     assert cli("destroy", a, b).returncode == 0
+
+
+@pytest.mark.integration
+def test_ping_6_refuses_what_has_no_ipv6(netns, cli, unchanged):
+    a, b = netns.name(), netns.name()
+    assert cli("create", a, b).returncode == 0
+    for dest in (b, "10.0.0.2"):
+        done = cli("ping", a, dest, "-6", "-c", "1")
+        assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
+    assert cli("destroy", a, b).returncode == 0
+
+
+def _diagnose(cli, source: str, address: str) -> dict:
+    done = cli("diagnose", source, address, "--json")
+    assert done.returncode == 1, done.stderr
+    return json.loads(done.stdout)
+
+
+def _apply(fixes: list[str]) -> None:
+    subprocess.run(["sh", "-e"], input="\n".join(fixes) + "\n", text=True, check=True,
+                   capture_output=True)
+
+
+@pytest.mark.integration
+def test_diagnose_names_a_missing_ipv6_route_and_a_down_link(netns, cli, unchanged):
+    members = [netns.name() for _ in range(3)]
+    assert cli("create", *members, "-t", "chain", "--ipv6", "--lab", members[0]).returncode == 0
+    lab = shapes.build(members, Kind.CHAIN, lab=members[0], ipv6=True)
+    first, middle, last = members
+    far = lab.address_of(last, first, 6)
+    routes = json.loads(ip("-n", first, "-6", "-j", "route", "show").stdout)
+    via = next(r for r in routes if r.get("gateway"))
+    ip("-n", first, "-6", "route", "del", via["dst"])
+    found = _diagnose(cli, first, far)
+    assert found["cause"] == "no-route" and far in found["summary"]
+    assert found["fix_script"] and all(" -6 " in f or "::" in f for f in found["fix_script"])
+    _apply(found["fix_script"])
+    assert cli("ping", first, far, "-c", "1").returncode == 0
+    # a link set down also loses its IPv6 addresses: the fix puts both back
+    ip("-n", middle, "link", "set", f"vw-{last}", "down")
+    found = _diagnose(cli, first, far)
+    assert found["cause"] == "local-down" and f"vw-{last}" in found["summary"]
+    assert any("addr add" in fix for fix in found["fix_script"])
+    _apply(found["fix_script"])
+    for _ in range(30):  # the re-added address passes duplicate address detection first
+        if cli("ping", first, far, "-c", "1", "-W", "0.5").returncode == 0:
+            break
+    assert cli("diagnose", first, far).returncode == 0
+    assert cli("destroy", *members).returncode == 0

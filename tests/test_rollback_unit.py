@@ -29,7 +29,7 @@ def test_a_batch_failing_at_line_3_undoes_what_ran_newest_first():
     with pytest.raises(CommandFailed) as caught:
         apply(plan, runner)
     assert caught.value.line().startswith(
-        "command failed: ip link set vw-ns1 alias vethwrap/ns0/end/pair: RTNETLINK")
+        "command failed: ip addr add 10.0.0.1/24 dev vw-ns1: RTNETLINK")
     undo = [(argv, stdin) for argv, stdin in runner.calls[2:]]
     assert undo == [(("ip", "-force", "-batch", "-"), "netns del ns1\nnetns del ns0\n")]
 

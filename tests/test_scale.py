@@ -5,17 +5,17 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import RUN_ID
+from conftest import RUN_ID, ip
 
-from veth_wrap import reach
+from veth_wrap import names, reach, runner
 from veth_wrap.probe import Probe
 
 
 def members_of(netns, count: int) -> tuple[list[str], str]:
     """count fresh namespace names and a lab name, all cleaned up by the fixture.
 
-    Names stay at 12 characters or fewer so that `vp-NAME` needs no shortening: a 4-hex
-    hash is too short to keep 1,000 shortened port names apart.
+    Names stay at 12 characters or fewer so that `vp-NAME` needs no shortening: even six
+    hex digits of hash leave 1,000 shortened port names a few-percent chance of a clash.
     """
     names = [f"vt{RUN_ID}k{i}" for i in range(count)]
     netns.names.extend(names)
@@ -35,6 +35,29 @@ def destroy(cli, lab: str) -> None:
     done = cli("destroy", "--lab", lab)
     assert done.returncode == 0, done.stderr
     assert "━" not in done.stderr and "\x1b" not in done.stderr
+
+
+@pytest.mark.integration
+def test_bridge_of_20_is_built_by_batches_at_once_and_verified(cli, netns, unchanged):
+    members, lab = members_of(netns, 20)
+    script = cli("create", *members, "--lab", lab, "--dry-run").stdout
+    assert script.count("# inside ") == runner.BATCHES_AT_ONCE  # the members' commands
+    assert script.index("# inside ") < script.index("# ports onto ")  # ports join last
+    create(cli, members, lab)
+    hub, bridge = names.hub_netns(lab), names.bridge_name(lab)
+    ports = [link for link in json.loads(ip("-n", hub, "-j", "link", "show").stdout)
+             if link["ifname"].startswith("vp-")]
+    assert len(ports) == 20
+    assert all(p.get("master") == bridge and "LOWER_UP" in p["flags"] for p in ports)
+    for i, member in enumerate(members):
+        end = json.loads(ip("-n", member, "-j", "-d", "addr", "show", names.member_ifname(lab))
+                         .stdout)[0]
+        mine = [a["local"] for a in end["addr_info"] if a["family"] == "inet"]
+        assert mine == [f"10.0.0.{i + 1}"]
+        assert end["ifalias"] == f"vethwrap/{lab}/member/bridge"
+    matrix = cli("pingall", *members, "--json")
+    assert matrix.returncode == 0, matrix.stderr
+    destroy(cli, lab)
 
 
 @pytest.mark.integration

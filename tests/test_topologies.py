@@ -98,9 +98,15 @@ def test_host_bridge_plan_puts_bridge_and_ports_in_the_root_namespace():
     bridge = lab.bridges[0].name
     assert f"link add {bridge} up type bridge" in lines
     for member in lab.members:
-        port = [ln for ln in lines if ln.startswith("link add vp-") and f"netns {member}" in ln]
-        assert len(port) == 1 and f"master {bridge}" in port[0]
+        port = [ln for ln in lines if ln.startswith("link add ") and f"netns {member} " in ln]
+        assert len(port) == 1
     assert not any(line.startswith("netns add vethwrap-") for line in lines)
-    assert all(step.netns in lab.members for step in plan.steps[1:])
+    inside = [op.args[:3] for op in plan.steps[1].ops]  # as `netns exec` lines
+    assert {words[2] for words in inside} == set(lab.members)
+    assert all(words[:2] == ("netns", "exec") for words in inside)
+    attach = plan.steps[2]  # the ports join the bridge once the members are up
+    assert attach.netns is None and len(plan.steps) == 3
+    assert {op.line() for op in attach.ops} == {f"link set vp-{m} master {bridge}"
+                                                for m in lab.members}
     script = "\n".join(plan.script())
     assert "ip -batch - <<'EOF'" in script and "vethwrap-" not in script

@@ -10,10 +10,10 @@ from typing import Callable, Iterator, Optional
 
 from .errors import CommandFailed, Interrupted, VethwrapError
 from .plan import Op, Plan, Step
-from .runner import Runner, default_runner
+from .runner import BATCHES_AT_ONCE, Runner, default_runner
 
 Progress = Callable[[int], None]  # called with the number of ops just finished
-PARALLEL = 2  # independent batches at once: the machine this is tuned on has 2 cores
+PARALLEL = BATCHES_AT_ONCE  # independent batches at once
 
 
 @dataclass

@@ -30,12 +30,26 @@ def main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks of e
 
 def require_root(dry_run: bool = False) -> None:
     """Refuse early when the command would change the kernel without privileges."""
-    if dry_run or os.geteuid() == 0:
+    if dry_run or os.geteuid() == 0 or _has_caps():
         return
     raise PreflightError(
-        "this needs root (or CAP_NET_ADMIN) to change network namespaces",
+        "this needs root (or CAP_NET_ADMIN with CAP_SYS_ADMIN) to change network namespaces",
         "run it with sudo, or add --dry-run to print the commands without running them",
     )
+
+
+def _has_caps(status: str = "/proc/self/status") -> bool:
+    """True when the effective capabilities hold CAP_NET_ADMIN and CAP_SYS_ADMIN."""
+    # CAP_SYS_ADMIN too: `ip netns add` bind-mounts the namespace under /run/netns
+    wanted = (1 << 12) | (1 << 21)
+    try:
+        with open(status) as lines:
+            for line in lines:
+                if line.startswith("CapEff:"):
+                    return int(line.split()[1], 16) & wanted == wanted
+    except OSError:
+        pass
+    return False
 
 
 def guarded(func: Callable) -> Callable:

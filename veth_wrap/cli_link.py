@@ -28,14 +28,18 @@ def register(app: typer.Typer) -> None:
 
 
 def no_netem(error: CommandFailed) -> VethwrapError:
-    """A clearer error when the kernel lacks sch_netem; the original error otherwise."""
+    """A clearer error when the kernel lacks a qdisc or filter that link options need."""
     from .netem import NO_NETEM
 
-    if NO_NETEM not in error.stderr:
+    if NO_NETEM not in error.stderr and "Unknown filter" not in error.stderr:
         return error
-    return PreflightError("this kernel has no netem qdisc (sch_netem), needed for --delay, "
-                          "--jitter and --loss", "load it: modprobe sch_netem (Debian/Ubuntu: "
-                          "package linux-modules-extra-$(uname -r)); --rate alone uses tbf")
+    if "netem" not in (error.failed_line or " ".join(error.argv)):
+        return PreflightError("this kernel lacks clsact or cls_bpf (CONFIG_NET_SCH_INGRESS, "
+                              "CONFIG_NET_CLS_BPF), which --loss needs without sch_netem",
+                              "use a kernel with either, or drop --loss; --rate uses tbf")
+    return PreflightError("this kernel has no netem qdisc (sch_netem), needed for --delay and "
+                          "--jitter", "load it: modprobe sch_netem (Debian/Ubuntu: package "
+                          "linux-modules-extra-$(uname -r)); --loss and --rate work without it")
 
 
 def impaired_failure(failure: VerificationFailed) -> VerificationFailed:
@@ -51,7 +55,8 @@ def link_set(
     interface: str = typer.Argument(..., help="A veth end vethwrap made."),
     delay: Optional[str] = typer.Option(None, "--delay", help="Added delay on egress, e.g. 10ms."),
     jitter: Optional[str] = typer.Option(None, "--jitter", help="Delay variation, e.g. 2ms."),
-    loss: Optional[str] = typer.Option(None, "--loss", help="Random loss on egress, e.g. 1%."),
+    loss: Optional[str] = typer.Option(
+        None, "--loss", help="Random loss on egress, e.g. 1% (a BPF filter without netem)."),
     rate: Optional[str] = typer.Option(None, "--rate", help="Egress rate, e.g. 10mbit."),
     mtu: Optional[int] = typer.Option(None, "--mtu", help="MTU of this end and its peer."),
     mac: Optional[str] = typer.Option(None, "--mac", help="MAC address of this end."),
@@ -60,7 +65,7 @@ def link_set(
 ) -> None:
     """Change one end of a live link in place (the link is not rebuilt); show the result."""
     from . import linklive, names
-    from .netem import link_opts
+    from .netem import impairments_text, link_opts
     from .output import emit_json, out
 
     names.check_netns(namespace)
@@ -77,7 +82,7 @@ def link_set(
     if json_out:
         emit_json(result)
     else:
-        shown = ", ".join(f"{k} {v}" for k, v in result["impairments"].items() if k != "qdisc")
+        shown = impairments_text(result["impairments"])
         out().print(f"{namespace}:{interface}: mtu {result['mtu']}, mac {result['mac']}, "
                     f"impairments: {shown or 'none'}")
 

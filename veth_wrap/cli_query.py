@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import List
+from typing import List, Optional
 
 import typer
 
@@ -20,13 +20,13 @@ def register(app: typer.Typer) -> None:
 
 @guarded
 def show(
-    namespaces: List[str] = typer.Argument(None, help="Only these namespaces [default: all]."),
+    namespaces: List[str] = typer.Argument(None, help="Only these namespaces (default: all)."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Show vethwrap's labs as the kernel holds them: interfaces, addresses, peers, routes."""
-    from . import inventory, names
+    from . import inventory, linklive, names
     from .output import say
-    from .showing import print_show
+    from .showing import print_show, shown
 
     for name in namespaces or []:
         names.check_netns(name)
@@ -38,7 +38,9 @@ def show(
             say(f"{name}: no such namespace")
         elif not facts[name].labs():
             say(f"{name}: holds nothing of vethwrap's")
-    print_show(facts, root, inventory.labs(facts, root), namespaces or None, json_out)
+    views = inventory.labs(facts, root)
+    spaces = [ns for group in shown(views, namespaces or None).values() for ns in group]
+    print_show(facts, root, views, namespaces or None, json_out, linklive.read_all(spaces))
 
 
 @guarded
@@ -48,6 +50,8 @@ def ping(
     count: int = typer.Option(3, "--count", "-c", min=1, max=1000, help="Echo requests."),
     timeout: float = typer.Option(1.0, "--timeout", "-W", min=0.1, help="Seconds per reply."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    ipv6: bool = typer.Option(False, "--ipv6", "-6",
+                              help="Ping the namespace's IPv6 address (a dual-stack lab)."),
 ) -> None:
     """Ping from inside a namespace with the system ping, and report its statistics."""
     from . import names
@@ -56,7 +60,7 @@ def ping(
 
     names.check_netns(namespace)
     require_root()
-    address = _resolve(namespace, dest)
+    address = _resolve(namespace, dest, 6 if ipv6 else None)
     stats = run_ping(namespace, address, count=count, timeout=timeout)
     if json_out:
         emit_json(stats.to_json())
@@ -70,22 +74,30 @@ def ping(
                           f"see why: vethwrap diagnose {namespace} {address}")
 
 
-def _resolve(namespace: str, dest: str) -> str:
-    """An address as given, or the address of a namespace vethwrap wired."""
+def _resolve(namespace: str, dest: str, version: Optional[int] = None) -> str:
+    """An address as given, or the address (of one IP version) of a namespace vethwrap wired."""
     from . import inventory, names, state
 
     existing = state.list_netns()
     if namespace not in existing:
         raise UsageError(f"namespace {namespace!r} does not exist", "see 'vethwrap show'")
     try:
-        return str(ipaddress.ip_address(dest))
+        given = ipaddress.ip_address(dest)
     except ValueError:
-        pass
+        given = None
+    if given is not None:
+        if version and given.version != version:
+            raise UsageError(f"{dest} is not an IPv{version} address",
+                             "give an IPv6 address, or leave out -6")
+        return str(given)
     names.check_netns(dest)
     if dest not in existing:
         raise UsageError(f"namespace {dest!r} does not exist", "see 'vethwrap show'")
     facts = state.read([namespace, dest], routes=False)
-    address = inventory.target_address(facts, namespace, dest)
+    address = inventory.target_address(facts, namespace, dest, version)
+    if address is None and version:
+        raise UsageError(f"{dest!r} has no IPv{version} address from vethwrap",
+                         "build the lab with --ipv6 for dual stack, or leave out -6")
     if address is None:
         raise UsageError(f"{dest!r} is neither an address nor a namespace vethwrap wired",
                          "give an IPv4 or IPv6 address, or see 'vethwrap show'")
@@ -94,7 +106,7 @@ def _resolve(namespace: str, dest: str) -> str:
 
 @guarded
 def pingall(
-    namespaces: List[str] = typer.Argument(None, help="Only these namespaces [default: all]."),
+    namespaces: List[str] = typer.Argument(None, help="Only these namespaces (default: all)."),
     count: int = typer.Option(1, "--count", "-c", min=1, max=10,
                               help="Attempts per pair before it counts as failed."),
     timeout: float = typer.Option(1.0, "--timeout", "-W", min=0.1, help="Seconds per pair."),

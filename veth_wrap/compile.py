@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass, field
 from typing import Optional
 
 from .errors import ConflictError, UsageError
 from .names import Mark, Role
-from .netem import ip_ops, tc_ops
 from .plan import Op, Plan
-from .state import NetnsState
+from .runner import spread
+from .state import LinkState, NetnsState
 from .topology import End, Lab
+
+SPLIT_FROM = 16  # namespaces: from here, lines that each fork an `ip` go as batches run at once
 
 
 def create_plan(lab: Lab, facts: dict[str, NetnsState], root: Optional[NetnsState] = None) -> Plan:
@@ -17,26 +21,86 @@ def create_plan(lab: Lab, facts: dict[str, NetnsState], root: Optional[NetnsStat
     check_conflicts(lab, facts, root)
     plan = Plan()
     missing = [ns for ns in lab.namespaces() if ns not in facts]
-    root_ops = [op for ns in missing for op in _netns_add(lab, ns)]
-    root_ops += _forwarding_ops(lab, facts)
+    after = _forwarding_ops(lab, facts)
+    wired = _Wiring()
     if lab.bridges and lab.bridges[0].netns is None:
-        root_ops += _bridge_ops(lab, root or NetnsState(None), None)
-    plan.add(root_ops, comment="namespaces" if missing else "root namespace")
+        wired = _bridge_ops(lab, root or NetnsState(None), None)
+        after += wired.made
+    _add_namespaces(plan, lab, missing, after)
     if lab.hub:
         hub_state = facts.get(lab.hub, NetnsState(lab.hub))
-        hub_ops = _lo_ops(lab, lab.hub, hub_state, Role.HUB) + _bridge_ops(lab, hub_state, lab.hub)
-        plan.add(hub_ops, netns=lab.hub, comment=f"bridge in {lab.hub}")
-    for ns in lab.members:
-        state = facts.get(ns, NetnsState(ns))
-        ops = _veth_ops(lab, ns, facts) + _lo_ops(lab, ns, state, Role.NETNS)
-        ops += _end_ops(lab, ns, state) + _route_ops(lab, ns, state)
-        plan.add(ops, netns=ns, comment=f"namespace {ns}",
-                 group="members" if _bridge_only(lab) else "")
+        hub_ops = _lo_ops(lab, lab.hub, hub_state, Role.HUB) if lab.hub in facts else []
+        wired = _bridge_ops(lab, hub_state, lab.hub)
+        plan.add(hub_ops + wired.made, netns=lab.hub, comment=f"bridge in {lab.hub}")
+    inside = {ns: _member_ops(lab, ns, facts, wired.raised.get(ns)) for ns in lab.members}
+    if _bridge_only(lab):
+        _add_folded(plan, inside)
+    else:
+        for ns, ops in inside.items():
+            plan.add(ops, netns=ns, comment=f"namespace {ns}")
+    if wired.attach:
+        bridge = lab.bridges[0]
+        plan.add(wired.attach, netns=bridge.netns, comment=f"ports onto {bridge.name}")
     _option_steps(plan, lab, facts, root)
+    busy = {step.netns for step in plan.steps} | {ns for ns, ops in inside.items() if ops}
     for ns in lab.namespaces():
-        if ns in facts and not any(step.netns == ns for step in plan.steps):
+        if ns in facts and ns not in busy:
             plan.notes.append(f"{ns}: already as asked")
     return plan
+
+
+def _add_namespaces(plan: Plan, lab: Lab, missing: list[str], after: list[Op]) -> None:
+    """The missing namespaces, then the root ops that need them all.
+
+    Marking a namespace forks an `ip` inside it, so many namespaces go as several batches
+    at once (runner.BATCHES_AT_ONCE). The first goes alone before them, so that only one
+    `ip` turns /run/netns into a mount point on a freshly booted host.
+    """
+    made = [_netns_add(lab, ns) for ns in missing]
+    if len(made) < SPLIT_FROM:
+        plan.add([op for ops in made for op in ops] + after,
+                 comment="namespaces" if missing else "root namespace")
+        return
+    plan.add(made[0], comment="namespaces")
+    for part in spread(made[1:]):
+        plan.add([op for ops in part for op in ops], comment="namespaces", group="namespaces")
+    plan.add(after, comment="root namespace")
+
+
+def _member_ops(lab: Lab, ns: str, facts: dict[str, NetnsState],
+                raised: Optional[str] = None) -> list[Op]:
+    """What one member needs done inside it.
+
+    A namespace made by this plan has lo done already, and `raised` names the end that an
+    earlier step created here and brought up.
+    """
+    state = facts.get(ns, NetnsState(ns))
+    ops = _veth_ops(lab, ns, facts)
+    if ns in facts:
+        ops += _lo_ops(lab, ns, state, Role.NETNS)
+    if raised:
+        up = LinkState(raised, 0, "veth", True, "UP", ())
+        state = dataclasses.replace(state, links={**state.links, raised: up})
+    return ops + _end_ops(lab, ns, state) + _route_ops(lab, ns, state)
+
+
+def _add_folded(plan: Plan, inside: dict[str, list[Op]]) -> None:
+    """Members' ops as `netns exec NS ip ...` lines of root batches, several run at once.
+
+    Such a line forks a small `ip`; a step of its own per member would fork this Python
+    process through `sh`, which costs several times more. The batches are independent:
+    each member's end exists by now, and nothing else in it depends on another member.
+    """
+    members = [ns for ns, ops in inside.items() if ops]
+    for part in spread(members) if len(members) >= SPLIT_FROM else [members]:
+        if part:
+            plan.add((_inside(ns, op) for ns in part for op in inside[ns]), group="members",
+                     comment=f"inside {part[0]}" + (f" to {part[-1]}" if len(part) > 1 else ""))
+
+
+def _inside(ns: str, op: Op) -> Op:
+    """An op of namespace ns as a root batch line; its undo still runs with `ip -n ns`."""
+    return dataclasses.replace(op, args=("netns", "exec", ns, "ip") + op.args)
 
 
 def _bridge_only(lab: Lab) -> bool:
@@ -49,10 +113,13 @@ def _mark(lab: Lab, role: str) -> str:
 
 
 def _netns_add(lab: Lab, ns: str) -> list[Op]:
-    """Add a namespace and mark it at once, so a crash right after leaves it findable."""
+    """Add a namespace and mark it at once, so a crash right after leaves it findable.
+
+    The same `ip` brings lo up: one fork inside the namespace instead of two.
+    """
     role = Role.HUB if ns == lab.hub else Role.NETNS
     return [Op(("netns", "add", ns), ("netns", "del", ns), creates=(("netns", ns),)),
-            Op(("netns", "exec", ns, "ip", "link", "set", "lo", "alias", _mark(lab, role)))]
+            Op(("netns", "exec", ns, "ip", "link", "set", "lo", "up", "alias", _mark(lab, role)))]
 
 
 def _forwarding_ops(lab: Lab, facts: dict[str, NetnsState]) -> list[Op]:
@@ -76,10 +143,28 @@ def _option_steps(plan: Plan, lab: Lab, facts: dict[str, NetnsState],
     for ns in (None,) + lab.namespaces():
         state = (root or NetnsState(None)) if ns is None else facts.get(ns, NetnsState(ns))
         new = [end for end in lab.ends_in(ns) if end.opts and end.ifname not in state.links]
-        ports = [op for end in new if end.master for op in ip_ops(end.ifname, end.opts)]
+        ports = [op for end in new if end.master for op in _ip_ops(end)]
         plan.add(ports, netns=ns, comment=f"link options in {ns or 'the root namespace'}")
-        plan.add([op for end in new for op in tc_ops(end.ifname, end.opts)], netns=ns,
+        plan.add([op for end in new for op in _tc_ops(end)], netns=ns,
                  program="tc", comment=f"impairments in {ns or 'the root namespace'}")
+
+
+def _ip_ops(end: End) -> list[Op]:
+    """An end's MTU and MAC ops; netem loads only for labs with link options."""
+    if not end.opts:
+        return []
+    from .netem import ip_ops
+
+    return ip_ops(end.ifname, end.opts)
+
+
+def _tc_ops(end: End) -> list[Op]:
+    """An end's `tc` impairment ops (none without link options)."""
+    if not end.opts:
+        return []
+    from .netem import tc_ops
+
+    return tc_ops(end.ifname, end.opts)
 
 
 def _lo_ops(lab: Lab, ns: str, state: NetnsState, role: str) -> list[Op]:
@@ -99,33 +184,70 @@ def _lo_ops(lab: Lab, ns: str, state: NetnsState, role: str) -> list[Op]:
     return ops
 
 
-def _bridge_ops(lab: Lab, state: NetnsState, where: Optional[str]) -> list[Op]:
-    """The bridge and, for each member, a veth whose far end is created in the member."""
+@dataclass
+class _Wiring:
+    """A bridge's ops: those before the members, the ports' attachment after them."""
+
+    made: list[Op] = field(default_factory=list)
+    attach: list[Op] = field(default_factory=list)
+    raised: dict[str, str] = field(default_factory=dict)  # member namespace -> its end, up
+
+
+def _bridge_ops(lab: Lab, state: NetnsState, where: Optional[str]) -> _Wiring:
+    """The bridge and, for each member, a veth whose end is created in the member and up.
+
+    The ends come up here, long before the ports join the bridge: an end coming up sends
+    IPv6 multicast for seconds, which a bridge floods to every port, and 1,000 ports make
+    that a million frames that overflow the kernel's backlog.
+    """
     bridge = lab.bridges[0].name
-    ops = []
+    wired = _Wiring()
     if bridge not in state.links:
-        ops.append(Op(("link", "add", bridge, "up", "type", "bridge"), ("link", "del", bridge),
-                      undo_netns=where, creates=(("link", where, bridge),),
-                      gone_with=frozenset({("netns", where)} if where else set())))
-        ops.append(Op(("link", "set", bridge, "alias", _mark(lab, Role.BRIDGE))))
+        wired.made.append(Op(("link", "add", bridge, "up", "type", "bridge"),
+                             ("link", "del", bridge), undo_netns=where,
+                             creates=(("link", where, bridge),),
+                             gone_with=frozenset({("netns", where)} if where else set())))
+        wired.made.append(Op(("link", "set", bridge, "alias", _mark(lab, Role.BRIDGE))))
     for link in lab.links:
         port, member = link.b, link.a
-        if port.master != bridge or port.ifname in state.links:  # lab files mix in p2p links
+        if port.master != bridge:  # lab files mix in p2p links
             continue
-        ops.append(Op(("link", "add", port.ifname, "up", "master", bridge, "type", "veth",
-                       "peer", "name", member.ifname, "netns", member.netns),
-                      ("link", "del", port.ifname), undo_netns=where,
-                      creates=(("link", where, port.ifname), ("link", member.netns, member.ifname)),
-                      gone_with=frozenset({("netns", where), ("netns", member.netns)})))
-        ops.append(Op(("link", "set", port.ifname, "alias", _mark(lab, Role.PORT))))
-    return ops
+        have = state.links.get(port.ifname)
+        if have is None:
+            wired.made += _port_ops(lab, port, member, where)
+            if not _sized(member):  # an MTU or MAC is set inside, before the end comes up
+                wired.raised[member.netns] = member.ifname
+        if have is None or have.master != bridge:
+            wired.attach.append(Op(("link", "set", port.ifname, "master", bridge),
+                                   ("link", "set", port.ifname, "nomaster"), undo_netns=where,
+                                   gone_with=frozenset({("link", where, port.ifname)})))
+    return wired
+
+
+def _port_ops(lab: Lab, port: End, member: End, where: Optional[str]) -> list[Op]:
+    """The veth made from the port's side with its member end created in place, and up.
+
+    The member end is the one named first: a veth's peer cannot come up as it is made.
+    """
+    up = () if _sized(member) else ("up",)
+    return [Op(("link", "add", member.ifname, "netns", member.netns) + up
+               + ("type", "veth", "peer", "name", port.ifname),
+               ("link", "del", port.ifname), undo_netns=where,
+               creates=(("link", where, port.ifname), ("link", member.netns, member.ifname)),
+               gone_with=frozenset({("netns", where), ("netns", member.netns)})),
+            Op(("link", "set", port.ifname, "up", "alias", _mark(lab, Role.PORT)))]
+
+
+def _sized(end: End) -> bool:
+    """True when the end gets an MTU or MAC, which go on before it comes up."""
+    return bool(_ip_ops(end))
 
 
 def _veth_ops(lab: Lab, ns: str, facts: dict[str, NetnsState]) -> list[Op]:
     """Point-to-point links whose first end lives in ns, created with both ends in place."""
     ops = []
-    for link in lab.links:
-        if link.a.netns != ns or link.b.netns is None or link.a.role == Role.MEMBER:
+    for link in lab.links_from(ns):
+        if link.b.netns is None or link.a.role == Role.MEMBER:
             continue
         if ns in facts and link.a.ifname in facts[ns].links:
             continue
@@ -143,20 +265,31 @@ def _end_ops(lab: Lab, ns: str, state: NetnsState) -> list[Op]:
     for end in lab.ends_in(ns):
         have = state.links.get(end.ifname)
         within = frozenset({("link", ns, end.ifname)})
+        up = ("link", "set", end.ifname, "up")
+        mark = ("alias", _mark(lab, end.role))
+        early = _ip_ops(end) if have is None else []
+        if have is None and not early:  # one command marks it and brings it up: one fork less
+            ops.append(Op(up + mark, up[:3] + ("down",), undo_netns=ns, gone_with=within))
+            ops += _address_ops(end, have, ns, within)
+            continue
         if have is None or have.mark is None:
-            ops.append(Op(("link", "set", end.ifname, "alias", _mark(lab, end.role))))
-        if have is None and end.opts:  # MTU and MAC before the link comes up
-            ops += ip_ops(end.ifname, end.opts)
-        for address in end.addresses:
-            if have is None or address not in have.addresses:
-                # nodad: an IPv6 address is usable at once, not tentative for a second or two
-                nodad = ("nodad",) if ":" in address else ()
-                ops.append(Op(("addr", "add", address, "dev", end.ifname) + nodad,
-                              ("addr", "del", address, "dev", end.ifname), undo_netns=ns,
-                              gone_with=within))
+            ops.append(Op(("link", "set", end.ifname) + mark))
+        ops += early  # MTU and MAC before the link comes up
+        ops += _address_ops(end, have, ns, within)
         if have is None or not have.up:
-            ops.append(Op(("link", "set", end.ifname, "up"),
-                          ("link", "set", end.ifname, "down"), undo_netns=ns, gone_with=within))
+            ops.append(Op(up, up[:3] + ("down",), undo_netns=ns, gone_with=within))
+    return ops
+
+
+def _address_ops(end: End, have: Optional[LinkState], ns: str, within: frozenset) -> list[Op]:
+    ops = []
+    for address in end.addresses:
+        if have is None or address not in have.addresses:
+            # nodad: an IPv6 address is usable at once, not tentative for a second or two
+            nodad = ("nodad",) if ":" in address else ()
+            ops.append(Op(("addr", "add", address, "dev", end.ifname) + nodad,
+                          ("addr", "del", address, "dev", end.ifname), undo_netns=ns,
+                          gone_with=within))
     return ops
 
 

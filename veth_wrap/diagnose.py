@@ -109,7 +109,7 @@ def _walk(nets: Nets, namespace: str, dest: str) -> tuple[Finding | None, list[W
     end = there.end if there.reached else _home(nets, dest)
     if not source or end is None:
         return finding, walks
-    assume = (namespace, finding.source) if finding and finding.source else None
+    assume = finding.adds if finding else None
     back = Walk(nets, source.split("/")[0], source=dest, reply=True, assume=assume)
     walks.append(back)
     reply = back.run(end)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
 from . import inventory, state
 from .errors import UsageError
-from .netem import LinkOpts, clear_op, ip_ops, parse_qdiscs, tc_ops
+from .netem import LinkOpts, change_ops, clsact_devices, filter_loss, ip_ops, parse_qdiscs
+from .pathwalk import aligned_docs
 from .runner import Runner, default_runner, exec_replace
 
 EXIT_NOT_FOUND = 127  # what a shell returns for a command it cannot find
@@ -20,18 +22,16 @@ def change(namespace: str, ifname: str, opts: Optional[LinkOpts], clear: bool,
     runner = runner or default_runner()
     facts, root = inventory.scan(None, runner, routes=False)
     link = _vethwrap_link(facts, namespace, ifname)
-    have = read_impairments(namespace, runner)
+    have = read_impairments(namespace, runner).get(ifname, {})
     opts = opts or LinkOpts()
+    want = opts if clear else _merged(have, opts)
+    tc = change_ops(ifname, have, want) if clear or opts.impaired else []  # may refuse
     if opts.mtu is not None:
         peer = inventory.peer_of(link, namespace, facts, root)
         if peer is not None:
             _run_ip(peer[0], ip_ops(peer[1], LinkOpts(mtu=opts.mtu)), runner)
     _run_ip(namespace, ip_ops(ifname, opts), runner)
-    if clear and ifname in have:
-        _run_tc(namespace, [clear_op(ifname)], runner)
-    if opts.impaired:
-        merged = opts if clear else _merged(have.get(ifname, {}), opts)
-        _run_tc(namespace, tc_ops(ifname, merged, replace=True), runner)
+    _run_tc(namespace, tc, runner)
     return describe(namespace, ifname, runner)
 
 
@@ -65,9 +65,50 @@ def _run_tc(namespace: str, ops, runner: Runner) -> None:
 
 
 def read_impairments(namespace: str, runner: Optional[Runner] = None) -> dict[str, dict]:
-    """{ifname: impairments} of one namespace, read back with `tc -j qdisc show`."""
+    """{ifname: impairments} of one namespace, read back with `tc -j`."""
+    return read_all([namespace], runner).get(namespace, {})
+
+
+def read_all(namespaces: list[str], runner: Optional[Runner] = None) -> dict[str, dict]:
+    """{namespace: {ifname: impairments}}: qdiscs, then loss filters where a clsact is.
+
+    One `ip -batch` of `netns exec NS tc -j ...` lines per round, and a second round only
+    for namespaces that hold a clsact qdisc; a namespace gone meanwhile reads as empty.
+    """
     runner = runner or default_runner()
-    return parse_qdiscs(runner.run(["tc", "-n", namespace, "-j", "qdisc", "show"]).stdout)
+    order = list(dict.fromkeys(namespaces))
+    qdiscs = _tc_json([(ns, "qdisc show") for ns in order], runner)
+    found = {ns: parse_qdiscs(doc) for ns, doc in zip(order, qdiscs)}
+    asks = [(ns, dev) for ns, doc in zip(order, qdiscs) for dev in clsact_devices(doc)]
+    filters = _tc_json([(ns, f"filter show dev {dev} egress") for ns, dev in asks], runner)
+    for (ns, dev), doc in zip(asks, filters):
+        loss = filter_loss(doc or [])
+        if loss:
+            found[ns].setdefault(dev, {}).update(loss)
+    return found
+
+
+def _tc_json(commands: list[tuple[str, str]], runner: Runner) -> list:
+    """One `tc -j` document per (namespace, command), None where the line failed.
+
+    Each line forks a `tc` inside the batch: many lines go to two batches at once.
+    """
+    if len(commands) < state.PARALLEL_FROM:
+        return _tc_batch(commands, runner)
+    half = (len(commands) + 1) // 2
+    with ThreadPoolExecutor(2) as pool:
+        parts = list(pool.map(lambda part: _tc_batch(part, runner),
+                              (commands[:half], commands[half:])))
+    return parts[0] + parts[1]
+
+
+def _tc_batch(commands: list[tuple[str, str]], runner: Runner) -> list:
+    if not commands:
+        return []
+    lines = [f"netns exec {ns} tc -j {words}" for ns, words in commands]
+    done = runner.run(["ip", "-force", "-batch", "-"], stdin="\n".join(lines) + "\n",
+                      check=False)
+    return aligned_docs(done, len(lines))
 
 
 def describe(namespace: str, ifname: str, runner: Optional[Runner] = None) -> dict:

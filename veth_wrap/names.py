@@ -13,6 +13,7 @@ IFNAMSIZ = 15  # the kernel's limit on interface names, without the trailing NUL
 NETNS_MAX = 64
 LAB_MAX = 32
 MARK = "vethwrap"
+HASH_DIGITS = 6
 
 _SAFE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
 _RULE = "letters, digits, '_', '.' and '-', not starting with '-' or '.'"
@@ -50,11 +51,14 @@ def _shown(name: str) -> str:
 
 
 def short(name: str, width: int) -> str:
-    """Fit a name in width characters, keeping it unique with a hash of the whole."""
+    """Fit a name in width characters, keeping it unique with a hash of the whole.
+
+    Six hex digits: with four, 1,000 cut port names of one bridge would likely clash.
+    """
     if len(name) <= width:
         return name
-    digest = hashlib.sha1(name.encode()).hexdigest()[:4]
-    return f"{name[: width - 5]}-{digest}"
+    digest = hashlib.sha1(name.encode()).hexdigest()[:HASH_DIGITS]
+    return f"{name[: width - HASH_DIGITS - 1]}-{digest}"
 
 
 def p2p_ifname(peer: str) -> str:

@@ -102,7 +102,9 @@ def _routes_on(walk: Walk, reach: Reach) -> bool:
 
 
 def _same_subnet(walk: Walk, ns: Ns, dev: str, reach: Reach) -> str | None:
-    mine = [address_of(a) for a in walk.nets.link(ns, dev).addresses]
+    """A neighbour's address on dev's subnet, of the walk's IP version (a gateway must be)."""
+    mine = [address_of(a) for a in walk.nets.link(ns, dev).addresses
+            if address_of(a).version == walk.family]
     far = walk.nets.link(reach.ns, reach.ifname)
     for text in far.addresses if far else ():
         theirs = address_of(text)
@@ -305,13 +307,23 @@ def _no_address(walk: Walk, ns: str, cand: Candidate, evidence: list[str]) -> Fi
     free = next((h for _, h in zip(range(4096), net.hosts())
                  if h not in taken and str(h) != walk.target), None)
     fixes, source = [], None
+    down = not walk.nets.link(ns, cand.ifname).up
     if free is not None and net.prefixlen < net.max_prefixlen:
         source = f"{free}/{net.prefixlen}"
         fixes = [ip_n(ns, "addr", "add", source, "dev", cand.ifname)]
-        if not walk.nets.link(ns, cand.ifname).up:
+        if down:
             fixes.append(link_up(ns, cand.ifname))
+    adds = (ns, source) if source else None
+    # the new address is the packets' source only where they start, not on a router
+    source = source if ns == walk.visits[0][0] else None
+    if down and walk.family == 6:  # the kernel drops IPv6 addresses of a link set down
+        evidence.append(f"{cand.ifname} in {ns} is down, and a link set down loses its IPv6 "
+                        "addresses (unless net.ipv6.conf.*.keep_addr_on_down)")
+        return Finding(Cause.LOCAL_DOWN, f"{cand.ifname} in {ns} is down (and lost its IPv6 "
+                       f"address with it), so nothing leads to {walk.target}", evidence,
+                       fixes or [link_up(ns, cand.ifname)], source=source, adds=adds)
     return Finding(Cause.LOCAL_NO_ADDRESS, f"{cand.ifname} in {ns} leads to {walk.target} but "
-                   f"has no address", evidence, fixes, source=source)
+                   f"has no address", evidence, fixes, source=source, adds=adds)
 
 
 def _no_way(walk: Walk, ns: str, evidence: list[str]) -> Finding:

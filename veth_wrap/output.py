@@ -57,7 +57,8 @@ def table(title: str | None, columns: list[str]):
 
     tbl = Table(title=title, title_justify="left", header_style="bold")
     for column in columns:
-        tbl.add_column(column)
+        # fold, never "…": a cut address or name is worse than a taller table
+        tbl.add_column(column, overflow="fold")
     return tbl
 
 

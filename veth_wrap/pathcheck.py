@@ -45,6 +45,7 @@ class Finding:
     evidence: list[str] = field(default_factory=list)
     fixes: list[Fix] = field(default_factory=list)
     source: str | None = None  # the source address (with prefix) once the fix is applied
+    adds: tuple[Ns, str] | None = None  # (namespace, address/prefix) a fix adds on the path
     reply_done: bool = False  # the fixes already cover the way back
 
 

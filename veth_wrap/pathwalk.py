@@ -112,7 +112,7 @@ class Nets:
             todo = [ns for ns in todo if ns in self.names]
             lines = [ln for ln in lines if ln.split()[2] in todo]
             result = self.run(["ip", "-force", "-batch", "-"], stdin="\n".join(lines) + "\n")
-        docs = self._aligned(result, len(lines))
+        docs = aligned_docs(result, len(lines))
         for i, ns in enumerate(todo):
             addrs, routes, ids = docs[3 * i:3 * i + 3]
             self.links[ns] = parse_links(addrs or [])
@@ -122,13 +122,6 @@ class Nets:
     def _listed(self) -> set[str]:
         text = self.run(["ip", "-j", "netns", "list"]).stdout.strip()
         return {entry["name"] for entry in json.loads(text)} if text else set()
-
-    @staticmethod
-    def _aligned(result, count: int) -> list:
-        """One JSON document (or None for a failed line) per batch line."""
-        failed = {int(n) for n in _FAILED.findall(result.stderr)}
-        docs = iter(json_stream(result.stdout))
-        return [None if n in failed else next(docs, None) for n in range(1, count + 1)]
 
     def neighbours(self) -> list[str]:
         """Named namespaces one veth away from those read, not read yet."""
@@ -268,6 +261,13 @@ class Nets:
             for key in missing:
                 known.setdefault(key, "")
         return {k: known[k] for k in keys}
+
+
+def aligned_docs(result, count: int) -> list:
+    """One JSON document (or None for a failed line) per line of an `ip -force -batch`."""
+    failed = {int(n) for n in _FAILED.findall(result.stderr)}
+    docs = iter(json_stream(result.stdout))
+    return [None if n in failed else next(docs, None) for n in range(1, count + 1)]
 
 
 def _loads(text: str) -> list:

@@ -24,8 +24,8 @@ class Op:
     gone_with: frozenset = frozenset()
 
     def line(self) -> str:
-        """The op as a batch line (words are validated to need no quoting)."""
-        return " ".join(self.args)
+        """The op as a batch line; a word with spaces (a tc bytecode) gets -batch's quotes."""
+        return " ".join(f'"{word}"' if " " in word else word for word in self.args)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Iterable, Iterator, Optional
 
 from .errors import CommandFailed
 from .names import Mark
-from .runner import Runner, default_runner
+from .runner import Runner, default_runner, spread
 
 
 @dataclass(frozen=True)
@@ -124,20 +124,18 @@ def read(namespaces: Iterable[str], runner: Optional[Runner] = None, routes: boo
          forwarding: Iterable[str] = ()) -> dict[str, NetnsState]:
     """Read the given (existing) namespaces with `ip -batch`es of `netns exec` lines.
 
-    Each line forks an `ip` inside the batch, so many namespaces are read by two batches
-    at once: the machine this is tuned on has two cores.
+    Each line forks an `ip` inside the batch, so many namespaces are read by several
+    batches at once (runner.BATCHES_AT_ONCE).
     """
     runner = runner or default_runner()
     order = list(dict.fromkeys(namespaces))
     fwd = set(forwarding)
     if len(order) < PARALLEL_FROM:
         return _read_present(order, runner, routes, fwd)
-    half = (len(order) + 1) // 2
-    with ThreadPoolExecutor(2) as pool:
-        parts = pool.map(lambda part: _read_present(part, runner, routes, fwd),
-                         (order[:half], order[half:]))
+    parts = spread(order)
+    with ThreadPoolExecutor(len(parts)) as pool:
         found: dict[str, NetnsState] = {}
-        for part in parts:
+        for part in pool.map(lambda part: _read_present(part, runner, routes, fwd), parts):
             found.update(part)
     return found
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Iterator, Optional, Sequence, Union
+from functools import cached_property
+from typing import TYPE_CHECKING, Iterator, Optional, Sequence, Union
 
 from . import names
 from .errors import UsageError
-from .netem import LinkOpts
+
+if TYPE_CHECKING:  # only a type here: commands that never touch link options skip netem
+    from .netem import LinkOpts
 
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 DEFAULT_SUBNET = "10.0.0.0/24"
@@ -93,17 +96,19 @@ class Lab:
 
     def ends_in(self, netns: Optional[str]) -> list[End]:
         """The veth ends inside one namespace."""
-        return [end for end in self.ends() if end.netns == netns]
+        return list(self._ends_by_netns.get(netns, ()))
+
+    def links_from(self, netns: Optional[str]) -> list[Link]:
+        """The links whose first end is inside one namespace."""
+        return list(self._links_by_first.get(netns, ()))
 
     def address_of(self, netns: str, seen_from: Optional[str] = None,
                    version: Optional[int] = None) -> Optional[str]:
         """The address to reach netns at: on the link shared with seen_from, else its first."""
-        for link in self.links:
-            for here, there in ((link.a, link.b), (link.b, link.a)):
-                if here.netns == netns and there.netns == seen_from:
-                    found = _of_version(here.addresses, version)
-                    if found:
-                        return found
+        for end in self._ends_towards.get((netns, seen_from), ()):
+            found = _of_version(end.addresses, version)
+            if found:
+                return found
         for end in self.ends_in(netns):
             found = _of_version(end.addresses, version)
             if found:
@@ -112,15 +117,47 @@ class Lab:
 
     def versions(self) -> list[int]:
         """The IP versions the lab's addresses use, IPv4 first."""
-        return sorted({ipaddress.ip_interface(a).version for e in self.ends() for a in e.addresses})
+        return list(self._versions)
+
+    # Indexes made once per lab: labs of 1,000 namespaces ask these for every namespace.
+    @cached_property
+    def _ends_by_netns(self) -> dict[Optional[str], list[End]]:
+        found: dict[Optional[str], list[End]] = {}
+        for end in self.ends():
+            found.setdefault(end.netns, []).append(end)
+        return found
+
+    @cached_property
+    def _links_by_first(self) -> dict[Optional[str], list[Link]]:
+        found: dict[Optional[str], list[Link]] = {}
+        for link in self.links:
+            found.setdefault(link.a.netns, []).append(link)
+        return found
+
+    @cached_property
+    def _ends_towards(self) -> dict[tuple, list[End]]:
+        """(namespace, peer namespace) -> the ends in namespace of links to that peer."""
+        found: dict[tuple, list[End]] = {}
+        for link in self.links:
+            for here, there in ((link.a, link.b), (link.b, link.a)):
+                found.setdefault((here.netns, there.netns), []).append(here)
+        return found
+
+    @cached_property
+    def _versions(self) -> tuple[int, ...]:
+        return tuple(sorted({_version(a) for e in self.ends() for a in e.addresses}))
+
+
+def _version(address: str) -> int:
+    """The IP version of a validated address: only IPv6 writes colons."""
+    return 6 if ":" in address else 4
 
 
 def _of_version(addresses: Sequence[str], version: Optional[int]) -> Optional[str]:
     """The first address (without prefix) of an IP version (any when None)."""
     for address in addresses:
-        ip = address.split("/")[0]
-        if version is None or ipaddress.ip_address(ip).version == version:
-            return ip
+        if version is None or _version(address) == version:
+            return address.split("/")[0]
     return None
 
 

@@ -33,14 +33,18 @@ def print_built(built, json_out: bool) -> None:
                     probes=report.probes if report else 0)
         emit_json(data)
         return
+    from rich.text import Text
+
     lab = built.lab
     tbl = table(f"lab {lab.name} ({lab.kind.value})", ["namespace", "interface", "address",
                                                        "peer"])
+    members = set(lab.members)
     for link in lab.links:
         for here, there in ((link.a, link.b), (link.b, link.a)):
-            if here.netns in lab.members:
-                tbl.add_row(here.netns, here.ifname, ", ".join(here.addresses) or "-",
-                            _peer(there))
+            if here.netns in members:
+                # plain Text: no markup or emoji parsing of 1,000 rows of names
+                tbl.add_row(*map(Text, (here.netns, here.ifname,
+                                        ", ".join(here.addresses) or "-", _peer(there))))
     out().print(tbl)
     if report:
         out().print(f"verified: {report.replied}/{report.probes} probes answered")
