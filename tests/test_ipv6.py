@@ -100,3 +100,18 @@ def test_diagnose_names_a_missing_ipv6_route_and_a_down_link(netns, cli, unchang
             break
     assert cli("diagnose", first, far).returncode == 0
     assert cli("destroy", *members).returncode == 0
+
+
+@pytest.mark.integration
+def test_diagnose_takes_a_namespace_name_for_either_family(netns, cli, unchanged):
+    a, b = netns.name(), netns.name()
+    assert cli("create", a, b, "--ipv6").returncode == 0
+    lab = shapes.build([a, b], lab=a, ipv6=True)
+    for extra, address in (((), lab.address_of(b, a, 4)), (("-6",), lab.address_of(b, a, 6))):
+        done = cli("diagnose", a, b, "--json", *extra)
+        assert done.returncode == 0, done.stderr
+        found = json.loads(done.stdout)
+        assert found["reachable"] and found["destination"] == address
+    refused = cli("diagnose", a, "10.0.0.2", "-6")
+    assert refused.returncode == 2 and "not an IPv6 address" in refused.stderr
+    assert cli("destroy", a, b).returncode == 0

@@ -22,17 +22,19 @@ def diagnose_command(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
     verbose: bool = typer.Option(False, "--verbose", "-v",
                                  help="Walk the path even when the ping works; list checks."),
+    ipv6: bool = typer.Option(False, "--ipv6", "-6",
+                              help="For a namespace name: take its IPv6 address."),
 ) -> None:
     """Ping DESTINATION from NAMESPACE; if it fails, name the cause and print the fix."""
     from .diagnose import check_destination, diagnose
     from .names import check_netns
 
     check_netns(namespace)
-    if not _is_address(destination):
+    if ipv6 or not _is_address(destination):
         _require_root()
-        from .cli_query import _resolve
+        from .cli_query import resolve_destination
 
-        destination = _resolve(namespace, destination)
+        destination = resolve_destination(namespace, destination, 6 if ipv6 else None)
     check_destination(destination)
     _require_root()
     result = diagnose(namespace, destination, verbose=verbose)

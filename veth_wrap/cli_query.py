@@ -60,7 +60,7 @@ def ping(
 
     names.check_netns(namespace)
     require_root()
-    address = _resolve(namespace, dest, 6 if ipv6 else None)
+    address = resolve_destination(namespace, dest, 6 if ipv6 else None)
     stats = run_ping(namespace, address, count=count, timeout=timeout)
     if json_out:
         emit_json(stats.to_json())
@@ -74,7 +74,7 @@ def ping(
                           f"see why: vethwrap diagnose {namespace} {address}")
 
 
-def _resolve(namespace: str, dest: str, version: Optional[int] = None) -> str:
+def resolve_destination(namespace: str, dest: str, version: Optional[int] = None) -> str:
     """An address as given, or the address (of one IP version) of a namespace vethwrap wired."""
     from . import inventory, names, state
 
