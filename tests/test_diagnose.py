@@ -317,3 +317,35 @@ def test_unknown_names_what_was_checked(netns):
     result = diagnose(a, "10.0.0.2")
     assert not result.reachable and result.cause.value == "unknown", result.to_json()
     assert result.checked and not result.fixes
+
+
+def _vethwrap(cli, *args: str) -> None:
+    done = cli(*args)
+    assert done.returncode == 0, done.stderr
+
+
+def _impairments(cli, ns: str, ifname: str) -> dict:
+    shown = json.loads(cli("show", ns, "--json").stdout)
+    spaces = {n["name"]: n for lab in shown["labs"] for n in lab["namespaces"]}
+    return next(i for i in spaces[ns]["interfaces"] if i["name"] == ifname)["impairments"]
+
+
+def test_link_with_full_loss_is_named_and_cleared(netns, cli, unchanged):
+    a, b = netns.name(), netns.name()
+    _vethwrap(cli, "create", a, b, "--loss", "100%", "--no-verify")
+    result = check(a, "10.0.0.2", "link-impaired", f"tc -n {a} ", f"tc -n {b} ")
+    assert "loss 100%" in result.summary and f"vw-{b} in {a}" in result.summary
+    assert all(fix[:3] in (["tc", "-n", a], ["tc", "-n", b]) for fix in result.fixes)
+    assert diagnose(a, "10.0.0.2").reachable  # the fix left nothing behind that still drops
+    _vethwrap(cli, "destroy", a, b)
+
+
+def test_loss_in_the_middle_of_a_chain_is_named_and_the_rate_kept(netns, cli, unchanged):
+    a, r, c = netns.name(), netns.name(), netns.name()
+    _vethwrap(cli, "create", a, r, c, "-t", "chain")
+    _vethwrap(cli, "link", "set", r, f"vw-{c}", "--loss", "100%", "--rate", "10mbit")
+    result = check(a, "10.0.0.6", "link-impaired", f"tc -n {r} ")
+    assert f"vw-{c} in {r}" in result.summary and len(result.evidence) == 2, result.to_json()
+    # netem's loss or the loss filter came off; the rate stays, on tbf
+    assert _impairments(cli, r, f"vw-{c}") == {"qdisc": "tbf", "rate": "10mbit"}
+    _vethwrap(cli, "destroy", a, r, c)

@@ -81,8 +81,17 @@ def test_unknown_says_what_it_checked(firewall_tools):
     for call in data["calls"]:
         if "iptables-save" in call["argv"] or "nft" in call["argv"]:
             call["stdout"] = ""
+    # with nothing else wrong, the ends' qdiscs are read: the kernel's default, no impairment
+    qdiscs = [{"kind": "noqueue", "handle": "0:", "dev": dev, "root": True, "refcnt": 2,
+               "options": {}} for dev in ("va", "vb")]
+    data["calls"].append({"argv": ["ip", "-force", "-batch", "-"], "returncode": 0,
+                          "stdin": "netns exec ns0 tc -j qdisc show\n"
+                                   "netns exec ns1 tc -j qdisc show\n",
+                          "stdout": json.dumps(qdiscs[:1]) + json.dumps(qdiscs[1:]),
+                          "stderr": ""})
     result = diagnose("ns0", "10.0.0.2", runner=replayer(data["calls"]))
     assert result.cause is Cause.UNKNOWN and not result.fixes
+    assert any(line.endswith("va (ns0), vb (ns1): none") for line in result.checked)
     assert any("iptables-save in ns1" in line for line in result.checked)
     assert any("rp_filter" in line for line in result.checked)
 

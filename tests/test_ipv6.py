@@ -115,3 +115,21 @@ def test_diagnose_takes_a_namespace_name_for_either_family(netns, cli, unchanged
     refused = cli("diagnose", a, "10.0.0.2", "-6")
     assert refused.returncode == 2 and "not an IPv6 address" in refused.stderr
     assert cli("destroy", a, b).returncode == 0
+
+
+@pytest.mark.integration
+def test_show_lists_ipv6_routes_and_create_again_changes_nothing(netns, cli, unchanged):
+    a, r, c = (netns.name() for _ in range(3))
+    assert cli("create", a, r, c, "-t", "chain", "--ipv6").returncode == 0
+    lab = shapes.build([a, r, c], Kind.CHAIN, lab=a, ipv6=True)
+    shown = json.loads(cli("show", a, "--json").stdout)
+    routes = next(n for group in shown["labs"] for n in group["namespaces"] if n["name"] == a)
+    neighbour = lab.address_of(r, a, 6)
+    wanted = next(route for route in lab.routes if route.netns == a and ":" in route.dest)
+    assert wanted.via == neighbour
+    assert {"dst": wanted.dest, "via": neighbour, "dev": f"vw-{r}"} in routes["routes"], routes
+    assert not any(route["dst"].startswith("fe80:") for route in routes["routes"])
+    assert f"via {neighbour}" in cli("show", a).stdout
+    again = cli("create", a, r, c, "-t", "chain", "--ipv6", "--json")  # IPv6 routes are known
+    assert again.returncode == 0 and json.loads(again.stdout)["changed"] is False, again.stderr
+    assert cli("destroy", a, r, c).returncode == 0

@@ -271,3 +271,22 @@ def test_rate_limits_throughput_and_changes_live(netns, cli, unchanged):
     assert "tbf" not in tc.stdout
     assert cli("link", "set", a, "lo", "--rate", "1mbit").returncode == 2
     assert cli("destroy", a, b).returncode == 0
+
+
+def test_diagnose_names_loss_and_long_delays_and_takes_only_them_off():
+    from veth_wrap.impairpath import _finding, delay_ms
+
+    assert delay_ms({"qdisc": "netem", "delay": "400ms", "jitter": "100ms"}) == 500
+    assert delay_ms({"qdisc": "tbf", "rate": "1kbit"}) == 0  # tbf's burst passes a probe
+    assert delay_ms({"qdisc": "netem", "rate": "1kbit"}) == 784  # one ping frame at 1 kbit/s
+    lossy = {("ns0", "vw-ns1"): {"qdisc": "netem", "delay": "5ms", "loss": "100%"}}
+    slow = {("ns1", "vw-ns0"): {"qdisc": "netem", "delay": "2s", "rate": "10mbit"}}
+    found = _finding(lossy, slow, 2005.0, 1000.0)
+    assert found.cause.value == "link-impaired"
+    assert found.summary.startswith("the link is impaired: loss 100% on vw-ns1 in ns0 drops")
+    assert found.fixes == [
+        ["tc", "-n", "ns0", "qdisc", "replace", "dev", "vw-ns1", "root", "netem", "delay", "5ms"],
+        ["tc", "-n", "ns1", "qdisc", "del", "dev", "vw-ns0", "root"]]
+    bpf = {("ns0", "vw-ns1"): {"qdisc": "tbf", "rate": "10mbit", "loss": "5%", "filter": "bpf"}}
+    assert _finding(bpf, {}, 0.0, 1000.0).fixes == [
+        ["tc", "-n", "ns0", "qdisc", "del", "dev", "vw-ns1", "clsact"]]

@@ -125,6 +125,32 @@ def test_read_still_fails_on_other_errors():
         state.read(["h3f0"], runner)
 
 
+def test_ipv6_routes_take_one_more_batch_only_where_a_link_holds_ipv6():
+    addrs = {"d0": [{"ifname": "vw-d1", "ifindex": 2, "flags": ["UP"],
+                     "ifalias": "vethwrap/d0/end/chain",
+                     "addr_info": [{"family": "inet6", "local": "fd00::1", "prefixlen": 126,
+                                    "scope": "global"}]}],
+             "v4": [{"ifname": "vw-d0", "ifindex": 2, "flags": ["UP"],
+                     "ifalias": "vethwrap/d0/end/chain",
+                     "addr_info": [{"family": "inet", "local": "10.0.0.1", "prefixlen": 30,
+                                    "scope": "global"}]}]}
+    v6 = [{"dst": "fd00::/64", "gateway": "fd00::2", "dev": "vw-d1"},
+          {"dst": "fe80::/64", "dev": "vw-d1"}]
+
+    def answer(argv, stdin):
+        if "-6" in stdin:
+            return Result(argv, json.dumps(v6), "", 0)
+        return Result(argv, json.dumps(addrs["d0"]) + "[]" + json.dumps(addrs["v4"]) + "[]",
+                      "", 0)
+
+    runner = RecordingRunner(answer)
+    facts = state.read(["d0", "v4"], runner)
+    assert facts["d0"].routes == v6[:1] and facts["v4"].routes == []  # no link-local route
+    assert runner.calls[1] == (("ip", "-batch", "-"), "netns exec d0 ip -j -6 route show\n")
+    assert len(runner.calls) == 2
+    assert len(read("chain", ["h3c0", "h3c1", "h3c2"], forwarding=["h3c1"])) == 3  # IPv4: one
+
+
 @pytest.mark.integration
 def test_read_skips_a_namespace_that_does_not_exist(netns):
     made, missing = netns.make(), netns.name()

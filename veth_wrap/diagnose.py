@@ -2,7 +2,8 @@
 
 `diagnose()` pings, and when that fails (or always, with verbose) follows `ip -j route get`
 hop by hop (pathcheck, offpath), then the way back, then the firewalls on the path (fwread),
-and returns the first thing wrong with its evidence and the commands that fix it.
+then the loss and delay its ends hold (impairpath), and returns the first thing wrong with
+its evidence and the commands that fix it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from .pathwalk import Nets
 from .runner import Runner, default_runner
 
 __all__ = ["Cause", "Diagnosis", "diagnose"]
+
+PROBE_WAIT = 1.0  # seconds the probe waits for a reply
 
 
 @dataclass
@@ -80,6 +83,8 @@ def diagnose(namespace: str, dest: str, runner: Runner | None = None,
     finding, walks = _walk(nets, namespace, dest)
     if finding is None and not received:
         finding = _firewalls(nets, namespace, dest, walks, runner)
+    if finding is None and not received:
+        finding = _impairments(nets, walks)
     for walk in walks:
         diag.checked.extend(walk.checked)
     diag.checked.append(f"read with {nets.processes} processes")
@@ -91,7 +96,7 @@ def _ping(namespace: str, dest: str, runner: Runner) -> tuple[bool, str]:
     from .ping import ping
 
     try:
-        stats = ping(namespace, dest, count=2, timeout=1.0, runner=runner)
+        stats = ping(namespace, dest, count=2, timeout=PROBE_WAIT, runner=runner)
     except CommandFailed as exc:
         return False, f"ping {dest} from {namespace}: {exc.stderr or exc.message}"
     return stats.received > 0, (f"ping {dest} from {namespace}: {stats.transmitted} sent, "
@@ -153,6 +158,14 @@ def _firewalls(nets: Nets, namespace: str, dest: str, walks: list[Walk],
     packets = (Packet(source, dest, "requests"), Packet(dest, source, "replies"))
     return inspect(nets, list(dict.fromkeys(places)), packets,
                    lambda: _ping(namespace, dest, runner), walks[-1].checked)
+
+
+def _impairments(nets: Nets, walks: list[Walk]) -> Finding | None:
+    """With the path and its firewalls in order, ask tc what the ends on it hold."""
+    from .impairpath import impaired
+
+    crossed = [end for walk in walks for end in walk.crossed]
+    return impaired(nets, crossed, PROBE_WAIT * 1000, walks[-1].checked)
 
 
 def _conclude(diag: Diagnosis, finding: Finding | None) -> Diagnosis:

@@ -33,6 +33,7 @@ class Cause(str, Enum):
     RP_FILTER = "rp-filter"
     FIREWALL_DROP = "firewall-drop"
     BR_NETFILTER_DROP = "br-netfilter-drop"
+    LINK_IMPAIRED = "link-impaired"
     UNKNOWN = "unknown"
 
 
@@ -69,6 +70,7 @@ class Walk:
     assume: tuple[Ns, str] | None = None  # (namespace, address/prefix) held once fixed
     checked: list[str] = field(default_factory=list)
     visits: list[tuple[Ns, str, str]] = field(default_factory=list)  # (ns, role, device)
+    crossed: list[tuple[Ns, str]] = field(default_factory=list)  # every device on the way
     end: Ns = None
     reached: bool = False
 
@@ -132,6 +134,7 @@ class Walk:
         found = self.path_state(ns, dev, holder, hop_addr)
         if found:
             return found, None
+        self.crossed.extend(((ns, dev), *holder.path))
         self._record_bridges(holder)
         if not self.held(holder.ns):
             found = self.forwarding(holder.ns, holder.ifname)

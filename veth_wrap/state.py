@@ -157,7 +157,10 @@ def _read_present(order: list[str], runner: Runner, routes: bool,
 
 def _read_part(order: list[str], runner: Runner, routes: bool,
                forwarding: set[str]) -> dict[str, NetnsState]:
-    """One `ip -batch` reading links (and routes, forwarding) of the namespaces in order."""
+    """One `ip -batch` reading links (and routes, forwarding) of the namespaces in order.
+
+    IPv6 routes take a second batch, for the namespaces that hold IPv6 addresses.
+    """
     fwd = [ns for ns in order if ns in forwarding]
     lines = []
     for ns in order:
@@ -176,7 +179,22 @@ def _read_part(order: list[str], runner: Runner, routes: bool,
             found[ns].routes = next(docs)
     for ns in fwd:
         found[ns].forwarding = bool(next(docs))
+    if routes:
+        _add_ipv6_routes(found, runner)
     return found
+
+
+def _add_ipv6_routes(found: dict[str, NetnsState], runner: Runner) -> None:
+    """A second batch, only for namespaces with an IPv6 address on a vethwrap link."""
+    dual = [ns for ns, st in found.items()
+            if any(":" in a for link in st.marked() for a in link.addresses)]
+    if not dual:  # an IPv4-only lab costs no process more
+        return
+    lines = "".join(f"netns exec {ns} ip -j -6 route show\n" for ns in dual)
+    docs = json_stream(runner.run(["ip", "-batch", "-"], stdin=lines).stdout)
+    for ns, doc in zip(dual, docs):
+        # every IPv6 interface has its link-local route: it says nothing about the lab
+        found[ns].routes += [r for r in doc if not r.get("dst", "").startswith("fe80:")]
 
 
 def read_root(runner: Optional[Runner] = None) -> NetnsState:
