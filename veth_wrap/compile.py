@@ -9,11 +9,9 @@ from typing import Optional
 from .errors import ConflictError, UsageError
 from .names import Mark, Role
 from .plan import Op, Plan
-from .runner import spread
+from .runner import PARALLEL_FROM, spread
 from .state import LinkState, NetnsState
 from .topology import End, Lab
-
-SPLIT_FROM = 16  # namespaces: from here, lines that each fork an `ip` go as batches run at once
 
 
 def create_plan(lab: Lab, facts: dict[str, NetnsState], root: Optional[NetnsState] = None) -> Plan:
@@ -57,7 +55,7 @@ def _add_namespaces(plan: Plan, lab: Lab, missing: list[str], after: list[Op]) -
     `ip` turns /run/netns into a mount point on a freshly booted host.
     """
     made = [_netns_add(lab, ns) for ns in missing]
-    if len(made) < SPLIT_FROM:
+    if len(made) < PARALLEL_FROM:
         plan.add([op for ops in made for op in ops] + after,
                  comment="namespaces" if missing else "root namespace")
         return
@@ -92,7 +90,7 @@ def _add_folded(plan: Plan, inside: dict[str, list[Op]]) -> None:
     each member's end exists by now, and nothing else in it depends on another member.
     """
     members = [ns for ns, ops in inside.items() if ops]
-    for part in spread(members) if len(members) >= SPLIT_FROM else [members]:
+    for part in spread(members) if len(members) >= PARALLEL_FROM else [members]:
         if part:
             plan.add((_inside(ns, op) for ns in part for op in inside[ns]), group="members",
                      comment=f"inside {part[0]}" + (f" to {part[-1]}" if len(part) > 1 else ""))

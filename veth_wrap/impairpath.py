@@ -16,18 +16,6 @@ PROBE_BITS = 8 * (84 + 14)  # a default ping (84 bytes of IP) in its Ethernet fr
 _DELAYS = ("delay", "jitter")
 
 
-class _Counted:
-    """The diagnosis' runner, counting processes as Nets does."""
-
-    def __init__(self, nets: Nets) -> None:
-        self.nets = nets
-
-    def run(self, argv, stdin=None, check=True):
-        """Run one command and count it."""
-        self.nets.processes += 1
-        return self.nets.runner.run(argv, stdin=stdin, check=check)
-
-
 def delay_ms(held: dict) -> float:
     """How long one probe can wait on an end's egress: delay, jitter and netem's rate."""
     wait = sum(time_ms(held[key]) for key in _DELAYS if key in held)
@@ -44,7 +32,7 @@ def impaired(nets: Nets, crossed: list[tuple[Ns, str]], wait_ms: float,
     ends = [(ns, dev) for ns, dev in dict.fromkeys(crossed) if ns is not None]
     if not ends:
         return None
-    held = read_all(list(dict.fromkeys(ns for ns, _ in ends)), _Counted(nets))
+    held = read_all(list(dict.fromkeys(ns for ns, _ in ends)), nets)  # nets counts them
     found = {(ns, dev): held.get(ns, {}).get(dev) for ns, dev in ends}
     found = {end: value for end, value in found.items() if value}
     checked.append("impairments (tc) on " + ", ".join(f"{d} ({label(n)})" for n, d in ends)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
 from . import inventory, state
 from .errors import UsageError
 from .netem import LinkOpts, change_ops, clsact_devices, filter_loss, ip_ops, parse_qdiscs
 from .pathwalk import aligned_docs
-from .runner import Runner, default_runner, exec_replace
+from .runner import Runner, default_runner, exec_replace, in_batches
 
 EXIT_NOT_FOUND = 127  # what a shell returns for a command it cannot find
 
@@ -91,15 +90,10 @@ def read_all(namespaces: list[str], runner: Optional[Runner] = None) -> dict[str
 def _tc_json(commands: list[tuple[str, str]], runner: Runner) -> list:
     """One `tc -j` document per (namespace, command), None where the line failed.
 
-    Each line forks a `tc` inside the batch: many lines go to two batches at once.
+    Each line forks a `tc` inside the batch: many lines go to several batches at once.
     """
-    if len(commands) < state.PARALLEL_FROM:
-        return _tc_batch(commands, runner)
-    half = (len(commands) + 1) // 2
-    with ThreadPoolExecutor(2) as pool:
-        parts = list(pool.map(lambda part: _tc_batch(part, runner),
-                              (commands[:half], commands[half:])))
-    return parts[0] + parts[1]
+    return [doc for part in in_batches(commands, lambda part: _tc_batch(part, runner))
+            for doc in part]
 
 
 def _tc_batch(commands: list[tuple[str, str]], runner: Runner) -> list:

@@ -94,10 +94,10 @@ class Nets:
                 nets.load(nets.neighbours())
         return nets
 
-    def run(self, argv: list[str], stdin: str | None = None):
-        """Run one read-only command without raising on a non-zero exit."""
+    def run(self, argv: list[str], stdin: str | None = None, check: bool = False):
+        """Run one read-only command and count it; by default a non-zero exit does not raise."""
         self.processes += 1
-        return self.runner.run(argv, stdin=stdin, check=False)
+        return self.runner.run(argv, stdin=stdin, check=check)
 
     def load(self, namespaces: Iterable[str]) -> None:
         """Read links, routes and namespace ids of namespaces not read yet, in one batch."""

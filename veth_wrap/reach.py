@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import socket
-from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Optional, Sequence
 
 from .probe import NEIGH_STATS, Probe, ProbeResult, probe_all
-from .runner import Runner, default_runner, spread
-from .state import PARALLEL_FROM
+from .runner import Runner, default_runner, in_batches
 
 GC_THRESH3 = "/proc/sys/net/{}/neigh/default/gc_thresh3"
 FAMILY = {4: "ipv4", 6: "ipv6"}
@@ -122,12 +120,7 @@ def _wave_size(left: int, pairs: int) -> int:
 
 def _flush(namespaces: list[str], runner: Runner) -> None:
     """Flush in several `ip -batch` processes at once: each line forks an `ip` of its own."""
-    parts = spread(namespaces) if len(namespaces) >= PARALLEL_FROM else [namespaces]
-    if len(parts) == 1:
-        _flush_batch(parts[0], runner)
-        return
-    with ThreadPoolExecutor(len(parts)) as pool:
-        list(pool.map(lambda part: _flush_batch(part, runner), parts))
+    in_batches(namespaces, lambda part: _flush_batch(part, runner))
 
 
 def _flush_batch(namespaces: list[str], runner: Runner) -> None:

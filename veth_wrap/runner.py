@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Protocol, Sequence, TypeVar
 
 from .errors import CommandFailed, PreflightError
 
@@ -13,6 +13,8 @@ PACKAGES = {"ip": "iproute2", "tc": "iproute2", "ping": "iputils-ping", "sysctl"
 # `ip -batch`es whose lines each fork an `ip` into a namespace, run at once. Entering a
 # namespace takes kernel locks, so two cores get more from four such batches than from two.
 BATCHES_AT_ONCE = 4
+PARALLEL_FROM = 16  # namespaces: below this a second process costs more than it saves
+T = TypeVar("T")
 
 
 def spread(items: list, parts: int = BATCHES_AT_ONCE) -> list[list]:
@@ -25,6 +27,17 @@ def spread(items: list, parts: int = BATCHES_AT_ONCE) -> list[list]:
             runs.append(items[start:end])
         start = end
     return runs
+
+
+def in_batches(items: list, work: Callable[[list], T]) -> list[T]:
+    """work() on items, as one part, or from PARALLEL_FROM items as spread() parts at once."""
+    parts = spread(items) if len(items) >= PARALLEL_FROM else [items]
+    if len(parts) <= 1:
+        return [work(items)]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(parts)) as pool:
+        return list(pool.map(work, parts))
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Optional
 
 from .errors import CommandFailed
 from .names import Mark
-from .runner import Runner, default_runner, spread
+from .runner import Runner, default_runner, in_batches
 
 
 @dataclass(frozen=True)
@@ -117,9 +116,6 @@ def list_netns(runner: Optional[Runner] = None) -> list[str]:
     return [entry["name"] for entry in json.loads(text)] if text else []
 
 
-PARALLEL_FROM = 16  # namespaces: below this a second process costs more than it saves
-
-
 def read(namespaces: Iterable[str], runner: Optional[Runner] = None, routes: bool = True,
          forwarding: Iterable[str] = ()) -> dict[str, NetnsState]:
     """Read the given (existing) namespaces with `ip -batch`es of `netns exec` lines.
@@ -130,13 +126,9 @@ def read(namespaces: Iterable[str], runner: Optional[Runner] = None, routes: boo
     runner = runner or default_runner()
     order = list(dict.fromkeys(namespaces))
     fwd = set(forwarding)
-    if len(order) < PARALLEL_FROM:
-        return _read_present(order, runner, routes, fwd)
-    parts = spread(order)
-    with ThreadPoolExecutor(len(parts)) as pool:
-        found: dict[str, NetnsState] = {}
-        for part in pool.map(lambda part: _read_present(part, runner, routes, fwd), parts):
-            found.update(part)
+    found: dict[str, NetnsState] = {}
+    for part in in_batches(order, lambda part: _read_present(part, runner, routes, fwd)):
+        found.update(part)
     return found
 
 

@@ -100,11 +100,15 @@ def ring(lab: Lab) -> list[tuple[str, str, str]]:
         target = members[(i + 1) % len(members)]
         if len(members) == 2 and i == 1:
             target = members[0]
-        for version in lab.versions() or [None]:  # dual stack: each IP version is checked
-            address = lab.address_of(target, source, version)
-            if address:
-                pairs.append((source, target, address))
+        pairs += _toward(lab, source, target)
     return pairs
+
+
+def _toward(lab: Lab, source: str, target: str) -> list[tuple[str, str, str]]:
+    """(source, target, address) for each IP version target has (dual stack: both checked)."""
+    found = [(source, target, lab.address_of(target, source, version))
+             for version in lab.versions() or [None]]
+    return [probe for probe in found if probe[2]]
 
 
 def probe_pairs(lab: Lab) -> list[tuple[str, str, str]]:
@@ -121,11 +125,7 @@ def probe_pairs(lab: Lab) -> list[tuple[str, str, str]]:
         members.append(members[0])
     pairs = []
     for first, second in zip(members[::2], members[1::2]):
-        for source, target in ((first, second), (second, first)):
-            for version in lab.versions() or [None]:
-                address = lab.address_of(target, source, version)
-                if address:
-                    pairs.append((source, target, address))
+        pairs += _toward(lab, first, second) + _toward(lab, second, first)
     return pairs
 
 
