@@ -115,7 +115,7 @@ class FaultyIp:
 
     def runner(self, monkeypatch):
         """A ShRunner that finds the wrapper first (PATH is changed for this test only)."""
-        from veth_wrap.runner import ShRunner
+        from veth_wrap.run.runner import ShRunner
 
         monkeypatch.setenv("PATH", self.path)
         return ShRunner()

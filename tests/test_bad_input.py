@@ -80,7 +80,7 @@ def test_usage_errors_are_one_line(args, needle, unchanged, cli):
                                             ("0000000000001000", False),   # NET_ADMIN alone
                                             ("0000000000000000", False)])
 def test_capabilities_stand_in_for_root(tmp_path, capeff, allowed):
-    from veth_wrap import cli
+    from veth_wrap.cli import app as cli
 
     status = tmp_path / "status"
     status.write_text(f"Name:\tpython3\nCapInh:\t0000000000000000\nCapEff:\t{capeff}\n")

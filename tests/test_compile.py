@@ -6,12 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from veth_wrap import names, runner, shapes, state
-from veth_wrap.compile import create_plan
+from veth_wrap.compile.create import create_plan
+from veth_wrap.compile.destroy import destroy_plan
 from veth_wrap.errors import ConflictError
-from veth_wrap.inventory import labs
-from veth_wrap.teardown import destroy_plan
-from veth_wrap.topology import End, Kind, Link
+from veth_wrap.kernel import state
+from veth_wrap.kernel.inventory import labs
+from veth_wrap.model import names, shapes
+from veth_wrap.model.topology import End, Kind, Link
+from veth_wrap.run import runner
 
 DATA = Path(__file__).parent / "data" / "ip"
 
@@ -23,7 +25,7 @@ def steps(plan) -> list[tuple[str, str]]:
 
 def recorded(scenario: str) -> dict[str, state.NetnsState]:
     """The facts state.read parsed from a recorded `ip -batch` of `ip -j` output."""
-    from veth_wrap.runner import RecordingRunner, Result
+    from veth_wrap.run.runner import RecordingRunner, Result
 
     text = (DATA / f"{scenario}.out").read_text()
     runner = RecordingRunner(lambda argv, stdin: Result(argv, text, "", 0))

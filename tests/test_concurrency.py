@@ -11,8 +11,8 @@ import pytest
 from conftest import ip
 from faultip import wiring
 
-from veth_wrap import lock
 from veth_wrap.errors import PreflightError
+from veth_wrap.run import lock
 
 
 def _start(*args: str) -> subprocess.Popen:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from veth_wrap import api
-from veth_wrap.runner import RecordingRunner, Result
+from veth_wrap.run.runner import RecordingRunner, Result
 
 
 def _link(name: str, index: int, alias: str = "", kind: str = "veth") -> dict:

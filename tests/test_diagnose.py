@@ -13,7 +13,7 @@ import time
 import pytest
 from conftest import ip
 
-from veth_wrap.diagnose import diagnose
+from veth_wrap.explain.diagnose import diagnose
 
 pytestmark = pytest.mark.integration
 

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from veth_wrap import fwread
-from veth_wrap.diagnose import Cause, Diagnosis, diagnose
 from veth_wrap.errors import UsageError
-from veth_wrap.firewall import Packet, Place, find_drops, parse_iptables_save, parse_nft
-from veth_wrap.fixes import route_fix, shell_line
-from veth_wrap.pathwalk import Nets, matching_route
-from veth_wrap.runner import RecordingRunner, Result
+from veth_wrap.explain import fwread
+from veth_wrap.explain.diagnose import Cause, Diagnosis, diagnose
+from veth_wrap.explain.firewall import Packet, Place, find_drops, parse_iptables_save, parse_nft
+from veth_wrap.explain.fixes import route_fix, shell_line
+from veth_wrap.explain.nets import Nets, matching_route
+from veth_wrap.run.runner import RecordingRunner, Result
 
 DATA = Path(__file__).parent / "data" / "diagnose"
 RECORDED = ["tutorial", "forwarding_off", "bridge_port_detached", "iptables_drop"]

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from veth_wrap import doctor as doc
-from veth_wrap.doctor import Check, Status, doctor
-from veth_wrap.runner import RecordingRunner, Result
+from veth_wrap.explain import doctor as doc
+from veth_wrap.explain.doctor import Check, Status, doctor
+from veth_wrap.run.runner import RecordingRunner, Result
 
 DATA = Path(__file__).parent / "data" / "diagnose"
 NAMES = {"iproute2", "ping", "sysctl", "firewall tools", "privileges", "/run/netns",

@@ -11,7 +11,7 @@ import nobody
 import pytest
 from conftest import ip, kernel_snapshot
 
-from veth_wrap.names import p2p_ifname
+from veth_wrap.model.names import p2p_ifname
 
 pytestmark = pytest.mark.integration
 

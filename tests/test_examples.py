@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from veth_wrap import labfile
+from veth_wrap.model import labfile
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))

@@ -6,9 +6,10 @@ import pytest
 from conftest import ip
 from faultip import FaultyIp, decorate, differences, snapshot
 
-from veth_wrap import api, shapes
+from veth_wrap import api
 from veth_wrap.errors import VethwrapError
-from veth_wrap.topology import Kind
+from veth_wrap.model import shapes
+from veth_wrap.model.topology import Kind
 
 pytestmark = pytest.mark.integration
 FAULTS = {"points": 0}  # fault points injected in this run, for the closing note

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from veth_wrap import graph, labfile
+from veth_wrap.model import drawing as graph
+from veth_wrap.model import labfile
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data" / "graph"

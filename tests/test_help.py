@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from veth_wrap import cli
+from veth_wrap.cli import app as cli
 
 
 def commands() -> dict[str, object]:

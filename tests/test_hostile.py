@@ -10,10 +10,10 @@ from faultip import differences, snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from veth_wrap import names, shapes
-from veth_wrap.compile import create_plan
+from veth_wrap.compile.create import create_plan
 from veth_wrap.errors import UsageError
-from veth_wrap.topology import Kind
+from veth_wrap.model import names, shapes
+from veth_wrap.model.topology import Kind
 
 HOSTILE_NAMES = [
     "a;rm -rf x", "a b", "$(touch pwned)", "`id`", "a|b", "a&b", "a>b", "x'y", 'x"y', "..", ".",

@@ -9,9 +9,9 @@ import subprocess
 import pytest
 from conftest import ip
 
-from veth_wrap import shapes
-from veth_wrap.compile import create_plan
-from veth_wrap.topology import Kind
+from veth_wrap.compile.create import create_plan
+from veth_wrap.model import shapes
+from veth_wrap.model.topology import Kind
 
 
 def test_ipv6_addresses_are_nodad_and_chains_forward_ipv6():

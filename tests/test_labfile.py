@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from veth_wrap import labfile, shapes
-from veth_wrap.topology import Kind
+from veth_wrap.model import labfile, shapes
+from veth_wrap.model.topology import Kind
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,9 +15,12 @@ from pathlib import Path
 import pytest
 from conftest import ip
 
-from veth_wrap import compile as compiling
-from veth_wrap import kernelcaps, lossbpf, netem, shapes
+from veth_wrap.compile import create as compiling
 from veth_wrap.errors import PreflightError, UsageError
+from veth_wrap.kernel import caps as kernelcaps
+from veth_wrap.model import linkopts as netem
+from veth_wrap.model import lossfilter as lossbpf
+from veth_wrap.model import shapes
 
 DATA = Path(__file__).parent / "data" / "tc"
 
@@ -274,7 +277,7 @@ def test_rate_limits_throughput_and_changes_live(netns, cli, unchanged):
 
 
 def test_diagnose_names_loss_and_long_delays_and_takes_only_them_off():
-    from veth_wrap.impairpath import _finding, delay_ms
+    from veth_wrap.explain.impairpath import _finding, delay_ms
 
     assert delay_ms({"qdisc": "netem", "delay": "400ms", "jitter": "100ms"}) == 500
     assert delay_ms({"qdisc": "tbf", "rate": "1kbit"}) == 0  # tbf's burst passes a probe

@@ -12,9 +12,9 @@ import time
 import pytest
 from conftest import ip
 
-from veth_wrap import probe as probe_mod
+from veth_wrap.check import probe as probe_mod
+from veth_wrap.check.probe import Probe, probe_all
 from veth_wrap.errors import PreflightError, UsageError
-from veth_wrap.probe import Probe, probe_all
 
 NET = "10.77.0"
 NET6 = "fd10:77::"

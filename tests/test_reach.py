@@ -7,11 +7,13 @@ import json
 
 import pytest
 
-from veth_wrap import reach, runner, shapes
-from veth_wrap.probe import Probe, ProbeResult
-from veth_wrap.runner import RecordingRunner, Result
-from veth_wrap.topology import Kind
-from veth_wrap.verify import HUB_SPEAKS_FROM, probe_pairs, ring, verify
+from veth_wrap.check import reach
+from veth_wrap.check.probe import Probe, ProbeResult
+from veth_wrap.check.verify import HUB_SPEAKS_FROM, probe_pairs, ring, verify
+from veth_wrap.model import shapes
+from veth_wrap.model.topology import Kind
+from veth_wrap.run import runner
+from veth_wrap.run.runner import RecordingRunner, Result
 
 
 def ring_probes(count: int) -> tuple[list[Probe], dict[str, str]]:
@@ -159,7 +161,7 @@ def test_a_big_bridge_is_checked_from_its_hub_alone():
 
 
 def test_a_port_without_carrier_fails_the_check_from_the_hub(monkeypatch):
-    monkeypatch.setattr(importlib.import_module("veth_wrap.verify"), "SETTLE", 0.0)
+    monkeypatch.setattr(importlib.import_module("veth_wrap.check.verify"), "SETTLE", 0.0)
     lab = shapes.build([f"m{i}" for i in range(HUB_SPEAKS_FROM)])
     down = _hub_json(lab).replace('"UP", "LOWER_UP"], "operstate": "UP", "master"',
                                   '"UP"], "operstate": "LOWERLAYERDOWN", "master"', 1)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from veth_wrap import shapes
-from veth_wrap.apply import apply
-from veth_wrap.compile import create_plan
+from veth_wrap.compile.create import create_plan
 from veth_wrap.errors import CommandFailed
-from veth_wrap.runner import RecordingRunner, Result
+from veth_wrap.model import shapes
+from veth_wrap.run.runner import RecordingRunner, Result
+from veth_wrap.run.walker import apply
 
 
 def _runner(fail_call: int, stderr: str, fail_undo: bool = False) -> RecordingRunner:

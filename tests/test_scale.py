@@ -7,8 +7,10 @@ import json
 import pytest
 from conftest import RUN_ID, ip
 
-from veth_wrap import names, reach, runner
-from veth_wrap.probe import Probe
+from veth_wrap.check import reach
+from veth_wrap.check.probe import Probe
+from veth_wrap.model import names
+from veth_wrap.run import runner
 
 
 def members_of(netns, count: int) -> tuple[list[str], str]:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from veth_wrap import inventory, state
 from veth_wrap.errors import CommandFailed
-from veth_wrap.names import Mark
-from veth_wrap.runner import RecordingRunner, Result
+from veth_wrap.kernel import inventory, state
+from veth_wrap.model.names import Mark
+from veth_wrap.run.runner import RecordingRunner, Result
 
 DATA = Path(__file__).parent / "data" / "ip"
 

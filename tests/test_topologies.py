@@ -7,9 +7,9 @@ import subprocess
 
 import pytest
 
-from veth_wrap import compile as compile_plan
-from veth_wrap import shapes
-from veth_wrap.topology import Kind
+from veth_wrap.compile import create as compile_plan
+from veth_wrap.model import shapes
+from veth_wrap.model.topology import Kind
 
 
 def build_and_check(cli, members: list[str], lab: str, kind: str) -> dict:

@@ -1,43 +1,39 @@
 """vethwrap: build, verify, explain and tear down network-namespace labs with iproute2.
 
-Who owns what:
-  names        names, interface naming, ownership marks
-  topology     Lab, End, Link, Bridge, Route, Kind; shapes: pair/bridge/chain/mesh -> Lab
-  labfile      YAML lab files -> Lab (labparts: bridges, routes); graph: text/dot/mermaid
-  plan         Op/Step/Plan; compile: Lab + kernel -> create Plan; teardown: destroy Plan
-  diff         edited labs: removals of what a Lab dropped, then what it added
-  apply        runs a Plan, rolls back on failure; lock: one writer at a time
-  runner       the only module that starts processes
-  state        reads the kernel (ip -j); inventory finds labs from marks
-  verify/probe/reach/ping/matrix   reachability checks
-  api          the library behind the CLI; cli*, views, showing, output: the command line
-  pytest_plugin  the `vethwrap_lab` fixture (entry point pytest11)
+The package is layered; each layer imports only those below it (setup.cfg's import-linter
+contract checks it):
+
+  cli/      typer commands and rendering; the only code that prints; maps errors to exits
+  api       the library facade the CLI and the pytest fixture use
+  explain/  diagnose and doctor: evidence read from the kernel -> causes -> fixes
+  check/    verify, ping, the in-process ICMP probe, reachability waves, pingall
+  compile/  (Lab, facts) -> steps, no I/O      kernel/  the kernel read into fact types
+  run/      the only place that starts processes: runner, walker (apply, rollback), lock
+  model/    topology, names and marks, shapes, link options, lab files, drawings, facts
+  errors, steps   at the bottom: exceptions with ExitStatus; Op/Step/Plan
 
 Public API (imported lazily, so `import veth_wrap` stays cheap):
-  Lab, build (shapes.build), load (labfile.load), plan, apply, create, verify, destroy
-  (`veth_wrap.plan` is the function; import the module as `from veth_wrap.plan import Plan`)
+  Lab, Kind, build, load, parse, plan, apply, create, update, verify, destroy, draw
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import Any
 
 _EXPORTS = {
-    "Lab": ("topology", "Lab"),
-    "Kind": ("topology", "Kind"),
-    "build": ("shapes", "build"),
-    "load": ("labfile", "load"),
-    "parse": ("labfile", "parse"),
+    "Lab": ("model.topology", "Lab"),
+    "Kind": ("model.topology", "Kind"),
+    "build": ("model.shapes", "build"),
+    "load": ("model.labfile", "load"),
+    "parse": ("model.labfile", "parse"),
     "plan": ("api", "plan"),
-    "apply": ("apply", "apply"),
+    "apply": ("run.walker", "apply"),
     "create": ("api", "create"),
-    "update": ("diff", "update"),
-    "verify": ("verify", "verify"),
+    "update": ("compile.update", "update"),
+    "verify": ("check.verify", "verify"),
     "destroy": ("api", "destroy"),
-    "draw": ("graph", "draw"),
+    "draw": ("model.drawing", "draw"),
 }
 
 __all__ = sorted(_EXPORTS)
@@ -48,20 +44,6 @@ def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:
         raise AttributeError(f"module 'veth_wrap' has no attribute {name!r}")
     module, attr = _EXPORTS[name]
-    value = getattr(importlib.import_module(f".{module}", __name__), attr)
+    value = getattr(importlib.import_module(f"veth_wrap.{module}"), attr)
     globals()[name] = value
     return value
-
-
-class _Package(types.ModuleType):
-    """Keeps `veth_wrap.plan`, `.apply`, `.verify` the functions once their modules load."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        # The import system sets a package attribute for each submodule it loads; three
-        # submodules share their names with exported functions, which must win.
-        if name in _EXPORTS and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

@@ -1,5 +1,5 @@
 """Allow `python -m veth_wrap`."""
 
-from .cli import run
+from veth_wrap.cli.app import run
 
 run()

@@ -6,16 +6,16 @@ import os
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
-from . import inventory, state
-from .apply import Progress, apply
-from .compile import create_plan
-from .errors import VerificationFailed
-from .lock import locked
-from .plan import Plan
-from .runner import Runner, default_runner
-from .teardown import destroy_plan
-from .topology import Lab
-from .verify import Report, verify
+from veth_wrap.check.verify import Report, verify
+from veth_wrap.compile.create import create_plan
+from veth_wrap.compile.destroy import destroy_plan
+from veth_wrap.errors import VerificationFailed
+from veth_wrap.kernel import inventory, state
+from veth_wrap.model.topology import Lab
+from veth_wrap.run.lock import locked
+from veth_wrap.run.runner import Runner, default_runner
+from veth_wrap.run.walker import Progress, apply
+from veth_wrap.steps import Plan
 
 
 @dataclass

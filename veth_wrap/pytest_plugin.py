@@ -56,8 +56,8 @@ class LabFactory:
     def __call__(self, namespaces: Sequence[str], topology: Union[str, None] = None,
                  subnet: Optional[str] = None, verify: bool = True) -> TestLab:
         """Build a pair/bridge/chain/mesh of the given (short) namespace names."""
-        from veth_wrap import shapes
-        from veth_wrap.topology import Kind
+        from veth_wrap.model import shapes
+        from veth_wrap.model.topology import Kind
 
         prefix = self._next_prefix()
         real = {name: prefix + name for name in namespaces}
@@ -67,7 +67,7 @@ class LabFactory:
 
     def from_file(self, path, verify: bool = True) -> TestLab:
         """Build a lab file, its names prefixed."""
-        from veth_wrap import labfile
+        from veth_wrap.model import labfile
 
         prefix = self._next_prefix()
         lab = labfile.load(path, prefix=prefix)

@@ -1,0 +1,131 @@
+"""The `diagnose` and `doctor` commands."""
+
+from __future__ import annotations
+
+import typer
+
+from veth_wrap.cli.app import guarded
+
+STYLE = {"ok": "green", "warning": "yellow", "problem": "bold red"}
+
+
+def register(app: typer.Typer) -> None:
+    """Add `diagnose` and `doctor` to the app."""
+    app.command("diagnose")(diagnose_command)
+    app.command("doctor")(doctor_command)
+
+
+@guarded
+def diagnose_command(
+    namespace: str = typer.Argument(..., help="Namespace to ping from."),
+    destination: str = typer.Argument(..., help="Address, or a namespace vethwrap wired."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    verbose: bool = typer.Option(False, "--verbose", "-v",
+                                 help="Walk the path even when the ping works; list checks."),
+    ipv6: bool = typer.Option(False, "--ipv6", "-6",
+                              help="For a namespace name: take its IPv6 address."),
+) -> None:
+    """Ping DESTINATION from NAMESPACE; if it fails, name the cause and print the fix."""
+    from veth_wrap.explain.diagnose import check_destination, diagnose
+    from veth_wrap.model.names import check_netns
+
+    check_netns(namespace)
+    if ipv6 or not _is_address(destination):
+        _require_root()
+        from veth_wrap.cli.query import resolve_destination
+
+        destination = resolve_destination(namespace, destination, 6 if ipv6 else None)
+    check_destination(destination)
+    _require_root()
+    result = diagnose(namespace, destination, verbose=verbose)
+    if json_out:
+        from veth_wrap.cli.output import emit_json
+
+        emit_json(result.to_json())
+    else:
+        _show_diagnosis(result, verbose)
+    raise typer.Exit(0 if result.reachable else 1)
+
+
+@guarded
+def doctor_command(json_out: bool = typer.Option(False, "--json",
+                                                 help="Print one JSON object.")) -> None:
+    """Check the host (changes nothing): tools, privileges, br_netfilter, firewalls."""
+    from veth_wrap.explain.doctor import Status, doctor
+
+    checks = doctor()
+    problems = sum(c.status == Status.PROBLEM for c in checks)
+    if json_out:
+        from veth_wrap.cli.output import emit_json
+
+        emit_json({"checks": [c.to_json() for c in checks], "problems": problems,
+                   "warnings": sum(c.status == Status.WARNING for c in checks)})
+    else:
+        _show_doctor(checks)
+    raise typer.Exit(1 if problems else 0)
+
+
+def _is_address(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _require_root() -> None:
+    import os
+
+    from veth_wrap.errors import PreflightError
+
+    if os.geteuid() != 0:
+        raise PreflightError("diagnose needs root to enter network namespaces",
+                             "run it with sudo; 'vethwrap doctor' checks the host without it")
+
+
+def _show_diagnosis(result, verbose: bool) -> None:
+    """A panel with the cause and evidence, then the fix as plain lines to paste."""
+    from rich.panel import Panel
+    from rich.text import Text
+
+    from veth_wrap.cli.output import out
+
+    ok = result.reachable
+    body = Text()
+    body.append(("reachable" if ok else f"cause: {result.cause.value}") + "\n",
+                style="bold green" if ok else "bold red")
+    body.append(result.summary + "\n")
+    for line in result.evidence:
+        body.append(f"  - {line}\n")
+    if verbose and result.checked:
+        body.append("checked:\n", style="bold")
+        for line in result.checked:
+            body.append(f"  - {line}\n")
+    title = f"diagnose {result.namespace} -> {result.destination}"
+    body.rstrip()
+    out().print(Panel(body, title=title, title_align="left"))
+    if result.fixes:
+        out().print("fix (paste into a root shell):", style="bold")
+        for line in result.script:
+            out().print(line, markup=False, highlight=False, soft_wrap=True)
+    elif not ok:
+        out().print("no fix to print: see the evidence above", style="yellow")
+
+
+def _show_doctor(checks) -> None:
+    """One table row per check; fixes below, ready to paste."""
+    from rich.text import Text
+
+    from veth_wrap.cli.output import out, table
+    from veth_wrap.explain.fixes import shell_line
+
+    tbl = table("vethwrap doctor", ["check", "status", "detail"])
+    for check in checks:
+        tbl.add_row(Text(check.name), Text(check.status.value, style=STYLE[check.status.value]),
+                    Text(check.detail))
+    out().print(tbl)
+    for check in (c for c in checks if c.fix):
+        out().print(f"{check.name}: {shell_line(check.fix)}", markup=False, highlight=False,
+                    soft_wrap=True)

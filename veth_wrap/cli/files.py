@@ -1,0 +1,139 @@
+"""CLI commands for lab files and pictures: up, down, validate and graph."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from veth_wrap.cli.app import guarded, require_root
+from veth_wrap.errors import UsageError
+
+FILE = typer.Option(..., "--file", "-f", help="The YAML lab file.")
+PREFIX = typer.Option("", "--prefix", help="Put this before the lab and namespace names.")
+DRY_RUN = typer.Option(False, "--dry-run", "-n", help="Print the commands instead of running them.")
+JSON = typer.Option(False, "--json", help="Print the result as JSON.")
+
+
+def register(app: typer.Typer) -> None:
+    """Attach up, down, validate and graph."""
+    app.command()(up)
+    app.command()(down)
+    app.command()(validate)
+    app.command()(graph)
+
+
+def load(path: Path, prefix: str = ""):
+    """The file's Lab; with several problems, each goes to stderr on its own line first."""
+    from veth_wrap.cli.output import say
+    from veth_wrap.model import labfile
+
+    try:
+        return labfile.load(path, prefix)
+    except labfile.LabFileError as exc:
+        if len(exc.problems) > 1:
+            for problem in exc.problems:
+                say(problem)
+        raise
+
+
+@guarded
+def up(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
+       no_verify: bool = typer.Option(False, "--no-verify", help="Skip the reachability check."),
+       json_out: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:
+    """Build the lab a file describes, or bring a built one in line with an edited file."""
+    import os
+
+    from veth_wrap import api
+    from veth_wrap.cli.output import emit_script, say
+    from veth_wrap.compile import update as diff
+
+    lab = load(file, prefix)
+    if dry_run:
+        steps = diff.update_plan(lab) if os.geteuid() == 0 else api.plan(lab)
+        emit_script(steps.script(f"vethwrap up: lab {lab.name} from {file}"))
+        for note in steps.notes:
+            say(note)
+        return
+    require_root()
+    built = diff.update(lab, check=not no_verify)
+    if not built.changed:
+        say(f"lab {lab.name} is already as {file} describes; nothing changed")
+    from veth_wrap.cli.views import print_built
+
+    print_built(built, json_out)
+
+
+@guarded
+def down(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
+         json_out: bool = JSON) -> None:
+    """Remove the lab a file names; works from the kernel (same as destroy --lab NAME)."""
+    from veth_wrap import api
+    from veth_wrap.cli.lab import removed, removed_text
+    from veth_wrap.cli.output import emit_json, emit_script, say
+    from veth_wrap.model import labfile
+
+    name = labfile.lab_name(file, prefix)
+    require_root()
+    if dry_run:
+        steps = api.destroy_targets(lab=name)
+        emit_script(steps.script(f"vethwrap down: lab {name}"))
+    else:
+        steps = api.destroy(lab=name)
+    for note in steps.notes:
+        say(note)
+    if not dry_run:
+        say(f"lab {name}: {removed_text(steps)}")
+        if json_out:
+            emit_json(dict(lab=name, **removed(steps)))
+
+
+@guarded
+def validate(file: Path = FILE, prefix: str = PREFIX, json_out: bool = JSON) -> None:
+    """Check a lab file without touching the kernel; report every problem at once."""
+    from veth_wrap.cli.output import emit_json, out
+    from veth_wrap.model import labfile
+
+    try:
+        lab = load(file, prefix)
+    except labfile.LabFileError as exc:
+        if json_out:
+            emit_json({"file": str(file), "valid": False, "problems": list(exc.problems)})
+        raise
+    if json_out:
+        emit_json({"file": str(file), "valid": True, "lab": lab.name,
+                   "namespaces": list(lab.members), "links": len(lab.links),
+                   "bridges": len(lab.bridges), "routes": len(lab.routes), "problems": []})
+        return
+    counts = ", ".join(_count(n, word) for n, word in (
+        (len(lab.members), "namespace"), (len(lab.links), "link"),
+        (len(lab.bridges), "bridge"), (len(lab.routes), "route")))
+    out().print(f"{file}: lab {lab.name} is valid: {counts}", markup=False, highlight=False)
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+@guarded
+def graph(lab: Optional[str] = typer.Option(None, "--lab", help="A lab built in the kernel."),
+          file: Optional[Path] = typer.Option(None, "--file", "-f", help="A YAML lab file."),
+          prefix: str = PREFIX,
+          fmt: str = typer.Option("text", "--format", help="text, dot or mermaid.")) -> None:
+    """Draw a lab: boxes and lines in the terminal, or Graphviz dot, or Mermaid."""
+    import sys
+
+    from veth_wrap.model import drawing
+
+    if (lab is None) == (file is None):
+        raise UsageError("give one of --lab NAME or -f FILE", "e.g. vethwrap graph -f lab.yaml")
+    if fmt not in drawing.FORMATS:
+        raise UsageError(f"--format {fmt!r} is not known", "use text, dot or mermaid")
+    if file is not None:
+        found = load(file, prefix)
+    else:
+        require_root()
+        found = drawing.from_kernel(prefix + lab)
+    drawn = drawing.draw(found, fmt)
+    sys.stdout.write(drawn if drawn.endswith("\n") else drawn + "\n")

@@ -1,0 +1,188 @@
+"""CLI commands that build and remove labs: create and destroy."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from typing import Iterator, List, Optional
+
+import typer
+
+from veth_wrap.cli.app import guarded, require_root
+from veth_wrap.errors import UsageError, VerificationFailed
+from veth_wrap.model.topology import Kind
+
+PROGRESS_MIN_NAMESPACES = 8  # up to this many a bar would only flicker
+
+
+def register(app: typer.Typer) -> None:
+    """Attach create and destroy."""
+    app.command()(create)
+    app.command()(destroy)
+
+
+@guarded
+def create(
+    namespaces: List[str] = typer.Argument(..., help="Namespaces to join (created if absent)."),
+    topology: Optional[Kind] = typer.Option(
+        None, "--topology", "-t", case_sensitive=False,
+        help="pair (default for two), bridge (default for more), chain or mesh."),
+    subnet: Optional[str] = typer.Option(
+        None, "--subnet", help="Addresses come from here (default 10.0.0.0/24, grown to fit)."),
+    lab: Optional[str] = typer.Option(None, "--lab",
+                                      help="Lab name (default: the first namespace)."),
+    host_bridge: bool = typer.Option(False, "--host-bridge",
+                                     help="Put the bridge in the root namespace."),
+    dry_run: bool = typer.Option(False, "--dry-run", "-n",
+                                 help="Print the commands instead of running them."),
+    no_verify: bool = typer.Option(False, "--no-verify", help="Skip the reachability check."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    ipv6: bool = typer.Option(False, "--ipv6", "-6",
+                              help="Add IPv6 addresses from a unique-local /64 (dual stack)."),
+    delay: Optional[str] = typer.Option(None, "--delay", help="Delay on each link end, e.g. 10ms."),
+    jitter: Optional[str] = typer.Option(None, "--jitter", help="Delay variation, e.g. 2ms."),
+    loss: Optional[str] = typer.Option(None, "--loss", help="Random loss per end, e.g. 1%."),
+    rate: Optional[str] = typer.Option(None, "--rate", help="Rate per end, e.g. 10mbit."),
+    mtu: Optional[int] = typer.Option(None, "--mtu", help="MTU of every link, e.g. 9000."),
+    direction: str = typer.Option("both", "--direction",
+                                  help="both ends, or a-to-b: only the first end's egress."),
+) -> None:
+    """Create namespaces and wire them with veth pairs, then verify they ping."""
+    from veth_wrap import api
+    from veth_wrap.cli.link import impaired_failure, no_netem
+    from veth_wrap.cli.output import emit_script, say
+    from veth_wrap.errors import CommandFailed
+    from veth_wrap.model import shapes
+    from veth_wrap.model.linkopts import link_opts
+
+    if topology is Kind.CUSTOM:
+        raise UsageError("--topology custom is for lab files", "use pair, bridge, chain or mesh")
+    opts = link_opts(delay, jitter, loss, rate, mtu)
+    built_lab = shapes.build(namespaces, topology, subnet, lab, host_bridge, opts, ipv6, direction)
+    if dry_run:
+        emit_script(api.plan(built_lab).script(f"vethwrap create: lab {built_lab.name}"))
+        return
+    require_root()
+    try:
+        # about 8 ops a member on a bridge: netns add, port and its mark, 5 in the member
+        with progress_bar("creating", len(built_lab.members), len(built_lab.links) * 8) as tick:
+            built = api.create(built_lab, check=not no_verify, progress=tick)
+    except CommandFailed as failure:
+        raise no_netem(failure) from None
+    except VerificationFailed as failure:
+        explain(failure)
+        raise (impaired_failure(failure) if opts and opts.impaired else failure) from None
+    if not built.changed:
+        say(f"lab {built_lab.name} is already built as asked; nothing changed")
+    from veth_wrap.cli.views import print_built
+
+    print_built(built, json_out)
+
+
+@guarded
+def destroy(
+    namespaces: List[str] = typer.Argument(None, help="Namespaces whose vethwrap objects go."),
+    everything: bool = typer.Option(False, "--all", help="Every lab vethwrap built."),
+    lab: Optional[str] = typer.Option(None, "--lab", help="Every namespace of one lab."),
+    dry_run: bool = typer.Option(False, "--dry-run", "-n",
+                                 help="Print the commands instead of running them."),
+    json_out: bool = typer.Option(False, "--json", help="Print what was removed as JSON."),
+) -> None:
+    """Remove what vethwrap made, and only that; absent things are not an error."""
+    from veth_wrap import api
+    from veth_wrap.cli.output import emit_json, emit_script, say
+    from veth_wrap.model import names
+
+    namespaces = list(namespaces or [])
+    chosen = sum([bool(namespaces), everything, lab is not None])
+    if chosen != 1:
+        raise UsageError("name the namespaces, or give --all or --lab NAME (one of them)",
+                         "e.g. 'vethwrap destroy ns0 ns1'")
+    for name in namespaces:
+        names.check_netns(name)
+    if lab is not None:
+        names.check_lab(lab)
+    if dry_run and not _is_root():
+        raise UsageError("destroy --dry-run reads the namespaces, which needs root",
+                         "run it with sudo; it still changes nothing")
+    require_root()
+    if dry_run:
+        steps = api.destroy_targets(namespaces, lab, everything)
+        emit_script(steps.script("vethwrap destroy"))
+    else:
+        # one `netns del` per namespace; with --lab or --all the count is known only later
+        count = len(namespaces) or None
+        with progress_bar("destroying", count, count) as tick:
+            steps = api.destroy(namespaces, lab, everything, progress=tick)
+    for note in steps.notes:
+        say(note)
+    if not dry_run:
+        say(removed_text(steps))
+        if json_out:
+            emit_json(removed(steps))
+
+
+def explain(failure: VerificationFailed) -> None:
+    """Run the diagnosis on the first pair that did not answer and print it on stderr."""
+    if not failure.unreached:
+        return
+    from veth_wrap.cli.output import say
+    from veth_wrap.explain.diagnose import diagnose
+
+    source, address = failure.unreached
+    result = diagnose(source, address)
+    if result.reachable:
+        return
+    say(f"diagnosis of {source} -> {address}: {result.summary}")
+    for line in result.evidence:
+        say(f"  - {line}")
+    for line in result.script:
+        say(f"  fix: {line}")
+
+
+def removed(steps) -> dict:
+    """What a destroy plan removed: namespaces, and links in namespaces that stay."""
+    spaces, links = [], []
+    for step in steps.steps:
+        for op in step.ops:
+            if op.args[:2] == ("netns", "del"):
+                spaces.append(op.args[2])
+            elif op.args[:2] == ("link", "del"):
+                links.append({"namespace": step.netns, "interface": op.args[-1]})
+    return {"namespaces": spaces, "links": links, "notes": list(steps.notes)}
+
+
+def removed_text(steps) -> str:
+    """What destroy removed, counted by kind."""
+    ops = [op.args for step in steps.steps for op in step.ops]
+    spaces = sum(args[:2] == ("netns", "del") for args in ops)
+    links = sum(args[:2] == ("link", "del") for args in ops)
+    if not ops:
+        return "nothing of vethwrap's to remove"
+    return f"removed {spaces} namespace(s) and {links} link(s) of vethwrap's"
+
+
+def _is_root() -> bool:
+    import os
+
+    return os.geteuid() == 0
+
+
+@contextmanager
+def progress_bar(what: str, namespaces: Optional[int], total: Optional[int]) -> Iterator:
+    """A rich bar on stderr for work on many namespaces, only when stderr is a terminal.
+
+    None for namespaces means not known yet (destroy --lab/--all); None for total makes the
+    bar pulse instead of filling.
+    """
+    few = namespaces is not None and namespaces <= PROGRESS_MIN_NAMESPACES
+    if few or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import Progress
+
+    from veth_wrap.cli.output import err
+
+    with Progress(console=err(), transient=True) as bar:
+        task = bar.add_task(what, total=total)
+        yield lambda n: bar.advance(task, n)

@@ -1,0 +1,66 @@
+"""How results look: rich tables for people, JSON for scripts."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from veth_wrap.cli.output import emit_json, out, table
+from veth_wrap.model.topology import Lab
+
+
+def lab_json(lab: Lab) -> dict:
+    """The stable JSON shape of a lab's wiring."""
+    def end(e):
+        return {"namespace": e.netns, "interface": e.ifname, "addresses": list(e.addresses),
+                "master": e.master}
+
+    return {
+        "lab": lab.name, "topology": lab.kind.value, "subnet": lab.subnet,
+        "namespaces": list(lab.members), "hub": lab.hub,
+        "bridges": [{"namespace": b.netns, "name": b.name} for b in lab.bridges],
+        "links": [{"a": end(link.a), "b": end(link.b)} for link in lab.links],
+        "routes": [{"namespace": r.netns, "dest": r.dest, "via": r.via, "dev": r.dev}
+                   for r in lab.routes],
+    }
+
+
+def print_built(built, json_out: bool) -> None:
+    """The summary of a create."""
+    report = built.report
+    if json_out:
+        data = lab_json(built.lab)
+        data.update(changed=built.changed, verified=bool(report and report.ok),
+                    probes=report.probes if report else 0)
+        emit_json(data)
+        return
+    from rich.text import Text
+
+    lab = built.lab
+    tbl = table(f"lab {lab.name} ({lab.kind.value})", ["namespace", "interface", "address",
+                                                       "peer"])
+    members = set(lab.members)
+    for link in lab.links:
+        for here, there in ((link.a, link.b), (link.b, link.a)):
+            if here.netns in members:
+                # plain Text: no markup or emoji parsing of 1,000 rows of names
+                tbl.add_row(*map(Text, (here.netns, here.ifname,
+                                        ", ".join(here.addresses) or "-", _peer(there))))
+    out().print(tbl)
+    if report:
+        out().print(f"verified: {report.replied}/{report.probes} probes answered")
+
+
+def _peer(end) -> str:
+    where = end.netns or "root"
+    return f"{where}:{end.ifname}" + (f" (bridge {end.master})" if end.master else "")
+
+
+def addr_text(addresses) -> str:
+    """Addresses for a table cell."""
+    return ", ".join(addresses) or "-"
+
+
+def state_text(up: bool, operstate: str, color: Optional[bool] = True) -> str:
+    """A link's state for a table cell, coloured."""
+    colour = "green" if operstate in ("UP", "UNKNOWN") else "red" if not up else "yellow"
+    return f"[{colour}]{operstate}[/]"

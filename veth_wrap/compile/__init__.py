@@ -1,0 +1,1 @@
+"""(Lab, facts) -> steps, with no I/O at all: create, destroy, update and live link changes."""

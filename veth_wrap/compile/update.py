@@ -1,0 +1,154 @@
+"""Edited lab files: remove what the kernel holds of a lab that the Lab no longer has."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+from veth_wrap.kernel import inventory, state
+from veth_wrap.kernel.inventory import LabView
+from veth_wrap.kernel.state import NetnsState
+from veth_wrap.model.topology import Lab
+from veth_wrap.run.runner import Runner, default_runner
+from veth_wrap.steps import Op, Plan
+
+
+def update_plan(lab: Lab, runner: Optional[Runner] = None) -> Plan:
+    """Removals of what the Lab dropped, then the create plan for what it added."""
+    from veth_wrap.compile.create import create_plan
+
+    runner = runner or default_runner()
+    everything, root = inventory.scan(None, runner)
+    view = inventory.labs(everything, root).get(lab.name)
+    present = [ns for ns in lab.namespaces() if ns in everything]
+    facts = state.read(present, runner, forwarding=lab.forwarding)
+    ids = netns_ids(list(everything), runner)
+    removal, gone = removal_plan(lab, everything, view, ids)
+    pruned = {ns: prune(st, lab, gone) for ns, st in facts.items()
+              if ("netns", ns) not in gone}
+    needs_root = any(e.netns is None for e in lab.ends())
+    create = create_plan(lab, pruned, root if needs_root else None)
+    return Plan(removal.steps + create.steps, removal.notes + create.notes)
+
+
+def netns_ids(namespaces: list[str], runner: Runner) -> dict[str, dict[int, str]]:
+    """For each namespace, the names behind the ids it gives its veth peers' namespaces."""
+    if not namespaces:
+        return {}
+    lines = "".join(f"netns exec {ns} ip -j netns list-id\n" for ns in namespaces)
+    docs = state.json_stream(runner.run(["ip", "-batch", "-"], stdin=lines).stdout)
+    return {ns: {item["nsid"]: item.get("name") for item in doc if "nsid" in item}
+            for ns, doc in zip(namespaces, docs)}
+
+
+def peer(link, ns: Optional[str], facts: dict[str, NetnsState], ids: dict
+         ) -> Optional[tuple[Optional[str], str]]:
+    """The (namespace, interface) at a veth's other end; ifindexes alone are ambiguous."""
+    if link.kind != "veth" or link.peer_index is None:
+        return None
+    where = ns if link.peer_netnsid is None else ids.get(ns, {}).get(link.peer_netnsid)
+    st = facts.get(where)
+    for other in (st.links.values() if st else ()):
+        if other.ifindex == link.peer_index:
+            return where, other.ifname
+    return None
+
+
+def removal_plan(lab: Lab, facts: dict[str, NetnsState], view: Optional[LabView],
+                 ids: dict) -> tuple[Plan, set]:
+    """The ops that remove the lab's objects missing from `lab`, and the keys they remove."""
+    plan, gone = Plan(), set()
+    facts = _Facts(facts, ids)
+    if view is None:
+        return plan, gone
+    dropped = [ns for ns in view.created if ns not in lab.namespaces()]
+    # Links into a dropped namespace are deleted from the staying side: a namespace's veths
+    # die asynchronously after `netns del`, too late for the create plan that follows.
+    gone.update(("netns", ns) for ns in dropped)
+    for ns in sorted(set(view.members) | ({view.hub} if view.hub else set())):
+        if ns in facts and ("netns", ns) not in gone:
+            plan.add(_namespace_ops(lab, ns, facts, gone), netns=ns,
+                     comment=f"what the file no longer has in {ns}")
+    plan.add((Op(("netns", "del", ns)) for ns in dropped),
+             comment="namespaces the file no longer has")
+    return plan, gone
+
+
+class _Facts(dict):
+    """The namespaces' facts, plus the netns ids that find veth peers."""
+
+    def __init__(self, facts: dict, ids: dict) -> None:
+        super().__init__(facts)
+        self.ids = ids
+
+
+def _drop(link, ns: Optional[str], facts: _Facts, gone: set) -> None:
+    """Note a link as gone, with its veth peer (deleting one end deletes both)."""
+    gone.add(("link", ns, link.ifname))
+    other = peer(link, ns, facts, facts.ids)
+    if other:
+        gone.add(("link",) + other)
+
+
+def _namespace_ops(lab: Lab, ns: str, facts: dict[str, NetnsState], gone: set) -> list[Op]:
+    st = facts[ns]
+    wanted = {end.ifname: end for end in lab.ends_in(ns)}
+    bridges = {b.name for b in lab.bridges if b.netns == ns}
+    ops = []
+    for link in sorted(st.marked(), key=lambda item: item.ifname):
+        if link.mark.lab != lab.name or ("link", ns, link.ifname) in gone:
+            continue
+        if link.ifname not in wanted and link.ifname not in bridges:
+            _drop(link, ns, facts, gone)
+            ops.append(Op(("link", "del", link.ifname)))
+            continue
+        end = wanted.get(link.ifname)
+        for address in link.addresses if end else ():
+            if address not in end.addresses:
+                gone.add(("addr", ns, address))
+                ops.append(Op(("addr", "del", address, "dev", link.ifname)))
+    return ops + _route_ops(lab, ns, st, gone)
+
+
+def _route_ops(lab: Lab, ns: str, st: NetnsState, gone: set) -> list[Op]:
+    """Routes via a gateway on the lab's staying links that the Lab does not list."""
+    ours = {link.ifname for link in st.marked() if link.mark.lab == lab.name
+            and ("link", ns, link.ifname) not in gone}
+    wanted = {(r.dest, r.via) for r in lab.routes if r.netns == ns}
+    ops = []
+    for route in st.routes:
+        key = (route.get("dst"), route.get("gateway"))
+        if route.get("gateway") and route.get("dev") in ours and key not in wanted:
+            gone.add(("route", ns) + key)
+            ops.append(Op(("route", "del", key[0], "via", key[1], "dev", route["dev"])))
+    return ops
+
+
+def prune(st: NetnsState, lab: Lab, gone: set) -> NetnsState:
+    """The namespace as it will be once the removals ran."""
+    ns = st.name
+    links = {}
+    for name, link in st.links.items():
+        if ("link", ns, name) in gone:
+            continue
+        kept = tuple(a for a in link.addresses if ("addr", ns, a) not in gone)
+        links[name] = dataclasses.replace(link, addresses=kept)
+    routes = [r for r in st.routes if ("link", ns, r.get("dev")) not in gone
+              and ("route", ns, r.get("dst"), r.get("gateway")) not in gone]
+    return NetnsState(ns, links, routes, st.forwarding)
+
+
+def update(lab: Lab, runner: Optional[Runner] = None, check: bool = True, progress=None):
+    """Make the kernel hold exactly lab (adding and removing), then verify; returns api.Built."""
+    from veth_wrap import api
+    from veth_wrap.run.lock import locked
+    from veth_wrap.run.walker import apply
+
+    runner = runner or default_runner()
+    with locked():
+        steps = update_plan(lab, runner)
+        if not steps.empty:
+            apply(steps, runner, progress)
+    built = api.create(lab, runner, check=check)  # nothing left to do: it only verifies
+    built.plan = steps
+    return built

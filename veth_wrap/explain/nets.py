@@ -1,0 +1,306 @@
+"""What a diagnosis reads: links, routes, veth peers and sysctls of namespaces, in few processes.
+
+Namespaces are read with `ip -batch -` of `netns exec NS ip -j ...` lines (one process for
+many namespaces); a route lookup or a sysctl read is one process for one namespace. The root
+namespace is only ever read, never changed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Optional
+
+from veth_wrap.errors import UsageError
+from veth_wrap.kernel.state import LinkState, json_stream, parse_links
+from veth_wrap.run.runner import Runner, default_runner
+
+ALL_AT_ONCE = 48  # up to this many namespaces are read in one batch; beyond, by neighbourhood
+_FAILED = re.compile(r"^Command failed -:(\d+)$", re.MULTILINE)
+Ns = Optional[str]  # noqa: UP045 (a runtime alias on 3.9) a namespace; None is the root
+
+
+def label(ns: Ns) -> str:
+    """How a namespace is named in messages."""
+    return "the root namespace" if ns is None else ns
+
+
+def address_of(text: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
+    """An address with prefix, as ip prints it ("10.0.0.1/24")."""
+    return ipaddress.ip_interface(text)
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Where the other end of a veth is: a named namespace, the root one, or an unnamed one."""
+
+    ns: Ns
+    ifname: str
+    where: str  # "named", "root" or "unnamed"
+    nsid: int | None = None
+
+
+@dataclass(frozen=True)
+class Reach:
+    """An interface at the far side of a link, and the devices crossed to get there."""
+
+    ns: Ns
+    ifname: str
+    path: tuple[tuple[Ns, str], ...]  # (namespace, device) crossed: the peer, a bridge, a port
+
+
+@dataclass
+class RouteAnswer:
+    """What `ip -j route get` said: the route, or the kernel's complaint."""
+
+    route: dict | None
+    error: str = ""
+
+    @property
+    def local(self) -> bool:
+        """True when the address belongs to the namespace itself."""
+        return bool(self.route) and self.route.get("type") == "local"
+
+
+@dataclass
+class Nets:
+    """The namespaces read so far; reads more on demand and remembers every answer."""
+
+    runner: Runner
+    names: list[str]
+    links: dict[Ns, dict[str, LinkState]] = field(default_factory=dict)
+    routes: dict[Ns, list[dict]] = field(default_factory=dict)
+    nsids: dict[Ns, dict[int, str]] = field(default_factory=dict)
+    sysctls: dict[Ns, dict[str, str]] = field(default_factory=dict)
+    answers: dict[tuple[Ns, str], RouteAnswer] = field(default_factory=dict)
+    processes: int = 0
+
+    @classmethod
+    def open(cls, namespace: str, runner: Runner | None = None) -> Nets:
+        """Start from one namespace: refuse it when it does not exist, read its neighbourhood."""
+        runner = runner or default_runner()
+        text = runner.run(["ip", "-j", "netns", "list"]).stdout.strip()
+        names = [entry["name"] for entry in json.loads(text)] if text else []
+        if namespace not in names:
+            raise UsageError(f"network namespace {namespace!r} does not exist",
+                             "see 'ip netns list' for the namespaces there are")
+        nets = cls(runner, names, processes=1)
+        nets.load(names if len(names) <= ALL_AT_ONCE else [namespace])
+        if len(names) > ALL_AT_ONCE:
+            for _ in range(3):
+                nets.load(nets.neighbours())
+        return nets
+
+    def run(self, argv: list[str], stdin: str | None = None, check: bool = False):
+        """Run one read-only command and count it; by default a non-zero exit does not raise."""
+        self.processes += 1
+        return self.runner.run(argv, stdin=stdin, check=check)
+
+    def load(self, namespaces: Iterable[str]) -> None:
+        """Read links, routes and namespace ids of namespaces not read yet, in one batch."""
+        todo = [ns for ns in dict.fromkeys(namespaces) if ns not in self.links]
+        if not todo:
+            return
+        lines = [f"netns exec {ns} ip -j {cmd}" for ns in todo
+                 for cmd in ("-d addr show", "route show", "netns list-id")]
+        result = self.run(["ip", "-force", "-batch", "-"], stdin="\n".join(lines) + "\n")
+        if "Cannot open network namespace" in result.stderr:  # one vanished meanwhile
+            self.names = [n for n in self.names if n in self._listed()]
+            todo = [ns for ns in todo if ns in self.names]
+            lines = [ln for ln in lines if ln.split()[2] in todo]
+            result = self.run(["ip", "-force", "-batch", "-"], stdin="\n".join(lines) + "\n")
+        docs = aligned_docs(result, len(lines))
+        for i, ns in enumerate(todo):
+            addrs, routes, ids = docs[3 * i:3 * i + 3]
+            self.links[ns] = parse_links(addrs or [])
+            self.routes[ns] = routes or []
+            self.nsids[ns] = {e["nsid"]: e["name"] for e in ids or [] if "name" in e}
+
+    def _listed(self) -> set[str]:
+        text = self.run(["ip", "-j", "netns", "list"]).stdout.strip()
+        return {entry["name"] for entry in json.loads(text)} if text else set()
+
+    def neighbours(self) -> list[str]:
+        """Named namespaces one veth away from those read, not read yet."""
+        found = []
+        for ns, links in list(self.links.items()):
+            for link in links.values():
+                name = self.nsids.get(ns, {}).get(link.peer_netnsid)
+                if name and name not in self.links:
+                    found.append(name)
+        return found
+
+    def load_all(self) -> None:
+        """Read every named namespace (for a search of the whole host)."""
+        self.load(self.names)
+
+    def root(self) -> dict[str, LinkState]:
+        """The root namespace's links (read-only)."""
+        if None not in self.links:
+            text = self.run(["ip", "-j", "-d", "addr", "show"]).stdout.strip()
+            self.links[None] = parse_links(json.loads(text) if text else [])
+            ids = self.run(["ip", "-j", "netns", "list-id"]).stdout.strip()
+            self.nsids[None] = {e["nsid"]: e["name"] for e in json.loads(ids or "[]")
+                                if "name" in e}
+        return self.links[None]
+
+    def link(self, ns: Ns, ifname: str) -> LinkState | None:
+        """One interface, if it exists."""
+        links = self.root() if ns is None else self.links.get(ns, {})
+        return links.get(ifname)
+
+    def ns_links(self, ns: Ns) -> dict[str, LinkState]:
+        """All interfaces of a namespace (read on demand)."""
+        if ns is None:
+            return self.root()
+        self.load([ns])
+        return self.links.get(ns, {})
+
+    def peer(self, ns: Ns, ifname: str) -> Peer | None:
+        """The other end of a veth, wherever it is."""
+        link = self.link(ns, ifname)
+        if link is None or link.kind != "veth" or link.peer_index is None:
+            return None
+        if link.peer_netnsid is None:  # both ends in the same namespace
+            return self._find_peer(ns, link, "root" if ns is None else "named", None)
+        name = self.nsids.get(ns, {}).get(link.peer_netnsid)
+        if name is not None:
+            self.load([name])
+            return self._find_peer(name, link, "named", link.peer_netnsid)
+        if ns is not None:
+            found = self._find_peer(None, link, "root", link.peer_netnsid)
+            if found is not None:
+                return found
+        return Peer(None, f"ifindex {link.peer_index}", "unnamed", link.peer_netnsid)
+
+    def _find_peer(self, ns: Ns, link: LinkState, where: str, nsid) -> Peer | None:
+        for other in self.ns_links(ns).values():
+            if other.ifindex == link.peer_index and other.kind == "veth" \
+                    and other.peer_index == link.ifindex:
+                return Peer(ns, other.ifname, where, nsid)
+        return None
+
+    def bridge_ports(self, ns: Ns, bridge: str) -> list[str]:
+        """The interfaces enslaved to a bridge."""
+        return [ln.ifname for ln in self.ns_links(ns).values() if ln.master == bridge]
+
+    def reaches(self, ns: Ns, ifname: str) -> list[Reach]:
+        """The interfaces on the far side of a link: a veth peer, or across a bridge."""
+        link = self.link(ns, ifname)
+        if link is None:
+            return []
+        if link.kind == "bridge":
+            return [r for port in self.bridge_ports(ns, ifname)
+                    for r in self._beyond_port(ns, port, ((ns, ifname), (ns, port)))]
+        peer = self.peer(ns, ifname)
+        if peer is None or peer.where == "unnamed":
+            return []
+        far = self.link(peer.ns, peer.ifname)
+        if far is None or not far.master:
+            return [Reach(peer.ns, peer.ifname, ((peer.ns, peer.ifname),))]
+        start = ((peer.ns, peer.ifname), (peer.ns, far.master))
+        found = [Reach(peer.ns, far.master, start)]
+        for port in self.bridge_ports(peer.ns, far.master):
+            if port != peer.ifname:
+                found.extend(self._beyond_port(peer.ns, port, start + ((peer.ns, port),)))
+        return found
+
+    def _beyond_port(self, ns: Ns, port: str, path: tuple) -> list[Reach]:
+        other = self.peer(ns, port)
+        if other is None or other.where == "unnamed":
+            return []
+        return [Reach(other.ns, other.ifname, path + ((other.ns, other.ifname),))]
+
+    def holds(self, ns: Ns, address: str) -> str | None:
+        """The interface of a namespace that carries an address (any state), if any."""
+        wanted = ipaddress.ip_address(address)
+        for link in self.ns_links(ns).values():
+            if any(address_of(a).ip == wanted for a in link.addresses):
+                return link.ifname
+        return None
+
+    def holders(self, address: str) -> list[tuple[str, str]]:
+        """The (namespace, interface) pairs that carry an address: those read first, else all."""
+        found = self._holders_read(address)
+        if not found and len(self.links) < len(self.names):
+            self.load_all()
+            found = self._holders_read(address)
+        return found
+
+    def _holders_read(self, address: str) -> list[tuple[str, str]]:
+        found = []
+        for ns in self.names:
+            ifname = self.holds(ns, address) if ns in self.links else None
+            if ifname:
+                found.append((ns, ifname))
+        return found
+
+    def route_get(self, ns: Ns, address: str) -> RouteAnswer:
+        """The route the kernel picks from a namespace to an address."""
+        key = (ns, address)
+        if key not in self.answers:
+            prefix = [] if ns is None else ["-n", ns]
+            result = self.run(["ip", *prefix, "-j", "route", "get", address])
+            routes = _loads(result.stdout)
+            err = result.stderr.strip().replace("RTNETLINK answers: ", "")
+            self.answers[key] = RouteAnswer(routes[0] if routes else None, err)
+        return self.answers[key]
+
+    def sysctl(self, ns: str, *keys: str) -> dict[str, str]:
+        """Read sysctls inside a namespace (one process for the keys not read yet)."""
+        known = self.sysctls.setdefault(ns, {})
+        missing = [k for k in keys if k not in known]
+        if missing:
+            result = self.run(["ip", "netns", "exec", ns, "sysctl", *missing])
+            for line in result.stdout.splitlines():
+                name, _, value = line.partition(" = ")
+                known[name.strip()] = value.strip()
+            for key in missing:
+                known.setdefault(key, "")
+        return {k: known[k] for k in keys}
+
+
+def aligned_docs(result, count: int) -> list:
+    """One JSON document (or None for a failed line) per line of an `ip -force -batch`."""
+    failed = {int(n) for n in _FAILED.findall(result.stderr)}
+    docs = iter(json_stream(result.stdout))
+    return [None if n in failed else next(docs, None) for n in range(1, count + 1)]
+
+
+def _loads(text: str) -> list:
+    try:
+        return json.loads(text) if text.strip() else []
+    except json.JSONDecodeError:
+        return []
+
+
+def sysctl_ifname(ifname: str) -> str:
+    """An interface name as it appears inside a sysctl key ('.' becomes '/')."""
+    return ifname.replace(".", "/")
+
+
+def matching_route(routes: list[dict], address: str, dev: str) -> dict | None:
+    """The most specific route of a table that covers an address and leaves by dev."""
+    wanted = ipaddress.ip_address(address)
+    best, best_len = None, -1
+    for route in routes:
+        dst = route.get("dst", "")
+        if route.get("dev") != dev or route.get("type", "unicast") != "unicast":
+            continue
+        net = _network(dst, wanted.version)
+        if net is not None and wanted in net and net.prefixlen > best_len:
+            best, best_len = route, net.prefixlen
+    return best
+
+
+def _network(dst: str, version: int):
+    if dst == "default":
+        return ipaddress.ip_network("0.0.0.0/0" if version == 4 else "::/0")
+    try:
+        net = ipaddress.ip_network(dst, strict=False)
+    except ValueError:
+        return None
+    return net if net.version == version else None

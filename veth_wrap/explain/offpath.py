@@ -1,0 +1,337 @@
+"""Why a hop leads nowhere: no route, a wrong device, a lost peer, a missing address."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import TYPE_CHECKING
+
+from veth_wrap.explain.fixes import Fix, ip_n, link_up, route_fix
+from veth_wrap.explain.nets import Ns, Peer, Reach, address_of, label
+from veth_wrap.explain.walk import Candidate, Cause, Finding
+
+if TYPE_CHECKING:
+    from veth_wrap.explain.walk import Walk
+
+
+def off_path(walk: Walk, ns: str, route: dict, reaches: list[Reach]) -> Finding:
+    """The route leaves by a device whose far side does not hold the next hop."""
+    dev, gw = route.get("dev", ""), route.get("gateway")
+    evidence = [f"ip -n {ns} route get {walk.target}: dev {dev}" + (f" via {gw}" if gw else ""),
+                _carrier_text(walk, ns, dev)] + _beyond(walk, ns, dev, reaches)
+    cands = walk.candidates(ns, exclude=dev)
+    if cands:
+        return _wrong_device(walk, ns, route, cands[0], evidence)
+    if gw:
+        return _gateway(walk, ns, route, reaches, evidence)
+    for check in (_detached_port, _misplaced_peer, _not_configured, _peer_down):
+        found = check(walk, ns, dev, reaches, evidence)
+        if found:
+            return found
+    link = walk.nets.link(ns, dev)
+    if link is not None and not link.carrier:
+        return Finding(Cause.NO_CARRIER, f"{dev} in {ns} has no carrier: nothing is connected "
+                       f"to it, and no other interface of {ns} leads to {walk.target}", evidence)
+    return Finding(Cause.ROUTE_WRONG_DEVICE, f"the route to {walk.target} in {ns} leaves by "
+                   f"{dev}, and nothing beyond {dev} carries {walk.target}", evidence)
+
+
+def _carrier_text(walk: Walk, ns: str, dev: str) -> str:
+    link = walk.nets.link(ns, dev)
+    if link is None:
+        return f"{dev} is not in {ns}"
+    kind = {"tun": "a tun/tap device"}.get(link.kind, f"a {link.kind or 'link'}")
+    state = "has carrier" if link.carrier else "has NO carrier"
+    return f"{dev} in {ns} is {kind}, {'UP' if link.up else 'DOWN'}, {state} " \
+           f"(operstate {link.operstate})"
+
+
+def _beyond(walk: Walk, ns: str, dev: str, reaches: list[Reach]) -> list[str]:
+    if not reaches:
+        peer = walk.nets.peer(ns, dev)
+        if peer is None:
+            return [f"nothing is known to be connected to {dev}"]
+        return [f"the peer of {dev} is {peer.ifname} in {_where(peer)}"]
+    lines = []
+    for reach in reaches:
+        link = walk.nets.link(reach.ns, reach.ifname)
+        addrs = ", ".join(link.addresses) if link and link.addresses else "no address"
+        lines.append(f"beyond {dev}: {reach.ifname} in {label(reach.ns)} ({addrs})")
+    return lines
+
+
+def _where(peer: Peer) -> str:
+    if peer.where == "unnamed":
+        return f"a namespace with no name under /run/netns (nsid {peer.nsid})"
+    return label(peer.ns)
+
+
+def _wrong_device(walk: Walk, ns: str, route: dict, cand: Candidate, evidence: list[str]):
+    dev = route.get("dev")
+    evidence.append(f"{cand.ifname} in {ns} leads to {label(cand.reach.ns)}, which has "
+                    f"{walk.target}")
+    cause = Cause.ROUTE_WRONG_DEVICE
+    what = "replies to" if walk.reply else "packets for"
+    return Finding(cause, f"{what} {walk.target} leave {ns} by {dev}, which does not lead "
+                   f"there; {cand.ifname} does", evidence, walk.route_to(ns, cand, route))
+
+
+def _gateway(walk: Walk, ns: str, route: dict, reaches: list[Reach], evidence: list[str]):
+    dev, gw = route.get("dev", ""), route.get("gateway")
+    evidence.append(f"no interface beyond {dev} has {gw}")
+    via = _usable_gateway(walk, ns, dev, reaches)
+    fixes = [] if via is None else walk.route_to(ns, Candidate(dev, via[0], via[1]), route)
+    return Finding(Cause.GATEWAY_UNREACHABLE, f"the gateway {gw} of the route to "
+                   f"{walk.target} in {ns} is not on the far side of {dev}", evidence, fixes)
+
+
+def _usable_gateway(walk: Walk, ns: str, dev: str, reaches: list[Reach]):
+    """A neighbour beyond dev, on dev's subnet, that has the target or routes to it."""
+    for reach in reaches:
+        address = _same_subnet(walk, ns, dev, reach)
+        if address is None:
+            continue
+        if walk.holds_addr(reach.ns, walk.target) or (reach.ns is not None and _routes_on(
+                walk, reach)):
+            return reach, address
+    return None
+
+
+def _routes_on(walk: Walk, reach: Reach) -> bool:
+    route = walk.nets.route_get(reach.ns, walk.target).route
+    return route is not None and route.get("dev") != reach.ifname
+
+
+def _same_subnet(walk: Walk, ns: Ns, dev: str, reach: Reach) -> str | None:
+    """A neighbour's address on dev's subnet, of the walk's IP version (a gateway must be)."""
+    mine = [address_of(a) for a in walk.nets.link(ns, dev).addresses
+            if address_of(a).version == walk.family]
+    far = walk.nets.link(reach.ns, reach.ifname)
+    for text in far.addresses if far else ():
+        theirs = address_of(text)
+        if any(theirs.ip in m.network and theirs.ip != m.ip for m in mine):
+            return str(theirs.ip)
+    return None
+
+
+def _detached_port(walk: Walk, ns: str, dev: str, reaches: list[Reach], evidence: list[str]):
+    """A veth in a bridge's namespace that leads to the target but is in no bridge."""
+    peer = walk.nets.peer(ns, dev)
+    if peer is None or peer.where == "unnamed":
+        return None
+    hub_links = walk.nets.ns_links(peer.ns)
+    bridges = [ln.ifname for ln in hub_links.values() if ln.kind == "bridge"]
+    own = hub_links.get(peer.ifname)
+    if not bridges or own is None:
+        return None
+    if not own.master:  # our own port is the loose one: which bridge leads on?
+        for bridge in bridges:
+            if any(walk.holds_addr(r.ns, walk.target) for r in walk.nets.reaches(peer.ns, bridge)):
+                return _detached(walk, peer.ns, peer.ifname, bridge, evidence)
+        return None
+    for port, link in hub_links.items():
+        if link.kind == "veth" and not link.master and port != peer.ifname:
+            far = walk.nets.peer(peer.ns, port)
+            if far and far.where != "unnamed" and walk.holds_addr(far.ns, walk.target):
+                return _detached(walk, peer.ns, port, own.master, evidence)
+    return None
+
+
+def _detached(walk: Walk, hub: Ns, port: str, bridge: str, evidence: list[str]) -> Finding:
+    link = walk.nets.link(hub, port)
+    evidence.append(f"{port} in {label(hub)} leads to {walk.target} but has no master: "
+                    f"it is not a port of {bridge}")
+    fixes: list[Fix] = [ip_n(hub, "link", "set", "dev", port, "master", bridge)]
+    if not link.up:
+        fixes.append(link_up(hub, port))
+    return Finding(Cause.BRIDGE_PORT_DETACHED, f"{port} in {label(hub)} is not attached to "
+                   f"bridge {bridge}", evidence, fixes)
+
+
+def _misplaced_peer(walk: Walk, ns: str, dev: str, reaches: list[Reach], evidence: list[str]):
+    """The veth's other end is in another namespace than the one that has the target."""
+    peer = walk.nets.peer(ns, dev)
+    holders = [h for h in walk.holding(walk.target) if h[0] != ns]
+    if peer is None or not holders or (peer.where == "named" and peer.ns == holders[0][0]):
+        return None
+    home = holders[0][0]
+    evidence.append(f"{walk.target} is in {label(home)} (on {holders[0][1]}), but the peer of "
+                    f"{dev} is {peer.ifname} in {_where(peer)}")
+    if peer.where == "unnamed":
+        return Finding(Cause.PEER_NO_NETNS, f"the peer of {dev} is in a namespace with no name, "
+                       f"not in {label(home)}", evidence, _recreate(walk, ns, dev, home),
+                       reply_done=True)
+    moved = [ip_n(peer.ns, "link", "set", "dev", peer.ifname, "netns", home),
+             *[ip_n(home, "addr", "add", a, "dev", peer.ifname)
+               for a in walk.nets.link(peer.ns, peer.ifname).addresses],
+             link_up(home, peer.ifname), *_reply_route(walk, ns, home, peer.ifname)]
+    cause = Cause.PEER_NO_NETNS if peer.where == "root" else Cause.PEER_WRONG_NETNS
+    return Finding(cause, f"the peer of {dev} is {peer.ifname} in {_where(peer)}, not in "
+                   f"{label(home)} where {walk.target} is", evidence, moved, reply_done=True)
+
+
+def _recreate(walk: Walk, ns: str, dev: str, home: Ns) -> list[Fix]:
+    """Replace a veth whose peer is out of reach with a new pair into the right namespace."""
+    link = walk.nets.link(ns, dev)
+    other = (dev[:12] + "-pr")[:15]
+    return [ip_n(ns, "link", "del", "dev", dev),
+            ip_n(ns, "link", "add", "name", dev, "type", "veth", "peer", "name", other,
+                 "netns", home),
+            *[ip_n(ns, "addr", "add", a, "dev", dev) for a in link.addresses],
+            link_up(ns, dev), link_up(home, other), *_reply_route(walk, ns, home, other)]
+
+
+def _reply_route(walk: Walk, ns: str, home: Ns, new_dev: str) -> list[Fix]:
+    """After moving an end into home, the route back from home to the source must use it."""
+    source = walk.source
+    if not source or home is None:
+        return []
+    back = walk.nets.route_get(home, source).route
+    if back is not None and back.get("dev") != new_dev and any(
+            walk.nets.holds(r.ns, source) for r in walk.nets.reaches(home, back.get("dev"))):
+        return []
+    net = _net_of(walk, ns, source)
+    return [route_fix(home, net, new_dev, None, back, walk.nets.routes.get(home, []), source)]
+
+
+def _net_of(walk: Walk, ns: Ns, address: str) -> str:
+    for link in walk.nets.ns_links(ns).values():
+        for text in link.addresses:
+            if address_of(text).ip == ipaddress.ip_address(address):
+                return str(address_of(text).network)
+    return str(ipaddress.ip_network(address))
+
+
+def _not_configured(walk: Walk, ns: str, dev: str, reaches: list[Reach], evidence: list[str]):
+    """Nothing on the host carries the target: add it at the far end of a point-to-point link."""
+    if walk.holding(walk.target):
+        return None
+    evidence.append(f"no interface in any namespace ({len(walk.nets.names)} searched) has "
+                    f"{walk.target}")
+    fixes: list[Fix] = []
+    plen = _prefix_for(walk, ns, dev)
+    if len(reaches) == 1 and len(reaches[0].path) == 1 and plen is not None:
+        far = reaches[0]
+        fixes.append(ip_n(far.ns, "addr", "add", f"{walk.target}/{plen}", "dev", far.ifname))
+        if not walk.nets.link(far.ns, far.ifname).up:
+            fixes.append(link_up(far.ns, far.ifname))
+    return Finding(Cause.DEST_NOT_CONFIGURED, f"{walk.target} is not configured on any interface "
+                   f"beyond {dev} (nor anywhere else on this host)", evidence, fixes)
+
+
+def _prefix_for(walk: Walk, ns: str, dev: str) -> int | None:
+    wanted = ipaddress.ip_address(walk.target)
+    for text in walk.nets.link(ns, dev).addresses:
+        if wanted in address_of(text).network:
+            return address_of(text).network.prefixlen
+    return None
+
+
+def _peer_down(walk: Walk, ns: str, dev: str, reaches: list[Reach], evidence: list[str]):
+    peer = walk.nets.peer(ns, dev)
+    link = walk.nets.link(peer.ns, peer.ifname) if peer and peer.where != "unnamed" else None
+    if link is None or link.up:
+        return None
+    return Finding(Cause.PEER_DOWN, f"the peer end {peer.ifname} in {label(peer.ns)} is down",
+                   evidence + [f"{peer.ifname} in {label(peer.ns)} has no UP flag"],
+                   [link_up(peer.ns, peer.ifname)])
+
+
+def missing_route(walk: Walk, ns: str, error: str) -> Finding:
+    """No route: a down interface, one without an address, or a route nobody added."""
+    evidence = [f"ip -n {ns} route get {walk.target}: {error or 'no route'}"]
+    down = _down_covering(walk, ns)
+    if down:
+        return Finding(Cause.LOCAL_DOWN, f"{down} in {ns} is down, so its route to "
+                       f"{walk.target} is gone", evidence + [
+                           (f"{down} has {', '.join(walk.nets.link(ns, down).addresses)} "
+                            "but no UP flag")], [link_up(ns, down)])
+    cands = walk.candidates(ns) or _routers(walk, ns)
+    if not cands:
+        return _no_way(walk, ns, evidence)
+    cand = cands[0]
+    link = walk.nets.link(ns, cand.ifname)
+    if not _has_family(link.addresses, walk.family) and cand.via is None:
+        return _no_address(walk, ns, cand, evidence)
+    cause = Cause.NO_RETURN_ROUTE if walk.reply else Cause.NO_ROUTE
+    evidence.append(f"{cand.ifname} in {ns} leads to {label(cand.reach.ns)}"
+                    + (f", which routes on via {cand.via}" if cand.via else
+                       f", which has {walk.target}"))
+    what = "replies cannot come back" if walk.reply else "packets cannot leave"
+    return Finding(cause, f"{ns} has no route to {walk.target}: {what}", evidence,
+                   walk.route_to(ns, _with_gateway(walk, ns, cand), None))
+
+
+def _down_covering(walk: Walk, ns: str) -> str | None:
+    wanted = ipaddress.ip_address(walk.target)
+    for ifname, link in walk.nets.ns_links(ns).items():
+        if not link.up and any(wanted in address_of(a).network for a in link.addresses):
+            return ifname
+    return None
+
+
+def _has_family(addresses, family: int) -> bool:
+    return any(address_of(a).version == family for a in addresses)
+
+
+def _with_gateway(walk: Walk, ns: str, cand: Candidate) -> Candidate:
+    """Use the neighbour's address as gateway when the target is not on the link's subnet."""
+    if cand.via:
+        return cand
+    wanted = ipaddress.ip_address(walk.target)
+    mine = [address_of(a) for a in walk.nets.link(ns, cand.ifname).addresses]
+    if any(wanted in m.network for m in mine):
+        return cand
+    via = _same_subnet(walk, ns, cand.ifname, cand.reach)
+    return Candidate(cand.ifname, cand.reach, via) if via else cand
+
+
+def _routers(walk: Walk, ns: str) -> list[Candidate]:
+    """Neighbours on a shared subnet that have a route on to the target."""
+    for ifname, link in walk.nets.ns_links(ns).items():
+        if ifname == "lo" or link.master or not link.up:
+            continue
+        for reach in walk.nets.reaches(ns, ifname):
+            via = _same_subnet(walk, ns, ifname, reach)
+            if via and reach.ns is not None and _routes_on(walk, reach):
+                walk.note(f"{reach.ns} (via {via}) has a route to {walk.target}")
+                return [Candidate(ifname, reach, via)]
+    return []
+
+
+def _no_address(walk: Walk, ns: str, cand: Candidate, evidence: list[str]) -> Finding:
+    evidence.append(f"{cand.ifname} in {ns} leads to {label(cand.reach.ns)}, which has "
+                    f"{walk.target}, but {cand.ifname} has no IPv{walk.family} address")
+    net = ipaddress.ip_network(walk.target_net())
+    taken = {address_of(a).ip for r in walk.nets.reaches(ns, cand.ifname)
+             for a in walk.nets.link(r.ns, r.ifname).addresses}
+    free = next((h for _, h in zip(range(4096), net.hosts())
+                 if h not in taken and str(h) != walk.target), None)
+    fixes, source = [], None
+    down = not walk.nets.link(ns, cand.ifname).up
+    if free is not None and net.prefixlen < net.max_prefixlen:
+        source = f"{free}/{net.prefixlen}"
+        fixes = [ip_n(ns, "addr", "add", source, "dev", cand.ifname)]
+        if down:
+            fixes.append(link_up(ns, cand.ifname))
+    adds = (ns, source) if source else None
+    # the new address is the packets' source only where they start, not on a router
+    source = source if ns == walk.visits[0][0] else None
+    if down and walk.family == 6:  # the kernel drops IPv6 addresses of a link set down
+        evidence.append(f"{cand.ifname} in {ns} is down, and a link set down loses its IPv6 "
+                        "addresses (unless net.ipv6.conf.*.keep_addr_on_down)")
+        return Finding(Cause.LOCAL_DOWN, f"{cand.ifname} in {ns} is down (and lost its IPv6 "
+                       f"address with it), so nothing leads to {walk.target}", evidence,
+                       fixes or [link_up(ns, cand.ifname)], source=source, adds=adds)
+    return Finding(Cause.LOCAL_NO_ADDRESS, f"{cand.ifname} in {ns} leads to {walk.target} but "
+                   f"has no address", evidence, fixes, source=source, adds=adds)
+
+
+def _no_way(walk: Walk, ns: str, evidence: list[str]) -> Finding:
+    holders = walk.holding(walk.target)
+    where = ", ".join(f"{label(h)} ({i})" for h, i in holders) or "no namespace on this host"
+    evidence.append(f"{walk.target} is configured in: {where}")
+    evidence.append(f"no interface of {ns} leads to a namespace that has {walk.target} or "
+                    "routes to it")
+    cause = Cause.NO_RETURN_ROUTE if walk.reply else Cause.NO_ROUTE
+    return Finding(cause, f"{ns} has no route to {walk.target}, and no interface of {ns} "
+                   "leads there", evidence)

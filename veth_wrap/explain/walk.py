@@ -1,0 +1,265 @@
+"""Walking one direction of a path hop by hop and naming the first thing wrong on it."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from enum import Enum
+
+from veth_wrap.explain.fixes import Fix, link_up, route_fix, sysctl_fix
+from veth_wrap.explain.nets import Nets, Ns, Reach, address_of, label, sysctl_ifname
+
+MAX_HOPS = 16
+
+
+class Cause(str, Enum):
+    """Why a destination does not answer."""
+
+    ROUTE_WRONG_DEVICE = "route-wrong-device"
+    NO_ROUTE = "no-route"
+    GATEWAY_UNREACHABLE = "gateway-unreachable"
+    LOCAL_DOWN = "local-down"
+    PEER_DOWN = "peer-down"
+    PEER_NO_NETNS = "peer-no-netns"
+    PEER_WRONG_NETNS = "peer-wrong-netns"
+    LOCAL_NO_ADDRESS = "local-no-address"
+    DEST_NOT_CONFIGURED = "dest-not-configured"
+    NO_CARRIER = "no-carrier"
+    BRIDGE_PORT_DETACHED = "bridge-port-detached"
+    BRIDGE_PORT_DOWN = "bridge-port-down"
+    BRIDGE_DOWN = "bridge-down"
+    FORWARDING_DISABLED = "forwarding-disabled"
+    NO_RETURN_ROUTE = "no-return-route"
+    RP_FILTER = "rp-filter"
+    FIREWALL_DROP = "firewall-drop"
+    BR_NETFILTER_DROP = "br-netfilter-drop"
+    LINK_IMPAIRED = "link-impaired"
+    UNKNOWN = "unknown"
+
+
+@dataclass
+class Finding:
+    """The first thing wrong: a cause, what shows it, and the commands that fix it."""
+
+    cause: Cause
+    summary: str
+    evidence: list[str] = field(default_factory=list)
+    fixes: list[Fix] = field(default_factory=list)
+    source: str | None = None  # the source address (with prefix) once the fix is applied
+    adds: tuple[Ns, str] | None = None  # (namespace, address/prefix) a fix adds on the path
+    reply_done: bool = False  # the fixes already cover the way back
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An interface of a namespace that leads to an address, directly or through a router."""
+
+    ifname: str
+    reach: Reach
+    via: str | None = None
+
+
+@dataclass
+class Walk:
+    """One direction: packets to `target`, from `source`, starting in a namespace."""
+
+    nets: Nets
+    target: str
+    source: str | None = None
+    reply: bool = False
+    assume: tuple[Ns, str] | None = None  # (namespace, address/prefix) held once fixed
+    checked: list[str] = field(default_factory=list)
+    visits: list[tuple[Ns, str, str]] = field(default_factory=list)  # (ns, role, device)
+    crossed: list[tuple[Ns, str]] = field(default_factory=list)  # every device on the way
+    end: Ns = None
+    reached: bool = False
+
+    @property
+    def family(self) -> int:
+        """4 or 6."""
+        return ipaddress.ip_address(self.target).version
+
+    def note(self, text: str) -> None:
+        """Record a check that was made."""
+        self.checked.append(("replies: " if self.reply else "") + text)
+
+    def run(self, start: str) -> Finding | None:
+        """Follow routes from start until the target's namespace, or a finding."""
+        ns, iif = start, None
+        self.visits.append((ns, "source", ""))
+        for _ in range(MAX_HOPS):
+            if iif is not None:
+                found = self.rp_filter(ns, iif)
+                if found or self.held(ns):
+                    self.end, self.reached = ns, found is None
+                    return found
+            answer = self.nets.route_get(ns, self.target)
+            if answer.route is None:
+                return self.no_route(ns, answer.error)
+            if answer.local:
+                self.end, self.reached = ns, True
+                return None
+            if self.source is None:
+                self.source = answer.route.get("prefsrc")
+            found, nxt = self.step(ns, answer.route)
+            if found or nxt is None:
+                return found
+            ns, iif = nxt.ns, nxt.ifname
+        self.note(f"gave up after {MAX_HOPS} hops (a routing loop?)")
+        return None
+
+    def held(self, ns: Ns) -> bool:
+        """True when the target is (or, once fixed, will be) an address of ns."""
+        return self.holds_addr(ns, self.target)
+
+    def holding(self, address: str) -> list[tuple[Ns, str]]:
+        """Every namespace and interface that carries an address, the assumed one included."""
+        found = list(self.nets.holders(address))
+        if self.assume and address_of(self.assume[1]).ip == ipaddress.ip_address(address):
+            found.append((self.assume[0], ""))
+        return found
+
+    def step(self, ns: str, route: dict) -> tuple[Finding | None, Reach | None]:
+        """Check one hop: the device, what is beyond it, and whether the next hop forwards."""
+        dev, gw = route.get("dev", ""), route.get("gateway")
+        self.note(f"{label(ns)}: {self.target} leaves by {dev}" + (f" via {gw}" if gw else ""))
+        self.visits[-1] = (ns, self.visits[-1][1], dev)
+        hop_addr = gw or self.target
+        reaches = self.nets.reaches(ns, dev)
+        holder = next((r for r in reaches if self.holds_addr(r.ns, hop_addr)), None)
+        if holder is None:
+            from veth_wrap.explain.offpath import off_path
+
+            return off_path(self, ns, route, reaches), None
+        found = self.path_state(ns, dev, holder, hop_addr)
+        if found:
+            return found, None
+        self.crossed.extend(((ns, dev), *holder.path))
+        self._record_bridges(holder)
+        if not self.held(holder.ns):
+            found = self.forwarding(holder.ns, holder.ifname)
+            if found:
+                return found, None
+            self.visits.append((holder.ns, "router", ""))
+        else:
+            self.visits.append((holder.ns, "dest", holder.ifname))
+        return None, holder
+
+    def holds_addr(self, ns: Ns, address: str) -> bool:
+        """True when ns has the address (or will have it, once the fix is applied)."""
+        if self.assume and self.assume[0] == ns and \
+                address_of(self.assume[1]).ip == ipaddress.ip_address(address):
+            return True
+        return self.nets.holds(ns, address) is not None
+
+    def _record_bridges(self, holder: Reach) -> None:
+        for pns, dev in holder.path:
+            link = self.nets.link(pns, dev)
+            if link is not None and link.kind == "bridge":
+                self.visits.append((pns, "bridge", dev))
+
+    def path_state(self, ns: str, dev: str, reach: Reach, address: str) -> Finding | None:
+        """Name the first device that is down between dev and the interface holding address."""
+        self.note(f"{label(ns)}: beyond {dev}: " + " -> ".join(
+            f"{d} ({label(n)})" for n, d in reach.path))
+        holding = self.nets.holds(reach.ns, address)
+        devices = list(reach.path) + ([(reach.ns, holding)] if holding else [])
+        for pns, pdev in devices:
+            link = self.nets.link(pns, pdev)
+            if link is None or link.up:
+                continue
+            cause, what = _down_cause(link.kind, link.master, (pns, pdev) == devices[0])
+            return Finding(cause, f"{what} {pdev} in {label(pns)} is down",
+                           [(f"{pdev} in {label(pns)} has no UP flag (flags: "
+                             f"{','.join(link.raw.get('flags', []))})"),
+                            f"{label(ns)} reaches {address} through it: "
+                            + " -> ".join(d for _, d in reach.path)],
+                           [link_up(pns, pdev)])
+        return None
+
+    def forwarding(self, ns: Ns, iif: str) -> Finding | None:
+        """A namespace in the middle must forward packets that arrive on iif."""
+        if ns is None:
+            return None
+        base = "net.ipv4" if self.family == 4 else "net.ipv6"
+        all_key = "net.ipv4.ip_forward" if self.family == 4 else "net.ipv6.conf.all.forwarding"
+        dev_key = f"{base}.conf.{sysctl_ifname(iif)}.forwarding"
+        values = self.nets.sysctl(ns, all_key, dev_key)
+        self.note(f"{ns}: {all_key} = {values[all_key]}, {dev_key} = {values[dev_key]}")
+        # writing the global key writes every interface's key too
+        off = [all_key] if values[all_key] == "0" else [dev_key] if values[dev_key] == "0" else []
+        if not off:
+            return None
+        return Finding(
+            Cause.FORWARDING_DISABLED,
+            f"{ns} is in the middle of the path but does not forward"
+            + (" the replies" if self.reply else ""),
+            [f"{k} = 0 in {ns}" for k in off]
+            + [f"{ns} receives the packets for {self.target} on {iif} and must route them on"],
+            [sysctl_fix(ns, {k: "1" for k in off})])
+
+    def rp_filter(self, ns: Ns, iif: str) -> Finding | None:
+        """Strict reverse-path filtering drops packets whose way back leaves by another device."""
+        if ns is None or self.family != 4 or not self.source:
+            return None
+        keys = ("net.ipv4.conf.all.rp_filter", f"net.ipv4.conf.{sysctl_ifname(iif)}.rp_filter")
+        values = self.nets.sysctl(ns, *keys)
+        mode = max(int(v) if v.isdigit() else 0 for v in values.values())
+        self.note(f"{ns}: rp_filter on {iif} = {mode} (max of all and {iif})")
+        back = self.nets.route_get(ns, self.source).route
+        if mode != 1 or back is None or back.get("type") == "local" or back.get("dev") == iif:
+            return None
+        what = "replies" if self.reply else "requests"
+        return Finding(
+            Cause.RP_FILTER,
+            f"strict rp_filter in {ns} drops the {what} from {self.source} arriving on {iif}",
+            [f"rp_filter = 1 (strict) for {iif} in {ns}: "
+             + ", ".join(f"{k} = {v}" for k, v in values.items()),
+             (f"{what} from {self.source} arrive on {iif}, but the route back to "
+              f"{self.source} leaves by {back.get('dev')}: the path is asymmetric")],
+            [sysctl_fix(ns, {k: "2" for k, v in values.items() if v == "1"})])
+
+    def no_route(self, ns: str, error: str) -> Finding:
+        """No route at all: a down interface, one without an address, or a missing route."""
+        self.note(f"{label(ns)}: no route to {self.target} ({error or 'route get failed'})")
+        from veth_wrap.explain.offpath import missing_route
+
+        return missing_route(self, ns, error)
+
+    def candidates(self, ns: Ns, exclude: str = "") -> list[Candidate]:
+        """Interfaces of ns whose far side holds the target."""
+        found = []
+        for ifname, link in self.nets.ns_links(ns).items():
+            if ifname in ("lo", exclude) or link.master:
+                continue
+            for reach in self.nets.reaches(ns, ifname):
+                if self.holds_addr(reach.ns, self.target):
+                    found.append(Candidate(ifname, reach))
+                    break
+        self.note(f"{label(ns)}: interfaces leading to {self.target}: "
+                  + (", ".join(c.ifname for c in found) or "none"))
+        return found
+
+    def target_net(self) -> str:
+        """The network the target is configured in (its own /32 or /128 when unknown)."""
+        for ns, ifname in self.holding(self.target):
+            if not ifname and self.assume:
+                return str(address_of(self.assume[1]).network)
+            for text in self.nets.ns_links(ns)[ifname].addresses:
+                if address_of(text).ip == ipaddress.ip_address(self.target):
+                    return str(address_of(text).network)
+        return str(ipaddress.ip_network(self.target))
+
+    def route_to(self, ns: str, cand: Candidate, current: dict | None) -> list[Fix]:
+        """The commands that send the target's traffic from ns through a candidate."""
+        fixes = [] if self.nets.link(ns, cand.ifname).up else [link_up(ns, cand.ifname)]
+        return fixes + [route_fix(ns, self.target_net(), cand.ifname, cand.via, current,
+                                  self.nets.routes.get(ns, []), self.target)]
+
+
+def _down_cause(kind: str, master: str | None, first: bool) -> tuple[Cause, str]:
+    if kind == "bridge":
+        return Cause.BRIDGE_DOWN, "bridge"
+    if master:
+        return Cause.BRIDGE_PORT_DOWN, f"port of bridge {master}"
+    return Cause.PEER_DOWN, "the peer end" if first else "the far end"

@@ -1,0 +1,73 @@
+"""What the running kernel can do for link options: is sch_netem there?
+
+Asked only when a link option needs netem, and answered once per process: from the kernel's
+own config (/proc/config.gz or /boot/config-RELEASE) and module list when they are readable,
+else by a probe in a throwaway network namespace (`unshare --net`), which changes nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Optional
+
+NETEM = "CONFIG_NET_SCH_NETEM"
+_SETTING = re.compile(rf"^{NETEM}=(\w+)$", re.MULTILINE)
+
+
+@functools.cache
+def has_netem() -> bool:
+    """True when this kernel has the netem qdisc (built in, loaded, or loadable)."""
+    if Path("/sys/module/sch_netem").is_dir():  # loaded now
+        return True
+    known = netem_from_files(_config_text(), _modules_dep())
+    return known if known is not None else _probe()
+
+
+def netem_from_files(config: Optional[str], modules_dep: Optional[str]) -> Optional[bool]:
+    """The answer from the kernel config and modules.dep; None when they cannot tell."""
+    if config is None:
+        return None
+    setting = _SETTING.search(config)
+    if setting is None:
+        return False  # "# CONFIG_NET_SCH_NETEM is not set", or no qdiscs at all
+    if setting.group(1) == "y":
+        return True
+    if modules_dep is None:
+        return None  # a module, but no list to say whether it is installed
+    return "sch_netem.ko" in modules_dep  # Ubuntu ships it in linux-modules-extra
+
+
+def _config_text() -> Optional[str]:
+    release = os.uname().release
+    try:
+        with gzip.open("/proc/config.gz", "rt") as handle:
+            return handle.read()
+    except OSError:
+        pass
+    try:
+        return Path(f"/boot/config-{release}").read_text()
+    except OSError:
+        return None
+
+
+def _modules_dep() -> Optional[str]:
+    try:
+        return Path(f"/lib/modules/{os.uname().release}/modules.dep").read_text()
+    except OSError:
+        return None
+
+
+def _probe() -> bool:
+    """Add a netem qdisc in a namespace that lives as long as one `tc` process."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        return True  # cannot tell: tc's own error says so later, made clear by the CLI
+    from veth_wrap.run.runner import default_runner
+
+    done = default_runner().run(["unshare", "--net", "tc", "qdisc", "add", "dev", "lo", "root",
+                                 "netem", "delay", "1ms"], check=False)
+    return done.returncode == 0

@@ -1,0 +1,55 @@
+"""One lock for every change vethwrap makes, where the kernel cannot arbitrate alone."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import stat
+from contextlib import contextmanager
+from typing import Iterator
+
+from veth_wrap.errors import PreflightError
+
+LOCK_DIR = "/run/vethwrap"
+
+
+def _open_dir(path: str) -> int:
+    """Open (making it if needed) a root-owned directory, refusing symlinks and strangers."""
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    info = os.fstat(fd)
+    if info.st_uid != os.geteuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        os.close(fd)
+        raise PreflightError(f"{path} is not owned by this user or is writable by others",
+                             f"remove it (rm -r {path}) and run again")
+    return fd
+
+
+@contextmanager
+def locked(path: str = LOCK_DIR) -> Iterator[None]:
+    """Hold the exclusive lock while the block runs."""
+    try:
+        dir_fd = _open_dir(path)
+    except OSError as exc:
+        # O_NOFOLLOW|O_DIRECTORY on a symlink fails with ENOTDIR on Linux, ELOOP elsewhere
+        if exc.errno == errno.ELOOP or os.path.islink(path):
+            raise PreflightError(f"{path} is a symbolic link", f"remove it: rm {path}") from None
+        raise PreflightError(f"cannot use {path}: {exc.strerror}",
+                             "run as root; see 'vethwrap doctor'") from None
+    try:
+        fd = os.open("lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                     dir_fd=dir_fd)
+    except OSError as exc:
+        raise PreflightError(f"cannot open {path}/lock: {exc.strerror}",
+                             f"remove it (rm {path}/lock) and run again") from None
+    finally:
+        os.close(dir_fd)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

@@ -1,0 +1,141 @@
+"""The only module that starts processes: runs argv lists through `sh`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from typing import Callable, Protocol, Sequence, TypeVar
+
+from veth_wrap.errors import CommandFailed, PreflightError
+
+PACKAGES = {"ip": "iproute2", "tc": "iproute2", "ping": "iputils-ping", "sysctl": "procps"}
+# `ip -batch`es whose lines each fork an `ip` into a namespace, run at once. Entering a
+# namespace takes kernel locks, so two cores get more from four such batches than from two.
+BATCHES_AT_ONCE = 4
+PARALLEL_FROM = 16  # namespaces: below this a second process costs more than it saves
+T = TypeVar("T")
+
+
+def spread(items: list, parts: int = BATCHES_AT_ONCE) -> list[list]:
+    """items in up to `parts` consecutive runs of near-equal length (none empty)."""
+    size, extra = divmod(len(items), parts)
+    runs, start = [], 0
+    for index in range(parts):
+        end = start + size + (index < extra)
+        if end > start:
+            runs.append(items[start:end])
+        start = end
+    return runs
+
+
+def in_batches(items: list, work: Callable[[list], T]) -> list[T]:
+    """work() on items, as one part, or from PARALLEL_FROM items as spread() parts at once."""
+    parts = spread(items) if len(items) >= PARALLEL_FROM else [items]
+    if len(parts) <= 1:
+        return [work(items)]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(parts)) as pool:
+        return list(pool.map(work, parts))
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a finished command printed and returned."""
+
+    argv: tuple[str, ...]
+    stdout: str
+    stderr: str
+    returncode: int
+
+
+class Runner(Protocol):
+    """Anything that can run an argv list, optionally feeding stdin."""
+
+    def run(self, argv: Sequence[str], stdin: str | None = None, check: bool = True) -> Result: ...
+
+
+def require(program: str) -> str:
+    """Return the path of a program, or refuse naming the Debian package that has it."""
+    path = shutil.which(program)
+    if path is None:
+        package = PACKAGES.get(program, program)
+        raise PreflightError(
+            f"'{program}' was not found on PATH",
+            f"install it: apt-get install -y {package}",
+        )
+    return path
+
+
+class ShRunner:
+    """Runs commands with `sh`, with LC_ALL=C and no tty, in a session of their own.
+
+    A session of their own keeps a terminal's Ctrl-C away from an `ip -batch` half-way
+    through: the signal reaches vethwrap, which finishes the step and rolls back.
+    """
+
+    def __init__(self) -> None:
+        import sh  # imported here: it costs ~50 ms and dry runs never need it
+
+        self._sh = sh
+        self._env = dict(os.environ, LC_ALL="C")
+
+    def run(self, argv: Sequence[str], stdin: str | None = None, check: bool = True) -> Result:
+        """Run argv; raise CommandFailed on a non-zero exit when check is true."""
+        command = self._sh.Command(require(argv[0]))
+        try:
+            # _close_fds=False: every descriptor Python opens is close-on-exec already (lock.py
+            # asks for it explicitly), and closing them one by one in the child costs ~0.5 ms.
+            proc = command(
+                *argv[1:], _in=stdin, _tty_out=False, _env=self._env, _close_fds=False,
+                _new_session=True, _return_cmd=True, _ok_code=range(256) if not check else [0],
+            )
+            code = proc.exit_code
+            out, err = proc.stdout, proc.stderr
+        except self._sh.ErrorReturnCode as exc:
+            raise CommandFailed(argv, exc.exit_code, exc.stderr.decode(errors="replace"),
+                                stdin or "") from None
+        except OSError as exc:
+            raise PreflightError(f"cannot run {argv[0]}: {exc.strerror}",
+                                 "see 'vethwrap doctor'") from None
+        return Result(tuple(argv), out.decode(errors="replace"),
+                      err.decode(errors="replace"), code)
+
+
+@dataclass
+class RecordingRunner:
+    """A fake runner for unit tests: records calls and answers from a responder."""
+
+    responder: Callable[[tuple[str, ...], str | None], Result | None] | None = None
+    calls: list[tuple[tuple[str, ...], str | None]] = field(default_factory=list)
+
+    def run(self, argv: Sequence[str], stdin: str | None = None, check: bool = True) -> Result:
+        """Record the call and answer it (empty success by default)."""
+        key = tuple(argv)
+        self.calls.append((key, stdin))
+        result = self.responder(key, stdin) if self.responder else None
+        result = result or Result(key, "", "", 0)
+        if check and result.returncode != 0:
+            raise CommandFailed(key, result.returncode, result.stderr, stdin or "")
+        return result
+
+
+_default: Runner | None = None
+
+
+def default_runner() -> Runner:
+    """The process-wide ShRunner, made on first use."""
+    global _default
+    if _default is None:
+        _default = ShRunner()
+    return _default
+
+
+def exec_replace(argv: Sequence[str]) -> None:
+    """Replace this process with argv: stdio and the exit status pass straight through."""
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(require(argv[0]), list(argv))
