@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -40,12 +41,21 @@ def ip(*args: str, check: bool = True, input: str | None = None) -> subprocess.C
     return subprocess.run(["ip", *args], check=check, capture_output=True, text=True, input=input)
 
 
+_OTHER_RUN = re.compile(r"vt([0-9a-f]{5})")
+
+
+def _ours_or_host(name: str) -> bool:
+    """False for names made by another test run going on at the same time (another prefix)."""
+    found = _OTHER_RUN.search(name)
+    return found is None or found.group(1) == RUN_ID
+
+
 def kernel_snapshot() -> tuple[list[str], list[str]]:
     """`ip netns list` and root `ip link` names: what a test must leave unchanged."""
     netns = sorted(line.split()[0] for line in ip("netns", "list").stdout.splitlines() if line)
     links = sorted(line.split(": ")[1].split("@")[0]
                    for line in ip("-o", "link", "show").stdout.splitlines())
-    return netns, links
+    return [n for n in netns if _ours_or_host(n)], [n for n in links if _ours_or_host(n)]
 
 
 class Namespaces:

@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+import re
+from enum import IntEnum
 from typing import Sequence
+
+# `ip -batch` names a failed line on stderr as "Command failed -:N" (N counts from 1)
+_FAILED_LINE = re.compile(r"^Command failed -:(\d+)$", re.MULTILINE)
+
+
+class ExitStatus(IntEnum):
+    """What vethwrap's exit status says; only the CLI's boundary turns errors into one."""
+
+    OK = 0
+    FAILED = 1  # tried and failed; whatever changed was rolled back
+    REFUSED = 2  # refused before changing anything
+    NOT_FOUND = 127  # exec: the command does not exist
+    SIGINT = 130
+    SIGTERM = 143
+
+
+def failed_lines(stderr: str) -> list[int]:
+    """The numbers (from 1) of the lines an `ip -batch` reported as failed, in order."""
+    return [int(number) for number in _FAILED_LINE.findall(stderr)]
 
 
 class VethwrapError(Exception):
     """Base class: a message for the user and what to do next."""
 
-    exit_code = 1
+    exit_code = ExitStatus.FAILED
 
     def __init__(self, message: str, hint: str = "") -> None:
         super().__init__(message)
@@ -23,7 +44,7 @@ class VethwrapError(Exception):
 class UsageError(VethwrapError):
     """Bad input, refused before anything changed."""
 
-    exit_code = 2
+    exit_code = ExitStatus.REFUSED
 
 
 class ConflictError(UsageError):
@@ -33,7 +54,7 @@ class ConflictError(UsageError):
 class PreflightError(VethwrapError):
     """The host cannot run the command: not root, a program missing, iproute2 too old."""
 
-    exit_code = 2
+    exit_code = ExitStatus.REFUSED
 
 
 class CommandFailed(VethwrapError):
@@ -52,13 +73,8 @@ class CommandFailed(VethwrapError):
     @property
     def batch_done(self) -> int | None:
         """How many lines of a batch completed before the failing one, if known."""
-        for line in self.stderr.splitlines():
-            if line.startswith("Command failed") and ":" in line:
-                try:
-                    return int(line.rsplit(":", 1)[1]) - 1
-                except ValueError:
-                    return None
-        return None
+        failed = failed_lines(self.stderr)
+        return failed[0] - 1 if failed else None
 
 
 class VerificationFailed(VethwrapError):
@@ -81,7 +97,7 @@ class Interrupted(VethwrapError):
             "interrupted; everything this run created was removed",
             "run the command again when ready",
         )
-        self.exit_code = 128 + signum
+        self.exit_code = ExitStatus(128 + signum)
 
 
 def _kernel_message(stderr: str) -> str:
@@ -90,15 +106,9 @@ def _kernel_message(stderr: str) -> str:
 
 
 def _failed_batch_line(stderr: str, stdin: str) -> str:
-    for line in stderr.splitlines():
-        if line.startswith("Command failed") and ":" in line:
-            try:
-                number = int(line.rsplit(":", 1)[1])
-            except ValueError:
-                return ""
-            lines = stdin.splitlines()
-            return lines[number - 1] if 0 < number <= len(lines) else ""
-    return ""
+    failed = failed_lines(stderr)
+    lines = stdin.splitlines()
+    return lines[failed[0] - 1] if failed and 0 < failed[0] <= len(lines) else ""
 
 
 _HINTS = {

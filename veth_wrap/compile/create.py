@@ -10,8 +10,7 @@ from veth_wrap.errors import ConflictError, UsageError
 from veth_wrap.kernel.state import LinkState, NetnsState
 from veth_wrap.model.names import Mark, Role
 from veth_wrap.model.topology import End, Lab
-from veth_wrap.run.runner import PARALLEL_FROM, spread
-from veth_wrap.steps import Op, Plan
+from veth_wrap.steps import PARALLEL_FROM, Op, Plan, spread
 
 
 def create_plan(lab: Lab, facts: dict[str, NetnsState], root: Optional[NetnsState] = None) -> Plan:

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Optional
 
 from veth_wrap.errors import UsageError
-from veth_wrap.kernel.state import LinkState, json_stream, parse_links
+from veth_wrap.kernel import state
+from veth_wrap.kernel.state import LinkState, parse_links
 from veth_wrap.run.runner import Runner, default_runner
 
 ALL_AT_ONCE = 48  # up to this many namespaces are read in one batch; beyond, by neighbourhood
-_FAILED = re.compile(r"^Command failed -:(\d+)$", re.MULTILINE)
 Ns = Optional[str]  # noqa: UP045 (a runtime alias on 3.9) a namespace; None is the root
 
 
@@ -82,8 +81,7 @@ class Nets:
     def open(cls, namespace: str, runner: Runner | None = None) -> Nets:
         """Start from one namespace: refuse it when it does not exist, read its neighbourhood."""
         runner = runner or default_runner()
-        text = runner.run(["ip", "-j", "netns", "list"]).stdout.strip()
-        names = [entry["name"] for entry in json.loads(text)] if text else []
+        names = state.list_netns(runner)
         if namespace not in names:
             raise UsageError(f"network namespace {namespace!r} does not exist",
                              "see 'ip netns list' for the namespaces there are")
@@ -106,22 +104,15 @@ class Nets:
             return
         lines = [f"netns exec {ns} ip -j {cmd}" for ns in todo
                  for cmd in ("-d addr show", "route show", "netns list-id")]
-        result = self.run(["ip", "-force", "-batch", "-"], stdin="\n".join(lines) + "\n")
-        if "Cannot open network namespace" in result.stderr:  # one vanished meanwhile
-            self.names = [n for n in self.names if n in self._listed()]
-            todo = [ns for ns in todo if ns in self.names]
-            lines = [ln for ln in lines if ln.split()[2] in todo]
-            result = self.run(["ip", "-force", "-batch", "-"], stdin="\n".join(lines) + "\n")
-        docs = aligned_docs(result, len(lines))
+        docs = state.read_docs(lines, self, strict=False)  # counted by self.run
         for i, ns in enumerate(todo):
             addrs, routes, ids = docs[3 * i:3 * i + 3]
-            self.links[ns] = parse_links(addrs or [])
+            if addrs is None:  # deleted meanwhile: forget it
+                self.names = [name for name in self.names if name != ns]
+                continue
+            self.links[ns] = parse_links(addrs)
             self.routes[ns] = routes or []
             self.nsids[ns] = {e["nsid"]: e["name"] for e in ids or [] if "name" in e}
-
-    def _listed(self) -> set[str]:
-        text = self.run(["ip", "-j", "netns", "list"]).stdout.strip()
-        return {entry["name"] for entry in json.loads(text)} if text else set()
 
     def neighbours(self) -> list[str]:
         """Named namespaces one veth away from those read, not read yet."""
@@ -261,13 +252,6 @@ class Nets:
             for key in missing:
                 known.setdefault(key, "")
         return {k: known[k] for k in keys}
-
-
-def aligned_docs(result, count: int) -> list:
-    """One JSON document (or None for a failed line) per line of an `ip -force -batch`."""
-    failed = {int(n) for n in _FAILED.findall(result.stderr)}
-    docs = iter(json_stream(result.stdout))
-    return [None if n in failed else next(docs, None) for n in range(1, count + 1)]
 
 
 def _loads(text: str) -> list:

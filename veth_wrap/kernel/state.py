@@ -3,79 +3,16 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Optional
+from typing import Iterable, Iterator, Optional, Sequence
 
-from veth_wrap.errors import CommandFailed
+from veth_wrap.errors import CommandFailed, failed_lines
+from veth_wrap.model.facts import LinkState, NetnsState
 from veth_wrap.model.names import Mark
 from veth_wrap.run.runner import Runner, default_runner, in_batches
 
-
-@dataclass(frozen=True)
-class LinkState:
-    """One interface as `ip -j -d addr show` reports it."""
-
-    ifname: str
-    ifindex: int
-    kind: str
-    up: bool
-    operstate: str
-    addresses: tuple[str, ...]
-    mark: Optional[Mark] = None
-    master: Optional[str] = None
-    peer_index: Optional[int] = None
-    peer_netnsid: Optional[int] = None
-    mtu: int = 0
-    mac: str = ""
-    raw: dict = field(default_factory=dict, compare=False, repr=False)
-
-    @property
-    def carrier(self) -> bool:
-        """True when the link is up and so is whatever is at its other end."""
-        return self.operstate in ("UP", "UNKNOWN")
-
-    @property
-    def lower_up(self) -> bool:
-        """True when the kernel reports carrier now (LOWER_UP), before operstate catches up.
-
-        The kernel updates operstate through linkwatch, which may lag by up to a second;
-        LOWER_UP is set the moment both ends of a veth are up, and traffic flows from then.
-        """
-        flags = self.raw.get("flags")
-        return "LOWER_UP" in flags if flags is not None else self.carrier
-
-
-@dataclass
-class NetnsState:
-    """One namespace: its links, routes and whatever else was asked for."""
-
-    name: Optional[str]
-    links: dict[str, LinkState] = field(default_factory=dict)
-    routes: list[dict] = field(default_factory=list)
-    forwarding: Optional[bool] = None
-
-    @property
-    def lo_mark(self) -> Optional[Mark]:
-        """The namespace's own mark, kept on lo."""
-        lo = self.links.get("lo")
-        return lo.mark if lo else None
-
-    def marked(self) -> list[LinkState]:
-        """The links that carry a vethwrap mark (lo excluded)."""
-        return [link for link in self.links.values() if link.mark and link.ifname != "lo"]
-
-    def labs(self) -> set[str]:
-        """Every lab that has a mark in this namespace."""
-        found = {link.mark.lab for link in self.marked()}
-        return found | ({self.lo_mark.lab} if self.lo_mark else set())
-
-    def address_owner(self, address: str) -> Optional[str]:
-        """The interface that holds an address (with prefix), if any."""
-        ip = address.split("/")[0]
-        for link in self.links.values():
-            if any(a.split("/")[0] == ip for a in link.addresses):
-                return link.ifname
-        return None
+__all__ = ["LinkState", "NetnsState", "json_stream", "list_netns", "parse_links", "read",
+           "read_docs", "read_root", "netns_ids"]
+VANISHED = "Cannot open network namespace"
 
 
 def parse_links(items: list[dict]) -> dict[str, LinkState]:
@@ -116,35 +53,57 @@ def list_netns(runner: Optional[Runner] = None) -> list[str]:
     return [entry["name"] for entry in json.loads(text)] if text else []
 
 
+def read_docs(lines: Sequence[str], runner: Runner, strict: bool = True) -> list:
+    """One JSON document per batch line (None where the line could not run).
+
+    Each line is `netns exec NS PROGRAM -j ...`. strict: any failure raises, except that of
+    namespaces another process deleted meanwhile, whose lines are dropped and the rest read
+    again. Otherwise `ip -force` runs every line and a failed one gives None.
+    """
+    lines = list(lines)
+    if not lines:
+        return []
+    if not strict:
+        result = runner.run(["ip", "-force", "-batch", "-"], stdin=_text(lines), check=False)
+        return _aligned(result.stdout, set(failed_lines(result.stderr)), len(lines))
+    while True:
+        try:
+            out = runner.run(["ip", "-batch", "-"], stdin=_text(lines)).stdout
+        except CommandFailed as exc:
+            if VANISHED not in exc.stderr:
+                raise
+            still = set(list_netns(runner))
+            kept = [ln for ln in lines if ln.split()[2] in still]
+            if len(kept) == len(lines):
+                raise
+            docs = dict(zip(kept, read_docs(kept, runner)))
+            return [docs.get(line) for line in lines]
+        return _aligned(out, set(), len(lines))
+
+
+def _text(lines: list[str]) -> str:
+    return "".join(line + "\n" for line in lines)
+
+
+def _aligned(stdout: str, failed: set[int], count: int) -> list:
+    docs = json_stream(stdout)
+    return [None if number in failed else next(docs, None) for number in range(1, count + 1)]
+
+
 def read(namespaces: Iterable[str], runner: Optional[Runner] = None, routes: bool = True,
          forwarding: Iterable[str] = ()) -> dict[str, NetnsState]:
-    """Read the given (existing) namespaces with `ip -batch`es of `netns exec` lines.
+    """Read the given namespaces with `ip -batch`es of `netns exec` lines.
 
     Each line forks an `ip` inside the batch, so many namespaces are read by several
-    batches at once (runner.BATCHES_AT_ONCE).
+    batches at once (runner.BATCHES_AT_ONCE); one deleted meanwhile is left out.
     """
     runner = runner or default_runner()
     order = list(dict.fromkeys(namespaces))
     fwd = set(forwarding)
     found: dict[str, NetnsState] = {}
-    for part in in_batches(order, lambda part: _read_present(part, runner, routes, fwd)):
+    for part in in_batches(order, lambda part: _read_part(part, runner, routes, fwd)):
         found.update(part)
     return found
-
-
-def _read_present(order: list[str], runner: Runner, routes: bool,
-                  forwarding: set[str]) -> dict[str, NetnsState]:
-    """_read_part, leaving out namespaces that another process deleted since they were listed."""
-    while True:
-        try:
-            return _read_part(order, runner, routes, forwarding)
-        except CommandFailed as exc:
-            if "Cannot open network namespace" not in exc.stderr:
-                raise
-            still = set(list_netns(runner))
-            if all(ns in still for ns in order):
-                raise
-            order = [ns for ns in order if ns in still]
 
 
 def _read_part(order: list[str], runner: Runner, routes: bool,
@@ -153,24 +112,20 @@ def _read_part(order: list[str], runner: Runner, routes: bool,
 
     IPv6 routes take a second batch, for the namespaces that hold IPv6 addresses.
     """
-    fwd = [ns for ns in order if ns in forwarding]
-    lines = []
-    for ns in order:
-        lines.append(f"netns exec {ns} ip -j -d addr show")
-        if routes:
-            lines.append(f"netns exec {ns} ip -j route show")
-    lines.extend(f"netns exec {ns} sysctl -n net.ipv4.ip_forward" for ns in fwd)
-    if not lines:
-        return {}
-    docs = iter(json_stream(runner.run(["ip", "-batch", "-"], stdin="\n".join(lines) + "\n")
-                            .stdout))
-    found = {}
-    for ns in order:
-        found[ns] = NetnsState(ns, parse_links(next(docs)))
-        if routes:
-            found[ns].routes = next(docs)
-    for ns in fwd:
-        found[ns].forwarding = bool(next(docs))
+    reads = ("ip -j -d addr show", "ip -j route show") if routes else ("ip -j -d addr show",)
+    asks = [(ns, words) for ns in order for words in reads]
+    asks += [(ns, "sysctl -n net.ipv4.ip_forward") for ns in order if ns in forwarding]
+    docs = read_docs([f"netns exec {ns} {words}" for ns, words in asks], runner)
+    found: dict[str, NetnsState] = {}
+    for (ns, words), doc in zip(asks, docs):
+        if words.startswith("ip -j -d addr") and doc is not None:
+            found[ns] = NetnsState(ns, parse_links(doc))
+        elif ns not in found:
+            continue  # vanished
+        elif words.startswith("ip -j route"):
+            found[ns].routes = doc or []
+        else:
+            found[ns].forwarding = bool(doc)
     if routes:
         _add_ipv6_routes(found, runner)
     return found
@@ -182,9 +137,9 @@ def _add_ipv6_routes(found: dict[str, NetnsState], runner: Runner) -> None:
             if any(":" in a for link in st.marked() for a in link.addresses)]
     if not dual:  # an IPv4-only lab costs no process more
         return
-    lines = "".join(f"netns exec {ns} ip -j -6 route show\n" for ns in dual)
-    docs = json_stream(runner.run(["ip", "-batch", "-"], stdin=lines).stdout)
+    docs = read_docs([f"netns exec {ns} ip -j -6 route show" for ns in dual], runner)
     for ns, doc in zip(dual, docs):
+        doc = doc or []
         # every IPv6 interface has its link-local route: it says nothing about the lab
         found[ns].routes += [r for r in doc if not r.get("dst", "").startswith("fe80:")]
 
@@ -194,3 +149,11 @@ def read_root(runner: Optional[Runner] = None) -> NetnsState:
     runner = runner or default_runner()
     text = runner.run(["ip", "-j", "-d", "addr", "show"]).stdout
     return NetnsState(None, parse_links(json.loads(text) if text.strip() else []))
+
+
+def netns_ids(namespaces: list[str], runner: Runner) -> dict[str, dict[int, str]]:
+    """For each namespace, the names behind the ids it gives its veth peers' namespaces."""
+    docs = read_docs([f"netns exec {ns} ip -j netns list-id" for ns in namespaces], runner,
+                     strict=False)
+    return {ns: {item["nsid"]: item.get("name") for item in doc or [] if "nsid" in item}
+            for ns, doc in zip(namespaces, docs)}

@@ -7,7 +7,6 @@ import shutil
 from typing import Optional
 
 from veth_wrap.errors import UsageError
-from veth_wrap.explain.nets import aligned_docs
 from veth_wrap.kernel import inventory, state
 from veth_wrap.model.linkopts import (
     LinkOpts,
@@ -106,10 +105,8 @@ def _tc_json(commands: list[tuple[str, str]], runner: Runner) -> list:
 def _tc_batch(commands: list[tuple[str, str]], runner: Runner) -> list:
     if not commands:
         return []
-    lines = [f"netns exec {ns} tc -j {words}" for ns, words in commands]
-    done = runner.run(["ip", "-force", "-batch", "-"], stdin="\n".join(lines) + "\n",
-                      check=False)
-    return aligned_docs(done, len(lines))
+    return state.read_docs([f"netns exec {ns} tc -j {words}" for ns, words in commands],
+                           runner, strict=False)
 
 
 def describe(namespace: str, ifname: str, runner: Optional[Runner] = None) -> dict:

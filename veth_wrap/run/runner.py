@@ -8,25 +8,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence, TypeVar
 
 from veth_wrap.errors import CommandFailed, PreflightError
+from veth_wrap.steps import PARALLEL_FROM, spread
 
 PACKAGES = {"ip": "iproute2", "tc": "iproute2", "ping": "iputils-ping", "sysctl": "procps"}
-# `ip -batch`es whose lines each fork an `ip` into a namespace, run at once. Entering a
-# namespace takes kernel locks, so two cores get more from four such batches than from two.
-BATCHES_AT_ONCE = 4
-PARALLEL_FROM = 16  # namespaces: below this a second process costs more than it saves
 T = TypeVar("T")
-
-
-def spread(items: list, parts: int = BATCHES_AT_ONCE) -> list[list]:
-    """items in up to `parts` consecutive runs of near-equal length (none empty)."""
-    size, extra = divmod(len(items), parts)
-    runs, start = [], 0
-    for index in range(parts):
-        end = start + size + (index < extra)
-        if end > start:
-            runs.append(items[start:end])
-        start = end
-    return runs
 
 
 def in_batches(items: list, work: Callable[[list], T]) -> list[T]:

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional
 
 from veth_wrap.errors import CommandFailed, Interrupted, VethwrapError
-from veth_wrap.run.runner import BATCHES_AT_ONCE, Runner, default_runner
-from veth_wrap.steps import Op, Plan, Step
+from veth_wrap.run.runner import Runner, default_runner
+from veth_wrap.steps import BATCHES_AT_ONCE, Op, Plan, Step
 
 Progress = Callable[[int], None]  # called with the number of ops just finished
 PARALLEL = BATCHES_AT_ONCE  # independent batches at once
