@@ -13,7 +13,7 @@ from veth_wrap.kernel import state
 from veth_wrap.kernel.inventory import labs
 from veth_wrap.model import names, shapes
 from veth_wrap.model.topology import End, Kind, Link
-from veth_wrap.run import runner
+from veth_wrap.steps import BATCHES_AT_ONCE
 
 DATA = Path(__file__).parent / "data" / "ip"
 
@@ -90,7 +90,7 @@ def test_bridge_plan_from_nothing():
 def test_many_namespaces_go_in_batches_that_run_at_once():
     members = [f"ns{i}" for i in range(40)]
     plan = create_plan(shapes.build(members), {})
-    parts = runner.BATCHES_AT_ONCE
+    parts = BATCHES_AT_ONCE
     groups = [step.group for step in plan.steps]
     assert groups == ["", *["namespaces"] * parts, "", *["members"] * parts, ""]
     lines = [op.line() for step in plan.steps for op in step.ops]

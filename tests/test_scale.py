@@ -7,10 +7,10 @@ import json
 import pytest
 from conftest import RUN_ID, ip
 
+from veth_wrap import steps
 from veth_wrap.check import reach
 from veth_wrap.check.probe import Probe
 from veth_wrap.model import names
-from veth_wrap.run import runner
 
 
 def members_of(netns, count: int) -> tuple[list[str], str]:
@@ -43,7 +43,7 @@ def destroy(cli, lab: str) -> None:
 def test_bridge_of_20_is_built_by_batches_at_once_and_verified(cli, netns, unchanged):
     members, lab = members_of(netns, 20)
     script = cli("create", *members, "--lab", lab, "--dry-run").stdout
-    assert script.count("# inside ") == runner.BATCHES_AT_ONCE  # the members' commands
+    assert script.count("# inside ") == steps.BATCHES_AT_ONCE  # the members' commands
     assert script.index("# inside ") < script.index("# ports onto ")  # ports join last
     create(cli, members, lab)
     hub, bridge = names.hub_netns(lab), names.bridge_name(lab)
