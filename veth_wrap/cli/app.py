@@ -8,7 +8,7 @@ from typing import Callable
 
 import typer
 
-from veth_wrap.errors import PreflightError, VethwrapError
+from veth_wrap.errors import ExitStatus, PreflightError, VethwrapError
 
 app = typer.Typer(
     add_completion=False,
@@ -29,43 +29,38 @@ def main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks of e
 
 
 def require_root(dry_run: bool = False) -> None:
-    """Refuse early when the command would change the kernel without privileges."""
-    if dry_run or os.geteuid() == 0 or _has_caps():
+    """The one privilege check: refuse early what would change or enter namespaces unprivileged."""
+    from veth_wrap.kernel.caps import privileged
+
+    if dry_run or privileged():
         return
     raise PreflightError(
-        "this needs root (or CAP_NET_ADMIN with CAP_SYS_ADMIN) to change network namespaces",
-        "run it with sudo, or add --dry-run to print the commands without running them",
+        "this needs root (or CAP_NET_ADMIN with CAP_SYS_ADMIN) to change or enter network "
+        "namespaces",
+        "run it with sudo, or add --dry-run where the command has it to print the commands",
     )
 
 
-def _has_caps(status: str = "/proc/self/status") -> bool:
-    """True when the effective capabilities hold CAP_NET_ADMIN and CAP_SYS_ADMIN."""
-    # CAP_SYS_ADMIN too: `ip netns add` bind-mounts the namespace under /run/netns
-    wanted = (1 << 12) | (1 << 21)
-    try:
-        with open(status) as lines:
-            for line in lines:
-                if line.startswith("CapEff:"):
-                    return int(line.split()[1], 16) & wanted == wanted
-    except OSError:
-        pass
-    return False
-
-
 def guarded(func: Callable) -> Callable:
-    """Wrap a command so that every error becomes one line and an exit status."""
+    """Wrap a command: its returned status and every error become the exit status, here only.
+
+    A command returns None (success) or an ExitStatus (or an int it passes through, as
+    `exec` does); an error becomes one line on stderr and its class's exit status.
+    """
     import functools
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
-            return func(*args, **kwargs)
+            status = func(*args, **kwargs)
         except VethwrapError as exc:
             _fail(exc, exc.line(), exc.exit_code)
         except KeyboardInterrupt as exc:
-            _fail(exc, "interrupted", 130)
+            _fail(exc, "interrupted", ExitStatus.SIGINT)
         except OSError as exc:
-            _fail(exc, f"{exc.strerror or exc} (see 'vethwrap doctor')", 1)
+            _fail(exc, f"{exc.strerror or exc} (see 'vethwrap doctor')", ExitStatus.FAILED)
+        if status:
+            raise typer.Exit(int(status))
 
     return wrapper
 
@@ -78,7 +73,7 @@ def _fail(exc: BaseException, line: str, code: int):
 
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
     error_line(line)
-    raise typer.Exit(code)
+    raise typer.Exit(int(code))
 
 
 def _register_all() -> None:
@@ -100,15 +95,15 @@ def run() -> None:
     try:
         code = app(standalone_mode=False)
     except KeyboardInterrupt:
-        sys.exit(130)
+        sys.exit(ExitStatus.SIGINT)
     except click.UsageError as exc:
         sys.exit(_usage_error(exc))
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except typer.Abort:
-        sys.exit(1)
-    sys.exit(code if isinstance(code, int) else 0)
+        sys.exit(ExitStatus.FAILED)
+    sys.exit(code if isinstance(code, int) else ExitStatus.OK)
 
 
 def _click_exceptions():
@@ -128,7 +123,7 @@ def _usage_error(exc) -> int:
         message = exc.format_message().strip()
         if message:
             print(message)
-        return 2
+        return ExitStatus.REFUSED
     where = exc.ctx.command_path if exc.ctx else "vethwrap"
     error_line(f"{' '.join(exc.format_message().split())} (see '{where} --help')")
-    return 2
+    return ExitStatus.REFUSED

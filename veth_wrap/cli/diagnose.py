@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from veth_wrap.cli.app import guarded
+from veth_wrap.cli.app import guarded, require_root
+from veth_wrap.errors import ExitStatus
 
 STYLE = {"ok": "green", "warning": "yellow", "problem": "bold red"}
 
@@ -24,19 +25,19 @@ def diagnose_command(
                                  help="Walk the path even when the ping works; list checks."),
     ipv6: bool = typer.Option(False, "--ipv6", "-6",
                               help="For a namespace name: take its IPv6 address."),
-) -> None:
+) -> ExitStatus:
     """Ping DESTINATION from NAMESPACE; if it fails, name the cause and print the fix."""
     from veth_wrap.explain.diagnose import check_destination, diagnose
     from veth_wrap.model.names import check_netns
 
     check_netns(namespace)
     if ipv6 or not _is_address(destination):
-        _require_root()
-        from veth_wrap.cli.query import resolve_destination
+        require_root()
+        from veth_wrap.kernel.inventory import destination as resolve
 
-        destination = resolve_destination(namespace, destination, 6 if ipv6 else None)
+        destination = resolve(namespace, destination, 6 if ipv6 else None)
     check_destination(destination)
-    _require_root()
+    require_root()
     result = diagnose(namespace, destination, verbose=verbose)
     if json_out:
         from veth_wrap.cli.output import emit_json
@@ -44,12 +45,12 @@ def diagnose_command(
         emit_json(result.to_json())
     else:
         _show_diagnosis(result, verbose)
-    raise typer.Exit(0 if result.reachable else 1)
+    return ExitStatus.OK if result.reachable else ExitStatus.FAILED
 
 
 @guarded
 def doctor_command(json_out: bool = typer.Option(False, "--json",
-                                                 help="Print one JSON object.")) -> None:
+                                                 help="Print one JSON object.")) -> ExitStatus:
     """Check the host (changes nothing): tools, privileges, br_netfilter, firewalls."""
     from veth_wrap.explain.doctor import Status, doctor
 
@@ -62,7 +63,7 @@ def doctor_command(json_out: bool = typer.Option(False, "--json",
                    "warnings": sum(c.status == Status.WARNING for c in checks)})
     else:
         _show_doctor(checks)
-    raise typer.Exit(1 if problems else 0)
+    return ExitStatus.FAILED if problems else ExitStatus.OK
 
 
 def _is_address(text: str) -> bool:
@@ -73,16 +74,6 @@ def _is_address(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _require_root() -> None:
-    import os
-
-    from veth_wrap.errors import PreflightError
-
-    if os.geteuid() != 0:
-        raise PreflightError("diagnose needs root to enter network namespaces",
-                             "run it with sudo; 'vethwrap doctor' checks the host without it")
 
 
 def _show_diagnosis(result, verbose: bool) -> None:

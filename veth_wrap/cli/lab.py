@@ -49,16 +49,16 @@ def create(
 ) -> None:
     """Create namespaces and wire them with veth pairs, then verify they ping."""
     from veth_wrap import api
-    from veth_wrap.cli.link import impaired_failure, no_netem
     from veth_wrap.cli.output import emit_script, say
-    from veth_wrap.errors import CommandFailed
     from veth_wrap.model import shapes
     from veth_wrap.model.linkopts import link_opts
 
     if topology is Kind.CUSTOM:
         raise UsageError("--topology custom is for lab files", "use pair, bridge, chain or mesh")
     opts = link_opts(delay, jitter, loss, rate, mtu)
-    built_lab = shapes.build(namespaces, topology, subnet, lab, host_bridge, opts, ipv6, direction)
+    nets = shapes.parse_subnets(subnet, "--subnet") if subnet is not None else None
+    built_lab = shapes.build(namespaces, kind=topology, subnet=nets, lab=lab,
+                             host_bridge=host_bridge, opts=opts, ipv6=ipv6, direction=direction)
     if dry_run:
         emit_script(api.plan(built_lab).script(f"vethwrap create: lab {built_lab.name}"))
         return
@@ -67,11 +67,9 @@ def create(
         # about 8 ops a member on a bridge: netns add, port and its mark, 5 in the member
         with progress_bar("creating", len(built_lab.members), len(built_lab.links) * 8) as tick:
             built = api.create(built_lab, check=not no_verify, progress=tick)
-    except CommandFailed as failure:
-        raise no_netem(failure) from None
     except VerificationFailed as failure:
         explain(failure)
-        raise (impaired_failure(failure) if opts and opts.impaired else failure) from None
+        raise
     if not built.changed:
         say(f"lab {built_lab.name} is already built as asked; nothing changed")
     from veth_wrap.cli.views import print_built
@@ -102,10 +100,7 @@ def destroy(
         names.check_netns(name)
     if lab is not None:
         names.check_lab(lab)
-    if dry_run and not _is_root():
-        raise UsageError("destroy --dry-run reads the namespaces, which needs root",
-                         "run it with sudo; it still changes nothing")
-    require_root()
+    require_root()  # even the dry run reads the namespaces
     if dry_run:
         steps = api.destroy_targets(namespaces, lab, everything)
         emit_script(steps.script("vethwrap destroy"))
@@ -117,9 +112,9 @@ def destroy(
     for note in steps.notes:
         say(note)
     if not dry_run:
-        say(removed_text(steps))
+        say(steps.summary())
         if json_out:
-            emit_json(removed(steps))
+            emit_json(steps.to_json())
 
 
 def explain(failure: VerificationFailed) -> None:
@@ -138,34 +133,6 @@ def explain(failure: VerificationFailed) -> None:
         say(f"  - {line}")
     for line in result.script:
         say(f"  fix: {line}")
-
-
-def removed(steps) -> dict:
-    """What a destroy plan removed: namespaces, and links in namespaces that stay."""
-    spaces, links = [], []
-    for step in steps.steps:
-        for op in step.ops:
-            if op.args[:2] == ("netns", "del"):
-                spaces.append(op.args[2])
-            elif op.args[:2] == ("link", "del"):
-                links.append({"namespace": step.netns, "interface": op.args[-1]})
-    return {"namespaces": spaces, "links": links, "notes": list(steps.notes)}
-
-
-def removed_text(steps) -> str:
-    """What destroy removed, counted by kind."""
-    ops = [op.args for step in steps.steps for op in step.ops]
-    spaces = sum(args[:2] == ("netns", "del") for args in ops)
-    links = sum(args[:2] == ("link", "del") for args in ops)
-    if not ops:
-        return "nothing of vethwrap's to remove"
-    return f"removed {spaces} namespace(s) and {links} link(s) of vethwrap's"
-
-
-def _is_root() -> bool:
-    import os
-
-    return os.geteuid() == 0
 
 
 @contextmanager

@@ -8,11 +8,7 @@ import typer
 
 from veth_wrap.cli.app import guarded, require_root
 from veth_wrap.errors import (
-    CommandFailed,
-    PreflightError,
     UsageError,
-    VerificationFailed,
-    VethwrapError,
 )
 
 link_app = typer.Typer(help="Change a live link: delay, jitter, loss, rate, MTU, MAC.",
@@ -27,28 +23,6 @@ def register(app: typer.Typer) -> None:
                                           "ignore_unknown_options": True})(exec_command)
 
 
-def no_netem(error: CommandFailed) -> VethwrapError:
-    """A clearer error when the kernel lacks a qdisc or filter that link options need."""
-    from veth_wrap.model.linkopts import NO_NETEM
-
-    if NO_NETEM not in error.stderr and "Unknown filter" not in error.stderr:
-        return error
-    if "netem" not in (error.failed_line or " ".join(error.argv)):
-        return PreflightError("this kernel lacks clsact or cls_bpf (CONFIG_NET_SCH_INGRESS, "
-                              "CONFIG_NET_CLS_BPF), which --loss needs without sch_netem",
-                              "use a kernel with either, or drop --loss; --rate uses tbf")
-    return PreflightError("this kernel has no netem qdisc (sch_netem), needed for --delay and "
-                          "--jitter", "load it: modprobe sch_netem (Debian/Ubuntu: package "
-                          "linux-modules-extra-$(uname -r)); --loss and --rate work without it")
-
-
-def impaired_failure(failure: VerificationFailed) -> VerificationFailed:
-    """Say that impairments may be why the verification pings failed."""
-    failure.hint = ("the link options (--loss, --delay) may drop or outlast the check's pings: "
-                    "create with --no-verify to skip it; " + failure.hint)
-    return failure
-
-
 @guarded
 def link_set(
     namespace: str = typer.Argument(..., help="Namespace of the interface."),
@@ -61,11 +35,13 @@ def link_set(
     mtu: Optional[int] = typer.Option(None, "--mtu", help="MTU of this end and its peer."),
     mac: Optional[str] = typer.Option(None, "--mac", help="MAC address of this end."),
     clear: bool = typer.Option(False, "--clear", help="Remove the impairments first."),
+    dry_run: bool = typer.Option(False, "--dry-run", "-n",
+                                 help="Print the commands instead of running them."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Change one end of a live link in place (the link is not rebuilt); show the result."""
-    from veth_wrap.cli.output import emit_json, out
-    from veth_wrap.kernel import tcread as linklive
+    from veth_wrap import api
+    from veth_wrap.cli.output import emit_json, emit_script, out
     from veth_wrap.model import names
     from veth_wrap.model.linkopts import impairments_text, link_opts
 
@@ -75,11 +51,12 @@ def link_set(
     if opts is None and not clear:
         raise UsageError("nothing to change", "give --delay, --loss, --rate, --mtu, --mac or "
                          "--clear")
-    require_root()
-    try:
-        result = linklive.change(namespace, interface, opts, clear)
-    except CommandFailed as exc:
-        raise no_netem(exc) from None
+    require_root()  # even the dry run reads the end as the kernel holds it
+    if dry_run:
+        plan = api.link_plan(namespace, interface, opts, clear)
+        emit_script(plan.script(f"vethwrap link set {namespace} {interface}"))
+        return
+    result = api.link_set(namespace, interface, opts, clear)
     if json_out:
         emit_json(result)
     else:
@@ -92,10 +69,15 @@ def link_set(
 def exec_command(
     ctx: typer.Context,
     namespace: str = typer.Argument(..., help="Namespace to run the command in."),
-) -> None:
+) -> Optional[int]:
     """Run a command inside a namespace (like `ip netns exec`); its exit status is returned."""
-    from veth_wrap.kernel import tcread as linklive
+    import shutil
+
+    from veth_wrap import api
+    from veth_wrap.cli.output import error_line
+    from veth_wrap.errors import ExitStatus
     from veth_wrap.model import names
+    from veth_wrap.run.runner import exec_replace
 
     names.check_netns(namespace)
     argv: List[str] = list(ctx.args)
@@ -104,4 +86,8 @@ def exec_command(
     if not argv:
         raise UsageError("no command given", f"e.g. vethwrap exec {namespace} -- ip addr")
     require_root()
-    raise typer.Exit(linklive.run_in(namespace, argv))
+    full = api.exec_argv(namespace, argv)
+    if shutil.which(argv[0]) is None:
+        error_line(f"{argv[0]}: command not found")
+        return ExitStatus.NOT_FOUND
+    exec_replace(full)  # replaces this process: stdio and the exit status pass straight through

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import ipaddress
-from typing import List, Optional
+from typing import List
 
 import typer
 
@@ -26,8 +25,7 @@ def show(
     """Show vethwrap's labs as the kernel holds them: interfaces, addresses, peers, routes."""
     from veth_wrap.cli.output import say
     from veth_wrap.cli.showing import print_show, shown
-    from veth_wrap.kernel import inventory
-    from veth_wrap.kernel import tcread as linklive
+    from veth_wrap.kernel import inventory, tcread
     from veth_wrap.model import names
 
     for name in namespaces or []:
@@ -42,7 +40,7 @@ def show(
             say(f"{name}: holds nothing of vethwrap's")
     views = inventory.labs(facts, root)
     spaces = [ns for group in shown(views, namespaces or None).values() for ns in group]
-    print_show(facts, root, views, namespaces or None, json_out, linklive.read_all(spaces))
+    print_show(facts, root, views, namespaces or None, json_out, tcread.read_all(spaces))
 
 
 @guarded
@@ -58,11 +56,12 @@ def ping(
     """Ping from inside a namespace with the system ping, and report its statistics."""
     from veth_wrap.check.ping import ping as run_ping
     from veth_wrap.cli.output import emit_json, out
+    from veth_wrap.kernel import inventory
     from veth_wrap.model import names
 
     names.check_netns(namespace)
     require_root()
-    address = resolve_destination(namespace, dest, 6 if ipv6 else None)
+    address = inventory.destination(namespace, dest, 6 if ipv6 else None)
     stats = run_ping(namespace, address, count=count, timeout=timeout)
     if json_out:
         emit_json(stats.to_json())
@@ -76,37 +75,6 @@ def ping(
                           f"see why: vethwrap diagnose {namespace} {address}")
 
 
-def resolve_destination(namespace: str, dest: str, version: Optional[int] = None) -> str:
-    """An address as given, or the address (of one IP version) of a namespace vethwrap wired."""
-    from veth_wrap.kernel import inventory, state
-    from veth_wrap.model import names
-
-    existing = state.list_netns()
-    if namespace not in existing:
-        raise UsageError(f"namespace {namespace!r} does not exist", "see 'vethwrap show'")
-    try:
-        given = ipaddress.ip_address(dest)
-    except ValueError:
-        given = None
-    if given is not None:
-        if version and given.version != version:
-            raise UsageError(f"{dest} is not an IPv{version} address",
-                             "give an IPv6 address, or leave out -6")
-        return str(given)
-    names.check_netns(dest)
-    if dest not in existing:
-        raise UsageError(f"namespace {dest!r} does not exist", "see 'vethwrap show'")
-    facts = state.read([namespace, dest], routes=False)
-    address = inventory.target_address(facts, namespace, dest, version)
-    if address is None and version:
-        raise UsageError(f"{dest!r} has no IPv{version} address from vethwrap",
-                         "build the lab with --ipv6 for dual stack, or leave out -6")
-    if address is None:
-        raise UsageError(f"{dest!r} is neither an address nor a namespace vethwrap wired",
-                         "give an IPv4 or IPv6 address, or see 'vethwrap show'")
-    return address
-
-
 @guarded
 def pingall(
     namespaces: List[str] = typer.Argument(None, help="Only these namespaces (default: all)."),
@@ -117,7 +85,8 @@ def pingall(
     ipv6: bool = typer.Option(False, "--ipv6", "-6", help="Ping the IPv6 addresses."),
 ) -> None:
     """Ping every vethwrap address from every namespace of its lab: a reachability matrix."""
-    from veth_wrap.check.matrix import print_matrix, run_matrix
+    from veth_wrap.check.matrix import run_matrix
+    from veth_wrap.cli.views import print_matrix
     from veth_wrap.kernel import inventory
     from veth_wrap.model import names
 
