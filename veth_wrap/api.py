@@ -8,13 +8,13 @@ from typing import Iterable, Optional
 from veth_wrap.check.verify import Report, verify
 from veth_wrap.compile.create import create_plan
 from veth_wrap.compile.destroy import Teardown, destroy_plan
-from veth_wrap.errors import UsageError, VerificationFailed
+from veth_wrap.errors import UsageError, VerificationFailed, VethwrapError
 from veth_wrap.kernel import caps, inventory, state
 from veth_wrap.model.linkopts import LinkOpts
 from veth_wrap.model.topology import Lab
 from veth_wrap.run.lock import locked
 from veth_wrap.run.runner import Runner, default_runner
-from veth_wrap.run.walker import Progress, apply
+from veth_wrap.run.walker import Progress, apply, rollback
 from veth_wrap.steps import Plan
 
 
@@ -162,8 +162,12 @@ def link_set(namespace: str, ifname: str, opts: Optional[LinkOpts], clear: bool,
     """Change one live end through the walker (rolled back on failure); return what it holds."""
     runner = runner or default_runner()
     with locked():
-        apply(link_plan(namespace, ifname, opts, clear, runner), runner)
-    return describe(namespace, ifname, runner)
+        done = apply(link_plan(namespace, ifname, opts, clear, runner), runner)
+        try:
+            return describe(namespace, ifname, runner)
+        except VethwrapError as error:  # not read back, not shown to hold: undo it all
+            error.undo_failures = rollback(done.done, runner)
+            raise
 
 
 def describe(namespace: str, ifname: str, runner: Optional[Runner] = None) -> dict:

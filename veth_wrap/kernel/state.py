@@ -66,19 +66,22 @@ def read_docs(lines: Sequence[str], runner: Runner, strict: bool = True) -> list
     if not strict:
         result = runner.run(["ip", "-force", "-batch", "-"], stdin=_text(lines), check=False)
         return _aligned(result.stdout, set(failed_lines(result.stderr)), len(lines))
-    while True:
+    for attempt in range(2):
         try:
             out = runner.run(["ip", "-batch", "-"], stdin=_text(lines)).stdout
         except CommandFailed as exc:
-            if VANISHED not in exc.stderr:
-                raise
+            # Namespaces come and go while others work: read again without those gone, or,
+            # once, when the failure said nothing (one caught half-made by `ip netns add`).
             still = set(list_netns(runner))
             kept = [ln for ln in lines if ln.split()[2] in still]
-            if len(kept) == len(lines):
+            if len(kept) < len(lines):
+                docs = dict(zip(kept, read_docs(kept, runner)))
+                return [docs.get(line) for line in lines]
+            if attempt or (exc.stderr and VANISHED not in exc.stderr):
                 raise
-            docs = dict(zip(kept, read_docs(kept, runner)))
-            return [docs.get(line) for line in lines]
+            continue
         return _aligned(out, set(), len(lines))
+    return []  # not reached: the second failure raised
 
 
 def _text(lines: list[str]) -> str:
