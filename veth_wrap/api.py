@@ -139,35 +139,67 @@ def destroy(namespaces: Iterable[str] = (), lab: Optional[str] = None, everythin
     return steps
 
 
-def link_plan(namespace: str, ifname: str, opts: Optional[LinkOpts], clear: bool,
-              runner: Optional[Runner] = None) -> Plan:
-    """The plan that changes one live vethwrap end (and the MTU of its peer) in place."""
-    from veth_wrap.compile.live import End, check_end, live_plan
-    from veth_wrap.kernel.tcread import read_impairments
+def link_plan(namespace: Optional[str], ifname: Optional[str], opts: Optional[LinkOpts],
+              clear: bool, runner: Optional[Runner] = None, lab: Optional[str] = None) -> Plan:
+    """The plan that changes one live vethwrap end (and its peer's MTU), or every end of a lab."""
+    from veth_wrap.compile.live import lab_ends, live_plan
 
     runner = runner or default_runner()
     facts, root = inventory.scan(None, runner, routes=False)
+    ends = lab_ends(facts, lab) if lab is not None else [(namespace, ifname)]
+    if not ends:
+        raise UsageError(f"no lab {lab} in the kernel", "see 'vethwrap show' for the labs")
+    wants = opts is not None and opts.wants_netem
+    netem = caps.has_netem() if wants else True
+    held = _impairments([ns for ns, _ in ends], runner)
+    plan = Plan()
+    for ns, name in ends:
+        end = _live_end(facts, root, ns, name, held.get(ns, {}).get(name, {}), lab is None)
+        part = live_plan(end, opts, clear, netem)
+        plan.steps += part.steps
+    return plan
+
+
+def _impairments(namespaces: list[str], runner: Runner) -> dict:
+    from veth_wrap.kernel.tcread import read_all
+
+    return read_all(list(dict.fromkeys(namespaces)), runner)
+
+
+def _live_end(facts: dict, root, namespace: str, ifname: str, held: dict, with_peer: bool):
+    """One end as read, refused unless it is a vethwrap veth end; its peer for the MTU."""
+    from veth_wrap.compile.live import End, check_end
+
     if namespace not in facts:
         raise UsageError(f"namespace {namespace!r} does not exist", "see 'vethwrap show'")
     link = check_end(namespace, ifname, facts[namespace].links.get(ifname))
-    peer = inventory.find_peer(link, namespace, facts, root)
+    peer = inventory.find_peer(link, namespace, facts, root) if with_peer else None
     far = (peer[0], (facts[peer[0]] if peer[0] else root).links[peer[1]]) if peer else None
-    end = End(namespace, link, read_impairments(namespace, runner).get(ifname, {}), far)
-    wants = opts is not None and opts.wants_netem
-    return live_plan(end, opts, clear, caps.has_netem() if wants else True)
+    return End(namespace, link, held, far)
 
 
-def link_set(namespace: str, ifname: str, opts: Optional[LinkOpts], clear: bool,
-             runner: Optional[Runner] = None) -> dict:
-    """Change one live end through the walker (rolled back on failure); return what it holds."""
+def link_set(namespace: Optional[str], ifname: Optional[str], opts: Optional[LinkOpts],
+             clear: bool, runner: Optional[Runner] = None, lab: Optional[str] = None
+             ) -> list[dict]:
+    """Change ends through the walker (rolled back on failure); return what each now holds."""
     runner = runner or default_runner()
     with locked():
-        done = apply(link_plan(namespace, ifname, opts, clear, runner), runner)
+        plan = link_plan(namespace, ifname, opts, clear, runner, lab)
+        done = apply(plan, runner)
         try:
-            return describe(namespace, ifname, runner)
+            return [describe(ns, name, runner) for ns, name in _changed(plan, namespace, ifname)]
         except VethwrapError as error:  # not read back, not shown to hold: undo it all
             error.undo_failures = rollback(done.done, runner)
             raise
+
+
+def _changed(plan: Plan, namespace: Optional[str], ifname: Optional[str]) -> list[tuple]:
+    """The (namespace, interface) ends a link plan changes, in order."""
+    if namespace is not None:
+        return [(namespace, ifname)]
+    found = [(step.netns, op.args[op.args.index("dev") + 1]) for step in plan.steps
+             for op in step.ops if "dev" in op.args]
+    return list(dict.fromkeys(found))
 
 
 def describe(namespace: str, ifname: str, runner: Optional[Runner] = None) -> dict:

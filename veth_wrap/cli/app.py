@@ -11,8 +11,7 @@ import typer
 from veth_wrap.errors import ExitStatus, PreflightError, VethwrapError
 
 app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
+    add_completion=True,
     help="Build, verify, explain and tear down network-namespace labs: veth pairs, bridges, "
     "routed chains.",
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -20,12 +19,45 @@ app = typer.Typer(
 )
 
 _debug = {"on": False}
+QUIET_HELP = "Say nothing on stderr but errors (results on stdout are unchanged)."
 
 
-@app.callback()
-def main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors.")) -> None:
+@app.callback(invoke_without_command=True)
+def main(ctx: typer.Context,
+         version: bool = typer.Option(False, "--version", "-V",
+                                      help="Print vethwrap's version and exit."),
+         json_out: bool = typer.Option(False, "--json",
+                                       help="With --version: print it as a JSON object."),
+         quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
+         debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors.")) -> None:
     """Build, verify, explain and tear down network-namespace labs."""
+    from veth_wrap.cli import output
+
     _debug["on"] = debug or bool(os.environ.get("VETHWRAP_DEBUG"))
+    output.QUIET["on"] = output.QUIET["on"] or quiet
+    if version:
+        _print_version(json_out)
+        raise typer.Exit(ExitStatus.OK)
+    if ctx.invoked_subcommand is None:  # no command: the help, and that is not an error
+        output.out().print(ctx.get_help(), markup=False, highlight=False)
+        raise typer.Exit(ExitStatus.OK)
+
+
+def _print_version(json_out: bool) -> None:
+    import platform
+    from importlib import metadata
+
+    from veth_wrap.cli.output import emit_json, out
+
+    try:
+        version = metadata.version("vethwrap")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        version = "unknown"
+    if json_out:
+        emit_json({"name": "vethwrap", "version": version,
+                   "python": platform.python_version()})
+    else:
+        out().print(f"vethwrap {version}", markup=False, highlight=False)
 
 
 def require_root(dry_run: bool = False) -> None:
@@ -48,9 +80,13 @@ def guarded(func: Callable) -> Callable:
     `exec` does); an error becomes one line on stderr and its class's exit status.
     """
     import functools
+    import inspect
 
     @functools.wraps(func)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args, quiet: bool = False, **kwargs):
+        from veth_wrap.cli import output
+
+        output.QUIET["on"] = output.QUIET["on"] or quiet
         try:
             status = func(*args, **kwargs)
         except VethwrapError as exc:
@@ -62,6 +98,13 @@ def guarded(func: Callable) -> Callable:
         if status:
             raise typer.Exit(int(status))
 
+    # every command takes -q/--quiet: added here, so that no command can forget it
+    signature = inspect.signature(func)
+    quiet = inspect.Parameter("quiet", inspect.Parameter.KEYWORD_ONLY, annotation="bool",
+                              default=typer.Option(False, "--quiet", "-q", help=QUIET_HELP))
+    wrapper.__signature__ = signature.replace(
+        parameters=[*signature.parameters.values(), quiet])
+    wrapper.__annotations__ = {**func.__annotations__, "quiet": "bool"}
     return wrapper
 
 
@@ -93,7 +136,7 @@ def run() -> None:
     click = _click_exceptions()
     _register_all()
     try:
-        code = app(standalone_mode=False)
+        code = app(prog_name="vethwrap", standalone_mode=False)
     except KeyboardInterrupt:
         sys.exit(ExitStatus.SIGINT)
     except click.UsageError as exc:
@@ -125,5 +168,20 @@ def _usage_error(exc) -> int:
             print(message)
         return ExitStatus.REFUSED
     where = exc.ctx.command_path if exc.ctx else "vethwrap"
-    error_line(f"{' '.join(exc.format_message().split())} (see '{where} --help')")
+    message = " ".join(exc.format_message().split())
+    error_line(f"{message}{_closest(exc)} (see '{where} --help')")
     return ExitStatus.REFUSED
+
+
+def _closest(exc) -> str:
+    """For an unknown command, the registered one it most resembles."""
+    import difflib
+    import re
+
+    unknown = re.match(r"No such command '(.+?)'", exc.format_message().strip())
+    group = exc.ctx.command if exc.ctx else None
+    said = exc.format_message()
+    if not unknown or "did you mean" in said.lower() or not hasattr(group, "list_commands"):
+        return ""
+    close = difflib.get_close_matches(unknown.group(1), group.list_commands(exc.ctx), n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from veth_wrap.cli.app import guarded, require_root
+from veth_wrap.cli.common import lab_option
 from veth_wrap.errors import UsageError
 
 FILE = typer.Option(..., "--file", "-f", help="The YAML lab file.")
@@ -113,7 +114,7 @@ def _count(n: int, word: str) -> str:
 
 
 @guarded
-def graph(lab: Optional[str] = typer.Option(None, "--lab", help="A lab built in the kernel."),
+def graph(lab: Optional[str] = lab_option(),
           file: Optional[Path] = typer.Option(None, "--file", "-f", help="A YAML lab file."),
           prefix: str = PREFIX,
           fmt: str = typer.Option("text", "--format", help="text, dot or mermaid.")) -> None:

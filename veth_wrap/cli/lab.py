@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator, List, Optional
 
 import typer
 
 from veth_wrap.cli.app import guarded, require_root
+from veth_wrap.cli.common import file_option, lab_name, lab_option, namespaces_argument
 from veth_wrap.errors import UsageError, VerificationFailed
 from veth_wrap.model.topology import Kind
 
@@ -79,9 +81,10 @@ def create(
 
 @guarded
 def destroy(
-    namespaces: List[str] = typer.Argument(None, help="Namespaces whose vethwrap objects go."),
+    namespaces: List[str] = namespaces_argument("Namespaces whose vethwrap objects go."),
     everything: bool = typer.Option(False, "--all", help="Every lab vethwrap built."),
-    lab: Optional[str] = typer.Option(None, "--lab", help="Every namespace of one lab."),
+    lab: Optional[str] = lab_option(),
+    file: Optional[Path] = file_option(),
     dry_run: bool = typer.Option(False, "--dry-run", "-n",
                                  help="Print the commands instead of running them."),
     json_out: bool = typer.Option(False, "--json", help="Print what was removed as JSON."),
@@ -92,14 +95,13 @@ def destroy(
     from veth_wrap.model import names
 
     namespaces = list(namespaces or [])
-    chosen = sum([bool(namespaces), everything, lab is not None])
+    chosen = sum([bool(namespaces), everything, lab is not None or file is not None])
     if chosen != 1:
-        raise UsageError("name the namespaces, or give --all or --lab NAME (one of them)",
-                         "e.g. 'vethwrap destroy ns0 ns1'")
+        raise UsageError("name the namespaces, or give --all, --lab NAME or -f FILE (one of "
+                         "them)", "e.g. 'vethwrap destroy ns0 ns1'")
     for name in namespaces:
         names.check_netns(name)
-    if lab is not None:
-        names.check_lab(lab)
+    lab = lab_name(lab, file)
     require_root()  # even the dry run reads the namespaces
     if dry_run:
         steps = api.destroy_targets(namespaces, lab, everything)
@@ -142,8 +144,10 @@ def progress_bar(what: str, namespaces: Optional[int], total: Optional[int]) -> 
     None for namespaces means not known yet (destroy --lab/--all); None for total makes the
     bar pulse instead of filling.
     """
+    from veth_wrap.cli.output import QUIET
+
     few = namespaces is not None and namespaces <= PROGRESS_MIN_NAMESPACES
-    if few or not sys.stderr.isatty():
+    if few or QUIET["on"] or not sys.stderr.isatty():
         yield None
         return
     from rich.progress import Progress

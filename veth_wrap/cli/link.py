@@ -7,6 +7,8 @@ from typing import List, Optional
 import typer
 
 from veth_wrap.cli.app import guarded, require_root
+from veth_wrap.cli.common import lab_option
+from veth_wrap.cli.complete import complete_ifname, complete_namespace
 from veth_wrap.errors import (
     UsageError,
 )
@@ -25,8 +27,11 @@ def register(app: typer.Typer) -> None:
 
 @guarded
 def link_set(
-    namespace: str = typer.Argument(..., help="Namespace of the interface."),
-    interface: str = typer.Argument(..., help="A veth end vethwrap made."),
+    namespace: Optional[str] = typer.Argument(None, help="Namespace of the interface.",
+                                              autocompletion=complete_namespace),
+    interface: Optional[str] = typer.Argument(None, help="A veth end vethwrap made.",
+                                              autocompletion=complete_ifname),
+    lab: Optional[str] = lab_option(),
     delay: Optional[str] = typer.Option(None, "--delay", help="Added delay on egress, e.g. 10ms."),
     jitter: Optional[str] = typer.Option(None, "--jitter", help="Delay variation, e.g. 2ms."),
     loss: Optional[str] = typer.Option(
@@ -39,30 +44,47 @@ def link_set(
                                  help="Print the commands instead of running them."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Change one end of a live link in place (the link is not rebuilt); show the result."""
+    """Change one end of a live link, or every end of a lab, in place; show the result."""
     from veth_wrap import api
     from veth_wrap.cli.output import emit_json, emit_script, out
-    from veth_wrap.model import names
     from veth_wrap.model.linkopts import impairments_text, link_opts
 
-    names.check_netns(namespace)
-    names.check_ifname(interface)
+    ends = _ends(namespace, interface, lab)
     opts = link_opts(delay, jitter, loss, rate, mtu, mac)
     if opts is None and not clear:
         raise UsageError("nothing to change", "give --delay, --loss, --rate, --mtu, --mac or "
                          "--clear")
-    require_root()  # even the dry run reads the end as the kernel holds it
+    if lab is not None and opts is not None and opts.mac:
+        raise UsageError("--mac sets one end's address, not a whole lab's",
+                         "name the namespace and interface instead of --lab")
+    require_root()  # even the dry run reads the ends as the kernel holds them
     if dry_run:
-        plan = api.link_plan(namespace, interface, opts, clear)
-        emit_script(plan.script(f"vethwrap link set {namespace} {interface}"))
+        plan = api.link_plan(namespace, interface, opts, clear, lab=lab)
+        emit_script(plan.script(f"vethwrap link set {' '.join(ends)}"))
         return
-    result = api.link_set(namespace, interface, opts, clear)
+    results = api.link_set(namespace, interface, opts, clear, lab=lab)
     if json_out:
-        emit_json(result)
-    else:
+        emit_json(results[0] if lab is None else {"lab": lab, "ends": results})
+        return
+    for result in results:
         shown = impairments_text(result["impairments"])
-        out().print(f"{namespace}:{interface}: mtu {result['mtu']}, mac {result['mac']}, "
-                    f"impairments: {shown or 'none'}")
+        out().print(f"{result['namespace']}:{result['interface']}: mtu {result['mtu']}, "
+                    f"mac {result['mac']}, impairments: {shown or 'none'}")
+
+
+def _ends(namespace: Optional[str], interface: Optional[str], lab: Optional[str]) -> list[str]:
+    """The words naming what changes: NS IFACE, or --lab NAME; validated."""
+    from veth_wrap.model import names
+
+    if lab is not None:
+        if namespace is not None:
+            raise UsageError("give NAMESPACE INTERFACE or --lab NAME, not both",
+                             "e.g. 'vethwrap link set --lab LAB --delay 10ms'")
+        return ["--lab", names.check_lab(lab)]
+    if namespace is None or interface is None:
+        raise UsageError("name the namespace and the interface, or give --lab NAME",
+                         "e.g. 'vethwrap link set ns0 vw-ns1 --delay 10ms'")
+    return [names.check_netns(namespace), names.check_ifname(interface)]
 
 
 @guarded

@@ -25,6 +25,12 @@ class End:
     peer: Optional[tuple[Optional[str], LinkState]] = None  # (namespace, link) at the far end
 
 
+def lab_ends(facts: dict, lab: str) -> list[tuple[str, str]]:
+    """Every vethwrap veth end of a lab, (namespace, interface), from the marks alone."""
+    return [(ns, link.ifname) for ns, st in sorted(facts.items()) for link in st.marked()
+            if link.mark.lab == lab and link.kind == "veth"]
+
+
 def check_end(netns: str, ifname: str, link: Optional[LinkState]) -> LinkState:
     """The link, refused (exit 2, nothing changed) unless it is a vethwrap veth end."""
     if link is None or link.mark is None or link.kind != "veth":
