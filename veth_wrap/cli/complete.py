@@ -55,7 +55,7 @@ def _marked_labs(spaces: list[str]) -> set[str]:
     from veth_wrap.run.runner import quick_run
 
     lines = "".join(f"netns exec {ns} ip -j link show lo\n" for ns in spaces)
-    out = quick_run(["ip", "-force", "-batch", "-"], lines)
+    out = quick_run(["ip", "-batch", "-"], lines)  # never -force with netns exec
     labs = set()
     for doc in _docs(json_stream, out):
         mark = Mark.parse(doc[0].get("ifalias")) if doc else None
