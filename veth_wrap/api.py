@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 from veth_wrap.check.verify import Report, verify
 from veth_wrap.compile.create import create_plan
 from veth_wrap.compile.destroy import destroy_plan
-from veth_wrap.errors import VerificationFailed
+from veth_wrap.errors import CommandFailed, VerificationFailed
 from veth_wrap.kernel import inventory, state
 from veth_wrap.model.topology import Lab
 from veth_wrap.run.lock import locked
 from veth_wrap.run.runner import Runner, default_runner
-from veth_wrap.run.walker import Progress, apply
+from veth_wrap.run.walker import Outcome, Progress, apply, rollback
 from veth_wrap.steps import Plan
 
 
@@ -46,23 +46,49 @@ def plan(lab: Lab, runner: Optional[Runner] = None) -> Plan:
 
 
 def create(lab: Lab, runner: Optional[Runner] = None, check: bool = True,
-           progress: Optional[Progress] = None) -> Built:
-    """Build lab (only what is missing), then verify it; raise VerificationFailed if it fails."""
+           progress: Optional[Progress] = None, planner: Callable = plan) -> Built:
+    """Build lab (only what is missing), then verify it; raise VerificationFailed if it fails.
+
+    Planning, applying and verifying hold the lock throughout: a second create waits and
+    finds the lab built and verified; a destroy waits until this one has verified. A
+    verification that cannot run (a read fails) never showed the lab to work: what this run
+    built is rolled back, as after a failed step. A lab that is read back and does not pass
+    traffic stays in place for diagnosis. planner: plan (create) or update_plan (up).
+    """
     runner = runner or default_runner()
     with locked():
-        steps = plan(lab, runner)
-        if not steps.empty:
-            apply(steps, runner, progress)
-    built = Built(lab, steps)
-    if check:
-        built.report = verify(lab, runner)
-        if not built.report.ok:
-            failed = built.report.unreached[0] if built.report.unreached else None
-            raise VerificationFailed(
-                f"lab {lab.name} was built but does not verify: {built.report.problems[0]}",
-                f"it is left in place: see 'vethwrap diagnose {_first_problem_args(lab)}', "
-                f"remove it with 'vethwrap destroy --lab {lab.name}'", unreached=failed)
+        steps = planner(lab, runner)
+        outcome = apply(steps, runner, progress) if not steps.empty else Outcome()
+        built = Built(lab, steps)
+        if check:
+            try:
+                built.report = verify(lab, runner)
+            except CommandFailed as error:
+                raise _verify_could_not_run(error, outcome, runner) from None
+    if check and not built.report.ok:
+        failed = built.report.unreached[0] if built.report.unreached else None
+        raise VerificationFailed(
+            f"lab {lab.name} was built but does not verify: {built.report.problems[0]}",
+            f"it is left in place: see 'vethwrap diagnose {_first_problem_args(lab)}', "
+            f"remove it with 'vethwrap destroy --lab {lab.name}'", unreached=failed)
     return built
+
+
+def _verify_could_not_run(error: CommandFailed, outcome: Outcome, runner: Runner
+                          ) -> CommandFailed:
+    """Roll back what this run built and say so on the error's one line."""
+    if not outcome.done:
+        error.message += "; verification could not run (this run changed nothing)"
+        return error
+    failures = rollback(outcome.done, runner)
+    error.undo_failures = failures
+    if failures:
+        error.message += (f"; verification could not run, and rolling back failed for "
+                          f"{len(failures)} command(s), first: {failures[0]}")
+        error.hint = "remove what is left with 'vethwrap destroy NAMESPACE...'"
+    else:
+        error.message += "; verification could not run, so what this run built was rolled back"
+    return error
 
 
 def _first_problem_args(lab: Lab) -> str:

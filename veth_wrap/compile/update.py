@@ -139,16 +139,11 @@ def prune(st: NetnsState, lab: Lab, gone: set) -> NetnsState:
 
 
 def update(lab: Lab, runner: Optional[Runner] = None, check: bool = True, progress=None):
-    """Make the kernel hold exactly lab (adding and removing), then verify; returns api.Built."""
-    from veth_wrap import api
-    from veth_wrap.run.lock import locked
-    from veth_wrap.run.walker import apply
+    """Make the kernel hold exactly lab (adding and removing), then verify; returns api.Built.
 
-    runner = runner or default_runner()
-    with locked():
-        steps = update_plan(lab, runner)
-        if not steps.empty:
-            apply(steps, runner, progress)
-    built = api.create(lab, runner, check=check)  # nothing left to do: it only verifies
-    built.plan = steps
-    return built
+    One hold of the lock plans, applies and verifies (api.create with this planner), so a
+    concurrent up of the same file waits and then finds nothing to do.
+    """
+    from veth_wrap import api
+
+    return api.create(lab, runner, check=check, progress=progress, planner=update_plan)
