@@ -99,12 +99,8 @@ def test_rollback_at_every_call_and_batch_line(shape, netns, tmp_path, monkeypat
             message = _fails_cleanly(lab, fake, runner, before, made)
             assert "File exists" in message
     assert calls > applying >= 3 and batches
-    POINTS[f"create {shape}"] = (FAULTS["points"] - start, calls, calls - applying)
     print(f"\n{shape}: {calls} calls ({calls - applying} verifying), "
           f"{FAULTS['points'] - start} fault points")
-
-
-POINTS: dict = {}  # what was injected where, for the README's counts
 
 
 def test_destroy_fails_at_every_call_and_a_second_destroy_finishes(netns, tmp_path,
@@ -132,7 +128,6 @@ def test_destroy_fails_at_every_call_and_a_second_destroy_finishes(netns, tmp_pa
         assert not differences(baseline, snapshot(made)), k
         FAULTS["points"] += 1
     assert calls >= 2
-    POINTS["destroy file"] = (calls, calls, 0)
     print(f"\ndestroy: {calls} fault points")
 
 
@@ -205,7 +200,6 @@ def test_up_of_an_edited_file_fails_at_every_call(kind, netns, tmp_path, monkeyp
             assert not update(second, runner).changed
         update(first, runner)
         FAULTS["points"] += 1
-    POINTS[f"up {kind}"] = (calls, calls, 0)
     print(f"\nup ({kind}): {calls} fault points")
     api.destroy(lab=first.name, runner=runner)
 

@@ -130,8 +130,10 @@ def compose(text: str, max_values: int = MAX_VALUES, max_depth: int = MAX_DEPTH)
     """Plain data (dicts, lists, scalars) from YAML text, refusing what would not be bounded."""
     import yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
+    loader = None
     try:
+        # the pure-Python reader checks every character when made: inside the try
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
         return _Composer(loader, max_values, max_depth).run()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
@@ -139,7 +141,8 @@ def compose(text: str, max_values: int = MAX_VALUES, max_depth: int = MAX_DEPTH)
         raise Refused(f"not valid YAML: {problem}", "fix the file and run again",
                       mark.line + 1 if mark else _reader_line(text, exc)) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _reader_line(text: str, exc) -> int:
