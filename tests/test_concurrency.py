@@ -6,6 +6,8 @@ import os
 import stat
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 from conftest import ip
@@ -13,6 +15,8 @@ from faultip import wiring
 
 from veth_wrap.errors import PreflightError
 from veth_wrap.run import lock
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _start(*args: str) -> subprocess.Popen:
@@ -37,16 +41,71 @@ def test_different_labs_at_once_all_build(netns, cli):
 
 @pytest.mark.integration
 def test_same_lab_twice_at_once_builds_once(netns, cli):
+    """With the lock the second create waits, then finds the lab built: both end 0."""
     members = [netns.name() for _ in range(4)]
-    results = _finish([_start("create", *members, "--no-verify") for _ in range(2)])
-    codes = sorted(code for code, _ in results)
-    assert codes in ([0, 0], [0, 2]), results
-    assert any("already built as asked" in err for _, err in results) or codes == [0, 2]
+    results = _finish([_start("create", *members) for _ in range(2)])
+    assert [code for code, _ in results] == [0, 0], results
+    assert sum("already built as asked" in err for _, err in results) == 1, results
     assert all("Traceback" not in err for _, err in results)
     again = cli("create", *members, "--no-verify")  # whole: a third create finds nothing to do
     assert again.returncode == 0 and "nothing changed" in again.stderr
     assert all(len(wiring(ns)[0]) == 2 for ns in members)  # lo and the member's end
     assert cli("destroy", "--lab", members[0]).returncode == 0
+
+
+@pytest.mark.integration
+def test_same_file_up_twice_at_once_builds_once(netns, cli, tmp_path):
+    prefix = netns.name()
+    netns.names.extend(f"{prefix}{ns}" for ns in ("a", "r", "b"))
+    path = tmp_path / "chain.yaml"
+    path.write_text((ROOT / "examples" / "chain.yaml").read_text())
+    results = _finish([_start("up", "-f", str(path), "--prefix", prefix) for _ in range(2)])
+    assert [code for code, _ in results] == [0, 0], results
+    assert sum("nothing changed" in err for _, err in results) == 1, results
+    assert cli("down", "-f", str(path), "--prefix", prefix).returncode == 0
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("delay", [0.0, 0.3, 0.8])
+def test_create_racing_destroy_leaves_the_lab_whole_or_gone(delay, netns, cli):
+    members = [netns.name() for _ in range(3)]
+    create = _start("create", *members, "-t", "chain")
+    time.sleep(delay)  # destroy lands before, during or after the create's hold of the lock
+    destroy = _start("destroy", "--lab", members[0])
+    results = _finish([create, destroy])
+    assert [code for code, _ in results] == [0, 0], results
+    present = [ns in ip("netns", "list").stdout.split() for ns in members]
+    assert present in ([True] * 3, [False] * 3), present
+    if all(present):  # whole: a chain's ends have one link, its middle two, each up and wired
+        assert [len(wiring(ns)[0]) for ns in members] == [2, 3, 2]
+        assert cli("create", *members, "-t", "chain").returncode == 0
+    assert cli("destroy", "--lab", members[0]).returncode == 0
+
+
+@pytest.mark.integration
+def test_a_destroy_waits_until_a_create_has_verified(netns, cli, tmp_path):
+    """The create's first verification read is held 2 s; a destroy started then must wait."""
+    from faultip import FaultyIp
+
+    members = [netns.name() for _ in range(2)]
+    fake = FaultyIp(tmp_path / "ip")
+    fake.reset()
+    assert cli("create", *members, "--no-verify", env=fake.env()).returncode == 0
+    applying = fake.count
+    assert cli("destroy", *members).returncode == 0
+    fake.reset(at=applying + 1, mode="sleep", seconds=2)
+    create = subprocess.Popen([sys.executable, "-m", "veth_wrap", "create", *members],
+                              text=True, env=fake.env(NO_COLOR="1"), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not (fake.dir / "reached").exists():
+        assert create.poll() is None and time.monotonic() < deadline, create.communicate()
+        time.sleep(0.02)
+    destroy = _start("destroy", *members)
+    results = _finish([create, destroy])
+    assert [code for code, _ in results] == [0, 0], results
+    assert (fake.dir / "finished").exists()
+    assert not any(ns in ip("netns", "list").stdout.split() for ns in members)
 
 
 @pytest.mark.integration

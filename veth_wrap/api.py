@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 from veth_wrap.check.verify import Report, verify
 from veth_wrap.compile.create import create_plan
 from veth_wrap.compile.destroy import Teardown, destroy_plan
-from veth_wrap.errors import UsageError, VerificationFailed, VethwrapError
+from veth_wrap.errors import CommandFailed, UsageError, VerificationFailed, VethwrapError
 from veth_wrap.kernel import caps, inventory, state
 from veth_wrap.model.linkopts import LinkOpts
 from veth_wrap.model.topology import Lab
 from veth_wrap.run.lock import locked
 from veth_wrap.run.runner import Runner, default_runner
-from veth_wrap.run.walker import Progress, apply, rollback
+from veth_wrap.run.walker import Outcome, Progress, apply, rollback
 from veth_wrap.steps import Plan
 
 
@@ -53,32 +53,57 @@ def plan(lab: Lab, runner: Optional[Runner] = None) -> Plan:
 
 
 def create(lab: Lab, runner: Optional[Runner] = None, check: bool = True,
-           progress: Optional[Progress] = None) -> Built:
-    """Build lab (only what is missing), then verify it; raise VerificationFailed if it fails."""
+           progress: Optional[Progress] = None, planner: Optional[Callable] = None) -> Built:
+    """Build lab (only what is missing), then verify it; raise VerificationFailed if it fails.
+
+    Planning, applying and verifying hold the lock throughout: a second create waits and
+    finds the lab built and verified; a destroy waits until this one has verified. A
+    verification that cannot run (a read fails) never showed the lab to work: what this run
+    built is rolled back, as after a failed step. A lab that is read back and does not pass
+    traffic stays in place for diagnosis. planner: plan (create) or update_plan (up).
+    """
     runner = runner or default_runner()
     with locked():
-        steps = plan(lab, runner)
-        if not steps.empty:
-            apply(steps, runner, progress)
-    return _verified(Built(lab, steps), runner, check)
-
-
-def _verified(built: Built, runner: Runner, check: bool) -> Built:
-    """Verify a built lab; a lab that does not pass traffic stays in place for diagnosis."""
-    if not check:
-        return built
-    lab = built.lab
-    built.report = verify(lab, runner)
-    if not built.report.ok:
-        failed = built.report.unreached[0] if built.report.unreached else None
-        impaired = any(end.opts and end.opts.impaired for end in lab.ends())
-        maybe = ("the link options (--loss, --delay) may drop or outlast the check's pings: "
-                 "create with --no-verify to skip it; " if impaired else "")
-        raise VerificationFailed(
-            f"lab {lab.name} was built but does not verify: {built.report.problems[0]}",
-            f"{maybe}it is left in place: see 'vethwrap diagnose {_first_problem_args(lab)}', "
-            f"remove it with 'vethwrap destroy --lab {lab.name}'", unreached=failed)
+        steps = (planner or plan)(lab, runner)
+        outcome = apply(steps, runner, progress) if not steps.empty else Outcome()
+        built = Built(lab, steps)
+        if check:
+            try:
+                built.report = verify(lab, runner)
+            except CommandFailed as error:
+                raise _verify_could_not_run(error, outcome, runner) from None
+    if check and not built.report.ok:
+        raise _does_not_verify(lab, built.report)
     return built
+
+
+def _does_not_verify(lab: Lab, report: Report) -> VerificationFailed:
+    """The lab was read back and does not pass traffic: it stays, for diagnosis."""
+    failed = report.unreached[0] if report.unreached else None
+    impaired = any(end.opts and end.opts.impaired for end in lab.ends())
+    maybe = ("the link options (--loss, --delay) may drop or outlast the check's pings: "
+             "create with --no-verify to skip it; " if impaired else "")
+    return VerificationFailed(
+        f"lab {lab.name} was built but does not verify: {report.problems[0]}",
+        f"{maybe}it is left in place: see 'vethwrap diagnose {_first_problem_args(lab)}', "
+        f"remove it with 'vethwrap destroy --lab {lab.name}'", unreached=failed)
+
+
+def _verify_could_not_run(error: CommandFailed, outcome: Outcome, runner: Runner
+                          ) -> CommandFailed:
+    """Roll back what this run built and say so on the error's one line."""
+    if not outcome.done:
+        error.message += "; verification could not run (this run changed nothing)"
+        return error
+    failures = rollback(outcome.done, runner)
+    error.undo_failures = failures
+    if failures:
+        error.message += (f"; verification could not run, and rolling back failed for "
+                          f"{len(failures)} command(s), first: {failures[0]}")
+        error.hint = "remove what is left with 'vethwrap destroy NAMESPACE...'"
+    else:
+        error.message += "; verification could not run, so what this run built was rolled back"
+    return error
 
 
 def _first_problem_args(lab: Lab) -> str:
@@ -100,13 +125,8 @@ def update_plan(lab: Lab, runner: Optional[Runner] = None) -> Plan:
 
 def update(lab: Lab, runner: Optional[Runner] = None, check: bool = True,
            progress: Optional[Progress] = None) -> Built:
-    """Make the kernel hold exactly lab (adding and removing), then verify it."""
-    runner = runner or default_runner()
-    with locked():
-        steps = update_plan(lab, runner)
-        if not steps.empty:
-            apply(steps, runner, progress)
-    return _verified(Built(lab, steps), runner, check)
+    """Make the kernel hold exactly lab (adding and removing), then verify it, as create does."""
+    return create(lab, runner, check, progress, planner=update_plan)
 
 
 def destroy_targets(namespaces: Iterable[str] = (), lab: Optional[str] = None,

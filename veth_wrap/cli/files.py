@@ -11,10 +11,11 @@ from veth_wrap.cli.app import guarded, require_root
 from veth_wrap.cli.common import lab_option
 from veth_wrap.errors import UsageError
 
-FILE = typer.Option(..., "--file", "-f", help="The YAML lab file.")
+FILE = typer.Option(..., "--file", "-f", help="The YAML lab file; - reads it from stdin.")
 PREFIX = typer.Option("", "--prefix", help="Put this before the lab and namespace names.")
 DRY_RUN = typer.Option(False, "--dry-run", "-n", help="Print the commands instead of running them.")
 JSON = typer.Option(False, "--json", help="Print the result as JSON.")
+SHOWN_PROBLEMS = 20
 
 
 def register(app: typer.Typer) -> None:
@@ -34,8 +35,11 @@ def load(path: Path, prefix: str = ""):
         return labfile.load(path, prefix)
     except labfile.LabFileError as exc:
         if len(exc.problems) > 1:
-            for problem in exc.problems:
+            for problem in exc.problems[:SHOWN_PROBLEMS]:
                 say(problem)
+            if len(exc.problems) > SHOWN_PROBLEMS:  # thousands of lines would bury the first
+                say(f"... and {len(exc.problems) - SHOWN_PROBLEMS} more (all of them: "
+                    f"vethwrap validate --json -f {path})")
         raise
 
 
@@ -50,14 +54,14 @@ def up(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
     lab = load(file, prefix)
     if dry_run:
         steps = api.update_plan(lab)
-        emit_script(steps.script(f"vethwrap up: lab {lab.name} from {file}"))
+        emit_script(steps.script(f"vethwrap up: lab {lab.name} from {_shown(file)}"))
         for note in steps.notes:
             say(note)
         return
     require_root()
     built = api.update(lab, check=not no_verify)
     if not built.changed:
-        say(f"lab {lab.name} is already as {file} describes; nothing changed")
+        say(f"lab {lab.name} is already as {_shown(file)} describes; nothing changed")
     from veth_wrap.cli.views import print_built
 
     print_built(built, json_out)
@@ -106,7 +110,12 @@ def validate(file: Path = FILE, prefix: str = PREFIX, json_out: bool = JSON) -> 
     counts = ", ".join(_count(n, word) for n, word in (
         (len(lab.members), "namespace"), (len(lab.links), "link"),
         (len(lab.bridges), "bridge"), (len(lab.routes), "route")))
-    out().print(f"{file}: lab {lab.name} is valid: {counts}", markup=False, highlight=False)
+    out().print(f"{_shown(file)}: lab {lab.name} is valid: {counts}", markup=False, highlight=False)
+
+
+def _shown(file: Path) -> str:
+    """The file as messages name it; '-' is stdin."""
+    return "<stdin>" if str(file) == "-" else str(file)
 
 
 def _count(n: int, word: str) -> str:

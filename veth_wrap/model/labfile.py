@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from veth_wrap.errors import UsageError
-from veth_wrap.model import names
+from veth_wrap.model import names, safeyaml
 from veth_wrap.model.labparts import BuilderParts, Where
 from veth_wrap.model.names import Role
 from veth_wrap.model.topology import DEFAULT_SUBNET, End, Kind, Lab, Link
@@ -21,11 +21,20 @@ LINK_KEYS = {"between", "interfaces", "addresses", "direction", *LINK_OPTION_KEY
 class LabFileError(UsageError):
     """A lab file with problems; every problem is one line naming file, line and key."""
 
-    def __init__(self, source: str, problems: list[str]) -> None:
+    def __init__(self, source: str, problems: list[str],
+                 hint: str = "fix the file and run again") -> None:
         self.problems = problems
         count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
         super().__init__(f"{source}: {count}: {problems[0]}" if len(problems) == 1
-                         else f"{source} has {count}", "fix the file and run again")
+                         else f"{source} has {count}", hint)
+
+
+class UnreadableLabFile(LabFileError):
+    """A lab file refused as a whole: not there, not a regular file, too big."""
+
+    def __init__(self, problem: str, hint: str) -> None:
+        self.problems = [problem]
+        UsageError.__init__(self, problem, hint)
 
 
 @dataclass
@@ -56,14 +65,26 @@ def _key_text(where: Where) -> str:
 
 
 def load(path: Union[str, Path], prefix: str = "") -> Lab:
-    """Read and validate a lab file; raise LabFileError listing every problem."""
-    path = Path(path)
+    """Read (bounded: see safeyaml) and validate a lab file; '-' reads stdin."""
+    return parse(_read(path), _source(path), prefix)
+
+
+def _source(path: Union[str, Path]) -> str:
+    return "<stdin>" if str(path) == safeyaml.STDIN else str(path)
+
+
+def _read(path: Union[str, Path], hint: str = "") -> str:
+    """The file's text, or the one-line refusal of what it is (too big, a FIFO, not UTF-8)."""
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise UsageError(f"cannot read lab file {path}: {exc.strerror}",
-                         "give the path of a YAML lab file") from None
-    return parse(text, str(path), prefix)
+        return safeyaml.read_text(str(path))
+    except safeyaml.Refused as exc:
+        raise _refusal(_source(path), exc, hint) from None
+
+
+def _refusal(source: str, exc: safeyaml.Refused, hint: str = "") -> LabFileError:
+    if exc.line is None:
+        return UnreadableLabFile(f"lab file {source} {exc.message}", hint or exc.hint)
+    return LabFileError(source, [f"{source}:{exc.line}: {exc.message}"], exc.hint)
 
 
 def parse(text: str, source: str = "<lab>", prefix: str = "") -> Lab:
@@ -76,41 +97,16 @@ def parse(text: str, source: str = "<lab>", prefix: str = "") -> Lab:
 
 
 def _compose(text: str, source: str) -> _Doc:
-    """Parse YAML keeping the line of every value."""
-    import yaml
-
-    doc = _Doc(source, None)
+    """Parse YAML (bounded in values and depth) keeping the line of every value."""
     try:
-        loader = yaml.SafeLoader(text)
-        try:
-            node = loader.get_single_node()
-            doc.data = _plain(loader, node, (), doc) if node is not None else None
-        finally:
-            loader.dispose()
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else 1
-        raise LabFileError(source, [f"{source}:{line}: not valid YAML: "
-                                    f"{getattr(exc, 'problem', None) or exc}"]) from None
+        composed = safeyaml.compose(text)
+    except safeyaml.Refused as exc:
+        raise _refusal(source, exc) from None
+    doc = _Doc(source, composed.data, composed.lines)
+    for where, line in composed.twice:
+        doc.lines[where] = line
+        doc.fail(where, "key given twice", "keep one")
     return doc
-
-
-def _plain(loader, node, where: Where, doc: _Doc) -> Any:
-    import yaml
-
-    doc.lines[where] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        result = {}
-        for key_node, value_node in node.value:
-            key = str(loader.construct_object(key_node))
-            if key in result:
-                doc.lines[where + (key,)] = key_node.start_mark.line + 1
-                doc.fail(where + (key,), "key given twice", "keep one")
-            result[key] = _plain(loader, value_node, where + (key,), doc)
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_plain(loader, item, where + (i,), doc) for i, item in enumerate(node.value)]
-    return loader.construct_object(node)
 
 
 class _Builder(BuilderParts):
@@ -191,23 +187,25 @@ class _Builder(BuilderParts):
         if value is None:
             self.doc.fail(("namespaces",), "missing", "list the namespaces, e.g. [a, b]")
         found: list[str] = []
+        seen: set[str] = set()  # a set beside the list: thousands of names stay linear
         for i, item in enumerate(self._list(value, ("namespaces",), "namespace names")):
             where = ("namespaces", i)
             if not isinstance(item, str):
                 self.doc.fail(where, "a namespace name is a string")
-            elif item in found:
+            elif item in seen:
                 self.doc.fail(where, f"namespace {item!r} is listed twice", "list it once")
             elif self._check(where, names.check_netns, self.prefix + item):
                 if (self.prefix + item).startswith(f"{names.MARK}-"):
                     self.doc.fail(where, f"{item!r} is reserved for lab hubs", "rename it")
                 found.append(item)
+                seen.add(item)
         if value == []:
             self.doc.fail(("namespaces",), "a lab needs at least one namespace")
         return found
 
     def _member(self, value, where: Where) -> Optional[str]:
         """A namespace reference: must be one listed under namespaces."""
-        if value not in self.members:
+        if not isinstance(value, str) or value not in self.ns:
             self.doc.fail(where, f"namespace {value!r} is not listed under namespaces",
                           "list it there, or fix the name")
             return None
@@ -256,7 +254,7 @@ class _Builder(BuilderParts):
         explicit = [self._explicit(where, item) for where, item, _, _ in pending]
         auto = self._link_subnets(sum(1 for e in explicit if e is None))
         for (where, item, a, b), addrs in zip(pending, explicit):
-            self.links.append(self._link(where, item, a, b, addrs or next(auto, (None, None))))
+            self.links.append(self._link(where, item, a, b, addrs or next(auto, ((), ()))))
 
     def _two(self, value, where: Where, what: str) -> Optional[list]:
         if not isinstance(value, list) or len(value) != 2:
@@ -336,12 +334,10 @@ class _Builder(BuilderParts):
 
 def lab_name(path: Union[str, Path], prefix: str = "") -> str:
     """Only the lab's name (for down: the rest of the file may be gone or wrong)."""
-    try:
-        doc = _compose(Path(path).read_text(), str(path))
-    except OSError as exc:
-        raise UsageError(f"cannot read lab file {path}: {exc.strerror}",
-                         "use 'vethwrap destroy --lab NAME' to remove a lab by name") from None
+    doc = _compose(_read(path, "use 'vethwrap destroy --lab NAME' to remove a lab by name"),
+                   _source(path))
     name = doc.data.get("name") if isinstance(doc.data, dict) else None
     if not isinstance(name, str):
-        raise LabFileError(str(path), [f"{path}:1: name: missing (add e.g. 'name: demo')"])
+        source = _source(path)
+        raise LabFileError(source, [f"{source}:1: name: missing (add e.g. 'name: demo')"])
     return names.check_lab(prefix + name)

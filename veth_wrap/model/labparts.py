@@ -67,11 +67,13 @@ class BuilderParts:
         value = item.get("members")
         if not value:
             self.doc.fail(where + ("members",), "a bridge needs members", "list namespaces")
+        seen: set = set()
         for i, ns in enumerate(self._list(value, where + ("members",), "namespaces")):
-            if ns in found:
+            if isinstance(ns, str) and ns in seen:
                 self.doc.fail(where + ("members", i), f"{ns!r} is a member twice", "list it once")
             elif self._member(ns, where + ("members", i)):
                 found.append(ns)
+                seen.add(ns)
         return found
 
     def _bridge_addresses(self, item: dict, where: Where, members: list[str], net) -> dict:
@@ -138,12 +140,14 @@ class BuilderParts:
         return Route(self.ns[ns], dest, str(via), str(dev)) if dest else None
 
     def _dev_towards(self, netns: str, via) -> Optional[str]:
-        for link in self.links:
-            for end in (link.a, link.b):
-                if end.netns == netns and any(via in ipaddress.ip_interface(a).network
-                                              for a in end.addresses):
-                    return end.ifname
-        return None
+        # indexed once: thousands of routes times thousands of links would take minutes
+        if getattr(self, "_nets", None) is None:
+            self._nets: dict = {}
+            for link in self.links:
+                for end in (link.a, link.b):
+                    self._nets.setdefault(end.netns, []).extend(
+                        (ipaddress.ip_interface(a).network, end.ifname) for a in end.addresses)
+        return next((ifname for net, ifname in self._nets.get(netns, ()) if via in net), None)
 
     def _forwarding(self, value) -> list[str]:
         result = []
