@@ -6,11 +6,23 @@ import os
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
+from veth_wrap import lifecycle
 from veth_wrap.check.verify import Report, verify
+from veth_wrap.compile import hosts
 from veth_wrap.compile.create import create_plan
 from veth_wrap.compile.destroy import destroy_plan
 from veth_wrap.errors import VerificationFailed
-from veth_wrap.kernel import inventory, state
+from veth_wrap.kernel import hostsfiles, inventory, state
+from veth_wrap.lifecycle import (  # noqa: F401
+    Service,
+    Teardown,
+    capture_argv,
+    exec_in,
+    log_path,
+    processes,
+    start,
+    stop,
+)
 from veth_wrap.model.topology import Lab
 from veth_wrap.run.lock import locked
 from veth_wrap.run.runner import Runner, default_runner
@@ -36,13 +48,19 @@ class Built:
 def plan(lab: Lab, runner: Optional[Runner] = None) -> Plan:
     """The plan that builds lab from what the kernel holds now (from nothing when unreadable)."""
     if os.geteuid() != 0:
-        return create_plan(lab, {})
+        return with_hosts(create_plan(lab, {}), lab, {})
     runner = runner or default_runner()
     existing = set(state.list_netns(runner))
     present = [ns for ns in lab.namespaces() if ns in existing]
     facts = state.read(present, runner, forwarding=lab.forwarding)
     root = state.read_root(runner) if any(e.netns is None for e in lab.ends()) else None
-    return create_plan(lab, facts, root)
+    return with_hosts(create_plan(lab, facts, root), lab, hostsfiles.read(lab.namespaces()))
+
+
+def with_hosts(steps: Plan, lab: Lab, found: dict) -> Plan:
+    """The plan followed by the steps that write the lab's hosts files (lab names resolve)."""
+    names = hosts.write_plan(lab, found)
+    return Plan(steps.steps + names.steps, steps.notes + names.notes)
 
 
 def create(lab: Lab, runner: Optional[Runner] = None, check: bool = True,
@@ -71,8 +89,13 @@ def _first_problem_args(lab: Lab) -> str:
 
 
 def destroy_targets(namespaces: Iterable[str] = (), lab: Optional[str] = None,
-                    everything: bool = False, runner: Optional[Runner] = None) -> Plan:
-    """The plan that removes vethwrap's objects for namespaces, one lab, or all labs."""
+                    everything: bool = False, runner: Optional[Runner] = None) -> Teardown:
+    """The plan that removes vethwrap's objects for namespaces, one lab, or all labs.
+
+    It also holds the processes that must stop first: those in every namespace that goes,
+    and in namespaces of the labs that go which have lost their name (`ip netns del` while
+    a process ran in them).
+    """
     runner = runner or default_runner()
     wanted = None if (lab or everything) else list(namespaces)
     facts, root = inventory.scan(wanted, runner, routes=False)
@@ -87,14 +110,21 @@ def destroy_targets(namespaces: Iterable[str] = (), lab: Optional[str] = None,
     result = destroy_plan(targets, facts, views, root)
     if lab and lab not in views:
         result.notes.append(f"lab {lab}: nothing of it in the kernel, nothing to do")
-    return result
+    return lifecycle.complete(result, targets, facts, views, lab, everything, runner)
 
 
 def destroy(namespaces: Iterable[str] = (), lab: Optional[str] = None, everything: bool = False,
-            runner: Optional[Runner] = None, progress: Optional[Progress] = None) -> Plan:
-    """Remove vethwrap's objects; a namespace that existed before stays, less vethwrap's links."""
+            runner: Optional[Runner] = None, progress: Optional[Progress] = None,
+            grace: float = lifecycle.GRACE) -> Teardown:
+    """Stop every process in what goes, then remove vethwrap's objects.
+
+    A namespace that existed before stays, less vethwrap's links, and its processes run on.
+    """
     runner = runner or default_runner()
     with locked():
         steps = destroy_targets(namespaces, lab, everything, runner)
+        steps.stopped = lifecycle.stop_inside(steps.doomed, grace)
         apply(steps, runner, progress)
+        # a process that entered a namespace meanwhile pins it, nameless now: end it too
+        steps.stopped += lifecycle.stop_inside(steps.doomed, grace)
     return steps

@@ -28,7 +28,20 @@ def update_plan(lab: Lab, runner: Optional[Runner] = None) -> Plan:
               if ("netns", ns) not in gone}
     needs_root = any(e.netns is None for e in lab.ends())
     create = create_plan(lab, pruned, root if needs_root else None)
-    return Plan(removal.steps + create.steps, removal.notes + create.notes)
+    names = _hosts_steps(lab, view)
+    return Plan(removal.steps + create.steps + names.steps,
+                removal.notes + create.notes + names.notes)
+
+
+def _hosts_steps(lab: Lab, view: Optional[LabView]) -> Plan:
+    """Hosts files brought up to date, and those of namespaces the file dropped removed."""
+    from veth_wrap.compile import hosts
+    from veth_wrap.kernel import hostsfiles
+
+    names = hosts.write_plan(lab, hostsfiles.read(lab.namespaces()))
+    dropped = [ns for ns in view.created if ns not in lab.namespaces()] if view else []
+    names.steps += hosts.removal_steps(hostsfiles.read(dropped).values())
+    return names
 
 
 def netns_ids(namespaces: list[str], runner: Runner) -> dict[str, dict[int, str]]:
@@ -148,7 +161,19 @@ def update(lab: Lab, runner: Optional[Runner] = None, check: bool = True, progre
     with locked():
         steps = update_plan(lab, runner)
         if not steps.empty:
+            _stop_in_dropped(steps)
             apply(steps, runner, progress)
     built = api.create(lab, runner, check=check)  # nothing left to do: it only verifies
     built.plan = steps
     return built
+
+
+def _stop_in_dropped(steps: Plan) -> None:
+    """End the processes in namespaces the plan deletes, as destroy does."""
+    from veth_wrap import lifecycle
+    from veth_wrap.kernel import procs
+
+    dropped = [op.args[2] for step in steps.steps for op in step.ops
+               if op.args[:2] == ("netns", "del")]
+    if dropped:
+        lifecycle.stop_inside(procs.inodes(dropped), lifecycle.GRACE)

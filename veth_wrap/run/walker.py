@@ -122,7 +122,9 @@ def rollback(done: list[Op], runner: Optional[Runner] = None) -> list[str]:
     for op in reversed(done):
         if not op.undo or _moot(op, removed):
             continue
-        if steps and steps[-1].netns == op.undo_netns:
+        if op.undo_program != "ip":  # a file step's undo: a command of its own
+            steps.append(Step((Op(op.undo),), program=op.undo_program))
+        elif steps and steps[-1].netns == op.undo_netns and steps[-1].program == "ip":
             steps[-1] = Step(steps[-1].ops + (Op(op.undo),), op.undo_netns, force=True)
         else:
             steps.append(Step((Op(op.undo),), op.undo_netns, force=True))
