@@ -71,7 +71,7 @@ def create(lab: Lab, runner: Optional[Runner] = None, check: bool = True,
         steps = plan(lab, runner)
         if not steps.empty:
             apply(steps, runner, progress)
-    built = Built(lab, steps)
+    built = Built(lab, steps, notes=[n for n in steps.notes if hosts.FOREIGN in n])
     if check:
         built.report = verify(lab, runner)
         if not built.report.ok:

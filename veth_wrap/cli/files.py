@@ -58,6 +58,8 @@ def up(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
         return
     require_root()
     built = diff.update(lab, check=not no_verify)
+    for note in built.notes:
+        say(note)
     if not built.changed:
         say(f"lab {lab.name} is already as {file} describes; nothing changed")
     from veth_wrap.cli.views import print_built

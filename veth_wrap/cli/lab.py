@@ -72,6 +72,8 @@ def create(
     except VerificationFailed as failure:
         explain(failure)
         raise (impaired_failure(failure) if opts and opts.impaired else failure) from None
+    for note in built.notes:
+        say(note)
     if not built.changed:
         say(f"lab {built_lab.name} is already built as asked; nothing changed")
     from veth_wrap.cli.views import print_built

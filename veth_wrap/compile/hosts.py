@@ -14,6 +14,7 @@ from veth_wrap.model.procfacts import HOSTS_ROLE, NETNS_ETC, HostsFile, hosts_pa
 from veth_wrap.model.topology import Lab
 from veth_wrap.steps import Op, Plan, Step
 
+FOREIGN = "was not written by vethwrap"  # the note create and up show, whatever else is quiet
 LOCALHOST = ("127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback")
 
 
@@ -71,7 +72,7 @@ def write_plan(lab: Lab, found: dict[str, HostsFile]) -> Plan:
     for ns, text in wanted.items():
         have = found.get(ns, HostsFile(ns))
         if have.exists and not have.ours:
-            plan.notes.append(f"{have.path} was not written by vethwrap: left as it is, so lab "
+            plan.notes.append(f"{have.path} {FOREIGN}: left as it is, so lab "
                               f"names do not resolve in {ns} (move it away and run again)")
         elif have.content != text:
             todo.setdefault(text, []).append(ns)

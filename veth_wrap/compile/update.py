@@ -165,6 +165,7 @@ def update(lab: Lab, runner: Optional[Runner] = None, check: bool = True, progre
             apply(steps, runner, progress)
     built = api.create(lab, runner, check=check)  # nothing left to do: it only verifies
     built.plan = steps
+    built.notes = [note for note in steps.notes if "was not written by vethwrap" in note]
     return built
 
 
