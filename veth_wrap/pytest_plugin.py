@@ -46,11 +46,11 @@ class TestLab:
         self.started.append(process)
         return process
 
-    def start(self, name: str, argv: Sequence[str], **kwargs):
-        """A background service inside namespace `name` (veth_wrap.start), stopped at teardown."""
+    def start(self, ns: str, argv: Sequence[str], **kwargs):
+        """A background service inside namespace `ns` (veth_wrap.start), stopped at teardown."""
         from veth_wrap import api
 
-        service = api.start(self[name], argv, **kwargs)
+        service = api.start(self[ns], argv, **kwargs)
         self.started.append(service)
         return service
 
