@@ -157,6 +157,11 @@ def test_service_that_dies_early_or_never_listens(unchanged, netns, cli, pids):
         assert slow.returncode == 1 and "within 0.5 s" in slow.stderr
         assert time.monotonic() - began < 10
         assert "mute" not in cli("ps", a).stdout  # stopped, not left behind
+        ticking = run_json(cli, pids, a, "--name", "tick", "--", "sh", "-c",
+                           "echo one; sleep 0.5; echo two")
+        followed = cli("logs", a, "tick", "--follow")  # returns once the service has ended
+        assert followed.returncode == 0 and followed.stdout == "one\ntwo\n"
+        assert not running(ticking["pid"])
         assert cli("run", a, "--", "no-such-program-x9").returncode == 2
         assert cli("run", a, "--env", "NOEQUALS", "--", "true").returncode == 2
         decoy = netns.make()

@@ -123,8 +123,9 @@ def destroy(namespaces: Iterable[str] = (), lab: Optional[str] = None, everythin
     runner = runner or default_runner()
     with locked():
         steps = destroy_targets(namespaces, lab, everything, runner)
-        steps.stopped = lifecycle.stop_inside(steps.doomed, grace)
-        apply(steps, runner, progress)
-        # a process that entered a namespace meanwhile pins it, nameless now: end it too
-        steps.stopped += lifecycle.stop_inside(steps.doomed, grace)
+        with lifecycle.pinned(steps):
+            steps.stopped = lifecycle.stop_inside(steps.doomed, grace)
+            apply(steps, runner, progress)
+            # a process that entered a namespace meanwhile keeps it alive, nameless: end it
+            steps.stopped += lifecycle.stop_inside(steps.doomed, grace)
     return steps

@@ -12,8 +12,9 @@ import glob
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Optional, Sequence
+from typing import Iterable, Iterator, Mapping, Optional, Sequence
 
 from veth_wrap.compile import hosts
 from veth_wrap.errors import ConflictError, PreflightError, ServiceFailed, UsageError
@@ -38,6 +39,7 @@ class Teardown(Plan):
     pending: list[Proc] = field(default_factory=list)
     doomed: dict[int, str] = field(default_factory=dict)  # netns inode -> name or label
     stopped: list[Stopped] = field(default_factory=list)
+    holders: dict[int, int] = field(default_factory=dict)  # unnamed netns inode -> a pid in it
 
     def script(self, header: str = "") -> list[str]:
         """The dry run: the processes that would be stopped first, then the commands."""
@@ -59,16 +61,45 @@ def complete(plan: Plan, targets: list[str], facts: dict, views: dict, lab: Opti
                     if op.args[:2] == ("netns", "del")]
     doomed = procs.inodes(doomed_names)
     going = _labs_going(views, doomed_names, targets, facts, lab, everything)
-    for inode, (mark, _) in procs.orphans(procs.named_inodes(), runner).items():
+    holders = {}
+    for inode, (mark, pid) in procs.orphans(procs.named_inodes(), runner).items():
         if everything or mark.lab in going:
             doomed[inode] = f"(unnamed, lab {mark.lab})"
+            holders[inode] = pid
     files = list(hostsfiles.read(targets).values())
     files += [f for name in going for f in hostsfiles.marked(name)]
     logs = [log_dir(sorted(facts[ns].labs())[0], ns) for ns in doomed_names if facts[ns].labs()]
     logs = [path for path in logs + [f"{LOG_ROOT}/{name}" for name in going]
             if os.path.exists(path)]
     steps = plan.steps + hosts.removal_steps(files, logs)
-    return Teardown(steps, plan.notes, pending=procs.scan(doomed), doomed=doomed)
+    return Teardown(steps, plan.notes, pending=procs.scan(doomed), doomed=doomed,
+                    holders=holders)
+
+
+@contextmanager
+def pinned(teardown: Teardown) -> Iterator[None]:
+    """Hold every doomed namespace open while destroy runs.
+
+    The kernel reuses a freed namespace's inode number; held open, a namespace keeps it, so
+    the scan after the deletion cannot mistake another run's new namespace for one of ours.
+    """
+    fds = []
+    try:
+        for inode, label in list(teardown.doomed.items()):
+            holder = teardown.holders.get(inode)
+            path = f"/proc/{holder}/ns/net" if holder else f"{procs.NETNS_RUN}/{label}"
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:  # gone already: nothing can run in it any more
+                teardown.doomed.pop(inode)
+                continue
+            fds.append(fd)
+            if os.fstat(fd).st_ino != inode:
+                teardown.doomed.pop(inode)
+        yield
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def _labs_going(views: dict, doomed: list[str], targets: list[str], facts: dict,
@@ -81,7 +112,8 @@ def _labs_going(views: dict, doomed: list[str], targets: list[str], facts: dict,
         return {lab}
     gone = set(doomed)
     found = {view.name for view in views.values() if view.created and set(view.created) <= gone}
-    return found | {name for name in targets if name not in facts}
+    # `destroy ns0 ns1` after the namespaces went by hand: lab ns0 (the default name) is gone
+    return found | {name for name in targets if name not in facts and name not in views}
 
 
 def stop_inside(doomed: Mapping[int, str], grace: float) -> list[Stopped]:
