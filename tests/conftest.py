@@ -86,6 +86,23 @@ class Namespaces:
             for hub in (name, f"vethwrap-{name}"):
                 if hub in existing:
                     ip("netns", "del", hub, check=False)
+                remove_hosts_file(hub)
+
+
+def remove_hosts_file(name: str) -> None:
+    """Remove /etc/netns/NAME/hosts if vethwrap wrote it (a test that failed half-way)."""
+    path = f"/etc/netns/{name}/hosts"
+    try:
+        with open(path) as f:
+            ours = f.readline().startswith("# vethwrap/")
+    except OSError:
+        return
+    if ours:
+        os.unlink(path)
+        try:
+            os.rmdir(os.path.dirname(path))
+        except OSError:
+            pass
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
 import time
@@ -15,6 +16,7 @@ from veth_wrap.model.names import p2p_ifname
 
 pytestmark = pytest.mark.integration
 
+FILE_STEPS = ("mkdir", "tee", "rm", "rmdir")  # the lab's hosts files
 VOLATILE = {"ifindex", "link_index", "address", "broadcast", "link_netnsid", "addr_info"}
 
 
@@ -25,11 +27,12 @@ def only_commands(script: str) -> list[list[str]]:
         if line.startswith("#"):
             continue
         words = shlex.split(line.replace("<<'EOF'", ""))
-        assert words[0] == "ip", line
+        assert words[0] in ("ip", "tc") + FILE_STEPS, line
         commands.append(words)
         if line.endswith("<<'EOF'"):
             body = list(iter(lines.__next__, "EOF"))
-            assert body and all(shlex.split(item) for item in body)
+            # a batch's lines are commands; tee's are the hosts file it writes
+            assert body and (words[0] == "tee" or all(shlex.split(item) for item in body))
     return commands
 
 
@@ -70,9 +73,12 @@ def test_dry_run_script_builds_what_create_builds(unchanged, netns, cli):
     a, b, c, d = (netns.name(tag) for tag in "abcd")
     dry = cli("create", a, b, "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert len(only_commands(dry.stdout)) == 3
+    commands = only_commands(dry.stdout)
+    assert len([w for w in commands if w[0] == "ip"]) == 3
+    assert [w[0] for w in commands if w[0] != "ip"] == ["mkdir", "tee"]  # the hosts files
     assert a not in kernel_snapshot()[0]
     sh(dry.stdout)
+    assert f"10.0.0.2\t{b}" in open(f"/etc/netns/{a}/hosts").read()
     real = cli("create", c, d)
     assert real.returncode == 0, real.stderr
     settled([a, b, c, d])
@@ -85,6 +91,7 @@ def test_dry_run_script_builds_what_create_builds(unchanged, netns, cli):
     assert undo.returncode == 0 and only_commands(undo.stdout)
     assert {a, b} <= set(kernel_snapshot()[0])
     sh(undo.stdout)
+    assert not os.path.exists(f"/etc/netns/{a}")
     assert cli("destroy", c, d).returncode == 0
     assert not {a, b, c, d} & set(kernel_snapshot()[0])
 
@@ -94,7 +101,8 @@ def test_dry_run_needs_no_root_and_prints_only_commands(unchanged, netns, cli):
     as_nobody = nobody.run("create", a, b, "--dry-run")
     assert as_nobody.returncode == 0, as_nobody.stderr
     assert [words[:4] for words in only_commands(as_nobody.stdout)] == [
-        ["ip", "-batch", "-"], ["ip", "-n", a, "-batch"], ["ip", "-n", b, "-batch"]]
+        ["ip", "-batch", "-"], ["ip", "-n", a, "-batch"], ["ip", "-n", b, "-batch"],
+        ["mkdir", "-p", "--", f"/etc/netns/{a}"], ["tee", "--", f"/etc/netns/{a}/hosts"]]
     assert as_nobody.stdout == cli("create", a, b, "--dry-run").stdout
     bridged = nobody.run("create", a, b, netns.name(), "-t", "chain", "-n")
     assert bridged.returncode == 0 and only_commands(bridged.stdout)

@@ -40,7 +40,7 @@ def test_tcp_server_in_one_namespace_client_in_another(vethwrap_lab):
     server = lab.popen("srv", [sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout.readline().strip() == "listening"
-        client = lab.run("cli", [sys.executable, "-c", CLIENT, lab.address("srv", "cli")])
+        client = lab.run("cli", [sys.executable, "-c", CLIENT, lab["srv"]])  # by its name
         assert client.returncode == 0, client.stderr
         assert client.stdout.strip() == "HELLO FROM THE CLIENT"
     finally:
@@ -56,9 +56,16 @@ def test_lab_from_file(vethwrap_lab):
 
 
 INNER = """
+import subprocess
+
+
 def test_fails_after_building(vethwrap_lab):
     lab = vethwrap_lab(["x", "y", "z"])
     open("names.txt", "w").write("\\n".join(lab.lab.namespaces()))
+    server = lab.popen("x", ["sleep", "600"])
+    service = lab.start("y", ["sleep", "600"], name="nap")
+    stray = subprocess.Popen(["ip", "netns", "exec", lab["z"], "sleep", "600"])
+    open("pids.txt", "w").write(f"{server.pid} {service.pid} {stray.pid}")
     assert False, "this test fails on purpose"
 """
 
@@ -77,6 +84,16 @@ def test_lab_is_removed_even_when_the_test_fails(tmp_path):
     assert len(made) == 4 and made[-1].startswith("vethwrap-")  # three members and the hub
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert not set(made) & {line.split()[0] for line in listed.splitlines() if line}
+    for pid in (tmp_path / "pids.txt").read_text().split():  # popen, start, and by hand
+        assert not _running(int(pid)), pid
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def test_entry_point_is_declared():

@@ -13,7 +13,9 @@ contract checks it):
   errors, steps   at the bottom: exceptions with ExitStatus; Op/Step/Plan
 
 Public API (imported lazily, so `import veth_wrap` stays cheap):
-  Lab, Kind, build, load, parse, plan, apply, create, update, verify, destroy, draw
+  Lab, Kind, build, load, parse, plan, apply, create, update, verify, destroy, draw,
+  start (a service in a lab's namespace: a Service with pid, log, wait_port(), stop()),
+  Service, processes, stop. (`start`, not `run`: `veth_wrap.run` is the process layer.)
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ _EXPORTS = {
     "verify": ("check.verify", "verify"),
     "destroy": ("api", "destroy"),
     "draw": ("model.drawing", "draw"),
+    "start": ("api", "start"),
+    "Service": ("api", "Service"),
+    "processes": ("api", "processes"),
+    "stop": ("api", "stop"),
 }
 
 __all__ = sorted(_EXPORTS)

@@ -5,11 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
 
+from veth_wrap import lifecycle
 from veth_wrap.check.verify import Report, verify
+from veth_wrap.compile import hosts
 from veth_wrap.compile.create import create_plan
 from veth_wrap.compile.destroy import Teardown, destroy_plan
 from veth_wrap.errors import CommandFailed, UsageError, VerificationFailed, VethwrapError
-from veth_wrap.kernel import caps, inventory, state
+from veth_wrap.kernel import caps, hostsfiles, inventory, state
+from veth_wrap.lifecycle import (  # noqa: F401 (the services' API, re-exported)
+    Service,
+    capture_argv,
+    exec_in,
+    log_path,
+    processes,
+    start,
+    stop,
+)
 from veth_wrap.model.linkopts import LinkOpts
 from veth_wrap.model.topology import Lab
 from veth_wrap.run.lock import locked
@@ -43,13 +54,22 @@ def netem_for(lab: Lab) -> bool:
 def plan(lab: Lab, runner: Optional[Runner] = None) -> Plan:
     """The plan that builds lab from what the kernel holds now (from nothing when unreadable)."""
     if not caps.privileged():
-        return create_plan(lab, {}, netem=netem_for(lab))
+        return with_hosts(create_plan(lab, {}, netem=netem_for(lab)), lab, {})
     runner = runner or default_runner()
     existing = set(state.list_netns(runner))
     present = [ns for ns in lab.namespaces() if ns in existing]
     facts = state.read(present, runner, forwarding=lab.forwarding)
     root = state.read_root(runner) if any(e.netns is None for e in lab.ends()) else None
-    return create_plan(lab, facts, root, netem_for(lab))
+    return with_hosts(create_plan(lab, facts, root, netem_for(lab)), lab,
+                      hostsfiles.read(lab.namespaces()))
+
+
+def with_hosts(steps: Plan, lab: Lab, found: dict, dropped: Iterable = ()) -> Plan:
+    """The plan followed by the steps that write the lab's hosts files (lab names resolve),
+    and remove those of namespaces an edited lab dropped."""
+    names = hosts.write_plan(lab, found)
+    names.steps += hosts.removal_steps(dropped) if dropped else []
+    return Plan(steps.steps + names.steps, steps.notes + names.notes)
 
 
 def create(lab: Lab, runner: Optional[Runner] = None, check: bool = True,
@@ -65,8 +85,9 @@ def create(lab: Lab, runner: Optional[Runner] = None, check: bool = True,
     runner = runner or default_runner()
     with locked():
         steps = (planner or plan)(lab, runner)
+        lifecycle.stop_in_dropped(steps)  # up of a file that drops namespaces: as destroy does
         outcome = apply(steps, runner, progress) if not steps.empty else Outcome()
-        built = Built(lab, steps)
+        built = Built(lab, steps, notes=[n for n in steps.notes if hosts.FOREIGN in n])
         if check:
             try:
                 built.report = verify(lab, runner)
@@ -117,10 +138,14 @@ def update_plan(lab: Lab, runner: Optional[Runner] = None) -> Plan:
 
     runner = runner or default_runner()
     if not caps.privileged():
-        return create_plan(lab, {}, netem=netem_for(lab))
+        return plan(lab, runner)
     everything, root = inventory.scan(None, runner, forwarding=lab.forwarding)
     ids = state.netns_ids(list(everything), runner)
-    return compile_update(lab, everything, root, ids, netem_for(lab))
+    steps = compile_update(lab, everything, root, ids, netem_for(lab))
+    view = inventory.labs(everything, root).get(lab.name)
+    dropped = [ns for ns in view.created if ns not in lab.namespaces()] if view else []
+    return with_hosts(steps, lab, hostsfiles.read(lab.namespaces()),
+                      hostsfiles.read(dropped).values())
 
 
 def update(lab: Lab, runner: Optional[Runner] = None, check: bool = True,
@@ -131,7 +156,12 @@ def update(lab: Lab, runner: Optional[Runner] = None, check: bool = True,
 
 def destroy_targets(namespaces: Iterable[str] = (), lab: Optional[str] = None,
                     everything: bool = False, runner: Optional[Runner] = None) -> Teardown:
-    """The plan that removes vethwrap's objects for namespaces, one lab, or all labs."""
+    """The plan that removes vethwrap's objects for namespaces, one lab, or all labs.
+
+    It also holds the processes that must stop first: those in every namespace that goes,
+    and in namespaces of the labs that go which have lost their name (`ip netns del` while
+    a process ran in them).
+    """
     runner = runner or default_runner()
     wanted = None if (lab or everything) else list(namespaces)
     facts, root = inventory.scan(wanted, runner, routes=False)
@@ -146,16 +176,24 @@ def destroy_targets(namespaces: Iterable[str] = (), lab: Optional[str] = None,
     result = destroy_plan(targets, facts, views, root)
     if lab and lab not in views:
         result.notes.append(f"lab {lab}: nothing of it in the kernel, nothing to do")
-    return result
+    return lifecycle.complete(result, targets, facts, views, lab, everything, runner)
 
 
 def destroy(namespaces: Iterable[str] = (), lab: Optional[str] = None, everything: bool = False,
-            runner: Optional[Runner] = None, progress: Optional[Progress] = None) -> Teardown:
-    """Remove vethwrap's objects; a namespace that existed before stays, less vethwrap's links."""
+            runner: Optional[Runner] = None, progress: Optional[Progress] = None,
+            grace: float = lifecycle.GRACE) -> Teardown:
+    """Stop every process in what goes, then remove vethwrap's objects.
+
+    A namespace that existed before stays, less vethwrap's links, and its processes run on.
+    """
     runner = runner or default_runner()
     with locked():
         steps = destroy_targets(namespaces, lab, everything, runner)
-        apply(steps, runner, progress)
+        with lifecycle.pinned(steps):
+            steps.stopped = lifecycle.stop_inside(steps.doomed, grace)
+            apply(steps, runner, progress)
+            # a process that entered a namespace meanwhile keeps it alive, nameless: end it
+            steps.stopped += lifecycle.stop_inside(steps.doomed, grace)
     return steps
 
 

@@ -139,3 +139,11 @@ def _hint_for(kernel: str) -> str:
         if needle in kernel:
             return hint
     return "see 'vethwrap doctor' for the host's state"
+
+
+class ServiceFailed(VethwrapError):
+    """A service ended, or never listened, before it was ready; carries its log's last lines."""
+
+    def __init__(self, message: str, hint: str = "", log_tail: Sequence[str] = ()) -> None:
+        super().__init__(message, hint)
+        self.log_tail = list(log_tail)

@@ -19,6 +19,7 @@ class TestLab:
 
     lab: object
     names: dict[str, str] = field(default_factory=dict)
+    started: list = field(default_factory=list)  # Popens and Services, stopped at teardown
 
     def __getitem__(self, name: str) -> str:
         """The real namespace name for a name the test used."""
@@ -36,8 +37,40 @@ class TestLab:
         return subprocess.run(["ip", "netns", "exec", self[name], *argv], **kwargs)
 
     def popen(self, name: str, argv: Sequence[str], **kwargs) -> subprocess.Popen:
-        """Start a command inside namespace `name`."""
-        return subprocess.Popen(["ip", "netns", "exec", self[name], *argv], **kwargs)
+        """Start a command inside namespace `name`; it is stopped at teardown if still running.
+
+        It runs in a session of its own, so a terminal's Ctrl-C reaches pytest, not it.
+        """
+        kwargs.setdefault("start_new_session", True)
+        process = subprocess.Popen(["ip", "netns", "exec", self[name], *argv], **kwargs)
+        self.started.append(process)
+        return process
+
+    def start(self, ns: str, argv: Sequence[str], **kwargs):
+        """A background service inside namespace `ns` (veth_wrap.start), stopped at teardown."""
+        from veth_wrap import api
+
+        service = api.start(self[ns], argv, **kwargs)
+        self.started.append(service)
+        return service
+
+    def stop_started(self) -> None:
+        """End what popen and start began, by PID: SIGTERM, a moment, then SIGKILL."""
+        for item in reversed(self.started):
+            if isinstance(item, subprocess.Popen):
+                _end(item)
+            elif item.alive():
+                item.stop(grace=1.0)
+
+
+def _end(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
 
 
 class LabFactory:
@@ -86,7 +119,8 @@ class LabFactory:
 
         for built in reversed(self.built):
             try:
-                api.destroy(lab=built.lab.name)
+                built.stop_started()
+                api.destroy(lab=built.lab.name)  # and whatever else runs in its namespaces
             finally:
                 for ns in built.lab.namespaces():
                     subprocess.run(["ip", "netns", "del", ns], capture_output=True)

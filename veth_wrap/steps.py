@@ -40,7 +40,7 @@ class Op:
     undo_netns: Optional[str] = None
     creates: tuple[Key, ...] = ()
     gone_with: frozenset = frozenset()
-    undo_program: str = "ip"  # `tc` for an impairment's undo
+    undo_program: str = "ip"  # `tc` for an impairment, `rm` or `rmdir` for a file step
 
     def line(self) -> str:
         """The op as a batch line; a word with spaces (a tc bytecode) gets -batch's quotes."""
@@ -57,6 +57,7 @@ class Step:
     comment: str = ""
     force: bool = False
     group: str = ""  # steps sharing a non-empty group are independent of each other
+    input: Optional[str] = None  # what a lone op reads on stdin (a file's content for `tee`)
 
     @property
     def batched(self) -> bool:
@@ -71,13 +72,17 @@ class Step:
         return head + (("-force",) if self.force else ()) + ("-batch", "-")
 
     def stdin(self) -> Optional[str]:
-        """What the step feeds to the process, if batched."""
+        """What the step feeds to the process: its batch lines, or its input."""
+        if self.input is not None:
+            return self.input
         return "".join(op.line() + "\n" for op in self.ops) if self.batched else None
 
     def script(self) -> list[str]:
         """The step as shell lines, every word quoted, ready for `sh -e`."""
         lines = [f"# {self.comment}"] if self.comment else []
         command = " ".join(shlex.quote(word) for word in self.argv())
+        if self.input is not None:
+            return lines + [f"{command} <<'EOF'", *self.input.splitlines(), "EOF"]
         if not self.batched:
             return lines + [command]
         return lines + [f"{command} <<'EOF'", *(op.line() for op in self.ops), "EOF"]

@@ -128,7 +128,7 @@ def _register_all() -> None:
         module.register(app)
 
 
-COMMAND_MODULES: list[str] = ["lab", "query", "diagnose", "files", "link"]
+COMMAND_MODULES: list[str] = ["lab", "query", "diagnose", "files", "link", "services"]
 
 
 def run() -> None:

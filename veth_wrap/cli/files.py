@@ -60,6 +60,8 @@ def up(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
         return
     require_root()
     built = api.update(lab, check=not no_verify)
+    for note in built.notes:
+        say(note)
     if not built.changed:
         say(f"lab {lab.name} is already as {_shown(file)} describes; nothing changed")
     from veth_wrap.cli.views import print_built
@@ -69,9 +71,12 @@ def up(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
 
 @guarded
 def down(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
-         json_out: bool = JSON) -> None:
+         json_out: bool = JSON,
+         grace: float = typer.Option(2.0, "--grace", min=0, max=3600,
+                                     help="Seconds between SIGTERM and SIGKILL inside.")) -> None:
     """Remove the lab a file names; works from the kernel (same as destroy --lab NAME)."""
     from veth_wrap import api
+    from veth_wrap.cli.lab import say_stopped
     from veth_wrap.cli.output import emit_json, emit_script, say
     from veth_wrap.model import labfile
 
@@ -81,10 +86,11 @@ def down(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
         steps = api.destroy_targets(lab=name)
         emit_script(steps.script(f"vethwrap down: lab {name}"))
     else:
-        steps = api.destroy(lab=name)
+        steps = api.destroy(lab=name, grace=grace)
     for note in steps.notes:
         say(note)
     if not dry_run:
+        say_stopped(steps)
         say(f"lab {name}: {steps.summary()}")
         if json_out:
             emit_json(dict(lab=name, **steps.to_json()))

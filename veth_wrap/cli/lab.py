@@ -72,6 +72,8 @@ def create(
     except VerificationFailed as failure:
         explain(failure)
         raise
+    for note in built.notes:
+        say(note)
     if not built.changed:
         say(f"lab {built_lab.name} is already built as asked; nothing changed")
     from veth_wrap.cli.views import print_built
@@ -88,8 +90,10 @@ def destroy(
     dry_run: bool = typer.Option(False, "--dry-run", "-n",
                                  help="Print the commands instead of running them."),
     json_out: bool = typer.Option(False, "--json", help="Print what was removed as JSON."),
+    grace: float = typer.Option(2.0, "--grace", min=0, max=3600,
+                                help="Seconds between SIGTERM and SIGKILL for processes inside."),
 ) -> None:
-    """Remove what vethwrap made, and only that; absent things are not an error."""
+    """Stop what runs inside, then remove what vethwrap made, and only that."""
     from veth_wrap import api
     from veth_wrap.cli.output import emit_json, emit_script, say
     from veth_wrap.model import names
@@ -110,10 +114,11 @@ def destroy(
         # one `netns del` per namespace; with --lab or --all the count is known only later
         count = len(namespaces) or None
         with progress_bar("destroying", count, count) as tick:
-            steps = api.destroy(namespaces, lab, everything, progress=tick)
+            steps = api.destroy(namespaces, lab, everything, progress=tick, grace=grace)
     for note in steps.notes:
         say(note)
     if not dry_run:
+        say_stopped(steps)
         say(steps.summary())
         if json_out:
             emit_json(steps.to_json())
@@ -135,6 +140,16 @@ def explain(failure: VerificationFailed) -> None:
         say(f"  - {line}")
     for line in result.script:
         say(f"  fix: {line}")
+
+
+def say_stopped(steps) -> None:
+    """What destroy stopped inside the namespaces, one line each, on stderr."""
+    from veth_wrap.cli.output import say
+
+    for done in getattr(steps, "stopped", []):
+        proc = done.proc
+        named = f" ({proc.service})" if proc.service else ""
+        say(f"stopped {proc.netns} pid {proc.pid}{named} with {done.signal}: {proc.command()}")
 
 
 @contextmanager

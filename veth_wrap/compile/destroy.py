@@ -7,15 +7,33 @@ from typing import Iterable, Optional
 
 from veth_wrap.model.facts import LabView, NetnsState
 from veth_wrap.model.names import Role, port_ifname
+from veth_wrap.model.procfacts import Proc, Stopped
 from veth_wrap.steps import Op, Plan
 
 
 @dataclass
 class Teardown(Plan):
-    """A destroy plan, and what it removes: namespaces, and links where the namespace stays."""
+    """A destroy plan and what it removes (namespaces, and links where the namespace stays);
+    the processes to stop before it runs, and those it stopped."""
 
     namespaces: list[str] = field(default_factory=list)
     links: list[tuple[Optional[str], str]] = field(default_factory=list)  # (namespace, link)
+    pending: list[Proc] = field(default_factory=list)
+    doomed: dict[int, str] = field(default_factory=dict)  # netns inode -> name or label
+    stopped: list[Stopped] = field(default_factory=list)
+    holders: dict[int, int] = field(default_factory=dict)  # unnamed netns inode -> a pid in it
+
+    def script(self, header: str = "") -> list[str]:
+        """The dry run: the processes that would be stopped first, then the commands."""
+        lines = super().script(header)
+        if not self.pending:
+            return lines
+        told = [f"# first, stop {len(self.pending)} process(es) inside: SIGTERM, then SIGKILL "
+                f"after the grace period"]
+        told += [f"#   {p.netns} pid {p.pid}{f' ({p.service})' if p.service else ''}: "
+                 f"{p.command()}" for p in self.pending]
+        at = 1 if header else 0
+        return lines[:at] + told + lines[at:]
 
     def summary(self) -> str:
         """What it removes, counted by kind."""
@@ -25,10 +43,10 @@ class Teardown(Plan):
                 "of vethwrap's")
 
     def to_json(self) -> dict:
-        """The stable JSON shape of what destroy removed."""
+        """The stable JSON shape of what destroy removed and stopped."""
         return {"namespaces": list(self.namespaces),
                 "links": [{"namespace": ns, "interface": name} for ns, name in self.links],
-                "notes": list(self.notes)}
+                "notes": list(self.notes), "stopped": [done.to_json() for done in self.stopped]}
 
 
 def destroy_plan(targets: Iterable[str], facts: dict[str, NetnsState],

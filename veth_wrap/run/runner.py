@@ -10,7 +10,8 @@ from typing import Callable, Optional, Protocol, Sequence, TypeVar
 from veth_wrap.errors import CommandFailed, PreflightError
 from veth_wrap.steps import PARALLEL_FROM, spread
 
-PACKAGES = {"ip": "iproute2", "tc": "iproute2", "ping": "iputils-ping", "sysctl": "procps"}
+PACKAGES = {"ip": "iproute2", "tc": "iproute2", "ping": "iputils-ping", "sysctl": "procps",
+            "nsenter": "util-linux", "tcpdump": "tcpdump"}
 T = TypeVar("T")
 
 
@@ -68,6 +69,10 @@ class ShRunner:
 
     def run(self, argv: Sequence[str], stdin: str | None = None, check: bool = True) -> Result:
         """Run argv; raise CommandFailed on a non-zero exit when check is true."""
+        from veth_wrap.run import files
+
+        if files.builtin(argv):  # a file step: done here, without a process
+            return Result(tuple(argv), files.run_builtin(argv, stdin), "", 0)
         command = self._sh.Command(require(argv[0]))
         try:
             # _close_fds=False: every descriptor Python opens is close-on-exec already (lock.py

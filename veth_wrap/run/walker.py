@@ -123,7 +123,9 @@ def rollback(done: list[Op], runner: Optional[Runner] = None) -> list[str]:
         if not op.undo or _moot(op, removed):
             continue
         last = steps[-1] if steps else None
-        if last and (last.netns, last.program) == (op.undo_netns, op.undo_program):
+        if op.undo_program not in ("ip", "tc"):  # a file step's undo: a command of its own
+            steps.append(Step((Op(op.undo),), program=op.undo_program))
+        elif last and (last.netns, last.program) == (op.undo_netns, op.undo_program):
             steps[-1] = Step(last.ops + (Op(op.undo),), op.undo_netns, op.undo_program,
                              force=True)
         else:

@@ -1,0 +1,244 @@
+"""CLI commands for software in a lab: run, ps, stop, logs and capture."""
+
+from __future__ import annotations
+
+import sys
+from typing import List, Optional
+
+import typer
+
+from veth_wrap.cli.app import guarded, require_root
+from veth_wrap.errors import ServiceFailed, UsageError
+
+PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+GRACE = typer.Option(2.0, "--grace", min=0, max=3600,
+                     help="Seconds between SIGTERM and SIGKILL.")
+JSON = typer.Option(False, "--json", help="Print the result as JSON.")
+FOLLOW_POLL = 0.2  # seconds between reads of a followed log
+
+
+def register(app: typer.Typer) -> None:
+    """Attach run, ps, stop, logs and capture."""
+    app.command("run", context_settings=PASS_THROUGH)(run_command)
+    app.command()(ps)
+    app.command()(stop)
+    app.command()(logs)
+    app.command()(capture)
+
+
+def _command(ctx: typer.Context, namespace: str) -> list[str]:
+    argv = list(ctx.args)
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    if not argv:
+        raise UsageError("no command given", f"e.g. vethwrap run {namespace} -- sleep 600")
+    return argv
+
+
+def _env(pairs: List[str]) -> dict[str, str]:
+    found = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key or "\0" in pair:
+            raise UsageError(f"--env {pair!r} is not KEY=VALUE", "e.g. --env PORT=8080")
+        found[key] = value
+    return found
+
+
+@guarded
+def run_command(
+    ctx: typer.Context,
+    namespace: str = typer.Argument(..., help="Namespace of a lab to run the command in."),
+    name: Optional[str] = typer.Option(None, "--name", help="Service name (default: program)."),
+    wait_port: Optional[int] = typer.Option(None, "--wait-port", min=1, max=65535,
+                                            help="Return once this TCP port listens inside."),
+    wait_timeout: float = typer.Option(10.0, "--wait-timeout", min=0.1, max=3600,
+                                       help="Seconds --wait-port waits."),
+    env: List[str] = typer.Option(None, "--env", help="KEY=VALUE for the command; repeatable."),
+    json_out: bool = JSON,
+) -> None:
+    """Start a command in the background inside a namespace: a service with a log."""
+    from veth_wrap import api
+    from veth_wrap.cli.output import emit_json, out
+
+    argv = _command(ctx, namespace)
+    extra = _env(env)
+    require_root()
+    try:
+        service = api.start(namespace, argv, name, extra, wait_port, wait_timeout)
+    except ServiceFailed as failure:
+        _print_tail(failure)
+        raise
+    if json_out:
+        emit_json(dict(service.to_json(), port=wait_port))
+        return
+    listening = f", listening on port {wait_port}" if wait_port else ""
+    out().print(f"{service.name} runs in {namespace}: pid {service.pid}{listening}, "
+                f"log {service.log}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _print_tail(failure: ServiceFailed) -> None:
+    from veth_wrap.cli.output import say
+
+    if failure.log_tail:
+        say(f"last {len(failure.log_tail)} line(s) of its log:")
+        for line in failure.log_tail:
+            say(f"  | {line}")
+    else:
+        say("its log is empty")
+
+
+@guarded
+def ps(
+    namespaces: List[str] = typer.Argument(None, help="Only these namespaces (default: all)."),
+    lab: Optional[str] = typer.Option(None, "--lab", help="Only the namespaces of one lab."),
+    json_out: bool = JSON,
+) -> None:
+    """List every process running in vethwrap's namespaces, started by `run` or not."""
+    from veth_wrap import api
+    from veth_wrap.cli.output import emit_json, out, say, table
+    from veth_wrap.kernel import procs
+    from veth_wrap.model import names
+
+    if lab is not None:
+        names.check_lab(lab)
+    require_root()
+    found = api.processes(namespaces or [], lab)
+    now = procs.uptime()
+    if json_out:
+        emit_json({"processes": [_proc_json(p, now) for p in found]})
+        return
+    if not found:
+        say("no process runs in vethwrap's namespaces" if not namespaces and not lab
+            else "no process runs there")
+        return
+    tbl = table(None, ["namespace", "pid", "service", "command", "uptime"])
+    for proc in found:
+        tbl.add_row(proc.netns, str(proc.pid), proc.service or "-", proc.command(),
+                    _age(now - proc.started))
+    out().print(tbl)
+
+
+def _proc_json(proc, now: float) -> dict:
+    unnamed = proc.netns.startswith("(") if proc.netns else True
+    return {"namespace": None if unnamed else proc.netns, "pid": proc.pid,
+            "name": proc.service, "lab": proc.lab, "command": list(proc.argv),
+            "uptime_s": round(now - proc.started, 2)}
+
+
+def _age(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+@guarded
+def stop(
+    namespace: str = typer.Argument(..., help="Namespace the process runs in."),
+    target: str = typer.Argument(..., help="A service name, or a PID."),
+    grace: float = GRACE,
+    json_out: bool = JSON,
+) -> None:
+    """Stop a service (and what it started) or a process: SIGTERM, then SIGKILL."""
+    from veth_wrap import api
+    from veth_wrap.cli.output import emit_json, out
+
+    require_root()
+    done = api.stop(namespace, target, grace)
+    if json_out:
+        emit_json({"stopped": [item.to_json() for item in done]})
+        return
+    for item in done:
+        named = f" ({item.proc.service})" if item.proc.service else ""
+        out().print(f"stopped {namespace} pid {item.proc.pid}{named} with {item.signal}",
+                    markup=False, highlight=False, soft_wrap=True)
+
+
+@guarded
+def logs(
+    namespace: str = typer.Argument(..., help="Namespace the service runs in."),
+    name: str = typer.Argument(..., help="The service's name."),
+    follow: bool = typer.Option(False, "--follow", "-f",
+                                help="Keep printing new lines until the service ends."),
+) -> None:
+    """Print a service's log (its stdout and stderr)."""
+    from veth_wrap import api
+
+    require_root()
+    path = api.log_path(namespace, name)
+    with open(path, "rb") as log:
+        _copy(log)
+        if follow:
+            try:
+                _follow(log, namespace, name)
+            except KeyboardInterrupt:
+                pass
+
+
+def _copy(log) -> int:
+    data = log.read()
+    if data:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    return len(data)
+
+
+def _follow(log, namespace: str, name: str) -> None:
+    """New lines as they come; ends when no process of the service is left and all is read."""
+    import time
+
+    from veth_wrap import api
+
+    while True:
+        if _copy(log):
+            continue
+        alive = [p for p in api.processes([namespace]) if p.service == name]
+        if not alive and not _copy(log):
+            return
+        time.sleep(FOLLOW_POLL)
+
+
+@guarded
+def capture(
+    namespace: str = typer.Argument(..., help="Namespace to capture in."),
+    interface: str = typer.Argument(..., help="Interface inside it, e.g. vw-ns1."),
+    write: Optional[str] = typer.Option(None, "-w", "--write", help="Write a pcap file here."),
+    count: Optional[int] = typer.Option(None, "--count", "-c", min=1,
+                                        help="Stop after this many packets."),
+    filter_expr: Optional[str] = typer.Option(None, "--filter",
+                                              help="A tcpdump filter, e.g. 'icmp or arp'."),
+    background: bool = typer.Option(False, "--background",
+                                    help="Run as a service (stopped by destroy)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Service name with --background."),
+    json_out: bool = JSON,
+) -> None:
+    """Watch traffic with tcpdump inside a namespace: decoded lines, or a pcap file."""
+    import os
+
+    from veth_wrap import api
+    from veth_wrap.cli.output import emit_json, out
+    from veth_wrap.model import names
+
+    names.check_netns(namespace)
+    names.check_ifname(interface)
+    require_root()
+    path = os.path.abspath(write) if write else None
+    argv = api.capture_argv(namespace, interface, path, count, filter_expr, background)
+    if not background:
+        api.exec_in(namespace, argv)
+        return
+    try:
+        service = api.start(namespace, argv, name or f"capture-{interface}")
+        service.wait_log("listening on")
+    except ServiceFailed as failure:
+        _print_tail(failure)
+        raise
+    if json_out:
+        emit_json(dict(service.to_json(), file=path))
+        return
+    where = f"to {path}" if path else "decoded into the log"
+    out().print(f"{service.name} captures {namespace}:{interface} {where}: pid {service.pid}, "
+                f"log {service.log}", markup=False, highlight=False, soft_wrap=True)

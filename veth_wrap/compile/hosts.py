@@ -1,0 +1,114 @@
+"""Lab names that resolve: the /etc/netns/NS/hosts files of a lab, as plan steps (no I/O).
+
+`ip netns exec NS` binds /etc/netns/NS/hosts over /etc/hosts, so software run in a lab finds
+the other namespaces by name. Each file's first line marks it as vethwrap's; a file without
+that line is someone else's and is never touched.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+from veth_wrap.model.names import Mark
+from veth_wrap.model.procfacts import HOSTS_ROLE, NETNS_ETC, HostsFile, hosts_path
+from veth_wrap.model.topology import Lab
+from veth_wrap.steps import Op, Plan, Step
+
+FOREIGN = "was not written by vethwrap"  # the note create and up show, whatever else is quiet
+LOCALHOST = ("127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback")
+
+
+def header(lab: Lab) -> str:
+    """The marking first line."""
+    mark = Mark(lab.name, HOSTS_ROLE, lab.kind.value).text()
+    return f"# {mark}: the names of lab {lab.name}, written by vethwrap; " \
+           "'vethwrap destroy' removes it"
+
+
+def contents(lab: Lab) -> dict[str, str]:
+    """Each namespace's hosts file: localhost, then every member at the address it sees.
+
+    Where namespaces share a link or bridge that is the address on it; otherwise the
+    member's first address. Namespaces that see every member alike share one string.
+    """
+    base = {(ns, v): lab.address_of(ns, None, v) for ns in lab.members for v in lab.versions()}
+    shared = _text(lab, base)
+    neighbours = _neighbours(lab)
+    found = {}
+    for ns in lab.namespaces():
+        seen = {(other, v): lab.address_of(other, ns, v) for other in neighbours.get(ns, ())
+                if other in lab.members for v in lab.versions()}
+        changed = {key: addr for key, addr in seen.items() if addr and addr != base[key]}
+        found[ns] = _text(lab, {**base, **changed}) if changed else shared
+    return found
+
+
+def _neighbours(lab: Lab) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for link in lab.links:
+        if link.a.netns and link.b.netns:
+            found.setdefault(link.a.netns, set()).add(link.b.netns)
+            found.setdefault(link.b.netns, set()).add(link.a.netns)
+    return found
+
+
+def _text(lab: Lab, addresses: dict[tuple[str, int], Optional[str]]) -> str:
+    lines = [header(lab), *LOCALHOST]
+    for version in lab.versions():
+        lines += [f"{addresses[(ns, version)]}\t{ns}" for ns in lab.members
+                  if addresses.get((ns, version))]
+    return "\n".join(lines) + "\n"
+
+
+def write_plan(lab: Lab, found: dict[str, HostsFile]) -> Plan:
+    """mkdir and tee steps for the files that differ from what they should say.
+
+    A file vethwrap did not write is left alone, with a note. Rollback removes files and
+    folders that the plan created.
+    """
+    plan = Plan()
+    wanted = contents(lab)
+    todo: dict[str, list[str]] = {}
+    for ns, text in wanted.items():
+        have = found.get(ns, HostsFile(ns))
+        if have.exists and not have.ours:
+            plan.notes.append(f"{have.path} {FOREIGN}: left as it is, so lab "
+                              f"names do not resolve in {ns} (move it away and run again)")
+        elif have.content != text:
+            todo.setdefault(text, []).append(ns)
+    if not todo:
+        return plan
+    folders = [f"{NETNS_ETC}/{ns}" for ns in wanted
+               if any(ns in group for group in todo.values()) and not found.get(
+                   ns, HostsFile(ns)).dir_exists]
+    if folders:
+        plan.steps.append(Step((Op(("-p", "--", *folders),
+                                   ("--ignore-fail-on-non-empty", "--", *folders),
+                                   undo_program="rmdir"),),
+                               program="mkdir", comment="folders for the lab's hosts files"))
+    for text, group in todo.items():
+        files = [hosts_path(ns) for ns in group]
+        new = [hosts_path(ns) for ns in group if not found.get(ns, HostsFile(ns)).exists]
+        undo = ("-rf", "--", *new) if new else ()
+        plan.steps.append(Step((Op(("--", *files), undo, undo_program="rm"),), program="tee",
+                               comment=f"lab names for {_span(group)}", input=text))
+    return plan
+
+
+def _span(group: list[str]) -> str:
+    return group[0] if len(group) == 1 else f"{group[0]} to {group[-1]} ({len(group)})"
+
+
+def removal_steps(files: Iterable[HostsFile], logs: Iterable[str] = ()) -> list[Step]:
+    """Remove vethwrap's hosts files (and their folders once empty) and service logs."""
+    ours = [f for f in dict((f.netns, f) for f in files).values() if f.ours]
+    paths = [f.path for f in ours] + list(dict.fromkeys(logs))
+    steps = []
+    if paths:
+        steps.append(Step((Op(("-rf", "--", *paths)),), program="rm",
+                          comment="the lab's hosts files and service logs"))
+    empty = [f"{NETNS_ETC}/{f.netns}" for f in ours if not f.others]
+    if empty:
+        steps.append(Step((Op(("--ignore-fail-on-non-empty", "--", *empty)),), program="rmdir",
+                          comment="their folders, when nothing else is in them"))
+    return steps

@@ -1,0 +1,186 @@
+"""Processes found from the kernel: which network namespace each runs in, and what listens."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Iterable, Optional
+
+from veth_wrap.model.names import Mark, Role
+from veth_wrap.model.procfacts import ENV_LAB, ENV_SERVICE, Proc
+from veth_wrap.run.runner import Runner, default_runner, in_batches
+
+NETNS_RUN = "/run/netns"
+TCP_LISTEN = "0A"  # st in /proc/net/tcp: TCP_LISTEN
+
+
+def netns_inode(name: str) -> Optional[int]:
+    """The inode of a named namespace (what /proc/PID/ns/net points at), None if absent."""
+    try:
+        return os.stat(f"{NETNS_RUN}/{name}").st_ino
+    except OSError:
+        return None
+
+
+def inodes(names: Iterable[str]) -> dict[int, str]:
+    """inode -> name for the named namespaces that exist."""
+    found = {}
+    for name in names:
+        inode = netns_inode(name)
+        if inode is not None:
+            found[inode] = name
+    return found
+
+
+def named_inodes() -> set[int]:
+    """The inodes of every namespace under /run/netns (read without a process)."""
+    try:
+        return set(inodes(os.listdir(NETNS_RUN)))
+    except OSError:
+        return set()
+
+
+def _inode_of(pid: int) -> Optional[int]:
+    try:
+        link = os.readlink(f"/proc/{pid}/ns/net")  # "net:[4026531840]"
+    except OSError:  # gone, a zombie, or a kernel thread
+        return None
+    return int(link[5:-1]) if link.startswith("net:[") else None
+
+
+def pids() -> list[int]:
+    """Every process id in /proc."""
+    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+
+
+def namespaces_in_use() -> dict[int, list[int]]:
+    """Network namespace inode -> the processes in it, for every process."""
+    found: dict[int, list[int]] = {}
+    for pid in pids():
+        inode = _inode_of(pid)
+        if inode is not None:
+            found.setdefault(inode, []).append(pid)
+    return found
+
+
+def scan(wanted: dict[int, str]) -> list[Proc]:
+    """The processes whose network namespace is one of `wanted` (inode -> name or label)."""
+    me = _ancestors(os.getpid())
+    found = []
+    for pid in pids():
+        inode = _inode_of(pid)
+        if inode in wanted and pid not in me:
+            proc = describe(pid, inode, wanted[inode])
+            if proc is not None:
+                found.append(proc)
+    return found
+
+
+def describe(pid: int, inode: int, netns: Optional[str]) -> Optional[Proc]:
+    """A process's command line, service identity and times; None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = tuple(w.decode(errors="replace") for w in f.read().split(b"\0") if w)
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = dict(_pairs(f.read()))
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    if not argv:
+        argv = (_comm(pid),)
+    ticks = os.sysconf("SC_CLK_TCK")
+    return Proc(pid, inode, argv, env.get(ENV_SERVICE), env.get(ENV_LAB), int(fields[3]),
+                int(fields[1]), int(fields[19]) / ticks, netns)
+
+
+def _pairs(blob: bytes) -> Iterable[tuple[str, str]]:
+    for item in blob.split(b"\0"):
+        key, sep, value = item.partition(b"=")
+        if sep and key in (ENV_SERVICE.encode(), ENV_LAB.encode()):
+            yield key.decode(), value.decode(errors="replace")
+
+
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f"[{f.read().strip()}]"
+    except OSError:
+        return "?"
+
+
+def _ancestors(pid: int) -> set[int]:
+    """This process and its parents: never signalled, wherever they run."""
+    found = set()
+    while pid > 1 and pid not in found:
+        found.add(pid)
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            break
+    return found
+
+
+def uptime() -> float:
+    """Seconds since boot."""
+    with open("/proc/uptime") as f:
+        return float(f.read().split()[0])
+
+
+def parse_listening(text: str) -> set[int]:
+    """The local ports in LISTEN state in a /proc/net/tcp or tcp6 table."""
+    ports = set()
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) > 3 and fields[3] == TCP_LISTEN:
+            ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def listening(pid: int) -> Optional[set[int]]:
+    """TCP ports listening in the network namespace of pid; None when pid is gone."""
+    ports: set[int] = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            with open(f"/proc/{pid}/net/{table}") as f:
+                ports |= parse_listening(f.read())
+        except FileNotFoundError:
+            if table == "tcp":
+                return None
+        except ProcessLookupError:
+            return None
+    return ports
+
+
+def orphans(named: Iterable[int], runner: Optional[Runner] = None) -> dict[int, tuple[Mark, int]]:
+    """Unnamed network namespaces that vethwrap created: inode -> (lo's mark, a pid inside).
+
+    A namespace whose name was deleted lives on while a process holds it; lo's mark, read
+    from inside with nsenter, tells whether it was vethwrap's.
+    """
+    skip = set(named) | {_inode_of(1), _inode_of(os.getpid())}
+    held = {inode: members[0] for inode, members in namespaces_in_use().items()
+            if inode not in skip}
+    if not held:
+        return {}
+    runner = runner or default_runner()
+    found: dict[int, tuple[Mark, int]] = {}
+
+    def check(part: list) -> list:
+        return [(inode, pid, _lo_mark(pid, runner)) for inode, pid in part]
+
+    for part in in_batches(sorted(held.items()), check):
+        for inode, pid, mark in part:
+            if mark and mark.role in (Role.NETNS, Role.HUB):
+                found[inode] = (mark, pid)
+    return found
+
+
+def _lo_mark(pid: int, runner: Runner) -> Optional[Mark]:
+    result = runner.run(["nsenter", f"--net=/proc/{pid}/ns/net", "ip", "-j", "link", "show",
+                         "lo"], check=False)
+    if result.returncode != 0 or not result.stdout.strip():
+        return None
+    items = json.loads(result.stdout)
+    return Mark.parse(items[0].get("ifalias")) if items else None

@@ -1,0 +1,101 @@
+"""Facts about what runs in the lab: processes in its namespaces, and its hosts files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from veth_wrap.model.names import MARK, Mark
+
+# How a process started by `vethwrap run` carries its identity, readable in /proc/PID/environ
+ENV_SERVICE = "VETHWRAP_SERVICE"
+ENV_LAB = "VETHWRAP_LAB"
+ENV_NETNS = "VETHWRAP_NETNS"
+HOSTS_ROLE = "hosts"
+NETNS_ETC = "/etc/netns"
+LOG_ROOT = "/run/vethwrap/logs"
+
+
+@dataclass(frozen=True)
+class Proc:
+    """A process as /proc shows it, with the network namespace it runs in."""
+
+    pid: int
+    netns_inode: int
+    argv: tuple[str, ...]
+    service: Optional[str] = None  # VETHWRAP_SERVICE from its environment
+    lab: Optional[str] = None
+    session: int = 0
+    parent: int = 0
+    started: float = 0.0  # seconds since boot
+    netns: Optional[str] = None  # the name under /run/netns, when it has one
+
+    def command(self) -> str:
+        """The command line as one string (for people)."""
+        return " ".join(self.argv) or "?"
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """A process that destroy or stop ended, and the signal that did it."""
+
+    proc: Proc
+    signal: str  # SIGTERM, SIGKILL, or "gone" when it ended before any signal
+
+    def to_json(self) -> dict:
+        """The JSON shape of `stopped` entries."""
+        return {"namespace": self.proc.netns, "pid": self.proc.pid, "name": self.proc.service,
+                "command": list(self.proc.argv), "signal": self.signal}
+
+
+@dataclass(frozen=True)
+class HostsFile:
+    """/etc/netns/NS/hosts as found: whose it is and what it says."""
+
+    netns: str
+    content: str = ""
+    exists: bool = False
+    dir_exists: bool = False
+    mark: Optional[Mark] = None
+    others: tuple[str, ...] = field(default=())  # other files in /etc/netns/NS
+
+    @property
+    def ours(self) -> bool:
+        """True when vethwrap wrote it (its first line carries the mark)."""
+        return self.mark is not None
+
+    @property
+    def path(self) -> str:
+        """Where it lives."""
+        return hosts_path(self.netns)
+
+
+def hosts_path(netns: str) -> str:
+    """The file `ip netns exec NS` binds over /etc/hosts."""
+    return f"{NETNS_ETC}/{netns}/hosts"
+
+
+def hosts_mark(first_line: str) -> Optional[Mark]:
+    """The mark in a hosts file's first line, `# vethwrap/LAB/hosts/KIND: ...`."""
+    if not first_line.startswith(f"# {MARK}/"):
+        return None
+    mark = Mark.parse(first_line[2:].split(":", 1)[0].strip())
+    return mark if mark and mark.role == HOSTS_ROLE else None
+
+
+def log_dir(lab: str, netns: str) -> str:
+    """Where the logs of services in one namespace of a lab go."""
+    return f"{LOG_ROOT}/{lab}/{netns}"
+
+
+def check_service_name(name: str) -> str:
+    """Return a valid service name (it names a log file) or refuse it."""
+    import re
+
+    from veth_wrap.errors import UsageError
+
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", name or ""):
+        raise UsageError(f"service name {name!r} is not allowed",
+                         "use 1-64 letters, digits, '_', '.' and '-', not starting with '-' "
+                         "or '.'; give one with --name")
+    return name
