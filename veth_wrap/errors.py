@@ -133,3 +133,11 @@ def _hint_for(kernel: str) -> str:
         if needle in kernel:
             return hint
     return "see 'vethwrap doctor' for the host's state"
+
+
+class RemoteFailed(VethwrapError):
+    """A command run on another host over ssh failed; its own exit status is kept."""
+
+    def __init__(self, message: str, hint: str = "", exit_code: int = ExitStatus.FAILED) -> None:
+        super().__init__(message, hint)
+        self.exit_code = ExitStatus.REFUSED if exit_code == 2 else ExitStatus.FAILED

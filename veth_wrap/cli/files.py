@@ -10,7 +10,7 @@ import typer
 from veth_wrap.cli.app import guarded, require_root
 from veth_wrap.errors import UsageError
 
-FILE = typer.Option(..., "--file", "-f", help="The YAML lab file.")
+FILE = typer.Option(..., "--file", "-f", help="The YAML lab file ('-' reads it from stdin).")
 PREFIX = typer.Option("", "--prefix", help="Put this before the lab and namespace names.")
 DRY_RUN = typer.Option(False, "--dry-run", "-n", help="Print the commands instead of running them.")
 JSON = typer.Option(False, "--json", help="Print the result as JSON.")
@@ -24,12 +24,18 @@ def register(app: typer.Typer) -> None:
     app.command()(graph)
 
 
+HOST = typer.Option(None, "--host", help="A lab over several hosts: build this host's share.")
+ALL_HOSTS = typer.Option(False, "--all-hosts", help="Run it on every host of the file over ssh.")
+
+
 def load(path: Path, prefix: str = ""):
-    """The file's Lab; with several problems, each goes to stderr on its own line first."""
+    """The file's Lab (`-` reads stdin); with several problems, each goes to stderr first."""
     from veth_wrap.cli.output import say
     from veth_wrap.model import labfile
 
     try:
+        if str(path) == "-":
+            return labfile.parse(stdin_text(), "<stdin>", prefix)
         return labfile.load(path, prefix)
     except labfile.LabFileError as exc:
         if len(exc.problems) > 1:
@@ -38,18 +44,41 @@ def load(path: Path, prefix: str = ""):
         raise
 
 
+def stdin_text() -> str:
+    """The lab file given on stdin (`-f -`), read once."""
+    import sys
+
+    if "stdin" not in _read:
+        _read["stdin"] = sys.stdin.read()
+    return _read["stdin"]
+
+
+_read: dict[str, str] = {}
+
+
+def _text(path: Path) -> str:
+    return stdin_text() if str(path) == "-" else path.read_text()
+
+
 @guarded
 def up(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
        no_verify: bool = typer.Option(False, "--no-verify", help="Skip the reachability check."),
-       json_out: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:
+       json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+       host: Optional[str] = HOST, all_hosts: bool = ALL_HOSTS) -> None:
     """Build the lab a file describes, or bring a built one in line with an edited file."""
     import os
 
     from veth_wrap import api
     from veth_wrap.cli.output import emit_script, say
     from veth_wrap.compile import update as diff
+    from veth_wrap.model.hosts import of_lab
 
     lab = load(file, prefix)
+    if of_lab(lab) is not None or host or all_hosts:
+        from veth_wrap.cli import hosts
+
+        hosts.up(lab, _text(file), file, host, all_hosts, prefix, dry_run, no_verify, json_out)
+        return
     if dry_run:
         steps = diff.update_plan(lab) if os.geteuid() == 0 else api.plan(lab)
         emit_script(steps.script(f"vethwrap up: lab {lab.name} from {file}"))
@@ -67,13 +96,18 @@ def up(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
 
 @guarded
 def down(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
-         json_out: bool = JSON) -> None:
+         json_out: bool = JSON, host: Optional[str] = HOST, all_hosts: bool = ALL_HOSTS) -> None:
     """Remove the lab a file names; works from the kernel (same as destroy --lab NAME)."""
     from veth_wrap import api
     from veth_wrap.cli.lab import removed, removed_text
     from veth_wrap.cli.output import emit_json, emit_script, say
     from veth_wrap.model import labfile
 
+    if host or all_hosts or str(file) == "-":  # these need the hosts: the whole file
+        from veth_wrap.cli import hosts
+
+        hosts.down(load(file, prefix), _text(file), host, all_hosts, prefix, dry_run, json_out)
+        return
     name = labfile.lab_name(file, prefix)
     require_root()
     if dry_run:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 from typing import List, Optional
 
 import typer
@@ -115,11 +116,25 @@ def pingall(
     timeout: float = typer.Option(1.0, "--timeout", "-W", min=0.1, help="Seconds per pair."),
     json_out: bool = typer.Option(False, "--json", help="Print every pair's result as JSON."),
     ipv6: bool = typer.Option(False, "--ipv6", "-6", help="Ping the IPv6 addresses."),
+    file: Optional[Path] = typer.Option(None, "--file", "-f",
+                                        help="The lab of a file (with hosts: from this host)."),
+    host: Optional[str] = typer.Option(None, "--host", help="With -f: which host this is."),
+    prefix: str = typer.Option("", "--prefix", help="With -f: the prefix the lab was built with."),
 ) -> None:
     """Ping every vethwrap address from every namespace of its lab: a reachability matrix."""
     from veth_wrap.check.matrix import print_matrix, run_matrix
     from veth_wrap.kernel import inventory
     from veth_wrap.model import names
+
+    if file is not None:
+        from veth_wrap.cli import hosts
+        from veth_wrap.cli.files import load
+
+        lab = load(file, prefix)
+        if lab.extra.get("hosts") is not None:
+            hosts.pingall(lab, host, timeout * count, json_out)
+            return
+        namespaces = list(namespaces or []) or list(lab.members)
 
     for name in namespaces or []:
         names.check_netns(name)

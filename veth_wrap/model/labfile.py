@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from veth_wrap.errors import UsageError
+from veth_wrap.model import hosts as hostfile
 from veth_wrap.model import names
 from veth_wrap.model.labparts import BuilderParts, Where
 from veth_wrap.model.names import Role
 from veth_wrap.model.topology import DEFAULT_SUBNET, End, Kind, Lab, Link
 
-KEYS = {"name", "subnet", "namespaces", "links", "bridges", "routes", "forwarding"}
+KEYS = {"name", "subnet", "namespaces", "links", "bridges", "routes", "forwarding",
+        *hostfile.KEYS}
 LINK_OPTION_KEYS = ("delay", "jitter", "loss", "rate", "mtu")
 LINK_KEYS = {"between", "interfaces", "addresses", "direction", *LINK_OPTION_KEYS}
 
@@ -142,12 +144,14 @@ class _Builder(BuilderParts):
         routes = self._routes(data.get("routes"))
         forwarding = self._forwarding(data.get("forwarding"))
         self._check_ifnames()
+        hosts = hostfile.read(self, data)  # None without a hosts section
         if self.doc.problems:
             return None
         return Lab(self.name, Kind.CUSTOM, tuple(self.ns[m] for m in self.members),
                    tuple(self.links), hub=hub, bridges=(bridge,) if bridge else (),
                    routes=tuple(routes), forwarding=tuple(forwarding),
-                   subnet=str(self.subnet) if self.subnet else None)
+                   subnet=str(self.subnet) if self.subnet else None,
+                   extra={"hosts": hosts} if hosts else {})
 
     def _check(self, where: Where, func, value) -> bool:
         """Run a names.check_* on value; record its refusal."""
