@@ -151,9 +151,54 @@ class Hosts:
                 if _mounted(path):
                     _sh("umount", str(path), check=False)
         _sh("umount", str(self.dir), check=False)
-        for path in self.dir.iterdir():
-            path.unlink()
-        self.dir.rmdir()
+        import shutil
+
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def ssh(self, hosts: list[Host]) -> dict[str, str]:
+        """sshd on each host's underlay address only, with keys made for this test.
+
+        Returns the environment that makes `vethwrap --all-hosts` use them and this checkout.
+        """
+        keys = self.dir / "ssh"
+        keys.mkdir()
+        for name in ("host_key", "id"):
+            _sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / name))
+        (keys / "authorized_keys").write_text((keys / "id.pub").read_text())
+        (keys / "config").write_text(
+            f"Host *\n  IdentityFile {keys / 'id'}\n  IdentitiesOnly yes\n"
+            "  UserKnownHostsFile /dev/null\n  StrictHostKeyChecking no\n  LogLevel ERROR\n")
+        for host in hosts:
+            host.start(SSHD, "-D", "-e", "-f", "/dev/null", "-o", f"ListenAddress={host.address}",
+                       "-o", f"HostKey={keys / 'host_key'}", "-o",
+                       f"AuthorizedKeysFile={keys / 'authorized_keys'}", "-o", "StrictModes=no",
+                       "-o", "PidFile=none", "-o", "UsePAM=no", "-o", "PasswordAuthentication=no",
+                       "-o", "KbdInteractiveAuthentication=no",
+                       "-o", "PermitRootLogin=prohibit-password",
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        here = f"cd {WORKTREE} && NO_COLOR=1 {sys.executable} -m veth_wrap"
+        env = {"VETHWRAP_SSH": f"ssh -F {keys / 'config'}", "VETHWRAP_REMOTE_COMMAND": here}
+        for host in hosts:
+            _wait_for_ssh(host, env)
+        return env
+
+
+SSHD = "/usr/sbin/sshd"
+
+
+def _wait_for_ssh(host: Host, env: dict, seconds: float = 10) -> None:
+    import shlex
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        probe = host.run(*shlex.split(env["VETHWRAP_SSH"]), "-o", "BatchMode=yes", host.address,
+                         "true", check=False, timeout=seconds)
+        if probe.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"sshd on {host.name} does not answer: {probe.stderr}")
+        time.sleep(0.1)
 
 
 def _mounted(path: Path) -> bool:

@@ -9,6 +9,7 @@ from typing import Optional
 from veth_wrap.compile import vxlan
 from veth_wrap.errors import ConflictError, UsageError
 from veth_wrap.kernel.state import LinkState, NetnsState
+from veth_wrap.model.hostshare import tunnel_ends
 from veth_wrap.model.names import Mark, Role
 from veth_wrap.model.topology import End, Lab
 from veth_wrap.steps import PARALLEL_FROM, Op, Plan, spread
@@ -320,7 +321,7 @@ def check_conflicts(lab: Lab, facts: dict[str, NetnsState], root: Optional[Netns
                 raise ConflictError(
                     f"namespace {ns} is already wired differently (it has {link.ifname} "
                     f"of lab {lab.name})", f"remove it first: vethwrap destroy {ns}")
-        for end in lab.ends_in(ns):
+        for end in lab.ends_in(ns) + tunnel_ends(lab, ns):
             _check_end(end, state)
     if root is not None:
         for end in lab.ends_in(None):

@@ -31,7 +31,9 @@ def add_tunnels(plan: Plan, lab: Lab, facts: dict[str, NetnsState]) -> None:
     if not tunnels:
         return
     have = {t: _have(t, facts) for t in tunnels}
-    stale = [t for t in tunnels if have[t] is not None and not matches(t, have[t])]
+    # only vethwrap's own devices are replaced; check_conflicts refused anything else
+    stale = [t for t in tunnels if have[t] is not None and have[t].mark is not None
+             and not matches(t, have[t])]
     for ns in dict.fromkeys(t.end.netns for t in stale):
         plan.add((Op(("link", "del", t.end.ifname)) for t in stale if t.end.netns == ns),
                  netns=ns, comment=f"VXLAN ends in {ns} that the file now sets differently")
