@@ -171,3 +171,19 @@ def test_kill_mid_up_then_destroy_all(sim_hosts, tmp_path, unchanged):
     gone = left.vethwrap("destroy", "--all")
     assert gone.returncode == 0, gone.stderr
     assert left.snapshot() == before
+
+
+def test_diagnose_follows_a_crossing_link_to_the_underlay(sim_hosts, wan, unchanged):
+    left, _right = _two(sim_hosts)
+    assert left.vethwrap("up", "-f", wan, "--prefix", PREFIX).returncode == 0
+    a1, a2 = PREFIX + "a1", PREFIX + "a2"
+    missing = left.vethwrap("diagnose", a1, "10.61.0.2", "--json")
+    data = json.loads(missing.stdout)
+    assert missing.returncode == 1 and data["cause"] == "far-side-missing", missing.stdout
+    assert "VXLAN" in data["evidence"][1] and "192.168.77.2" in data["evidence"][1]
+    bridged = json.loads(left.vethwrap("diagnose", a2, "10.61.1.2", "--json").stdout)
+    assert bridged["cause"] == "far-side-missing"
+    left.ip("route", "add", "192.168.77.2/32", "via", "192.168.77.99")  # a dead next hop
+    broken = json.loads(left.vethwrap("diagnose", a1, "10.61.0.2", "--json").stdout)
+    assert broken["cause"] == "underlay-unreachable", broken
+    assert "192.168.77.99 does not answer" in broken["summary"]
