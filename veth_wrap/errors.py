@@ -147,3 +147,11 @@ class ServiceFailed(VethwrapError):
     def __init__(self, message: str, hint: str = "", log_tail: Sequence[str] = ()) -> None:
         super().__init__(message, hint)
         self.log_tail = list(log_tail)
+
+
+class RemoteFailed(VethwrapError):
+    """A command run on another host over ssh failed; its own exit status is kept."""
+
+    def __init__(self, message: str, hint: str = "", exit_code: int = ExitStatus.FAILED) -> None:
+        super().__init__(message, hint)
+        self.exit_code = ExitStatus.REFUSED if exit_code == 2 else ExitStatus.FAILED

@@ -26,13 +26,17 @@ def register(app: typer.Typer) -> None:
     app.command()(graph)
 
 
+HOST = typer.Option(None, "--host", help="A lab over several hosts: build this host's share.")
+ALL_HOSTS = typer.Option(False, "--all-hosts", help="Run it on every host of the file over ssh.")
+
+
 def load(path: Path, prefix: str = ""):
-    """The file's Lab; with several problems, each goes to stderr on its own line first."""
+    """The file's Lab (`-` reads stdin); with several problems, each goes to stderr first."""
     from veth_wrap.cli.output import say
     from veth_wrap.model import labfile
 
     try:
-        return labfile.load(path, prefix)
+        return labfile.parse(file_text(path), labfile.source_name(path), prefix)
     except labfile.LabFileError as exc:
         if len(exc.problems) > 1:
             for problem in exc.problems[:SHOWN_PROBLEMS]:
@@ -43,15 +47,35 @@ def load(path: Path, prefix: str = ""):
         raise
 
 
+def file_text(path: Path) -> str:
+    """The lab file's text, read once (bounded; `-` is stdin): parsed here, sent to hosts."""
+    from veth_wrap.model import labfile
+
+    key = str(path)
+    if key not in _read:
+        _read[key] = labfile.read_text(path)
+    return _read[key]
+
+
+_read: dict[str, str] = {}
+
+
 @guarded
 def up(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
        no_verify: bool = typer.Option(False, "--no-verify", help="Skip the reachability check."),
-       json_out: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:
+       json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+       host: Optional[str] = HOST, all_hosts: bool = ALL_HOSTS) -> None:
     """Build the lab a file describes, or bring a built one in line with an edited file."""
     from veth_wrap import api
     from veth_wrap.cli.output import emit_script, say
+    from veth_wrap.model.hosts import of_lab
 
     lab = load(file, prefix)
+    if of_lab(lab) is not None or host or all_hosts:
+        from veth_wrap.cli import hosts
+
+        hosts.up(lab, file_text(file), file, host, all_hosts, prefix, dry_run, no_verify, json_out)
+        return
     if dry_run:
         steps = api.update_plan(lab)
         emit_script(steps.script(f"vethwrap up: lab {lab.name} from {_shown(file)}"))
@@ -71,7 +95,7 @@ def up(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
 
 @guarded
 def down(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
-         json_out: bool = JSON,
+         json_out: bool = JSON, host: Optional[str] = HOST, all_hosts: bool = ALL_HOSTS,
          grace: float = typer.Option(2.0, "--grace", min=0, max=3600,
                                      help="Seconds between SIGTERM and SIGKILL inside.")) -> None:
     """Remove the lab a file names; works from the kernel (same as destroy --lab NAME)."""
@@ -80,6 +104,11 @@ def down(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
     from veth_wrap.cli.output import emit_json, emit_script, say
     from veth_wrap.model import labfile
 
+    if host or all_hosts or str(file) == "-":  # these need the hosts: the whole file
+        from veth_wrap.cli import hosts
+
+        hosts.down(load(file, prefix), file_text(file), host, all_hosts, prefix, dry_run, json_out)
+        return
     name = labfile.lab_name(file, prefix)
     require_root()
     if dry_run:

@@ -8,7 +8,13 @@ from typing import List, Optional
 import typer
 
 from veth_wrap.cli.app import guarded, require_root
-from veth_wrap.cli.common import file_option, lab_name, lab_option, namespaces_argument
+from veth_wrap.cli.common import (
+    FILE_HELP,
+    file_option,
+    lab_name,
+    lab_option,
+    namespaces_argument,
+)
 from veth_wrap.errors import Unreachable, UsageError
 
 
@@ -104,7 +110,10 @@ def ping(
 def pingall(
     namespaces: List[str] = namespaces_argument("Only these namespaces (default: all)."),
     lab: Optional[str] = lab_option(),
-    file: Optional[Path] = file_option(),
+    file: Optional[Path] = typer.Option(
+        None, "--file", "-f", help=FILE_HELP + " With hosts: what this host reaches."),
+    host: Optional[str] = typer.Option(None, "--host", help="With -f: which host this is."),
+    prefix: str = typer.Option("", "--prefix", help="With -f: the prefix the lab was built with."),
     count: int = typer.Option(1, "--count", "-c", min=1, max=10,
                               help="Attempts per pair before it counts as failed."),
     timeout: float = typer.Option(1.0, "--timeout", "-W", min=0.1, help="Seconds per pair."),
@@ -116,6 +125,15 @@ def pingall(
     from veth_wrap.cli.views import print_matrix
     from veth_wrap.kernel import inventory
 
+    if file is not None:
+        from veth_wrap.cli import hosts
+        from veth_wrap.cli.files import load
+
+        found = load(file, prefix)
+        if found.extra.get("hosts") is not None:  # a lab over several hosts: from this one
+            hosts.pingall(found, host, timeout * count, json_out)
+            return
+        lab, file = found.name, None
     only, chosen = _scope(namespaces, lab, file)
     facts, root = inventory.scan(None if chosen else only, routes=False)
     views = inventory.labs(facts, root)

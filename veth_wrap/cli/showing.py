@@ -8,6 +8,7 @@ from veth_wrap.cli.output import emit_json, escape, out, table
 from veth_wrap.cli.views import state_text
 from veth_wrap.kernel.state import NetnsState
 from veth_wrap.model.facts import LabView, find_peer
+from veth_wrap.model.hostshare import tunnel_info
 from veth_wrap.model.linkopts import impairments_text
 
 
@@ -49,6 +50,7 @@ def _netns_json(ns: str, facts: dict[str, NetnsState], root, view: LabView,
             "up": link.up, "addresses": list(link.addresses), "master": link.master,
             "peer": {"namespace": peer[0], "interface": peer[1]} if peer else None,
             "mtu": link.mtu, "mac": link.mac, "impairments": impaired.get(link.ifname, {}),
+            "tunnel": tunnel_info(link),
         })
     routes = [{"dst": r.get("dst"), "via": r.get("gateway"), "dev": r.get("dev")}
               for r in st.routes if r.get("dev") in {i["name"] for i in interfaces}]
@@ -96,8 +98,10 @@ def _lab_table(lab: dict):
 
 
 def _peer_text(iface: dict) -> str:
-    peer = iface["peer"]
+    peer, tunnel = iface["peer"], iface.get("tunnel")
     text = f"{peer['namespace'] or 'root'}:{peer['interface']}" if peer else "-"
+    if tunnel:  # a VXLAN end of a lab over several hosts: its far side is another kernel
+        text = f"vxlan {tunnel['vni']} to {tunnel['remote'] or 'the bridge hosts'}"
     return text + (f" (on {iface['master']})" if iface["master"] else "")
 
 

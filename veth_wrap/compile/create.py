@@ -6,8 +6,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Optional
 
+from veth_wrap.compile import vxlan
 from veth_wrap.errors import ConflictError, UsageError
 from veth_wrap.model.facts import LinkState, NetnsState
+from veth_wrap.model.hostshare import tunnel_ends
 from veth_wrap.model.names import Mark, Role
 from veth_wrap.model.topology import End, Lab
 from veth_wrap.steps import PARALLEL_FROM, Op, Plan, spread
@@ -43,6 +45,7 @@ def create_plan(lab: Lab, facts: dict[str, NetnsState], root: Optional[NetnsStat
     if wired.attach:
         bridge = lab.bridges[0]
         plan.add(wired.attach, netns=bridge.netns, comment=f"ports onto {bridge.name}")
+    vxlan.add_tunnels(plan, lab, facts)  # a lab over several hosts: this host's VXLAN ends
     _option_steps(plan, lab, facts, root, netem)
     busy = {step.netns for step in plan.steps} | {ns for ns, ops in inside.items() if ops}
     for ns in lab.namespaces():
@@ -317,12 +320,13 @@ def check_conflicts(lab: Lab, facts: dict[str, NetnsState], root: Optional[Netns
                                 f"remove it first: vethwrap destroy {ns}")
         wanted = {end.ifname for end in lab.ends_in(ns)} | {b.name for b in lab.bridges
                                                             if b.netns == ns}
+        wanted |= vxlan.tunnel_names(lab, ns)
         for link in state.marked():
             if link.ifname not in wanted:
                 raise ConflictError(
                     f"namespace {ns} is already wired differently (it has {link.ifname} "
                     f"of lab {lab.name})", f"remove it first: vethwrap destroy {ns}")
-        for end in lab.ends_in(ns):
+        for end in lab.ends_in(ns) + tunnel_ends(lab, ns):
             _check_end(end, state)
     if root is not None:
         for end in lab.ends_in(None):

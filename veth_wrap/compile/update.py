@@ -7,6 +7,7 @@ from typing import Optional
 
 from veth_wrap.compile.create import create_plan
 from veth_wrap.model.facts import LabView, NetnsState, find_peer, labs
+from veth_wrap.model.hostshare import tunnel_ends
 from veth_wrap.model.topology import Lab
 from veth_wrap.steps import Op, Plan
 
@@ -66,7 +67,7 @@ def _drop(link, ns: Optional[str], facts: _Facts, gone: set) -> None:
 
 def _namespace_ops(lab: Lab, ns: str, facts: dict[str, NetnsState], gone: set) -> list[Op]:
     st = facts[ns]
-    wanted = {end.ifname: end for end in lab.ends_in(ns)}
+    wanted = {end.ifname: end for end in lab.ends_in(ns) + tunnel_ends(lab, ns)}
     bridges = {b.name for b in lab.bridges if b.netns == ns}
     ops = []
     for link in sorted(st.marked(), key=lambda item: item.ifname):

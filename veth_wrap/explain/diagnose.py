@@ -80,6 +80,12 @@ def diagnose(namespace: str, dest: str, runner: Runner | None = None,
     if received and not verbose:
         diag.summary = f"{dest} answers from {namespace}"
         return diag
+    if not received and not nets.holders(dest):  # held on another host, through VXLAN?
+        from veth_wrap.explain.crossing import across
+
+        crossed = across(namespace, dest, runner)
+        if crossed is not None:
+            return _conclude(diag, crossed)
     finding, walks = _walk(nets, namespace, dest)
     if finding is None and not received:
         finding = _firewalls(nets, namespace, dest, walks, runner)

@@ -34,6 +34,8 @@ class Cause(str, Enum):
     FIREWALL_DROP = "firewall-drop"
     BR_NETFILTER_DROP = "br-netfilter-drop"
     LINK_IMPAIRED = "link-impaired"
+    UNDERLAY_UNREACHABLE = "underlay-unreachable"  # labs over several hosts (crossing.py)
+    FAR_SIDE_MISSING = "far-side-missing"
     UNKNOWN = "unknown"
 
 

@@ -11,8 +11,13 @@ WIDTH = 80
 
 
 def draw(lab: Lab, fmt: str = "text") -> str:
-    """The lab drawn in one of FORMATS."""
-    return {"text": text, "dot": dot, "mermaid": mermaid}[fmt](lab)
+    """The lab drawn in one of FORMATS (a lab over several hosts: hosts as groups)."""
+    drawn = {"text": text, "dot": dot, "mermaid": mermaid}[fmt](lab)
+    if lab.extra.get("hosts"):
+        from veth_wrap.model.hostdraw import add_hosts
+
+        return add_hosts(lab, lab.extra["hosts"], fmt, drawn)
+    return drawn
 
 
 def _split(lab: Lab) -> tuple[list[Link], list[Link]]:

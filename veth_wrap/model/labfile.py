@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from veth_wrap.errors import UsageError
+from veth_wrap.model import hosts as hostfile
 from veth_wrap.model import names, safeyaml
 from veth_wrap.model.labparts import BuilderParts, Where
 from veth_wrap.model.names import Role
 from veth_wrap.model.topology import DEFAULT_SUBNET, End, Kind, Lab, Link
 
-KEYS = {"name", "subnet", "namespaces", "links", "bridges", "routes", "forwarding"}
+KEYS = {"name", "subnet", "namespaces", "links", "bridges", "routes", "forwarding",
+        *hostfile.KEYS}
 LINK_OPTION_KEYS = ("delay", "jitter", "loss", "rate", "mtu")
 LINK_KEYS = {"between", "interfaces", "addresses", "direction", *LINK_OPTION_KEYS}
 
@@ -66,14 +68,18 @@ def _key_text(where: Where) -> str:
 
 def load(path: Union[str, Path], prefix: str = "") -> Lab:
     """Read (bounded: see safeyaml) and validate a lab file; '-' reads stdin."""
-    return parse(_read(path), _source(path), prefix)
+    return parse(read_text(path), _source(path), prefix)
 
 
-def _source(path: Union[str, Path]) -> str:
+def source_name(path: Union[str, Path]) -> str:
+    """How a lab file is named in messages."""
     return "<stdin>" if str(path) == safeyaml.STDIN else str(path)
 
 
-def _read(path: Union[str, Path], hint: str = "") -> str:
+_source = source_name
+
+
+def read_text(path: Union[str, Path], hint: str = "") -> str:
     """The file's text, or the one-line refusal of what it is (too big, a FIFO, not UTF-8)."""
     try:
         return safeyaml.read_text(str(path))
@@ -138,12 +144,14 @@ class _Builder(BuilderParts):
         routes = self._routes(data.get("routes"))
         forwarding = self._forwarding(data.get("forwarding"))
         self._check_ifnames()
+        hosts = hostfile.read(self, data)  # None without a hosts section
         if self.doc.problems:
             return None
         return Lab(self.name, Kind.CUSTOM, tuple(self.ns[m] for m in self.members),
                    tuple(self.links), hub=hub, bridges=(bridge,) if bridge else (),
                    routes=tuple(routes), forwarding=tuple(forwarding),
-                   subnet=str(self.subnet) if self.subnet else None)
+                   subnet=str(self.subnet) if self.subnet else None,
+                   extra={"hosts": hosts} if hosts else {})
 
     def _check(self, where: Where, func, value) -> bool:
         """Run a names.check_* on value; record its refusal."""
@@ -334,7 +342,7 @@ class _Builder(BuilderParts):
 
 def lab_name(path: Union[str, Path], prefix: str = "") -> str:
     """Only the lab's name (for down: the rest of the file may be gone or wrong)."""
-    doc = _compose(_read(path, "use 'vethwrap destroy --lab NAME' to remove a lab by name"),
+    doc = _compose(read_text(path, "use 'vethwrap destroy --lab NAME' to remove a lab by name"),
                    _source(path))
     name = doc.data.get("name") if isinstance(doc.data, dict) else None
     if not isinstance(name, str):
