@@ -43,13 +43,13 @@ def netem_for(lab: Lab) -> bool:
 def plan(lab: Lab, runner: Optional[Runner] = None) -> Plan:
     """The plan that builds lab from what the kernel holds now (from nothing when unreadable)."""
     if not caps.privileged():
-        return create_plan(lab, {}, netem=netem_for(lab))
+        return create_plan(lab, {}, netem=netem_for(lab), host_ipv6=caps.has_ipv6())
     runner = runner or default_runner()
     existing = set(state.list_netns(runner))
     present = [ns for ns in lab.namespaces() if ns in existing]
     facts = state.read(present, runner, forwarding=lab.forwarding)
     root = state.read_root(runner) if any(e.netns is None for e in lab.ends()) else None
-    return create_plan(lab, facts, root, netem_for(lab))
+    return create_plan(lab, facts, root, netem_for(lab), caps.has_ipv6())
 
 
 def create(lab: Lab, runner: Optional[Runner] = None, check: bool = True,
@@ -92,10 +92,10 @@ def update_plan(lab: Lab, runner: Optional[Runner] = None) -> Plan:
 
     runner = runner or default_runner()
     if not caps.privileged():
-        return create_plan(lab, {}, netem=netem_for(lab))
+        return create_plan(lab, {}, netem=netem_for(lab), host_ipv6=caps.has_ipv6())
     everything, root = inventory.scan(None, runner, forwarding=lab.forwarding)
     ids = state.netns_ids(list(everything), runner)
-    return compile_update(lab, everything, root, ids, netem_for(lab))
+    return compile_update(lab, everything, root, ids, netem_for(lab), caps.has_ipv6())
 
 
 def update(lab: Lab, runner: Optional[Runner] = None, check: bool = True,
