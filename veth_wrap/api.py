@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
-from veth_wrap.check.verify import Report, verify
+from veth_wrap.check import readback
+from veth_wrap.check.verify import Report, verify, with_readback
 from veth_wrap.compile.create import create_plan
-from veth_wrap.compile.destroy import Teardown, destroy_plan
-from veth_wrap.errors import UsageError, VerificationFailed, VethwrapError
+from veth_wrap.compile.destroy import Teardown, destroy_plan, teardown_of
+from veth_wrap.errors import CommandFailed, UsageError, VerificationFailed, VethwrapError
 from veth_wrap.kernel import caps, inventory, state
 from veth_wrap.model.linkopts import LinkOpts
 from veth_wrap.model.topology import Lab
@@ -56,19 +57,20 @@ def create(lab: Lab, runner: Optional[Runner] = None, check: bool = True,
            progress: Optional[Progress] = None) -> Built:
     """Build lab (only what is missing), then verify it; raise VerificationFailed if it fails."""
     runner = runner or default_runner()
+    done = None
     with locked():
         steps = plan(lab, runner)
-        if not steps.empty:
-            apply(steps, runner, progress)
-    return _verified(Built(lab, steps), runner, check)
+        if not steps.empty:  # verification's first read rides in the last batch
+            done = apply(with_readback(steps, lab) if check else steps, runner, progress)
+    return _verified(Built(lab, steps), runner, check, readback.seen(done.read) if done else None)
 
 
-def _verified(built: Built, runner: Runner, check: bool) -> Built:
+def _verified(built: Built, runner: Runner, check: bool, seen=None) -> Built:
     """Verify a built lab; a lab that does not pass traffic stays in place for diagnosis."""
     if not check:
         return built
     lab = built.lab
-    built.report = verify(lab, runner)
+    built.report = verify(lab, runner, seen=seen)
     if not built.report.ok:
         failed = built.report.unreached[0] if built.report.unreached else None
         impaired = any(end.opts and end.opts.impaired for end in lab.ends())
@@ -137,6 +139,26 @@ def destroy(namespaces: Iterable[str] = (), lab: Optional[str] = None, everythin
         steps = destroy_targets(namespaces, lab, everything, runner)
         apply(steps, runner, progress)
     return steps
+
+
+def destroy_built(built: Built, runner: Optional[Runner] = None,
+                  progress: Optional[Progress] = None) -> Teardown:
+    """Remove a lab this process created: by name when its plan made every namespace of it.
+
+    Nothing is read again (the fixture path); a namespace gone meanwhile, or a lab in
+    namespaces that were there before, falls back to `destroy`, which reads the kernel.
+    """
+    runner = runner or default_runner()
+    namespaces = built.lab.namespaces()
+    fast = teardown_of(built.plan, namespaces)
+    if fast is not None:
+        try:
+            with locked():
+                apply(fast, runner, progress)
+            return fast
+        except CommandFailed:
+            pass
+    return destroy(namespaces, runner=runner, progress=progress)
 
 
 def link_plan(namespace: Optional[str], ifname: Optional[str], opts: Optional[LinkOpts],

@@ -19,6 +19,7 @@ class TestLab:
 
     lab: object
     names: dict[str, str] = field(default_factory=dict)
+    built: object = None  # what api.create returned: destroy removes what it made, by name
 
     def __getitem__(self, name: str) -> str:
         """The real namespace name for a name the test used."""
@@ -77,7 +78,7 @@ class LabFactory:
         from veth_wrap import api
 
         self.built.append(built)  # before building: a half-built lab is removed too
-        api.create(built.lab, check=verify)
+        built.built = api.create(built.lab, check=verify)
         return built
 
     def destroy_all(self) -> None:
@@ -86,10 +87,14 @@ class LabFactory:
 
         for built in reversed(self.built):
             try:
-                api.destroy(lab=built.lab.name)
+                if built.built is not None:
+                    api.destroy_built(built.built)
+                else:  # create failed half-way: find what it left by the lab's marks
+                    api.destroy(lab=built.lab.name)
             finally:
                 for ns in built.lab.namespaces():
-                    subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+                    if os.path.lexists(f"/run/netns/{ns}"):  # a process only when one is left
+                        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ class Outcome:
 
     done: list[Op] = field(default_factory=list)
     undo_failures: list[str] = field(default_factory=list)
+    read: list[tuple[Step, str]] = field(default_factory=list)  # steps with read-back lines
 
 
 @contextmanager
@@ -103,13 +104,15 @@ def _try_step(step: Step, runner: Runner, outcome: Outcome, progress) -> Optiona
 
 def _run_step(step: Step, runner: Runner, outcome: Outcome, progress) -> None:
     try:
-        runner.run(step.argv(), stdin=step.stdin())
+        result = runner.run(step.argv(), stdin=step.stdin())
     except CommandFailed as error:
         done = error.batch_done if step.batched else 0
         # Without a line number (killed, say) nothing tells how far it got: undo it all.
         outcome.done.extend(step.ops[: len(step.ops) if done is None else done])
         raise
     outcome.done.extend(step.ops)
+    if step.reads:
+        outcome.read.append((step, result.stdout))
     if progress:
         progress(len(step.ops))
 
