@@ -42,8 +42,9 @@ def verify(lab: Lab, runner: Optional[Runner] = None, reach: bool = True,
     report = Report()
     deadline = time.monotonic() + SETTLE
     first = seen.facts if seen else None
+    hub_from = HUB_PROBED_FROM if reach else HUB_SPEAKS_FROM
     while True:
-        report.problems = _state_problems(lab, runner, first)
+        report.problems = _state_problems(lab, runner, first, hub_from)
         first = None
         # Carrier comes up a few milliseconds after `link set up`: poll, do not sleep blindly.
         if not report.problems or time.monotonic() > deadline:
@@ -57,24 +58,25 @@ def verify(lab: Lab, runner: Optional[Runner] = None, reach: bool = True,
 
 
 HUB_SPEAKS_FROM = 16  # members: from here a bridge in a hub is checked from the hub alone
+HUB_PROBED_FROM = 2  # the same when probes follow, which reach every member's every address
 
 
 def with_readback(plan: Plan, lab: Lab) -> Plan:
     """plan whose last batch also reads what verification looks at first (check/readback)."""
     hops = [(src, addr) for src, _, addr in ring(lab)] if lab.kind in ROUTED else []
-    return fold(plan, lab, state_spaces(lab, HUB_SPEAKS_FROM), hops)
+    return fold(plan, lab, state_spaces(lab, HUB_PROBED_FROM), hops)
 
 
-def _state_problems(lab: Lab, runner: Runner,
-                    seen: Optional[dict[str, NetnsState]] = None) -> list[str]:
-    """What `ip -j` shows amiss: every namespace read, or for a big bridge the hub alone.
+def _state_problems(lab: Lab, runner: Runner, seen: Optional[dict[str, NetnsState]] = None,
+                    hub_from: int = HUB_SPEAKS_FROM) -> list[str]:
+    """What `ip -j` shows amiss: every namespace read, or for a bridge the hub alone.
 
     Reading a namespace forks an `ip` inside it, and that fork grows dearer with every
     namespace on the host. A hub shows each port up, on the bridge and with carrier, which
     a veth has only while its far end is up too; the probes that follow then reach every
-    member's address through its port.
+    member's address through its port (probe_pairs makes every member a target).
     """
-    spaces = state_spaces(lab, HUB_SPEAKS_FROM)
+    spaces = state_spaces(lab, hub_from)
     hub_only = spaces == (lab.hub,)
     if seen is not None and all(ns in seen for ns in spaces):
         facts = seen

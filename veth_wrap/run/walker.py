@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional
@@ -85,6 +84,8 @@ def _run_wave(wave: list[Step], runner: Runner, outcome: Outcome,
     if len(wave) == 1:
         _run_step(wave[0], runner, outcome, progress)
         return
+    from concurrent.futures import ThreadPoolExecutor  # only big labs run steps at once
+
     first_error: list[VethwrapError] = []
     with ThreadPoolExecutor(PARALLEL) as pool:
         for error in pool.map(lambda s: _try_step(s, runner, outcome, progress), wave):
