@@ -54,6 +54,11 @@ class Names:
         self.count += 1
         return f"{self.prefix}{self.count}w"
 
+    def short(self) -> str:
+        """A prefix for Mininet's names, short enough for its `<host>-eth<N>` interfaces."""
+        self.count += 1
+        return f"mn{self.count % 1000}"
+
     def cleanup(self) -> None:
         """Delete what is left of ours, by exact name (a worker's names by their prefix)."""
         present = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
@@ -227,7 +232,7 @@ def cli_row(n: int, with_mininet: bool):
         table.add(f"CLI, {what}: create + ping + destroy, three commands", got["cli"],
                   got["lean"], "lean bash")
         if with_mininet:
-            spent = statistics.median(mininet("cycle", str(n), f"{names.base()}m")["seconds"]
+            spent = statistics.median(mininet("cycle", str(n), names.short())["seconds"]
                                       for _ in range(reps))
             api = statistics.median(worker("api", str(n), names.base())["seconds"]
                                     for _ in range(reps))
@@ -276,7 +281,7 @@ def pingall_row(n: int):
             timed_commands([cli("create", *members, "--lab", lab, "-q")])
             ours.append(timed_commands([cli("pingall", "--lab", lab, "-q")]))
             timed_commands([cli("destroy", "--lab", lab, "-q")])
-        theirs = [mininet("pingall", str(n), f"{names.base()}m")["pingall"] for _ in range(reps)]
+        theirs = [mininet("pingall", str(n), names.short())["pingall"] for _ in range(reps)]
         table.add(f"pingall, {n} namespaces (each to every other)", statistics.median(ours),
                   statistics.median(theirs), "Mininet pingAll()")
     return row
@@ -321,7 +326,10 @@ def main() -> int:
         for key, row in rows(args.quick, mn):
             if args.only and not any(key.startswith(word) for word in args.only):
                 continue
-            row(table, names, args.reps or (3 if args.quick else 5))
+            try:
+                row(table, names, args.reps or (3 if args.quick else 5))
+            except (subprocess.SubprocessError, RuntimeError, OSError, ValueError) as error:
+                table.note(key, f"failed: {str(error)[:200]}", "-")
             print(f"done: {key}", file=sys.stderr)
     except KeyboardInterrupt:
         return 130

@@ -20,7 +20,7 @@ def hub_of(members: list[str]) -> str:
 
 
 def _ping(source: str, target: int) -> str:
-    return f"ip netns exec {source} ping -c1 -W1 -q {address(target, False)} >/dev/null"
+    return f"ip netns exec {source} ping -c1 -W5 -q {address(target, False)} >/dev/null"
 
 
 def lean_pair(members: list[str]) -> str:
