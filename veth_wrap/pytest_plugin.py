@@ -19,7 +19,7 @@ class TestLab:
 
     lab: object
     names: dict[str, str] = field(default_factory=dict)
-    built: object = None  # what api.create returned: destroy removes what it made, by name
+    created: object = None  # what api.create returned: teardown removes what it made, by name
 
     def __getitem__(self, name: str) -> str:
         """The real namespace name for a name the test used."""
@@ -78,7 +78,7 @@ class LabFactory:
         from veth_wrap import api
 
         self.built.append(built)  # before building: a half-built lab is removed too
-        built.built = api.create(built.lab, check=verify)
+        built.created = api.create(built.lab, check=verify)
         return built
 
     def destroy_all(self) -> None:
@@ -87,8 +87,8 @@ class LabFactory:
 
         for built in reversed(self.built):
             try:
-                if built.built is not None:
-                    api.destroy_built(built.built)
+                if built.created is not None:
+                    api.destroy_built(built.created)
                 else:  # create failed half-way: find what it left by the lab's marks
                     api.destroy(lab=built.lab.name)
             finally:
