@@ -33,10 +33,11 @@ def prefix() -> tuple[tuple[str, ...], bool]:
     return tuple(SETPRIV), False
 
 
-def run(*args: str) -> subprocess.CompletedProcess:
-    """`python -m veth_wrap ARGS` as uid 65534, with the cli fixture's environment."""
+def run(*args: str, flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """`python [FLAGS] -m veth_wrap ARGS` as uid 65534, with the cli fixture's environment."""
     head, as_user = prefix()
     env = dict(os.environ, NO_COLOR="1", COLUMNS="200")
     kwargs = {"user": NOBODY, "group": NOBODY, "extra_groups": []} if as_user else {}
-    return subprocess.run([*head, sys.executable, "-m", "veth_wrap", *args], cwd=ROOT, env=env,
+    return subprocess.run([*head, sys.executable, *flags, "-m", "veth_wrap", *args], cwd=ROOT,
+                          env=env,
                           capture_output=True, text=True, timeout=120, **kwargs)

@@ -49,9 +49,10 @@ def test_pair_plan_from_nothing():
          "vethwrap/ns0/netns/pair\nnetns add ns1\nnetns exec ns1 ip link set lo up alias "
          "vethwrap/ns0/netns/pair\n"),
         ("ip -n ns0 -batch -", "link add vw-ns1 type veth peer name vw-ns0 netns ns1\n"
-         "link set vw-ns1 up alias vethwrap/ns0/end/pair\naddr add 10.0.0.1/24 dev vw-ns1\n"),
-        ("ip -n ns1 -batch -",
-         "link set vw-ns0 up alias vethwrap/ns0/end/pair\naddr add 10.0.0.2/24 dev vw-ns0\n"),
+         "link set vw-ns1 addrgenmode none up alias vethwrap/ns0/end/pair\n"
+         "addr add 10.0.0.1/24 dev vw-ns1\n"),
+        ("ip -n ns1 -batch -", "link set vw-ns0 addrgenmode none up alias vethwrap/ns0/end/pair\n"
+         "addr add 10.0.0.2/24 dev vw-ns0\n"),
     ]
 
 
@@ -72,19 +73,38 @@ def test_bridge_plan_from_nothing():
                          ("vethwrap-ns0", "hub")]))
     assert got[1] == ("ip -n vethwrap-ns0 -batch -", "".join(
         f"{line}\n" for line in [
-            "link add vbr-ns0 up type bridge", "link set vbr-ns0 alias vethwrap/ns0/bridge/bridge",
+            "link add vbr-ns0 type bridge mcast_snooping 0",
+            "link set vbr-ns0 addrgenmode none alias vethwrap/ns0/bridge/bridge",
+            "link set vbr-ns0 up",
             *(w for n in range(3) for w in (
-                f"link add vb-ns0 netns ns{n} up type veth peer name vp-ns{n}",
-                f"link set vp-ns{n} up alias vethwrap/ns0/port/bridge"))]))
-    # the members' few commands fork an `ip` each inside one root batch, not a step apiece
+                f"link add vb-ns0 netns ns{n} type veth peer name vp-ns{n}",
+                f"link set vp-ns{n} addrgenmode none up alias vethwrap/ns0/port/bridge"))]))
+    # the members' few commands fork an `ip` each inside one root batch, not a step apiece;
+    # without IPv6 an end makes no link-local address, so it comes up silent, inside
     assert got[2] == ("ip -batch -", "".join(
-        f"netns exec ns{n} ip link set vb-ns0 alias vethwrap/ns0/member/bridge\n"
+        f"netns exec ns{n} ip link set vb-ns0 addrgenmode none up alias "
+        "vethwrap/ns0/member/bridge\n"
         f"netns exec ns{n} ip addr add 10.0.0.{n + 1}/24 dev vb-ns0\n" for n in range(3)))
     assert plan.steps[2].group == "members"
     # the ports join the bridge last: ends coming up before would flood it with IPv6 multicast
     assert got[3] == ("ip -n vethwrap-ns0 -batch -",
                       "".join(f"link set vp-ns{n} master vbr-ns0\n" for n in range(3)))
     assert len(got) == 4
+
+
+def test_dual_stack_bridge_brings_ends_up_early_and_keeps_ipv6_autoconf():
+    got = steps(create_plan(shapes.build(["ns0", "ns1", "ns2"], ipv6=True), {}))
+    assert got[1][1].splitlines()[:4] == [
+        "link add vbr-ns0 up type bridge", "link set vbr-ns0 alias vethwrap/ns0/bridge/bridge",
+        "link add vb-ns0 netns ns0 up type veth peer name vp-ns0",
+        "link set vp-ns0 up alias vethwrap/ns0/port/bridge"]
+    assert "addrgenmode" not in "".join(stdin for _, stdin in got)
+
+
+def test_no_addrgenmode_where_the_kernel_has_no_ipv6():
+    got = steps(create_plan(shapes.build(["ns0", "ns1"]), {}, host_ipv6=False))
+    assert "addrgenmode" not in "".join(stdin for _, stdin in got)
+    assert "link set vw-ns1 up alias vethwrap/ns0/end/pair" in got[1][1]
 
 
 def test_many_namespaces_go_in_batches_that_run_at_once():
@@ -113,7 +133,8 @@ def test_chain_plan_from_nothing():
     assert got[2][1].splitlines()[0] == "link add vw-ns2 type veth peer name vw-ns1 netns ns2"
     assert "addr add 10.0.0.2/30 dev vw-ns0" in got[2][1].splitlines()
     assert got[2][1].splitlines()[-1] == "route add 10.0.0.0/24 via 10.0.0.6 dev vw-ns2"
-    assert got[3] == ("ip -n ns2 -batch -", "link set vw-ns1 up alias vethwrap/ns0/end/chain\n"
+    assert got[3] == ("ip -n ns2 -batch -",
+                      "link set vw-ns1 addrgenmode none up alias vethwrap/ns0/end/chain\n"
                       "addr add 10.0.0.6/30 dev vw-ns1\n"
                       "route add 10.0.0.0/24 via 10.0.0.5 dev vw-ns1\n")
 
@@ -149,10 +170,10 @@ def test_plan_into_an_existing_plain_namespace_leaves_its_lo_unmarked():
          "netns exec h3new ip link set lo up alias vethwrap/h3f0/netns/pair\n"),
         ("ip -n h3f0 -batch -", "link add vw-h3new type veth peer name vw-h3f0 netns h3new\n"
          "addr add 127.0.0.1/8 dev lo\nlink set lo up\n"
-         "link set vw-h3new up alias vethwrap/h3f0/end/pair\n"
+         "link set vw-h3new addrgenmode none up alias vethwrap/h3f0/end/pair\n"
          "addr add 10.0.0.1/24 dev vw-h3new\n"),
-        ("ip -n h3new -batch -",
-         "link set vw-h3f0 up alias vethwrap/h3f0/end/pair\naddr add 10.0.0.2/24 dev vw-h3f0\n"),
+        ("ip -n h3new -batch -", "link set vw-h3f0 addrgenmode none up alias "
+         "vethwrap/h3f0/end/pair\naddr add 10.0.0.2/24 dev vw-h3f0\n"),
     ]
 
 

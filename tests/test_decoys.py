@@ -44,7 +44,13 @@ def _commands(plan) -> list[str]:
             for step in plan.steps]
 
 
-def test_destroy_all_plans_every_lab_and_no_decoy():
+def test_destroy_all_plans_every_lab_and_no_decoy(monkeypatch):
+    from veth_wrap.kernel import hostsfiles
+
+    # recorded namespaces, not this host's: its /etc/netns and logs are no part of them
+    monkeypatch.setattr(hostsfiles, "marked", lambda lab=None: [])
+    monkeypatch.setattr(hostsfiles, "log_labs", lambda: [])
+    monkeypatch.setattr(hostsfiles, "read", lambda names: {})
     plan = api.destroy_targets(everything=True, runner=RecordingRunner(_answer))
     commands = _commands(plan)
     assert commands == ["ip -n kept link del vb-B",

@@ -224,3 +224,29 @@ def test_cli_names_the_failing_command(netns, tmp_path, cli, unchanged):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "command failed: ip" in lines[0] and "File exists" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("shape", ["pair", "chain"])
+def test_a_failed_read_back_in_the_last_batch_rolls_back(shape, netns, tmp_path, monkeypatch):
+    kind, count, existing = SHAPES[shape]
+    members, made = _members(netns, count, existing)
+    lab = shapes.build(members, kind=kind)
+    fake = FaultyIp(tmp_path / "ip")
+    runner = fake.runner(monkeypatch)
+    before = snapshot(made)
+    fake.reset(record=True)
+    built = api.create(lab, runner)  # verified: the last batch carries the read-back lines
+    assert built.report.ok and built.report.probes
+    reading = [int(line.split()[0]) for line in fake.calls() if " -j -d -batch " in line + " "]
+    assert len(reading) == 1, fake.calls()  # one batch builds and reads back
+    call, last = reading[0], fake.batch_lines(reading[0])
+    api.destroy(members, runner=runner)
+    for ns in made:
+        ip("-n", ns, "link", "set", "lo", "down")
+        ip("-n", ns, "addr", "flush", "dev", "lo")
+        ip("netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=0")
+    fake.reset(at=call, mode="line", line=last)  # the last line: a read-back line
+    with pytest.raises(VethwrapError) as caught:
+        api.create(lab, runner)
+    assert "command failed: ip" in caught.value.line()
+    assert not differences(before, snapshot(made)), caught.value.line()

@@ -96,7 +96,8 @@ def test_host_bridge_plan_puts_bridge_and_ports_in_the_root_namespace():
     assert root.netns is None
     lines = [op.line() for op in root.ops]
     bridge = lab.bridges[0].name
-    assert f"link add {bridge} up type bridge" in lines
+    assert f"link add {bridge} type bridge mcast_snooping 0" in lines
+    assert f"link set {bridge} addrgenmode none alias vethwrap/hb0/bridge/bridge" in lines
     for member in lab.members:
         port = [ln for ln in lines if ln.startswith("link add ") and f"netns {member} " in ln]
         assert len(port) == 1

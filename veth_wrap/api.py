@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
 
 from veth_wrap import lifecycle
-from veth_wrap.check.verify import Report, verify
+from veth_wrap.check import readback
+from veth_wrap.check.verify import Report, verify, with_readback
 from veth_wrap.compile import hosts
 from veth_wrap.compile.create import create_plan
-from veth_wrap.compile.destroy import Teardown, destroy_plan
+from veth_wrap.compile.destroy import Teardown, destroy_plan, teardown_of
 from veth_wrap.errors import CommandFailed, UsageError, VerificationFailed, VethwrapError
 from veth_wrap.kernel import caps, hostsfiles, inventory, state
 from veth_wrap.lifecycle import (  # noqa: F401 (the services' API, re-exported)
@@ -54,13 +55,14 @@ def netem_for(lab: Lab) -> bool:
 def plan(lab: Lab, runner: Optional[Runner] = None) -> Plan:
     """The plan that builds lab from what the kernel holds now (from nothing when unreadable)."""
     if not caps.privileged():
-        return with_hosts(create_plan(lab, {}, netem=netem_for(lab)), lab, {})
+        return with_hosts(create_plan(lab, {}, netem=netem_for(lab), host_ipv6=caps.has_ipv6()),
+                          lab, {})
     runner = runner or default_runner()
     existing = set(state.list_netns(runner))
     present = [ns for ns in lab.namespaces() if ns in existing]
     facts = state.read(present, runner, forwarding=lab.forwarding)
     root = state.read_root(runner) if any(e.netns is None for e in lab.ends()) else None
-    return with_hosts(create_plan(lab, facts, root, netem_for(lab)), lab,
+    return with_hosts(create_plan(lab, facts, root, netem_for(lab), caps.has_ipv6()), lab,
                       hostsfiles.read(lab.namespaces()))
 
 
@@ -86,11 +88,13 @@ def create(lab: Lab, runner: Optional[Runner] = None, check: bool = True,
     with locked():
         steps = (planner or plan)(lab, runner)
         lifecycle.stop_in_dropped(steps)  # up of a file that drops namespaces: as destroy does
-        outcome = apply(steps, runner, progress) if not steps.empty else Outcome()
+        # verification's first read rides in the last batch
+        outcome = (apply(with_readback(steps, lab) if check else steps, runner, progress)
+                   if not steps.empty else Outcome())
         built = Built(lab, steps, notes=[n for n in steps.notes if hosts.FOREIGN in n])
         if check:
             try:
-                built.report = verify(lab, runner)
+                built.report = verify(lab, runner, seen=readback.seen(outcome.read))
             except CommandFailed as error:
                 raise _verify_could_not_run(error, outcome, runner) from None
     if check and not built.report.ok:
@@ -141,7 +145,7 @@ def update_plan(lab: Lab, runner: Optional[Runner] = None) -> Plan:
         return plan(lab, runner)
     everything, root = inventory.scan(None, runner, forwarding=lab.forwarding)
     ids = state.netns_ids(list(everything), runner)
-    steps = compile_update(lab, everything, root, ids, netem_for(lab))
+    steps = compile_update(lab, everything, root, ids, netem_for(lab), caps.has_ipv6())
     view = inventory.labs(everything, root).get(lab.name)
     dropped = [ns for ns in view.created if ns not in lab.namespaces()] if view else []
     return with_hosts(steps, lab, hostsfiles.read(lab.namespaces()),
@@ -195,6 +199,31 @@ def destroy(namespaces: Iterable[str] = (), lab: Optional[str] = None, everythin
             # a process that entered a namespace meanwhile keeps it alive, nameless: end it
             steps.stopped += lifecycle.stop_inside(steps.doomed, grace)
     return steps
+
+
+def destroy_built(built: Built, runner: Optional[Runner] = None,
+                  progress: Optional[Progress] = None) -> Teardown:
+    """Remove a lab this process created: by name when its plan made every namespace of it.
+
+    Nothing is read again (the fixture path); a namespace gone meanwhile, or a lab in
+    namespaces that were there before, falls back to `destroy`, which reads the kernel.
+    """
+    from veth_wrap.kernel import procs
+
+    runner = runner or default_runner()
+    namespaces = built.lab.namespaces()
+    fast = teardown_of(built.plan, namespaces)
+    if fast is not None:
+        fast.steps += hosts.removal_steps(hostsfiles.read(namespaces).values())
+        fast.doomed = procs.inodes(namespaces)
+        try:
+            with locked(), lifecycle.pinned(fast):
+                fast.stopped = lifecycle.stop_inside(fast.doomed, lifecycle.GRACE)
+                apply(fast, runner, progress)
+            return fast
+        except CommandFailed:
+            pass
+    return destroy(namespaces, runner=runner, progress=progress)
 
 
 def link_plan(namespace: Optional[str], ifname: Optional[str], opts: Optional[LinkOpts],

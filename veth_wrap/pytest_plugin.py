@@ -20,6 +20,7 @@ class TestLab:
     lab: object
     names: dict[str, str] = field(default_factory=dict)
     started: list = field(default_factory=list)  # Popens and Services, stopped at teardown
+    created: object = None  # what api.create returned: teardown removes what it made, by name
 
     def __getitem__(self, name: str) -> str:
         """The real namespace name for a name the test used."""
@@ -110,7 +111,7 @@ class LabFactory:
         from veth_wrap import api
 
         self.built.append(built)  # before building: a half-built lab is removed too
-        api.create(built.lab, check=verify)
+        built.created = api.create(built.lab, check=verify)
         return built
 
     def destroy_all(self) -> None:
@@ -120,10 +121,14 @@ class LabFactory:
         for built in reversed(self.built):
             try:
                 built.stop_started()
-                api.destroy(lab=built.lab.name)  # and whatever else runs in its namespaces
+                if built.created is not None:  # stops what runs inside, deletes by name
+                    api.destroy_built(built.created)
+                else:  # create failed half-way: find what it left by the lab's marks
+                    api.destroy(lab=built.lab.name)
             finally:
                 for ns in built.lab.namespaces():
-                    subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+                    if os.path.lexists(f"/run/netns/{ns}"):  # a process only when one is left
+                        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
 @pytest.fixture

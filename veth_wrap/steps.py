@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
@@ -41,6 +42,7 @@ class Op:
     creates: tuple[Key, ...] = ()
     gone_with: frozenset = frozenset()
     undo_program: str = "ip"  # `tc` for an impairment, `rm` or `rmdir` for a file step
+    read: tuple = ()  # a read-back line: what its JSON says, e.g. ("links", NS); changes nothing
 
     def line(self) -> str:
         """The op as a batch line; a word with spaces (a tc bytecode) gets -batch's quotes."""
@@ -64,9 +66,15 @@ class Step:
         """True when the ops go to one process on stdin."""
         return len(self.ops) > 1 or self.force
 
+    @property
+    def reads(self) -> bool:
+        """True when some of its lines read the kernel back: the batch prints their JSON."""
+        return any(op.read for op in self.ops)
+
     def argv(self) -> tuple[str, ...]:
         """The command line that runs this step."""
         head = (self.program,) + (("-n", self.netns) if self.netns else ())
+        head += ("-j", "-d") if self.reads else ()  # other lines print nothing either way
         if not self.batched:
             return head + self.ops[0].args
         return head + (("-force",) if self.force else ()) + ("-batch", "-")
@@ -77,8 +85,21 @@ class Step:
             return self.input
         return "".join(op.line() + "\n" for op in self.ops) if self.batched else None
 
+    def changes(self) -> Optional[Step]:
+        """The step without its read-back lines (None when it only reads)."""
+        ops = tuple(op for op in self.ops if not op.read)
+        if len(ops) == len(self.ops):
+            return self
+        return dataclasses.replace(self, ops=ops) if ops else None
+
     def script(self) -> list[str]:
-        """The step as shell lines, every word quoted, ready for `sh -e`."""
+        """The step as shell lines, every word quoted, ready for `sh -e`.
+
+        Read-back lines are left out: the script shows what changes the kernel.
+        """
+        step = self.changes()
+        if step is not self:
+            return step.script() if step else []
         lines = [f"# {self.comment}"] if self.comment else []
         command = " ".join(shlex.quote(word) for word in self.argv())
         if self.input is not None:

@@ -6,10 +6,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
+from veth_wrap.check.readback import ROUTED, Seen, fold, state_spaces
 from veth_wrap.kernel import state
 from veth_wrap.kernel.state import NetnsState
 from veth_wrap.model.topology import End, Kind, Lab
 from veth_wrap.run.runner import Runner, default_runner
+from veth_wrap.steps import Plan
 
 SETTLE = 3.0  # seconds links may take to show carrier after being set up
 
@@ -30,39 +32,56 @@ class Report:
 
 
 def verify(lab: Lab, runner: Optional[Runner] = None, reach: bool = True,
-           timeout: float = 2.0) -> Report:
-    """Check state with `ip -j`, routes with `ip -j route get`, then reachability."""
+           timeout: float = 2.0, seen: Optional[Seen] = None) -> Report:
+    """Check state with `ip -j`, routes with `ip -j route get`, then reachability.
+
+    seen: what the build's last batch read back (with_readback), used for the first look;
+    any later look, while carrier comes up, reads the kernel again.
+    """
     runner = runner or default_runner()
     report = Report()
     deadline = time.monotonic() + SETTLE
+    first = seen.facts if seen else None
+    hub_from = HUB_PROBED_FROM if reach else HUB_SPEAKS_FROM
     while True:
-        report.problems = _state_problems(lab, runner)
+        report.problems = _state_problems(lab, runner, first, hub_from)
+        first = None
         # Carrier comes up a few milliseconds after `link set up`: poll, do not sleep blindly.
         if not report.problems or time.monotonic() > deadline:
             break
         time.sleep(0.02)
-    if not report.problems and lab.kind in (Kind.PAIR, Kind.CHAIN, Kind.MESH):
-        report.problems += _check_routes(lab, runner)
+    if not report.problems and lab.kind in ROUTED:
+        report.problems += _check_routes(lab, runner, seen.routes if seen else None)
     if reach and not report.problems:
         _probe(lab, report, timeout)
     return report
 
 
 HUB_SPEAKS_FROM = 16  # members: from here a bridge in a hub is checked from the hub alone
+HUB_PROBED_FROM = 2  # the same when probes follow, which reach every member's every address
 
 
-def _state_problems(lab: Lab, runner: Runner) -> list[str]:
-    """What `ip -j` shows amiss: every namespace read, or for a big bridge the hub alone.
+def with_readback(plan: Plan, lab: Lab) -> Plan:
+    """plan whose last batch also reads what verification looks at first (check/readback)."""
+    hops = [(src, addr) for src, _, addr in ring(lab)] if lab.kind in ROUTED else []
+    return fold(plan, lab, state_spaces(lab, HUB_PROBED_FROM), hops)
+
+
+def _state_problems(lab: Lab, runner: Runner, seen: Optional[dict[str, NetnsState]] = None,
+                    hub_from: int = HUB_SPEAKS_FROM) -> list[str]:
+    """What `ip -j` shows amiss: every namespace read, or for a bridge the hub alone.
 
     Reading a namespace forks an `ip` inside it, and that fork grows dearer with every
     namespace on the host. A hub shows each port up, on the bridge and with carrier, which
     a veth has only while its far end is up too; the probes that follow then reach every
-    member's address through its port.
+    member's address through its port (probe_pairs makes every member a target).
     """
-    hub_only = lab.hub is not None and len(lab.members) >= HUB_SPEAKS_FROM \
-        and all(link.b.netns == lab.hub for link in lab.links)
-    spaces = (lab.hub,) if hub_only else lab.namespaces()
-    facts = state.read(spaces, runner, routes=False)
+    spaces = state_spaces(lab, hub_from)
+    hub_only = spaces == (lab.hub,)
+    if seen is not None and all(ns in seen for ns in spaces):
+        facts = seen
+    else:
+        facts = state.read(spaces, runner, routes=False)
     root = state.read_root(runner) if any(e.netns is None for e in lab.ends()) else None
     problems = []
     for end in lab.ends():
@@ -129,14 +148,19 @@ def probe_pairs(lab: Lab) -> list[tuple[str, str, str]]:
     return pairs
 
 
-def _check_routes(lab: Lab, runner: Runner) -> list[str]:
+def _check_routes(lab: Lab, runner: Runner,
+                  seen: Optional[dict[tuple[str, str], Optional[str]]] = None) -> list[str]:
     """Each ring hop's route leaves by the interface the topology says it should."""
     checks = [(src, tgt, addr, _expected_dev(lab, src, tgt)) for src, tgt, addr in ring(lab)]
-    lines = "".join(f"netns exec {src} ip -j route get {addr}\n" for src, _, addr, _ in checks)
-    docs = state.json_stream(runner.run(["ip", "-batch", "-"], stdin=lines).stdout)
+    if seen is not None and all((src, addr) in seen for src, _, addr, _ in checks):
+        devices = [seen[src, addr] for src, _, addr, _ in checks]
+    else:
+        lines = "".join(f"netns exec {src} ip -j route get {addr}\n"
+                        for src, _, addr, _ in checks)
+        docs = state.json_stream(runner.run(["ip", "-batch", "-"], stdin=lines).stdout)
+        devices = [doc[0].get("dev") if doc else None for doc in docs]
     problems = []
-    for (src, _tgt, addr, dev), doc in zip(checks, docs):
-        got = doc[0].get("dev") if doc else None
+    for (src, _tgt, addr, dev), got in zip(checks, devices):
         if dev and got != dev:
             problems.append(f"in {src} the route to {addr} leaves by {got}, not {dev}")
     return problems

@@ -16,6 +16,9 @@ app = typer.Typer(
     "routed chains.",
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
+    # click's plain help: typer's rich panels import rich's markdown, pygments and more, which
+    # would make `--help` several times slower than everything else it does
+    rich_markup_mode=None,
 )
 
 _debug = {"on": False}
@@ -39,7 +42,7 @@ def main(ctx: typer.Context,
         _print_version(json_out)
         raise typer.Exit(ExitStatus.OK)
     if ctx.invoked_subcommand is None:  # no command: the help, and that is not an error
-        output.out().print(ctx.get_help(), markup=False, highlight=False)
+        output.line(ctx.get_help())
         raise typer.Exit(ExitStatus.OK)
 
 
@@ -47,7 +50,7 @@ def _print_version(json_out: bool) -> None:
     import platform
     from importlib import metadata
 
-    from veth_wrap.cli.output import emit_json, out
+    from veth_wrap.cli.output import emit_json, line
 
     try:
         version = metadata.version("vethwrap")
@@ -57,7 +60,7 @@ def _print_version(json_out: bool) -> None:
         emit_json({"name": "vethwrap", "version": version,
                    "python": platform.python_version()})
     else:
-        out().print(f"vethwrap {version}", markup=False, highlight=False)
+        line(f"vethwrap {version}")
 
 
 def require_root(dry_run: bool = False) -> None:

@@ -128,7 +128,7 @@ def down(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
 @guarded
 def validate(file: Path = FILE, prefix: str = PREFIX, json_out: bool = JSON) -> None:
     """Check a lab file without touching the kernel; report every problem at once."""
-    from veth_wrap.cli.output import emit_json, out
+    from veth_wrap.cli.output import emit_json, line
     from veth_wrap.model import labfile
 
     try:
@@ -145,7 +145,7 @@ def validate(file: Path = FILE, prefix: str = PREFIX, json_out: bool = JSON) -> 
     counts = ", ".join(_count(n, word) for n, word in (
         (len(lab.members), "namespace"), (len(lab.links), "link"),
         (len(lab.bridges), "bridge"), (len(lab.routes), "route")))
-    out().print(f"{_shown(file)}: lab {lab.name} is valid: {counts}", markup=False, highlight=False)
+    line(f"{_shown(file)}: lab {lab.name} is valid: {counts}")
 
 
 def _shown(file: Path) -> str:

@@ -38,10 +38,17 @@ QUIET = {"on": False}  # -q/--quiet: notes and progress stay off stderr; errors 
 
 
 def say(message: str) -> None:
-    """A note for the user on stderr (none with --quiet)."""
+    """A note for the user on stderr (none with --quiet): plain text, so rich stays unloaded."""
     if QUIET["on"]:
         return
-    err().print(message, markup=False) if "[" in message else err().print(message)
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+def line(text: str) -> None:
+    """One plain result line on stdout (no markup, no colour: rich stays unloaded)."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
 
 
 def emit_json(data: Any) -> None:
@@ -68,7 +75,11 @@ def table(title: str | None, columns: list[str]):
 
 
 def error_line(message: str) -> None:
-    """The single error line on stderr."""
+    """The single error line on stderr, in colour only on a terminal (rich loaded only then)."""
+    if _color_system() is None or not sys.stderr.isatty():
+        sys.stderr.write(f"error: {message}\n")
+        sys.stderr.flush()
+        return
     err().print(f"[bold red]error:[/] {escape(message)}")
 
 

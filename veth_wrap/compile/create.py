@@ -16,27 +16,30 @@ from veth_wrap.steps import PARALLEL_FROM, Op, Plan, spread
 
 
 def create_plan(lab: Lab, facts: dict[str, NetnsState], root: Optional[NetnsState] = None,
-                netem: bool = True) -> Plan:
+                netem: bool = True, host_ipv6: bool = True) -> Plan:
     """The steps that turn what the kernel holds into the lab; empty when it is already there.
 
     netem says whether the kernel has sch_netem (kernel/caps); without it, loss takes the
-    BPF filter and delay is refused.
+    BPF filter and delay is refused. host_ipv6 says whether the kernel has IPv6 at all: only
+    then can the ends of a lab without IPv6 be told to keep quiet (see quiet_words).
     """
     check_conflicts(lab, facts, root)
+    lab_quiet = quiet_words(lab, host_ipv6)
     plan = Plan()
     missing = [ns for ns in lab.namespaces() if ns not in facts]
     after = _forwarding_ops(lab, facts)
     wired = _Wiring()
     if lab.bridges and lab.bridges[0].netns is None:
-        wired = _bridge_ops(lab, root or NetnsState(None), None)
+        wired = _bridge_ops(lab, root or NetnsState(None), None, lab_quiet)
         after += wired.made
     _add_namespaces(plan, lab, missing, after)
     if lab.hub:
         hub_state = facts.get(lab.hub, NetnsState(lab.hub))
         hub_ops = _lo_ops(lab, lab.hub, hub_state, Role.HUB) if lab.hub in facts else []
-        wired = _bridge_ops(lab, hub_state, lab.hub)
+        wired = _bridge_ops(lab, hub_state, lab.hub, lab_quiet)
         plan.add(hub_ops + wired.made, netns=lab.hub, comment=f"bridge in {lab.hub}")
-    inside = {ns: _member_ops(lab, ns, facts, wired.raised.get(ns)) for ns in lab.members}
+    inside = {ns: _member_ops(lab, ns, facts, wired.raised.get(ns), lab_quiet)
+              for ns in lab.members}
     if _bridge_only(lab):
         _add_folded(plan, inside)
     else:
@@ -72,8 +75,20 @@ def _add_namespaces(plan: Plan, lab: Lab, missing: list[str], after: list[Op]) -
     plan.add(after, comment="root namespace")
 
 
+def quiet_words(lab: Lab, host_ipv6: bool = True) -> tuple[str, ...]:
+    """`addrgenmode none` for the new interfaces of a lab without IPv6, else nothing.
+
+    An interface coming up makes an IPv6 link-local address and sends duplicate address
+    detection, router solicitations and MLD reports; a bridge floods each to every port, and
+    a few hundred ports fill the kernel's per-CPU backlog (softnet drops). Without a
+    link-local address nothing is sent. It is set in the line that brings the link up (the
+    kernel refuses it in `link add`), so it costs no command more.
+    """
+    return ("addrgenmode", "none") if host_ipv6 and 6 not in lab.versions() else ()
+
+
 def _member_ops(lab: Lab, ns: str, facts: dict[str, NetnsState],
-                raised: Optional[str] = None) -> list[Op]:
+                raised: Optional[str] = None, quiet: tuple[str, ...] = ()) -> list[Op]:
     """What one member needs done inside it.
 
     A namespace made by this plan has lo done already, and `raised` names the end that an
@@ -86,7 +101,7 @@ def _member_ops(lab: Lab, ns: str, facts: dict[str, NetnsState],
     if raised:
         up = LinkState(raised, 0, "veth", True, "UP", ())
         state = dataclasses.replace(state, links={**state.links, raised: up})
-    return ops + _end_ops(lab, ns, state) + _route_ops(lab, ns, state)
+    return ops + _end_ops(lab, ns, state, quiet) + _route_ops(lab, ns, state)
 
 
 def _add_folded(plan: Plan, inside: dict[str, list[Op]]) -> None:
@@ -198,29 +213,35 @@ class _Wiring:
     raised: dict[str, str] = field(default_factory=dict)  # member namespace -> its end, up
 
 
-def _bridge_ops(lab: Lab, state: NetnsState, where: Optional[str]) -> _Wiring:
-    """The bridge and, for each member, a veth whose end is created in the member and up.
+def _bridge_ops(lab: Lab, state: NetnsState, where: Optional[str],
+                quiet: tuple[str, ...] = ()) -> _Wiring:
+    """The bridge and, for each member, a veth whose end is created in the member.
 
-    The ends come up here, long before the ports join the bridge: an end coming up sends
-    IPv6 multicast for seconds, which a bridge floods to every port, and 1,000 ports make
-    that a million frames that overflow the kernel's backlog.
+    With IPv6 (not quiet) the ends come up here, long before the ports join the bridge: an
+    end coming up sends IPv6 multicast for seconds, which a bridge floods to every port, and
+    1,000 ports make that a million frames that overflow the kernel's backlog. Quiet ends
+    send nothing, and come up inside their members, where `addrgenmode none` goes first.
     """
     bridge = lab.bridges[0].name
     wired = _Wiring()
     if bridge not in state.links:
-        wired.made.append(Op(("link", "add", bridge, "up", "type", "bridge"),
+        # a snooping bridge joins the all-snoopers group and sends MLD reports of its own
+        words = ("type", "bridge", "mcast_snooping", "0") if quiet else ("up", "type", "bridge")
+        wired.made.append(Op(("link", "add", bridge) + words,
                              ("link", "del", bridge), undo_netns=where,
                              creates=(("link", where, bridge),),
                              gone_with=frozenset({("netns", where)} if where else set())))
-        wired.made.append(Op(("link", "set", bridge, "alias", _mark(lab, Role.BRIDGE))))
+        wired.made.append(Op(("link", "set", bridge) + quiet + ("alias", _mark(lab, Role.BRIDGE))))
+        if quiet:  # a bridge has carrier at once: in the same line, up would go first
+            wired.made.append(Op(("link", "set", bridge, "up")))
     for link in lab.links:
         port, member = link.b, link.a
         if port.master != bridge:  # lab files mix in p2p links
             continue
         have = state.links.get(port.ifname)
         if have is None:
-            wired.made += _port_ops(lab, port, member, where)
-            if not _sized(member):  # an MTU or MAC is set inside, before the end comes up
+            wired.made += _port_ops(lab, port, member, where, quiet)
+            if not _sized(member) and not quiet:  # else it comes up inside, set up first
                 wired.raised[member.netns] = member.ifname
         if have is None or have.master != bridge:
             wired.attach.append(Op(("link", "set", port.ifname, "master", bridge),
@@ -229,18 +250,19 @@ def _bridge_ops(lab: Lab, state: NetnsState, where: Optional[str]) -> _Wiring:
     return wired
 
 
-def _port_ops(lab: Lab, port: End, member: End, where: Optional[str]) -> list[Op]:
-    """The veth made from the port's side with its member end created in place, and up.
+def _port_ops(lab: Lab, port: End, member: End, where: Optional[str],
+              quiet: tuple[str, ...] = ()) -> list[Op]:
+    """The veth made from the port's side with its member end created in place (and up).
 
     The member end is the one named first: a veth's peer cannot come up as it is made.
     """
-    up = () if _sized(member) else ("up",)
+    up = () if _sized(member) or quiet else ("up",)
     return [Op(("link", "add", member.ifname, "netns", member.netns) + up
                + ("type", "veth", "peer", "name", port.ifname),
                ("link", "del", port.ifname), undo_netns=where,
                creates=(("link", where, port.ifname), ("link", member.netns, member.ifname)),
                gone_with=frozenset({("netns", where), ("netns", member.netns)})),
-            Op(("link", "set", port.ifname, "up", "alias", _mark(lab, Role.PORT)))]
+            Op(("link", "set", port.ifname) + quiet + ("up", "alias", _mark(lab, Role.PORT)))]
 
 
 def _sized(end: End) -> bool:
@@ -264,8 +286,8 @@ def _veth_ops(lab: Lab, ns: str, facts: dict[str, NetnsState]) -> list[Op]:
     return ops
 
 
-def _end_ops(lab: Lab, ns: str, state: NetnsState) -> list[Op]:
-    """Mark, address and bring up every end inside ns."""
+def _end_ops(lab: Lab, ns: str, state: NetnsState, quiet: tuple[str, ...] = ()) -> list[Op]:
+    """Mark, address and bring up every end inside ns (a new one quiet first, if asked)."""
     ops = []
     for end in lab.ends_in(ns):
         have = state.links.get(end.ifname)
@@ -273,12 +295,14 @@ def _end_ops(lab: Lab, ns: str, state: NetnsState) -> list[Op]:
         up = ("link", "set", end.ifname, "up")
         mark = ("alias", _mark(lab, end.role))
         early = _ip_ops(end) if have is None else []
+        fresh = quiet if have is None else ()
         if have is None and not early:  # one command marks it and brings it up: one fork less
-            ops.append(Op(up + mark, up[:3] + ("down",), undo_netns=ns, gone_with=within))
+            ops.append(Op(up[:3] + fresh + up[3:] + mark, up[:3] + ("down",), undo_netns=ns,
+                          gone_with=within))
             ops += _address_ops(end, have, ns, within)
             continue
         if have is None or have.mark is None:
-            ops.append(Op(("link", "set", end.ifname) + mark))
+            ops.append(Op(("link", "set", end.ifname) + fresh + mark))
         ops += early  # MTU and MAC before the link comes up
         ops += _address_ops(end, have, ns, within)
         if have is None or not have.up:

@@ -109,3 +109,25 @@ def _root_ops(targets: list[str], views: dict[str, LabView],
 
 def _port_member(port: str, view: LabView, going: set[str]) -> bool:
     return any(port_ifname(member) == port for member in going & set(view.members))
+
+
+def teardown_of(plan: Plan, namespaces: Iterable[str]) -> Optional[Teardown]:
+    """Removing what plan built, if it created every one of namespaces and nothing outside them.
+
+    Then deleting those namespaces by name removes it all, with nothing to read first: the
+    plan made them and marked them. None when the lab uses namespaces that were there
+    before, or the root namespace: those keep what is not vethwrap's, so destroy reads them.
+    """
+    made: list[str] = []
+    for op in (op for step in plan.steps for op in step.ops):
+        for key in op.creates:
+            if key[0] == "link" and key[1] is None:
+                return None
+            if key[0] == "netns":
+                made.append(key[1])
+    if not made or set(namespaces) - set(made):
+        return None
+    teardown = Teardown()
+    teardown.add((Op(("netns", "del", ns)) for ns in made), comment="namespaces vethwrap created")
+    teardown.namespaces = made
+    return teardown

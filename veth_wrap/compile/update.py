@@ -13,7 +13,8 @@ from veth_wrap.steps import Op, Plan
 
 
 def update_plan(lab: Lab, everything: dict[str, NetnsState], root: NetnsState,
-                ids: dict[str, dict[int, str]], netem: bool = True) -> Plan:
+                ids: dict[str, dict[int, str]], netem: bool = True, host_ipv6: bool = True
+                ) -> Plan:
     """Removals of what the Lab dropped, then the create plan for what it added.
 
     everything holds the facts of every namespace (read with the lab's forwarding), ids the
@@ -25,7 +26,7 @@ def update_plan(lab: Lab, everything: dict[str, NetnsState], root: NetnsState,
     pruned = {ns: prune(st, lab, gone) for ns, st in facts.items()
               if ("netns", ns) not in gone}
     needs_root = any(e.netns is None for e in lab.ends())
-    create = create_plan(lab, pruned, root if needs_root else None, netem)
+    create = create_plan(lab, pruned, root if needs_root else None, netem, host_ipv6)
     return Plan(removal.steps + create.steps, removal.notes + create.notes)
 
 

@@ -19,6 +19,11 @@ NETEM = "CONFIG_NET_SCH_NETEM"
 _SETTING = re.compile(rf"^{NETEM}=(\w+)$", re.MULTILINE)
 
 
+def has_ipv6() -> bool:
+    """True when this kernel has IPv6 (not built without it, nor booted with ipv6.disable=1)."""
+    return os.path.isdir("/proc/sys/net/ipv6")
+
+
 @functools.cache
 def has_netem() -> bool:
     """True when this kernel has the netem qdisc (built in, loaded, or loadable)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional
@@ -22,6 +21,7 @@ class Outcome:
 
     done: list[Op] = field(default_factory=list)
     undo_failures: list[str] = field(default_factory=list)
+    read: list[tuple[Step, str]] = field(default_factory=list)  # steps with read-back lines
 
 
 @contextmanager
@@ -84,6 +84,8 @@ def _run_wave(wave: list[Step], runner: Runner, outcome: Outcome,
     if len(wave) == 1:
         _run_step(wave[0], runner, outcome, progress)
         return
+    from concurrent.futures import ThreadPoolExecutor  # only big labs run steps at once
+
     first_error: list[VethwrapError] = []
     with ThreadPoolExecutor(PARALLEL) as pool:
         for error in pool.map(lambda s: _try_step(s, runner, outcome, progress), wave):
@@ -103,13 +105,15 @@ def _try_step(step: Step, runner: Runner, outcome: Outcome, progress) -> Optiona
 
 def _run_step(step: Step, runner: Runner, outcome: Outcome, progress) -> None:
     try:
-        runner.run(step.argv(), stdin=step.stdin())
+        result = runner.run(step.argv(), stdin=step.stdin())
     except CommandFailed as error:
         done = error.batch_done if step.batched else 0
         # Without a line number (killed, say) nothing tells how far it got: undo it all.
         outcome.done.extend(step.ops[: len(step.ops) if done is None else done])
         raise
     outcome.done.extend(step.ops)
+    if step.reads:
+        outcome.read.append((step, result.stdout))
     if progress:
         progress(len(step.ops))
 
