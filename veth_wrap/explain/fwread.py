@@ -7,6 +7,7 @@ import os
 import shutil
 from collections.abc import Callable
 
+from veth_wrap.explain.findings import Cause, Finding
 from veth_wrap.explain.firewall import (
     Chain,
     Drop,
@@ -18,7 +19,6 @@ from veth_wrap.explain.firewall import (
 )
 from veth_wrap.explain.fixes import Fix, ns_exec, unique
 from veth_wrap.explain.nets import Nets, Ns, label
-from veth_wrap.explain.walk import Cause, Finding
 
 BRIDGE_NF = "/proc/sys/net/bridge/bridge-nf-call-iptables"
 

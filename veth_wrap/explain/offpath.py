@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING
 
+from veth_wrap.explain.findings import Candidate, Cause, Finding
+from veth_wrap.explain.findings import PathWalk as Walk
 from veth_wrap.explain.fixes import Fix, ip_n, link_up, route_fix
 from veth_wrap.explain.nets import Ns, Peer, Reach, address_of, label
-from veth_wrap.explain.walk import Candidate, Cause, Finding
-
-if TYPE_CHECKING:
-    from veth_wrap.explain.walk import Walk
 
 
 def off_path(walk: Walk, ns: str, route: dict, reaches: list[Reach]) -> Finding:

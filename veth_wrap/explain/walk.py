@@ -4,59 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from enum import Enum
 
+from veth_wrap.explain.findings import Candidate, Cause, Finding
 from veth_wrap.explain.fixes import Fix, link_up, route_fix, sysctl_fix
 from veth_wrap.explain.nets import Nets, Ns, Reach, address_of, label, sysctl_ifname
+from veth_wrap.explain.offpath import missing_route, off_path
 
 MAX_HOPS = 16
-
-
-class Cause(str, Enum):
-    """Why a destination does not answer."""
-
-    ROUTE_WRONG_DEVICE = "route-wrong-device"
-    NO_ROUTE = "no-route"
-    GATEWAY_UNREACHABLE = "gateway-unreachable"
-    LOCAL_DOWN = "local-down"
-    PEER_DOWN = "peer-down"
-    PEER_NO_NETNS = "peer-no-netns"
-    PEER_WRONG_NETNS = "peer-wrong-netns"
-    LOCAL_NO_ADDRESS = "local-no-address"
-    DEST_NOT_CONFIGURED = "dest-not-configured"
-    NO_CARRIER = "no-carrier"
-    BRIDGE_PORT_DETACHED = "bridge-port-detached"
-    BRIDGE_PORT_DOWN = "bridge-port-down"
-    BRIDGE_DOWN = "bridge-down"
-    FORWARDING_DISABLED = "forwarding-disabled"
-    NO_RETURN_ROUTE = "no-return-route"
-    RP_FILTER = "rp-filter"
-    FIREWALL_DROP = "firewall-drop"
-    BR_NETFILTER_DROP = "br-netfilter-drop"
-    LINK_IMPAIRED = "link-impaired"
-    UNKNOWN = "unknown"
-
-
-@dataclass
-class Finding:
-    """The first thing wrong: a cause, what shows it, and the commands that fix it."""
-
-    cause: Cause
-    summary: str
-    evidence: list[str] = field(default_factory=list)
-    fixes: list[Fix] = field(default_factory=list)
-    source: str | None = None  # the source address (with prefix) once the fix is applied
-    adds: tuple[Ns, str] | None = None  # (namespace, address/prefix) a fix adds on the path
-    reply_done: bool = False  # the fixes already cover the way back
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """An interface of a namespace that leads to an address, directly or through a router."""
-
-    ifname: str
-    reach: Reach
-    via: str | None = None
 
 
 @dataclass
@@ -128,8 +82,6 @@ class Walk:
         reaches = self.nets.reaches(ns, dev)
         holder = next((r for r in reaches if self.holds_addr(r.ns, hop_addr)), None)
         if holder is None:
-            from veth_wrap.explain.offpath import off_path
-
             return off_path(self, ns, route, reaches), None
         found = self.path_state(ns, dev, holder, hop_addr)
         if found:
@@ -222,8 +174,6 @@ class Walk:
     def no_route(self, ns: str, error: str) -> Finding:
         """No route at all: a down interface, one without an address, or a missing route."""
         self.note(f"{label(ns)}: no route to {self.target} ({error or 'route get failed'})")
-        from veth_wrap.explain.offpath import missing_route
-
         return missing_route(self, ns, error)
 
     def candidates(self, ns: Ns, exclude: str = "") -> list[Candidate]:
