@@ -24,6 +24,8 @@ def diagnose_command(
                                  help="Walk the path even when the ping works; list checks."),
     ipv6: bool = typer.Option(False, "--ipv6", "-6",
                               help="For a namespace name: take its IPv6 address."),
+    fix: bool = typer.Option(False, "--fix", help="Apply the fix; keep it only if it heals."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="With --fix: print the plan only."),
 ) -> None:
     """Ping DESTINATION from NAMESPACE; if it fails, name the cause and print the fix."""
     from veth_wrap.explain.diagnose import check_destination, diagnose
@@ -38,6 +40,9 @@ def diagnose_command(
     check_destination(destination)
     _require_root()
     result = diagnose(namespace, destination, verbose=verbose)
+    if fix and not result.reachable:
+        _fix(result, json_out, dry_run)
+        return
     if json_out:
         from veth_wrap.cli.output import emit_json
 
@@ -63,6 +68,39 @@ def doctor_command(json_out: bool = typer.Option(False, "--json",
     else:
         _show_doctor(checks)
     raise typer.Exit(1 if problems else 0)
+
+
+def _fix(result, json_out: bool, dry_run: bool) -> None:
+    """Apply the diagnosis' fixes as a plan (or print it), keep them only if they heal."""
+    from veth_wrap.cli.output import emit_json, emit_script, say
+    from veth_wrap.explain.diagnose import diagnose
+    from veth_wrap.explain.fixplan import heal, plan
+
+    steps = plan(result)
+    if dry_run:
+        emit_script(steps.script(f"vethwrap diagnose {result.namespace} {result.destination} "
+                                 f"--fix: {result.cause.value}"))
+        raise typer.Exit(0 if steps.steps else 1)
+    if not steps.steps:
+        _show_diagnosis(result, False) if not json_out else emit_json(result.to_json())
+        say("nothing applied: no fix is known for this cause")
+        raise typer.Exit(1)
+    healing = heal(result, lambda: diagnose(result.namespace, result.destination))
+    if json_out:
+        emit_json({**result.to_json(), "fix_applied": healing.to_json(),
+                   "reachable": healing.healed})
+    else:
+        _show_diagnosis(result, False)
+        from veth_wrap.cli.output import out
+
+        verb = "healed: applied" if healing.healed else "not healed: rolled back"
+        out().print(f"{verb} {len(healing.applied)} command(s):", style="bold")
+        for line in healing.applied:
+            out().print(line, markup=False, highlight=False, soft_wrap=True)
+        if not healing.healed:
+            say(f"the round trip still fails ({healing.after.summary}); every change was "
+                "undone: see the evidence above")
+    raise typer.Exit(0 if healing.healed else 1)
 
 
 def _is_address(text: str) -> bool:

@@ -23,7 +23,7 @@ from veth_wrap.run.runner import Runner, default_runner
 
 __all__ = ["Cause", "Diagnosis", "diagnose"]
 
-PROBE_WAIT = 1.0  # seconds the probe waits for a reply
+PROBE_WAIT = 0.6  # seconds the probe waits for the last reply
 
 
 @dataclass
@@ -38,6 +38,9 @@ class Diagnosis:
     evidence: list[str] = field(default_factory=list)
     fixes: list[list[str]] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)
+    causes: list[Finding] = field(default_factory=list)
+    processes: int = 0
+    nets: Nets | None = field(default=None, repr=False, compare=False)
 
     @property
     def script(self) -> list[str]:
@@ -56,6 +59,8 @@ class Diagnosis:
             "fixes": [list(fix) for fix in self.fixes],
             "fix_script": self.script,
             "checked": list(self.checked),
+            "causes": [c.to_json() for c in self.causes],
+            "processes": self.processes,
         }
 
 
@@ -81,15 +86,27 @@ def diagnose(namespace: str, dest: str, runner: Runner | None = None,
     if received and not verbose:
         diag.summary = f"{dest} answers from {namespace}"
         return diag
-    finding, walks = _walk(nets, namespace, dest)
-    if finding is None and not received:
-        finding = _firewalls(nets, namespace, dest, walks, runner)
-    if finding is None and not received:
-        finding = _impairments(nets, walks)
+    causes, walks = _walk(nets, namespace, dest)
+    if not received and not _stops(causes) and walks[0].reached:
+        causes += _listed(_firewalls(nets, namespace, dest, walks, runner), "firewall")
+    if not received and not causes:
+        causes += _listed(_impairments(nets, walks), "tc")
     for walk in walks:
         diag.checked.extend(walk.checked)
+    diag.processes, diag.nets = nets.processes, nets
     diag.checked.append(f"read with {nets.processes} processes")
-    return _conclude(diag, finding)
+    return _conclude(diag, causes)
+
+
+def _stops(causes: list[Finding]) -> bool:
+    return any(not c.passable for c in causes)
+
+
+def _listed(finding: Finding | None, source: str) -> list[Finding]:
+    if finding is None:
+        return []
+    finding.decided_by = finding.decided_by or source
+    return [finding]
 
 
 def _ping(namespace: str, dest: str, runner: Runner) -> tuple[bool, str]:
@@ -104,40 +121,54 @@ def _ping(namespace: str, dest: str, runner: Runner) -> tuple[bool, str]:
                                 f"{stats.received} received")
 
 
-def _walk(nets: Nets, namespace: str, dest: str) -> tuple[Finding | None, list[Walk]]:
+def _walk(nets: Nets, namespace: str, dest: str) -> tuple[list[Finding], list[Walk]]:
     """The way there, then the way back (also when the way there needs a fix first)."""
     there = Walk(nets, dest)
-    finding = there.run(namespace)
+    stop = there.run(namespace)
+    causes = there.found + _tagged(stop, "forward", there)
     walks = [there]
-    if finding is not None and finding.reply_done:
-        return finding, walks
-    source = (finding.source if finding else None) or there.source
-    end = there.end if there.reached else _home(nets, dest)
+    if stop is not None and stop.reply_done:
+        return causes, walks
+    source = (stop.source if stop else None) or there.source
+    end = there.end if there.reached else (stop.end if stop else None) or _end_after(there)
     if not source or end is None:
-        return finding, walks
-    assume = finding.adds if finding else None
+        return causes, walks
+    assume = stop.adds if stop else None
     back = Walk(nets, source.split("/")[0], source=dest, reply=True, assume=assume)
     walks.append(back)
     reply = back.run(end)
-    return _merge(finding, reply), walks
+    known = [f for c in causes for f in c.fixes]
+    for found in back.found + _tagged(reply, "reply", back):
+        found.fixes = [f for f in found.fixes if f not in known]
+        if found.fixes or not stop or not stop.fixes:
+            causes.append(found)
+    return causes, walks
 
 
-def _home(nets: Nets, dest: str):
-    """The namespace that has an address, when exactly one has it."""
-    holders = nets.holders(dest)
-    return holders[0][0] if len(holders) == 1 else None
+def _tagged(stop: Finding | None, direction: str, walk: Walk) -> list[Finding]:
+    if stop is None:
+        return []
+    stop.direction = direction
+    if stop.namespace is None and walk.visits:
+        stop.namespace = walk.visits[-1][0]
+    stop.decided_by = stop.decided_by or "path"
+    return [stop]
 
 
-def _merge(there: Finding | None, back: Finding | None) -> Finding | None:
-    """The first finding, with what the way back needs added when it is something else."""
-    if there is None or back is None:
-        return there or back
-    extra = [fix for fix in back.fixes if fix not in there.fixes]
-    if back.fixes and not extra:
-        return there
-    there.evidence.append(f"and for the replies: {back.summary}")
-    there.fixes = unique(there.fixes + extra)
-    return there
+def _end_after(walk: Walk):
+    """Where the packets arrive once the fix is in: a namespace linked to the last one walked
+    that holds the target (links followed, never a search of every namespace)."""
+    ns = walk.visits[-1][0] if walk.visits else None
+    for ifname in list(nets_links(walk, ns)):
+        for reach in walk.nets.reaches(ns, ifname):
+            if walk.holds_addr(reach.ns, walk.target):
+                return reach.ns
+    return None
+
+
+def nets_links(walk: Walk, ns) -> list[str]:
+    """The interface names of a namespace on the walk."""
+    return [name for name in walk.nets.ns_links(ns) if name != "lo"]
 
 
 def _firewalls(nets: Nets, namespace: str, dest: str, walks: list[Walk],
@@ -169,17 +200,27 @@ def _impairments(nets: Nets, walks: list[Walk]) -> Finding | None:
     return impaired(nets, crossed, PROBE_WAIT * 1000, walks[-1].checked)
 
 
-def _conclude(diag: Diagnosis, finding: Finding | None) -> Diagnosis:
-    """Fill the diagnosis from the finding (or say what was checked)."""
+def _conclude(diag: Diagnosis, causes: list[Finding]) -> Diagnosis:
+    """Fill the diagnosis from the causes, in path order (or say what was checked)."""
     if diag.reachable:
         diag.summary = f"{diag.destination} answers from {diag.namespace}"
-        if finding is not None:
-            diag.evidence.append(f"the walk still noted: {finding.summary}")
+        for found in causes:
+            diag.evidence.append(f"the walk still noted: {found.summary}")
         return diag
-    if finding is None:
-        finding = Finding(Cause.UNKNOWN, f"{diag.destination} does not answer from "
-                          f"{diag.namespace}, and nothing checked explains why")
-    diag.cause, diag.summary = finding.cause, finding.summary
-    diag.evidence.extend(finding.evidence)
-    diag.fixes = [list(fix) for fix in unique(finding.fixes)]
+    if not causes:
+        causes = [Finding(Cause.UNKNOWN, f"{diag.destination} does not answer from "
+                          f"{diag.namespace}, and nothing checked explains why",
+                          namespace=diag.namespace, decided_by="none")]
+    first = causes[0]
+    diag.causes = causes
+    diag.cause = first.cause
+    diag.summary = first.summary + (f"; and {len(causes) - 1} more cause"
+                                    f"{'s' if len(causes) > 2 else ''} on the round trip"
+                                    if len(causes) > 1 else "")
+    for found in causes:
+        if found is not first:
+            where = "for the replies" if found.direction == "reply" else "then"
+            diag.evidence.append(f"and {where}: {found.summary}")
+        diag.evidence.extend(found.evidence)
+    diag.fixes = [list(fix) for fix in unique([f for c in causes for f in c.fixes])]
     return diag

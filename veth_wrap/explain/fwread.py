@@ -17,7 +17,7 @@ from veth_wrap.explain.firewall import (
     parse_iptables_save,
     parse_nft,
 )
-from veth_wrap.explain.fixes import Fix, ns_exec, unique
+from veth_wrap.explain.fixes import Fix, ns_exec
 from veth_wrap.explain.nets import Nets, Ns, label
 
 BRIDGE_NF = "/proc/sys/net/bridge/bridge-nf-call-iptables"
@@ -107,8 +107,12 @@ def finding(drops: list[Drop], packets: tuple[Packet, Packet]) -> Finding:
         evidence.append(f"br_netfilter passes traffic bridged by {first.place.device} in "
                         f"{label(first.place.ns)} to iptables "
                         "(net.bridge.bridge-nf-call-iptables = 1)")
-    fixes = unique([fix for d in drops for fix in _fixes(d)])
-    return Finding(cause, summary, evidence, fixes)
+    found = Finding(cause, summary, evidence, namespace=first.place.ns, decided_by="firewall")
+    for drop in drops:
+        for fix, undo in _fixes(drop):
+            if fix not in found.fixes:
+                found.fix(fix, undo)
+    return found
 
 
 def _evidence(drop: Drop) -> str:
@@ -121,16 +125,33 @@ def _evidence(drop: Drop) -> str:
     return f"{where}: {drop.rule.text} ({how})"
 
 
-def _fixes(drop: Drop) -> list[Fix]:
+def _fixes(drop: Drop) -> list[tuple[Fix, Fix | None]]:
+    """Each fix with its undo (None where the state read cannot rebuild what it removes)."""
     ns = drop.place.ns
-    if drop.rule is not None:
-        return [ns_exec(ns, *drop.rule.delete)]
-    chain, packet = drop.chain, drop.packet
+    chain, packet, rule = drop.chain, drop.packet, drop.rule
+    if rule is not None:
+        if chain.tool in ("iptables", "ip6tables"):
+            spec = rule.delete[rule.delete.index("-D") + 2:]
+            at = str(next(i for i, r in enumerate(chain.rules, 1) if r is rule))
+            return [(ns_exec(ns, *rule.delete),
+                     ns_exec(ns, chain.tool, "-t", chain.table, "-I", chain.name, at, *spec))]
+        return [(ns_exec(ns, *rule.delete), _nft_readd(ns, rule))]
     if chain.tool in ("iptables", "ip6tables"):
         proto = "icmp" if packet.family == 4 else "ipv6-icmp"
         target = drop.insert_into or chain.name
-        return [ns_exec(ns, chain.tool, "-t", chain.table, "-I", target, "1", "-p", proto,
-                        "-s", packet.src, "-d", packet.dst, "-j", "ACCEPT")]
+        spec = ["-p", proto, "-s", packet.src, "-d", packet.dst, "-j", "ACCEPT"]
+        head = [chain.tool, "-t", chain.table]
+        return [(ns_exec(ns, *head, "-I", target, "1", *spec),
+                 ns_exec(ns, *head, "-D", target, *spec))]
     fam = "ip" if packet.family == 4 else "ip6"
-    return [ns_exec(ns, "nft", "insert", "rule", chain.family, chain.table, chain.name,
-                    fam, "saddr", packet.src, fam, "daddr", packet.dst, "accept")]
+    return [(ns_exec(ns, "nft", "insert", "rule", chain.family, chain.table, chain.name,
+                     fam, "saddr", packet.src, fam, "daddr", packet.dst, "accept"), None)]
+
+
+def _nft_readd(ns: Ns, rule) -> Fix | None:
+    """The deleted nft rule added back from its JSON (one word, no spaces)."""
+    if rule.raw is None:
+        return None
+    body = {k: rule.raw[k] for k in ("family", "table", "chain", "expr") if k in rule.raw}
+    text = json.dumps({"nftables": [{"add": {"rule": body}}]}, separators=(",", ":"))
+    return None if " " in text else ns_exec(ns, "nft", "-j", text)

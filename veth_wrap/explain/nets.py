@@ -75,6 +75,8 @@ class Nets:
     nsids: dict[Ns, dict[int, str]] = field(default_factory=dict)
     sysctls: dict[Ns, dict[str, str]] = field(default_factory=dict)
     answers: dict[tuple[Ns, str], RouteAnswer] = field(default_factory=dict)
+    neighs: dict[Ns, list[dict]] = field(default_factory=dict)
+    policies: dict[tuple[Ns, int], tuple[list[dict], list[dict]]] = field(default_factory=dict)
     processes: int = 0
 
     @classmethod
@@ -229,16 +231,36 @@ class Nets:
                 found.append((ns, ifname))
         return found
 
-    def route_get(self, ns: Ns, address: str) -> RouteAnswer:
-        """The route the kernel picks from a namespace to an address."""
-        key = (ns, address)
+    def route_get(self, ns: Ns, address: str, src: str | None = None) -> RouteAnswer:
+        """The route the kernel picks from a namespace to an address (from src, if given)."""
+        key = (ns, address + (f" from {src}" if src else ""))
         if key not in self.answers:
             prefix = [] if ns is None else ["-n", ns]
-            result = self.run(["ip", *prefix, "-j", "route", "get", address])
+            extra = ["from", src] if src else []
+            result = self.run(["ip", *prefix, "-j", "route", "get", address, *extra])
             routes = _loads(result.stdout)
             err = result.stderr.strip().replace("RTNETLINK answers: ", "")
             self.answers[key] = RouteAnswer(routes[0] if routes else None, err)
         return self.answers[key]
+
+    def neigh(self, ns: Ns) -> list[dict]:
+        """The neighbour table of a namespace (`ip -j neigh show`), both families."""
+        if ns not in self.neighs:
+            line = [f"netns exec {ns} ip -j neigh show"] if ns is not None else []
+            docs = state.read_docs(line, self, strict=False) if line else [None]
+            self.neighs[ns] = docs[0] or []
+        return self.neighs[ns]
+
+    def policy(self, ns: Ns, family: int) -> tuple[list[dict], list[dict]]:
+        """(rules, routes of every table) of a namespace, read in one process."""
+        key = (ns, family)
+        if key not in self.policies:
+            flag = "-6 " if family == 6 else "-4 "
+            lines = [f"netns exec {ns} ip -j {flag}rule list",
+                     f"netns exec {ns} ip -j {flag}route show table all"] if ns else []
+            docs = state.read_docs(lines, self, strict=False) if lines else [None, None]
+            self.policies[key] = (docs[0] or [], docs[1] or [])
+        return self.policies[key]
 
     def sysctl(self, ns: str, *keys: str) -> dict[str, str]:
         """Read sysctls inside a namespace (one process for the keys not read yet)."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from veth_wrap.explain.findings import Candidate, Cause, Finding
 from veth_wrap.explain.fixes import Fix, link_up, route_fix, sysctl_fix
+from veth_wrap.explain.hops import at_destination, blocked, hop
 from veth_wrap.explain.nets import Nets, Ns, Reach, address_of, label, sysctl_ifname
 from veth_wrap.explain.offpath import missing_route, off_path
 
@@ -27,6 +28,7 @@ class Walk:
     crossed: list[tuple[Ns, str]] = field(default_factory=list)  # every device on the way
     end: Ns = None
     reached: bool = False
+    found: list[Finding] = field(default_factory=list)  # causes the walk went past
 
     @property
     def family(self) -> int:
@@ -38,28 +40,56 @@ class Walk:
         self.checked.append(("replies: " if self.reply else "") + text)
 
     def run(self, start: str) -> Finding | None:
-        """Follow routes from start until the target's namespace, or a finding."""
+        """Follow routes from start until the target's namespace, or a dead end.
+
+        What can be undone without changing the path (a blackhole, a sysctl, a neighbour
+        entry) goes to `found` and the walk goes on; a dead end is returned.
+        """
         ns, iif = start, None
         self.visits.append((ns, "source", ""))
         for _ in range(MAX_HOPS):
             if iif is not None:
-                found = self.rp_filter(ns, iif)
-                if found or self.held(ns):
-                    self.end, self.reached = ns, found is None
-                    return found
-            answer = self.nets.route_get(ns, self.target)
-            if answer.route is None:
-                return self.no_route(ns, answer.error)
-            if answer.local:
+                self._add(self.rp_filter(ns, iif), ns)
+                if self.held(ns):
+                    self.end, self.reached = ns, True
+                    self.found.extend(at_destination(self, ns, iif))
+                    return None
+            src = self.source if iif is None and self.source and self.held_src(ns) else None
+            answer = self.nets.route_get(ns, self.target, src)
+            route = answer.route
+            if route is None:
+                blocks, route = blocked(self, ns, answer.error, src, iif)
+                self.found.extend(blocks)
+                if route is None:
+                    return self.no_route(ns, answer.error)
+            if route.get("type") == "local":
                 self.end, self.reached = ns, True
                 return None
             if self.source is None:
-                self.source = answer.route.get("prefsrc")
-            found, nxt = self.step(ns, answer.route)
+                self.source = route.get("prefsrc") or self._source_on(ns, route.get("dev"))
+            found, nxt = self.step(ns, route)
             if found or nxt is None:
                 return found
             ns, iif = nxt.ns, nxt.ifname
         self.note(f"gave up after {MAX_HOPS} hops (a routing loop?)")
+        return None
+
+    def _add(self, found: Finding | None, ns: Ns) -> None:
+        if found is not None:
+            found.passable, found.namespace = True, ns
+            found.direction = "reply" if self.reply else "forward"
+            self.found.append(found)
+
+    def held_src(self, ns: Ns) -> bool:
+        """True when the packets' source is an address of ns (so route get may say from)."""
+        return self.source is not None and \
+            self.nets.holds(ns, self.source.split("/")[0]) is not None
+
+    def _source_on(self, ns: Ns, dev: str | None) -> str | None:
+        link = self.nets.link(ns, dev or "")
+        for text in link.addresses if link else ():
+            if address_of(text).version == self.family:
+                return str(address_of(text).ip)
         return None
 
     def held(self, ns: Ns) -> bool:
@@ -88,10 +118,9 @@ class Walk:
             return found, None
         self.crossed.extend(((ns, dev), *holder.path))
         self._record_bridges(holder)
+        self.found.extend(hop(self, ns, dev, holder, hop_addr))
         if not self.held(holder.ns):
-            found = self.forwarding(holder.ns, holder.ifname)
-            if found:
-                return found, None
+            self._add(self.forwarding(holder.ns, holder.ifname), holder.ns)
             self.visits.append((holder.ns, "router", ""))
         else:
             self.visits.append((holder.ns, "dest", holder.ifname))

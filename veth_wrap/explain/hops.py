@@ -1,0 +1,227 @@
+"""What the kernel says about one hop: the route's type, neighbours, ARP, bridge ports, sysctls.
+
+Each check returns findings the walk can go past (it names what to undo; the packets would
+go on once it is undone), so that one diagnosis names every cause on the round trip.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from veth_wrap.explain.findings import Cause, Finding
+from veth_wrap.explain.findings import PathWalk as Walk
+from veth_wrap.explain.fixes import ip_n, sysctl_fix
+from veth_wrap.explain.nets import Ns, Reach, address_of, label, sysctl_ifname
+from veth_wrap.explain.routing import Block, lookup
+
+PORT_STATES = {"disabled": "0", "listening": "1", "learning": "2", "forwarding": "3",
+               "blocking": "4"}
+_ROUTE_CAUSES = {"blackhole": Cause.ROUTE_BLACKHOLE, "unreachable": Cause.ROUTE_UNREACHABLE,
+                 "prohibit": Cause.ROUTE_PROHIBIT, "throw": Cause.ROUTE_THROW}
+
+
+def _found(walk: Walk, ns: Ns, cause: Cause, summary: str, evidence: list[str],
+           decided_by: str) -> Finding:
+    return Finding(cause, summary, evidence, namespace=ns, passable=True,
+                   direction="reply" if walk.reply else "forward", decided_by=decided_by)
+
+
+def blocked(walk: Walk, ns: str, error: str, src: str | None,
+            iif: str | None) -> tuple[list[Finding], dict | None]:
+    """Name the rules and routes that refused the lookup, and the route reached past them."""
+    rules, routes = walk.nets.policy(ns, walk.family)
+    result = lookup(rules, routes, walk.target, src, iif, walk.family)
+    walk.note(f"{label(ns)}: {len(rules)} policy rules, {len(routes)} routes in all tables: "
+              + (", ".join(b.text for b in result.blocks) or "nothing blocks")
+              + (f"; then table {result.table}: {result.route.get('dst')} dev "
+                 f"{result.route.get('dev')}" if result.route else ""))
+    return [_block_finding(walk, ns, block, error) for block in result.blocks], result.route
+
+
+def _block_finding(walk: Walk, ns: str, block: Block, error: str) -> Finding:
+    cause = Cause.RULE_BLOCKS if block.kind == "rule" else _ROUTE_CAUSES[block.action]
+    what = "replies to" if walk.reply else "packets for"
+    found = _found(walk, ns, cause, f"{block.text} in {ns} refuses {what} {walk.target}",
+                   [f"ip -n {ns} route get {walk.target}: {error or 'refused'}",
+                    f"the kernel's lookup in {ns} meets {block.text} (read with ip -j "
+                    + ("rule list)" if block.kind == "rule" else "route show table all)")],
+                   "rule" if block.kind == "rule" else "route")
+    return found.fix(ip_n(ns, *block.fix), ip_n(ns, *block.undo))
+
+
+def hop(walk: Walk, ns: Ns, dev: str, reach: Reach, address: str) -> list[Finding]:
+    """The link from dev in ns to the interface beyond it that holds the hop's address."""
+    found = _noarp(walk, ns, dev, "near") + _bridge_ports(walk, reach)
+    found += _noarp(walk, reach.ns, reach.ifname, "far")
+    found += _neighbour(walk, ns, dev, reach, address)
+    if walk.family == 4 and reach.ns is not None:
+        found += _arp_answers(walk, ns, dev, reach, address)
+    return found
+
+
+def _noarp(walk: Walk, ns: Ns, dev: str, side: str) -> list[Finding]:
+    link = walk.nets.link(ns, dev)
+    if link is None or "NOARP" not in link.raw.get("flags", []) or link.kind == "bridge" \
+            and side == "far":
+        return []
+    why = ("sends every packet to its own MAC address, so the far end drops it" if side == "near"
+           else "answers no ARP or neighbour solicitation, so nothing can reach its address")
+    found = _found(walk, ns, Cause.NOARP, f"{dev} in {label(ns)} has ARP off (NOARP)",
+                   [f"{dev} in {label(ns)} has flags {','.join(link.raw.get('flags', []))}",
+                    f"a link without ARP {why}"], "link")
+    return [found.fix(ip_n(ns, "link", "set", "dev", dev, "arp", "on"),
+                      ip_n(ns, "link", "set", "dev", dev, "arp", "off"))]
+
+
+def _bridge_ports(walk: Walk, reach: Reach) -> list[Finding]:
+    found = []
+    for pns, pdev in reach.path:
+        link = walk.nets.link(pns, pdev)
+        if link is None or not link.master or not link.up:
+            continue
+        info = link.raw.get("linkinfo", {})
+        if info.get("info_slave_kind") != "bridge":
+            continue
+        port_state = info.get("info_slave_data", {}).get("state", "forwarding")
+        if port_state == "forwarding":
+            continue
+        bridge = walk.nets.link(pns, link.master)
+        stp = bridge is not None and bridge.raw.get("linkinfo", {}).get(
+            "info_data", {}).get("stp_state", 0)
+        item = _found(walk, pns, Cause.BRIDGE_PORT_STATE,
+                      f"port {pdev} of bridge {link.master} in {label(pns)} is {port_state}: "
+                      "it forwards nothing",
+                      [f"ip -d link: {pdev} in {label(pns)} has bridge port state {port_state}"]
+                      + (["the bridge runs STP, which sets port states itself: no fix is "
+                          "printed"] if stp else []), "bridge")
+        if not stp and port_state in PORT_STATES:
+            argv = ["bridge", *(["-n", pns] if pns else []), "link", "set", "dev", pdev]
+            item.fix([*argv, "state", "3"], [*argv, "state", PORT_STATES[port_state]])
+        found.append(item)
+    return found
+
+
+def _neighbour(walk: Walk, ns: Ns, dev: str, reach: Reach, address: str) -> list[Finding]:
+    """A neighbour entry for the hop's address whose MAC is not the holder's."""
+    holder = walk.nets.link(reach.ns, walk.nets.holds(reach.ns, address) or reach.ifname)
+    want = (holder.mac if holder else "").lower()
+    for entry in walk.nets.neigh(ns):
+        if entry.get("dst") != address or entry.get("dev") != dev:
+            continue
+        states = entry.get("state", [])
+        walk.note(f"{label(ns)}: neighbour {address} on {dev}: {entry.get('lladdr', '-')} "
+                  f"{','.join(states)}")
+        have = entry.get("lladdr", "").lower()
+        if not have or not want or have == want:
+            return []
+        item = _found(walk, ns, Cause.NEIGH_WRONG_MAC,
+                      f"the neighbour entry for {address} on {dev} in {label(ns)} has the "
+                      f"wrong MAC address",
+                      [f"ip -j neigh in {label(ns)}: {address} lladdr {have} "
+                       f"{','.join(states)} on {dev}",
+                       f"{address} is held by {holder.ifname} in {label(reach.ns)}, whose MAC "
+                       f"is {want}"], "neigh")
+        if "PERMANENT" in states:
+            base = ["neigh", "replace", address, "lladdr"]
+            return [item.fix(ip_n(ns, *base, want, "dev", dev, "nud", "permanent"),
+                             ip_n(ns, *base, have, "dev", dev, "nud", "permanent"))]
+        return [item.fix(ip_n(ns, "neigh", "del", address, "dev", dev), [])]
+    return []
+
+
+def _arp_answers(walk: Walk, ns: Ns, dev: str, reach: Reach, address: str) -> list[Finding]:
+    """arp_ignore and arp_filter on the far side: does it answer who-has for address?"""
+    far, iif = reach.ns, reach.ifname
+    name = sysctl_ifname(iif)
+    keys = [f"net.ipv4.conf.{scope}.{what}" for what in ("arp_ignore", "arp_filter")
+            for scope in ("all", name)]
+    values = walk.nets.sysctl(far, *keys)
+    ignore = max(_int(values[keys[0]]), _int(values[keys[1]]))
+    on_iif = walk.nets.holds(far, address) == iif
+    sender = _sender_address(walk, ns, dev)
+    bad = ignore >= 8 or (ignore in (1, 2) and not on_iif) or (
+        ignore == 2 and sender is not None and not _same_subnet(walk, far, iif, sender))
+    found = []
+    if bad:
+        item = _found(walk, far, Cause.ARP_IGNORE,
+                      f"{far} does not answer ARP for {address} on {iif} (arp_ignore = {ignore})",
+                      [f"{k} = {values[k]} in {far}" for k in keys[:2]]
+                      + [f"{address} is on {walk.nets.holds(far, address)}; the ARP request "
+                         f"comes in on {iif}"], "sysctl")
+        found.append(_sysctl_back(item, far, {k: values[k] for k in keys[:2]
+                                              if _int(values[k]) == ignore}, "0"))
+    if "1" in (values[keys[2]], values[keys[3]]) and sender is not None:
+        back = walk.nets.route_get(far, sender).route
+        if back is not None and back.get("dev") != iif:
+            item = _found(walk, far, Cause.ARP_FILTER,
+                          f"arp_filter in {far} refuses ARP on {iif}: its route to {sender} "
+                          f"leaves by {back.get('dev')}",
+                          [f"{k} = {values[k]} in {far}" for k in keys[2:]], "sysctl")
+            found.append(_sysctl_back(item, far, {k: values[k] for k in keys[2:]
+                                                  if values[k] == "1"}, "0"))
+    return found
+
+
+def _sysctl_back(item: Finding, ns: str, old: dict[str, str], value: str) -> Finding:
+    return item.fix(sysctl_fix(ns, {k: value for k in old}), sysctl_fix(ns, old))
+
+
+def _int(text: str) -> int:
+    return int(text) if text.strip().isdigit() else 0
+
+
+def _sender_address(walk: Walk, ns: Ns, dev: str) -> str | None:
+    link = walk.nets.link(ns, dev)
+    for text in link.addresses if link else ():
+        if address_of(text).version == 4:
+            return str(address_of(text).ip)
+    return None
+
+
+def _same_subnet(walk: Walk, ns: Ns, dev: str, address: str) -> bool:
+    link = walk.nets.link(ns, dev)
+    wanted = ipaddress.ip_address(address)
+    return any(wanted in address_of(a).network for a in (link.addresses if link else ()))
+
+
+def at_destination(walk: Walk, ns: str, iif: str | None) -> list[Finding]:
+    """The destination itself: does it answer echo requests, and is its address usable?"""
+    if walk.reply:
+        return []
+    target = ipaddress.ip_address(walk.target)
+    found = []
+    if walk.family == 4:
+        keys = ["net.ipv4.icmp_echo_ignore_all", "net.ipv4.icmp_echo_ignore_broadcasts"]
+    else:
+        keys = ["net.ipv6.icmp.echo_ignore_all"]
+    values = walk.nets.sysctl(ns, *keys)
+    on = [k for k in keys[:1] if values[k] == "1"]
+    if walk.family == 4 and values[keys[1]] == "1" and _is_broadcast(walk, ns, target):
+        on.append(keys[1])
+    if on:
+        item = _found(walk, ns, Cause.ECHO_IGNORED, f"{ns} ignores echo requests",
+                      [f"{k} = 1 in {ns}" for k in on], "sysctl")
+        found.append(_sysctl_back(item, ns, {k: "1" for k in on}, "0"))
+    found += _dad(walk, ns)
+    return found
+
+
+def _is_broadcast(walk: Walk, ns: str, target) -> bool:
+    return any(address_of(a).version == 4 and address_of(a).network.broadcast_address == target
+               for link in walk.nets.ns_links(ns).values() for a in link.addresses)
+
+
+def _dad(walk: Walk, ns: str) -> list[Finding]:
+    """An IPv6 address that failed duplicate address detection cannot be used."""
+    for link in walk.nets.ns_links(ns).values():
+        for info in link.raw.get("addr_info", []):
+            if info.get("local") != walk.target or not info.get("dadfailed"):
+                continue
+            text = f"{info['local']}/{info['prefixlen']}"
+            item = _found(walk, ns, Cause.DAD_FAILED,
+                          f"{text} on {link.ifname} in {ns} failed duplicate address detection",
+                          [f"ip -j addr in {ns}: {text} dadfailed tentative: another host on "
+                           "the link answered for it"], "addr")
+            return [item]  # which holder is right is the operator's call: no fix
+    return []
+
