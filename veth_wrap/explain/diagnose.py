@@ -79,13 +79,17 @@ def diagnose(namespace: str, dest: str, runner: Runner | None = None,
     check_netns(namespace)
     dest = check_destination(dest)
     runner = runner or default_runner()
-    nets = Nets.open(namespace, runner)
+    from veth_wrap.kernel.state import list_netns
+
+    if namespace not in list_netns(runner):  # before the ping, so a typo is told as such
+        Nets.open(namespace, runner)  # raises the usage error
     received, said = _ping(namespace, dest, runner)
-    nets.processes += 1
-    diag = Diagnosis(namespace, dest, received, None, "", [said])
-    if received and not verbose:
+    diag = Diagnosis(namespace, dest, received, None, "", [said], processes=2)
+    if received and not verbose:  # a healthy destination costs two processes
         diag.summary = f"{dest} answers from {namespace}"
         return diag
+    nets = Nets.open(namespace, runner)
+    nets.processes += 2
     causes, walks = _walk(nets, namespace, dest)
     if not received and not _stops(causes) and walks[0].reached:
         causes += _listed(_firewalls(nets, namespace, dest, walks, runner), "firewall")

@@ -216,12 +216,9 @@ class Nets:
         return None
 
     def holders(self, address: str) -> list[tuple[str, str]]:
-        """The (namespace, interface) pairs that carry an address: those read first, else all."""
-        found = self._holders_read(address)
-        if not found and len(self.links) < len(self.names):
-            self.load_all()
-            found = self._holders_read(address)
-        return found
+        """The (namespace, interface) pairs that carry an address, among the namespaces read
+        (the path's neighbourhood): never a search of every namespace on the host."""
+        return self._holders_read(address)
 
     def _holders_read(self, address: str) -> list[tuple[str, str]]:
         found = []
