@@ -41,7 +41,7 @@ def ip(*args: str, check: bool = True, input: str | None = None) -> subprocess.C
     return subprocess.run(["ip", *args], check=check, capture_output=True, text=True, input=input)
 
 
-_OTHER_RUN = re.compile(r"vt([0-9a-f]{5})")
+_OTHER_RUN = re.compile(r"v[tr]([0-9a-f]{5})")
 
 
 def _ours_or_host(name: str) -> bool:

@@ -104,7 +104,7 @@ def test_many_namespaces_go_in_batches_that_run_at_once():
 
 
 def test_chain_plan_from_nothing():
-    got = steps(create_plan(shapes.build(["ns0", "ns1", "ns2"], Kind.CHAIN), {}))
+    got = steps(create_plan(shapes.build(["ns0", "ns1", "ns2"], kind=Kind.CHAIN), {}))
     assert got[0] == ("ip -batch -", "".join(
         f"netns add {ns}\nnetns exec {ns} ip link set lo up alias vethwrap/ns0/netns/chain\n"
         for ns in ("ns0", "ns1", "ns2")) + "netns exec ns1 sysctl -qw net.ipv4.ip_forward=1\n")
@@ -119,7 +119,7 @@ def test_chain_plan_from_nothing():
 
 
 def test_mesh_plan_from_nothing():
-    lab = shapes.build(["ns0", "ns1", "ns2"], Kind.MESH)
+    lab = shapes.build(["ns0", "ns1", "ns2"], kind=Kind.MESH)
     got = steps(create_plan(lab, {}))
     assert [line for _, stdin in got for line in stdin.splitlines() if " veth " in line] == [
         "link add vw-ns1 type veth peer name vw-ns0 netns ns1",
@@ -137,7 +137,7 @@ def test_mesh_plan_from_nothing():
     ("kept", ["h3e0", "h3e1"], None, None),
 ])
 def test_plan_is_empty_when_the_kernel_holds_the_lab(scenario, members, kind, lab):
-    plan = create_plan(shapes.build(members, kind, lab=lab), recorded(scenario))
+    plan = create_plan(shapes.build(members, kind=kind, lab=lab), recorded(scenario))
     assert plan.empty
     assert plan.notes and all(note.endswith("already as asked") for note in plan.notes)
 
@@ -195,8 +195,8 @@ def test_long_names_fit_the_kernel_and_are_deterministic():
 @pytest.mark.parametrize("kind", [None, Kind.BRIDGE, Kind.CHAIN, Kind.MESH])
 def test_every_shape_with_long_names_fits(kind):
     members = [LONG[:-1] + str(n) for n in range(3)] if kind else [LONG, LONG[:-1] + "x"]
-    lab = shapes.build(members, kind)
+    lab = shapes.build(members, kind=kind)
     assert len(lab.name) <= names.LAB_MAX and names.check_lab(lab.name)
     ifnames = [end.ifname for end in lab.ends()] + [b.name for b in lab.bridges]
     assert all(len(name) <= names.IFNAMSIZ for name in ifnames)
-    assert shapes.build(members, kind) == lab
+    assert shapes.build(members, kind=kind) == lab

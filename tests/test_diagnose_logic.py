@@ -90,7 +90,7 @@ def test_unknown_says_what_it_checked(firewall_tools):
     # with nothing else wrong, the ends' qdiscs are read: the kernel's default, no impairment
     qdiscs = [{"kind": "noqueue", "handle": "0:", "dev": dev, "root": True, "refcnt": 2,
                "options": {}} for dev in ("va", "vb")]
-    data["calls"].append({"argv": ["ip", "-force", "-batch", "-"], "returncode": 0,
+    data["calls"].append({"argv": ["ip", "-batch", "-"], "returncode": 0,
                           "stdin": "netns exec ns0 tc -j qdisc show\n"
                                    "netns exec ns1 tc -j qdisc show\n",
                           "stdout": json.dumps(qdiscs[:1]) + json.dumps(qdiscs[1:]),

@@ -50,7 +50,7 @@ def _fails_cleanly(lab, fake: FaultyIp, runner, before, made) -> str:
 def test_rollback_at_every_call_and_batch_line(shape, netns, tmp_path, monkeypatch):
     kind, count, existing = SHAPES[shape]
     members, made = _members(netns, count, existing)
-    lab = shapes.build(members, kind)
+    lab = shapes.build(members, kind=kind)
     fake = FaultyIp(tmp_path / "ip")
     runner = fake.runner(monkeypatch)
     before = snapshot(made)

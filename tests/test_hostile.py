@@ -40,7 +40,7 @@ def test_hostile_names_are_refused_by_validation(name):
 def test_hostile_subnets_are_refused(subnet):
     for kind in (Kind.PAIR, Kind.CHAIN):
         with pytest.raises(UsageError) as caught:
-            shapes.build(["ok0", "ok1"], kind, subnet=subnet)
+            shapes.build(["ok0", "ok1"], kind=kind, subnet=subnet)
         assert "\n" not in caught.value.line()
 
 
@@ -103,7 +103,7 @@ def _replay(script: list[str], tmp: Path) -> list[tuple[tuple[str, ...], str]]:
 def test_what_validation_accepts_round_trips_through_sh(first, second, lab, subnet, kind,
                                                         tmp_path):
     try:
-        built = shapes.build([first, second], kind, subnet, lab)
+        built = shapes.build([first, second], kind=kind, subnet=subnet, lab=lab)
     except UsageError as refused:
         assert refused.exit_code == 2 and "\n" not in refused.line()
         return

@@ -15,7 +15,7 @@ from veth_wrap.model.topology import Kind
 
 
 def test_ipv6_addresses_are_nodad_and_chains_forward_ipv6():
-    lab = shapes.build(["ns0", "ns1", "ns2"], Kind.CHAIN, ipv6=True, lab="l6")
+    lab = shapes.build(["ns0", "ns1", "ns2"], kind=Kind.CHAIN, ipv6=True, lab="l6")
     assert lab.versions() == [4, 6]
     assert lab.subnet == f"10.0.0.0/24,{shapes.default_ula('l6')}"
     script = "\n".join(create_plan(lab, {}).script())
@@ -30,7 +30,7 @@ def test_dual_stack_labs_ping_over_ipv6_at_once(kind, netns, cli, unchanged):
     members = [netns.name() for _ in range(2 if kind == "pair" else 3)]
     done = cli("create", *members, "-t", kind, "--ipv6", "--lab", members[0], "--json")
     assert done.returncode == 0, done.stderr
-    lab = shapes.build(members, Kind(kind), lab=members[0], ipv6=True)
+    lab = shapes.build(members, kind=Kind(kind), lab=members[0], ipv6=True)
     far = lab.address_of(members[-1], members[0], 6)
     assert ":" in far
     ping = cli("ping", members[0], far, "-c", "1", "--json")
@@ -78,7 +78,7 @@ def _apply(fixes: list[str]) -> None:
 def test_diagnose_names_a_missing_ipv6_route_and_a_down_link(netns, cli, unchanged):
     members = [netns.name() for _ in range(3)]
     assert cli("create", *members, "-t", "chain", "--ipv6", "--lab", members[0]).returncode == 0
-    lab = shapes.build(members, Kind.CHAIN, lab=members[0], ipv6=True)
+    lab = shapes.build(members, kind=Kind.CHAIN, lab=members[0], ipv6=True)
     first, middle, last = members
     far = lab.address_of(last, first, 6)
     routes = json.loads(ip("-n", first, "-6", "-j", "route", "show").stdout)
@@ -121,7 +121,7 @@ def test_diagnose_takes_a_namespace_name_for_either_family(netns, cli, unchanged
 def test_show_lists_ipv6_routes_and_create_again_changes_nothing(netns, cli, unchanged):
     a, r, c = (netns.name() for _ in range(3))
     assert cli("create", a, r, c, "-t", "chain", "--ipv6").returncode == 0
-    lab = shapes.build([a, r, c], Kind.CHAIN, lab=a, ipv6=True)
+    lab = shapes.build([a, r, c], kind=Kind.CHAIN, lab=a, ipv6=True)
     shown = json.loads(cli("show", a, "--json").stdout)
     routes = next(n for group in shown["labs"] for n in group["namespaces"] if n["name"] == a)
     neighbour = lab.address_of(r, a, 6)

@@ -72,7 +72,8 @@ def test_several_bridges_are_refused_clearly():
 
 def test_bridge_file_is_the_cli_bridge_shape():
     lab = labfile.load(ROOT / "examples" / "bridge.yaml", prefix="p")
-    cli = shapes.build(["pns0", "pns1", "pns2"], Kind.BRIDGE, "10.0.0.0/24", "pbridge")
+    cli = shapes.build(["pns0", "pns1", "pns2"], kind=Kind.BRIDGE, subnet="10.0.0.0/24",
+                       lab="pbridge")
     assert lab.kind is Kind.CUSTOM
     assert (lab.links, lab.hub, lab.bridges) == (cli.links, cli.hub, cli.bridges)
 

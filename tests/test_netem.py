@@ -16,8 +16,10 @@ import pytest
 from conftest import ip
 
 from veth_wrap.compile import create as compiling
+from veth_wrap.compile import tc
 from veth_wrap.errors import PreflightError, UsageError
 from veth_wrap.kernel import caps as kernelcaps
+from veth_wrap.kernel import tcread
 from veth_wrap.model import linkopts as netem
 from veth_wrap.model import lossfilter as lossbpf
 from veth_wrap.model import shapes
@@ -27,12 +29,12 @@ DATA = Path(__file__).parent / "data" / "tc"
 
 def test_options_become_tc_words():
     opts = netem.link_opts(delay="10ms", jitter="2ms", loss="1%", rate="10mbit")
-    assert netem.qdisc_words(opts) == ("netem", "delay", "10ms", "2ms", "loss", "1%",
+    assert tc.qdisc_words(opts) == ("netem", "delay", "10ms", "2ms", "loss", "1%",
                                        "rate", "10mbit")
-    assert netem.qdisc_words(netem.link_opts(rate="8mbit"))[:3] == ("tbf", "rate", "8mbit")
-    assert netem.qdisc_words(netem.link_opts(loss="1%", rate="8mbit"), netem=False)[:3] == (
+    assert tc.qdisc_words(netem.link_opts(rate="8mbit"))[:3] == ("tbf", "rate", "8mbit")
+    assert tc.qdisc_words(netem.link_opts(loss="1%", rate="8mbit"), netem=False)[:3] == (
         "tbf", "rate", "8mbit")
-    assert netem.qdisc_words(netem.link_opts(loss="1%"), netem=False) is None
+    assert tc.qdisc_words(netem.link_opts(loss="1%"), netem=False) is None
     assert netem.link_opts() is None
 
 
@@ -45,10 +47,10 @@ def test_bad_options_are_refused(kwargs):
 
 def test_read_back_netem_and_tbf():
     # netem.json follows iproute2's netem_print_opt (this build host's kernel has no sch_netem)
-    got = netem.parse_qdiscs((DATA / "netem.json").read_text())
+    got = tcread.parse_qdiscs((DATA / "netem.json").read_text())
     assert got == {"vw-b": {"qdisc": "netem", "delay": "10ms", "jitter": "2ms", "loss": "1%",
                             "rate": "10mbit"}}
-    assert netem.parse_qdiscs((DATA / "tbf.json").read_text()) == {
+    assert tcread.parse_qdiscs((DATA / "tbf.json").read_text()) == {
         "vw-b": {"qdisc": "tbf", "rate": "10mbit"}}
 
 
@@ -56,12 +58,12 @@ def test_loss_filter_reads_back_from_a_recorded_kernel_answer():
     # recorded from `tc -j qdisc show` and `tc -j filter show dev vw-b egress` after
     # `create --loss 50% --rate 10mbit` on a kernel without sch_netem
     qdiscs = (DATA / "tbf_clsact.json").read_text()
-    assert netem.clsact_devices(qdiscs) == ["vw-b"]
-    loss = netem.filter_loss(json.loads((DATA / "lossbpf.json").read_text()))
+    assert tcread.clsact_devices(qdiscs) == ["vw-b"]
+    loss = tcread.filter_loss(json.loads((DATA / "lossbpf.json").read_text()))
     assert loss == {"loss": "50%", "filter": "bpf"}
-    merged = {**netem.parse_qdiscs(qdiscs)["vw-b"], **loss}
+    merged = {**tcread.parse_qdiscs(qdiscs)["vw-b"], **loss}
     assert netem.impairments_text(merged) == "loss 50% (bpf), rate 10mbit"
-    assert netem.filter_loss([{"kind": "bpf", "options": {"bytecode": {"insns": [
+    assert tcread.filter_loss([{"kind": "bpf", "options": {"bytecode": {"insns": [
         {"code": 6, "jt": 0, "jf": 0, "k": 0}]}}}]) is None  # someone else's filter
 
 
@@ -71,29 +73,29 @@ def test_loss_bytecode_round_trips(percent):
     words = lossbpf.bytecode(fraction).split(",")
     assert int(words[0]) == len(words) - 1 == 12
     insns = [dict(zip(("code", "jt", "jf", "k"), map(int, w.split()))) for w in words[1:]]
-    back = netem.filter_loss([{"kind": "bpf", "options": {"bytecode": {"insns": insns}}}])
+    back = tcread.filter_loss([{"kind": "bpf", "options": {"bytecode": {"insns": insns}}}])
     assert back == {"loss": percent, "filter": "bpf"}
     assert 0 <= lossbpf.threshold(fraction) < 2 ** 32
 
 
 def test_without_netem_loss_is_a_filter_and_delay_is_refused():
-    ops = netem.tc_ops("vw-b", netem.link_opts(loss="50%", rate="10mbit"), netem=False)
+    ops = tc.tc_ops("vw-b", netem.link_opts(loss="50%", rate="10mbit"), netem=False)
     assert [op.args[:5] for op in ops] == [("qdisc", "add", "dev", "vw-b", "root"),
                                            ("qdisc", "add", "dev", "vw-b", "clsact"),
                                            ("filter", "add", "dev", "vw-b", "egress")]
     assert ops[2].args[-3:-1] == ("da", "bytecode")
     assert ops[2].line().endswith(f'bytecode "{lossbpf.bytecode(0.5)}"')  # -batch quoting
     with pytest.raises(PreflightError, match="CONFIG_NET_SCH_NETEM"):
-        netem.tc_ops("vw-b", netem.link_opts(delay="10ms"), netem=False)
-    assert netem.tc_ops("vw-b", netem.link_opts(loss="0%"), netem=False) == []
+        tc.tc_ops("vw-b", netem.link_opts(delay="10ms"), netem=False)
+    assert tc.tc_ops("vw-b", netem.link_opts(loss="0%"), netem=False) == []
 
 
 def test_live_changes_remove_what_is_no_longer_wanted():
     have = {"qdisc": "tbf", "rate": "10mbit", "loss": "5%", "filter": "bpf"}
-    gone = netem.change_ops("vw-b", have, netem.LinkOpts(), netem=False)
+    gone = tc.change_ops("vw-b", have, netem.LinkOpts(), netem=False)
     assert [op.args for op in gone] == [("qdisc", "del", "dev", "vw-b", "root"),
                                         ("qdisc", "del", "dev", "vw-b", "clsact")]
-    moved = netem.change_ops("vw-b", have, netem.link_opts(loss="5%"), netem=True)
+    moved = tc.change_ops("vw-b", have, netem.link_opts(loss="5%"), netem=True)
     assert [op.args for op in moved] == [("qdisc", "replace", "dev", "vw-b", "root", "netem",
                                           "loss", "5%"),
                                          ("qdisc", "del", "dev", "vw-b", "clsact")]
@@ -114,10 +116,9 @@ def test_netem_is_known_from_the_kernel_config(config, deps, expected):
 
 @pytest.mark.parametrize("available", [True, False])
 def test_mtu_mismatch_is_refused_and_options_reach_the_plan(available, monkeypatch):
-    monkeypatch.setattr(netem, "has_netem", lambda: available)
     lab = shapes.build(["ns0", "ns1"], opts=netem.link_opts(loss="5%", mtu=9000),
                        direction="a-to-b")
-    script = "\n".join(compiling.create_plan(lab, {}).script())
+    script = "\n".join(compiling.create_plan(lab, {}, netem=available).script())
     if available:
         assert "tc -n ns0 qdisc add dev vw-ns1 root netem loss 5%" in script
     else:

@@ -12,6 +12,7 @@ import time
 import pytest
 from conftest import ip
 
+from veth_wrap.check import icmp
 from veth_wrap.check import probe as probe_mod
 from veth_wrap.check.probe import Probe, probe_all
 from veth_wrap.errors import PreflightError, UsageError
@@ -224,43 +225,43 @@ def test_empty_list():
 
 
 def test_checksum_of_echo_request_verifies():
-    packet = probe_mod._echo_request(socket.AF_INET, 0x1234, 7, b"T" * 8)
-    assert probe_mod._checksum(packet) == 0
+    packet = icmp.echo_request(socket.AF_INET, 0x1234, 7, b"T" * 8)
+    assert icmp._checksum(packet) == 0
     assert struct.unpack_from("!BBxxHH", packet) == (8, 0, 0x1234, 7)
 
 
 def test_parses_ipv4_reply_with_options_in_header():
     token = b"tok12345"
-    request = probe_mod._echo_request(socket.AF_INET, 99, 3, token)
+    request = icmp.echo_request(socket.AF_INET, 99, 3, token)
     reply = bytes([0]) + request[1:]
     header = bytes([0x46]) + bytes(11) + bytes([10, 77, 0, 2]) + bytes(4) + bytes(4)  # IHL 6
-    match = probe_mod._parse(socket.AF_INET, header + reply, ("10.77.0.2", 0), token)
+    match = icmp.parse(socket.AF_INET, header + reply, ("10.77.0.2", 0), token)
     assert match.key == (bytes([10, 77, 0, 2]), 99, 3) and match.error is None
     assert 0 <= match.rtt_ms < 1000
-    assert probe_mod._parse(socket.AF_INET, header + reply, ("10.77.0.2", 0), b"other!!!") is None
+    assert icmp.parse(socket.AF_INET, header + reply, ("10.77.0.2", 0), b"other!!!") is None
 
 
 def test_parses_ipv6_address_unreachable():
-    request = probe_mod._echo_request(socket.AF_INET6, 5, 6, b"tok12345")
+    request = icmp.echo_request(socket.AF_INET6, 5, 6, b"tok12345")
     inner = bytes(24) + socket.inet_pton(socket.AF_INET6, "fd10:77::99") + request
     message = struct.pack("!BBHI", 1, 3, 0, 0) + inner
-    match = probe_mod._parse(socket.AF_INET6, message, ("fd10:77::1", 0, 0, 0), b"tok12345")
+    match = icmp.parse(socket.AF_INET6, message, ("fd10:77::1", 0, 0, 0), b"tok12345")
     assert match.key == (socket.inet_pton(socket.AF_INET6, "fd10:77::99"), 5, 6)
     assert (match.rtt_ms, match.error) == (None, "address unreachable")
 
 
 def test_parses_ipv4_host_unreachable():
-    request = probe_mod._echo_request(socket.AF_INET, 5, 6, b"tok12345")
+    request = icmp.echo_request(socket.AF_INET, 5, 6, b"tok12345")
     inner = bytes([0x45]) + bytes(15) + bytes([10, 77, 0, 99]) + request[:8]
     message = struct.pack("!BBHI", 3, 1, 0, 0) + inner
     header = bytes([0x45]) + bytes(19)
-    match = probe_mod._parse(socket.AF_INET, header + message, ("10.77.0.1", 0), b"tok12345")
+    match = icmp.parse(socket.AF_INET, header + message, ("10.77.0.1", 0), b"tok12345")
     assert match.key == (bytes([10, 77, 0, 99]), 5, 6)
     assert (match.rtt_ms, match.error) == (None, "host unreachable")
 
 
 def test_icmp6_filter_passes_only_reply_and_unreachable():
-    words = struct.unpack("=8I", probe_mod._icmp6_filter())
+    words = struct.unpack("=8I", icmp.icmp6_filter())
     passing = [kind for kind in range(256) if not words[kind >> 5] & (1 << (kind & 31))]
     assert passing == [1, 129]
 

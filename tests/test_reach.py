@@ -129,7 +129,7 @@ def test_a_bridge_is_probed_in_pairs_both_ways_and_covers_every_member():
 
 
 def test_a_chain_is_still_probed_around_the_ring():
-    lab = shapes.build(["c0", "c1", "c2"], Kind.CHAIN)
+    lab = shapes.build(["c0", "c1", "c2"], kind=Kind.CHAIN)
     assert probe_pairs(lab) == ring(lab)
 
 

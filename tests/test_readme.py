@@ -15,14 +15,14 @@ import os
 import re
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
+from conftest import RUN_ID
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
-PREFIX = f"vr{uuid.uuid4().hex[:4]}"
+PREFIX = f"vr{RUN_ID}"  # the run's id: concurrent runs tell their objects apart
 FILE_COMMANDS = ("up", "down", "validate", "graph")
 pytestmark = pytest.mark.integration
 

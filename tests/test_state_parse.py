@@ -51,7 +51,7 @@ def test_pair_links_marks_addresses_and_routes():
 def test_pair_peers_are_found_by_ifindex():
     facts = read("pair", ["h3p0", "h3p1"])
     link = facts["h3p0"].links["vw-h3p1"]
-    assert inventory.peer_of(link, "h3p0", facts) == ("h3p1", "vw-h3p0")
+    assert inventory.find_peer(link, "h3p0", facts) == ("h3p1", "vw-h3p0")
     assert inventory.target_address(facts, "h3p0", "h3p1") == "10.0.0.2"
     assert inventory.target_address(facts, "h3p1", "h3p0") == "10.0.0.1"
 
@@ -71,7 +71,7 @@ def test_bridge_hub_ports_and_grouping():
                                                    ["h3b0", "h3b1", "h3b2"])
     assert sorted(view.created) == ["h3b0", "h3b1", "h3b2", "vethwrap-h3bl"]
     member_end = facts["h3b2"].links["vb-h3bl"]
-    assert inventory.peer_of(member_end, "h3b2", facts) == ("vethwrap-h3bl", "vp-h3b2")
+    assert inventory.find_peer(member_end, "h3b2", facts) == ("vethwrap-h3bl", "vp-h3b2")
 
 
 def test_chain_routes_and_forwarding():
@@ -163,5 +163,5 @@ def test_peer_is_found_among_many_namespaces_with_the_same_indexes():
     link = facts["h3p0"].links["vw-h3p1"]
     twin = facts["h3e1"].links["vw-h3e0"]
     assert (twin.ifindex, twin.peer_index) == (link.peer_index, link.ifindex)  # a real clash
-    assert inventory.peer_of(link, "h3p0", facts) == ("h3p1", "vw-h3p0")
-    assert inventory.peer_of(twin, "h3e1", facts) == ("h3e0", "vw-h3e1")
+    assert inventory.find_peer(link, "h3p0", facts) == ("h3p1", "vw-h3p0")
+    assert inventory.find_peer(twin, "h3e1", facts) == ("h3e0", "vw-h3e1")

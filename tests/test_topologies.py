@@ -89,7 +89,7 @@ def test_mesh_refusal_names_the_pair_count(cli):
 
 
 def test_host_bridge_plan_puts_bridge_and_ports_in_the_root_namespace():
-    lab = shapes.build(["hb0", "hb1", "hb2"], Kind.BRIDGE, None, "hb0", host_bridge=True)
+    lab = shapes.build(["hb0", "hb1", "hb2"], kind=Kind.BRIDGE, lab="hb0", host_bridge=True)
     plan = compile_plan.create_plan(lab, {})
     assert lab.hub is None
     root = plan.steps[0]

@@ -30,7 +30,7 @@ _EXPORTS = {
     "plan": ("api", "plan"),
     "apply": ("run.walker", "apply"),
     "create": ("api", "create"),
-    "update": ("compile.update", "update"),
+    "update": ("api", "update"),
     "verify": ("check.verify", "verify"),
     "destroy": ("api", "destroy"),
     "draw": ("model.drawing", "draw"),

@@ -1,20 +1,20 @@
-"""The library behind the CLI: plan, apply, verify and destroy labs from Python."""
+"""The library behind the CLI: plan, apply, verify and destroy labs, change live links."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
 from veth_wrap.check.verify import Report, verify
 from veth_wrap.compile.create import create_plan
-from veth_wrap.compile.destroy import destroy_plan
-from veth_wrap.errors import VerificationFailed
-from veth_wrap.kernel import inventory, state
+from veth_wrap.compile.destroy import Teardown, destroy_plan
+from veth_wrap.errors import UsageError, VerificationFailed, VethwrapError
+from veth_wrap.kernel import caps, inventory, state
+from veth_wrap.model.linkopts import LinkOpts
 from veth_wrap.model.topology import Lab
 from veth_wrap.run.lock import locked
 from veth_wrap.run.runner import Runner, default_runner
-from veth_wrap.run.walker import Progress, apply
+from veth_wrap.run.walker import Progress, apply, rollback
 from veth_wrap.steps import Plan
 
 
@@ -33,16 +33,23 @@ class Built:
         return not self.plan.empty
 
 
+def netem_for(lab: Lab) -> bool:
+    """Whether the kernel has sch_netem, asked only when a link option needs it."""
+    if any(end.opts and end.opts.wants_netem for end in lab.ends()):
+        return caps.has_netem()
+    return True
+
+
 def plan(lab: Lab, runner: Optional[Runner] = None) -> Plan:
     """The plan that builds lab from what the kernel holds now (from nothing when unreadable)."""
-    if os.geteuid() != 0:
-        return create_plan(lab, {})
+    if not caps.privileged():
+        return create_plan(lab, {}, netem=netem_for(lab))
     runner = runner or default_runner()
     existing = set(state.list_netns(runner))
     present = [ns for ns in lab.namespaces() if ns in existing]
     facts = state.read(present, runner, forwarding=lab.forwarding)
     root = state.read_root(runner) if any(e.netns is None for e in lab.ends()) else None
-    return create_plan(lab, facts, root)
+    return create_plan(lab, facts, root, netem_for(lab))
 
 
 def create(lab: Lab, runner: Optional[Runner] = None, check: bool = True,
@@ -53,15 +60,24 @@ def create(lab: Lab, runner: Optional[Runner] = None, check: bool = True,
         steps = plan(lab, runner)
         if not steps.empty:
             apply(steps, runner, progress)
-    built = Built(lab, steps)
-    if check:
-        built.report = verify(lab, runner)
-        if not built.report.ok:
-            failed = built.report.unreached[0] if built.report.unreached else None
-            raise VerificationFailed(
-                f"lab {lab.name} was built but does not verify: {built.report.problems[0]}",
-                f"it is left in place: see 'vethwrap diagnose {_first_problem_args(lab)}', "
-                f"remove it with 'vethwrap destroy --lab {lab.name}'", unreached=failed)
+    return _verified(Built(lab, steps), runner, check)
+
+
+def _verified(built: Built, runner: Runner, check: bool) -> Built:
+    """Verify a built lab; a lab that does not pass traffic stays in place for diagnosis."""
+    if not check:
+        return built
+    lab = built.lab
+    built.report = verify(lab, runner)
+    if not built.report.ok:
+        failed = built.report.unreached[0] if built.report.unreached else None
+        impaired = any(end.opts and end.opts.impaired for end in lab.ends())
+        maybe = ("the link options (--loss, --delay) may drop or outlast the check's pings: "
+                 "create with --no-verify to skip it; " if impaired else "")
+        raise VerificationFailed(
+            f"lab {lab.name} was built but does not verify: {built.report.problems[0]}",
+            f"{maybe}it is left in place: see 'vethwrap diagnose {_first_problem_args(lab)}', "
+            f"remove it with 'vethwrap destroy --lab {lab.name}'", unreached=failed)
     return built
 
 
@@ -70,8 +86,31 @@ def _first_problem_args(lab: Lab) -> str:
     return f"{first} {lab.address_of(second, first) or second}"
 
 
+def update_plan(lab: Lab, runner: Optional[Runner] = None) -> Plan:
+    """The plan that makes the kernel hold exactly lab: removals first, then additions."""
+    from veth_wrap.compile.update import update_plan as compile_update
+
+    runner = runner or default_runner()
+    if not caps.privileged():
+        return create_plan(lab, {}, netem=netem_for(lab))
+    everything, root = inventory.scan(None, runner, forwarding=lab.forwarding)
+    ids = state.netns_ids(list(everything), runner)
+    return compile_update(lab, everything, root, ids, netem_for(lab))
+
+
+def update(lab: Lab, runner: Optional[Runner] = None, check: bool = True,
+           progress: Optional[Progress] = None) -> Built:
+    """Make the kernel hold exactly lab (adding and removing), then verify it."""
+    runner = runner or default_runner()
+    with locked():
+        steps = update_plan(lab, runner)
+        if not steps.empty:
+            apply(steps, runner, progress)
+    return _verified(Built(lab, steps), runner, check)
+
+
 def destroy_targets(namespaces: Iterable[str] = (), lab: Optional[str] = None,
-                    everything: bool = False, runner: Optional[Runner] = None) -> Plan:
+                    everything: bool = False, runner: Optional[Runner] = None) -> Teardown:
     """The plan that removes vethwrap's objects for namespaces, one lab, or all labs."""
     runner = runner or default_runner()
     wanted = None if (lab or everything) else list(namespaces)
@@ -91,10 +130,91 @@ def destroy_targets(namespaces: Iterable[str] = (), lab: Optional[str] = None,
 
 
 def destroy(namespaces: Iterable[str] = (), lab: Optional[str] = None, everything: bool = False,
-            runner: Optional[Runner] = None, progress: Optional[Progress] = None) -> Plan:
+            runner: Optional[Runner] = None, progress: Optional[Progress] = None) -> Teardown:
     """Remove vethwrap's objects; a namespace that existed before stays, less vethwrap's links."""
     runner = runner or default_runner()
     with locked():
         steps = destroy_targets(namespaces, lab, everything, runner)
         apply(steps, runner, progress)
     return steps
+
+
+def link_plan(namespace: Optional[str], ifname: Optional[str], opts: Optional[LinkOpts],
+              clear: bool, runner: Optional[Runner] = None, lab: Optional[str] = None) -> Plan:
+    """The plan that changes one live vethwrap end (and its peer's MTU), or every end of a lab."""
+    from veth_wrap.compile.live import lab_ends, live_plan
+
+    runner = runner or default_runner()
+    facts, root = inventory.scan(None, runner, routes=False)
+    ends = lab_ends(facts, lab) if lab is not None else [(namespace, ifname)]
+    if not ends:
+        raise UsageError(f"no lab {lab} in the kernel", "see 'vethwrap show' for the labs")
+    wants = opts is not None and opts.wants_netem
+    netem = caps.has_netem() if wants else True
+    held = _impairments([ns for ns, _ in ends], runner)
+    plan = Plan()
+    for ns, name in ends:
+        end = _live_end(facts, root, ns, name, held.get(ns, {}).get(name, {}), lab is None)
+        part = live_plan(end, opts, clear, netem)
+        plan.steps += part.steps
+    return plan
+
+
+def _impairments(namespaces: list[str], runner: Runner) -> dict:
+    from veth_wrap.kernel.tcread import read_all
+
+    return read_all(list(dict.fromkeys(namespaces)), runner)
+
+
+def _live_end(facts: dict, root, namespace: str, ifname: str, held: dict, with_peer: bool):
+    """One end as read, refused unless it is a vethwrap veth end; its peer for the MTU."""
+    from veth_wrap.compile.live import End, check_end
+
+    if namespace not in facts:
+        raise UsageError(f"namespace {namespace!r} does not exist", "see 'vethwrap show'")
+    link = check_end(namespace, ifname, facts[namespace].links.get(ifname))
+    peer = inventory.find_peer(link, namespace, facts, root) if with_peer else None
+    far = (peer[0], (facts[peer[0]] if peer[0] else root).links[peer[1]]) if peer else None
+    return End(namespace, link, held, far)
+
+
+def link_set(namespace: Optional[str], ifname: Optional[str], opts: Optional[LinkOpts],
+             clear: bool, runner: Optional[Runner] = None, lab: Optional[str] = None
+             ) -> list[dict]:
+    """Change ends through the walker (rolled back on failure); return what each now holds."""
+    runner = runner or default_runner()
+    with locked():
+        plan = link_plan(namespace, ifname, opts, clear, runner, lab)
+        done = apply(plan, runner)
+        try:
+            return [describe(ns, name, runner) for ns, name in _changed(plan, namespace, ifname)]
+        except VethwrapError as error:  # not read back, not shown to hold: undo it all
+            error.undo_failures = rollback(done.done, runner)
+            raise
+
+
+def _changed(plan: Plan, namespace: Optional[str], ifname: Optional[str]) -> list[tuple]:
+    """The (namespace, interface) ends a link plan changes, in order."""
+    if namespace is not None:
+        return [(namespace, ifname)]
+    found = [(step.netns, op.args[op.args.index("dev") + 1]) for step in plan.steps
+             for op in step.ops if "dev" in op.args]
+    return list(dict.fromkeys(found))
+
+
+def describe(namespace: str, ifname: str, runner: Optional[Runner] = None) -> dict:
+    """One end as the kernel holds it now: ifindex, MTU, MAC and impairments."""
+    from veth_wrap.kernel.tcread import read_impairments
+
+    runner = runner or default_runner()
+    link = state.read([namespace], runner, routes=False)[namespace].links[ifname]
+    return {"namespace": namespace, "interface": ifname, "ifindex": link.ifindex,
+            "mtu": link.mtu, "mac": link.mac,
+            "impairments": read_impairments(namespace, runner).get(ifname, {})}
+
+
+def exec_argv(namespace: str, argv: list[str], runner: Optional[Runner] = None) -> list[str]:
+    """The argv that runs a command inside an existing namespace, as `ip netns exec` does."""
+    if namespace not in state.list_netns(runner or default_runner()):
+        raise UsageError(f"namespace {namespace!r} does not exist", "see 'vethwrap show'")
+    return ["ip", "netns", "exec", namespace, *argv]

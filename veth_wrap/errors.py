@@ -112,6 +112,12 @@ def _failed_batch_line(stderr: str, stdin: str) -> str:
 
 
 _HINTS = {
+    "Specified qdisc kind is unknown": "this kernel lacks the qdisc (netem: sch_netem, needed "
+    "for --delay and --jitter): modprobe sch_netem (Debian/Ubuntu: package "
+    "linux-modules-extra-$(uname -r)); --loss and --rate work without it",
+    "Unknown filter": "this kernel lacks clsact or cls_bpf (CONFIG_NET_SCH_INGRESS, "
+    "CONFIG_NET_CLS_BPF), which --loss needs without sch_netem: use a kernel with either, "
+    "or drop --loss; --rate uses tbf",
     'Option "-j" is unknown': "this iproute2 is too old for JSON output (ip -j): "
     "install iproute2 4.14 or newer (apt-get install -y iproute2)",
     "Permission denied": "run as root; /run/netns must be writable (see 'vethwrap doctor')",

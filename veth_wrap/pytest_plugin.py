@@ -61,8 +61,8 @@ class LabFactory:
 
         prefix = self._next_prefix()
         real = {name: prefix + name for name in namespaces}
-        lab = shapes.build(list(real.values()), Kind(topology) if topology else None, subnet,
-                           lab=prefix.rstrip("-"))
+        lab = shapes.build(list(real.values()), kind=Kind(topology) if topology else None,
+                           subnet=subnet, lab=prefix.rstrip("-"))
         return self._build(TestLab(lab, real), verify)
 
     def from_file(self, path, verify: bool = True) -> TestLab:

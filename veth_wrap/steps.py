@@ -40,6 +40,7 @@ class Op:
     undo_netns: Optional[str] = None
     creates: tuple[Key, ...] = ()
     gone_with: frozenset = frozenset()
+    undo_program: str = "ip"  # `tc` for an impairment's undo
 
     def line(self) -> str:
         """The op as a batch line; a word with spaces (a tc bytecode) gets -batch's quotes."""

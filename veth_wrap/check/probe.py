@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 
+from veth_wrap.check.icmp import ECHO, UNREACH, V4, V6, echo_request, icmp6_filter, parse
 from veth_wrap.errors import PreflightError, UsageError
 from veth_wrap.model.names import check_netns
 
@@ -38,19 +39,9 @@ SOL_RAW = 255
 ICMP_FILTER = 1
 ICMP6_FILTER = 1
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
-V4, V6 = socket.AF_INET, socket.AF_INET6
-ECHO = {V4: (8, 0), V6: (128, 129)}  # (request, reply) types
-UNREACH = {V4: 3, V6: 1}
 NEIGH_STATS = {V4: ("/proc/net/stat/arp_cache", "net.ipv4.neigh.default.gc_thresh3"),
                V6: ("/proc/net/stat/ndisc_cache", "net.ipv6.neigh.default.gc_thresh3")}
 TRANSIENT = {errno.EAGAIN, errno.ENOBUFS, errno.EINTR}  # counts as a lost request
-UNREACH_TEXT = {
-    V4: {0: "network unreachable", 1: "host unreachable", 3: "port unreachable",
-         9: "network administratively prohibited", 10: "host administratively prohibited",
-         13: "communication administratively prohibited"},
-    V6: {0: "no route to destination", 1: "communication administratively prohibited",
-         3: "address unreachable", 4: "port unreachable"},
-}
 
 
 @dataclass(frozen=True)
@@ -242,7 +233,7 @@ class _Session:
         target.sent += 1
         if target.sent == 1:
             self.in_flight += 1
-        packet = _echo_request(sock.family, target.ident, target.seq, self.token)
+        packet = echo_request(sock.family, target.ident, target.seq, self.token)
         try:
             sock.sendto(packet, target.sockaddr)
         except OSError as exc:
@@ -258,7 +249,7 @@ class _Session:
                 data, addr = sock.recvfrom(4096)
             except OSError:  # EAGAIN: read everything there was
                 return
-            match = _parse(sock.family, data, addr, self.token)
+            match = parse(sock.family, data, addr, self.token)
             target = table.get(match.key) if match else None
             if target is not None and not target.done:
                 self._finish(target, rtt_ms=match.rtt_ms, error=match.error)
@@ -368,86 +359,9 @@ def _icmp_socket(family: int, stack: ExitStack) -> socket.socket:
         allowed = (1 << ECHO[V4][1]) | (1 << UNREACH[V4])
         sock.setsockopt(SOL_RAW, ICMP_FILTER, struct.pack("=I", ~allowed & 0xFFFFFFFF))
     else:
-        sock.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, _icmp6_filter())
+        sock.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, icmp6_filter())
     try:
         sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF)
     except OSError:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
     return sock
-
-
-def _icmp6_filter() -> bytes:
-    """struct icmp6_filter blocking every type but echo reply and destination unreachable."""
-    words = [0xFFFFFFFF] * 8  # a set bit blocks that type
-    for kind in (ECHO[V6][1], UNREACH[V6]):
-        words[kind >> 5] &= ~(1 << (kind & 31))
-    return struct.pack("=8I", *words)
-
-
-def _echo_request(family: int, ident: int, seq: int, token: bytes) -> bytes:
-    """An echo request carrying our token and its send time, for the round trip."""
-    payload = token + struct.pack("!Q", time.monotonic_ns())
-    kind = ECHO[family][0]
-    if family == V6:  # the kernel computes ICMPv6 checksums on raw sockets
-        return struct.pack("!BBHHH", kind, 0, 0, ident, seq) + payload
-    checksum = _checksum(struct.pack("!BBHHH", kind, 0, 0, ident, seq) + payload)
-    return struct.pack("!BBHHH", kind, 0, checksum, ident, seq) + payload
-
-
-def _checksum(data: bytes) -> int:
-    """The internet checksum (RFC 1071)."""
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    total = (total >> 16) + (total & 0xFFFF)
-    total += total >> 16
-    return ~total & 0xFFFF
-
-
-@dataclass(frozen=True)
-class _Match:
-    """What a received ICMP message says about the request with this key."""
-
-    key: tuple[bytes, int, int]  # (destination address, identifier, sequence)
-    rtt_ms: float | None
-    error: str | None
-
-
-def _parse(family: int, data: bytes, addr: tuple, token: bytes) -> _Match | None:
-    """Key (address, id, seq), rtt and error of an echo reply or unreachable, else None."""
-    if family == V4:
-        if len(data) < 20:
-            return None
-        ihl = (data[0] & 0x0F) * 4  # IPv4 raw sockets receive the IP header too
-        return _parse_icmp(V4, data[12:16], data[ihl:], token)
-    source = socket.inet_pton(V6, addr[0].split("%")[0])
-    return _parse_icmp(V6, source, data, token)
-
-
-def _parse_icmp(family: int, source: bytes, icmp: bytes, token: bytes) -> _Match | None:
-    if len(icmp) < 8:
-        return None
-    kind, code, _, ident, seq = struct.unpack_from("!BBHHH", icmp)
-    if kind == ECHO[family][1]:
-        payload = icmp[8:]
-        if len(payload) < 16 or payload[:8] != token:
-            return None
-        sent = struct.unpack_from("!Q", payload, 8)[0]
-        return _Match((source, ident, seq), max(time.monotonic_ns() - sent, 0) / 1e6, None)
-    if kind == UNREACH[family]:
-        return _unreachable(family, code, icmp[8:])
-    return None
-
-
-def _unreachable(family: int, code: int, inner: bytes) -> _Match | None:
-    """Match a destination unreachable by the echo request it quotes."""
-    if family == V4:
-        ihl = (inner[0] & 0x0F) * 4 if inner else 0
-        destination, echo = inner[16:20], inner[ihl:ihl + 8]
-    else:
-        destination, echo = inner[24:40], inner[40:48]
-    if len(echo) < 8 or echo[0] != ECHO[family][0]:
-        return None
-    ident, seq = struct.unpack_from("!HH", echo, 4)
-    text = UNREACH_TEXT[family].get(code, f"destination unreachable (code {code})")
-    return _Match((destination, ident, seq), None, text)

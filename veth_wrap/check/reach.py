@@ -6,6 +6,7 @@ import socket
 from typing import Iterable, Optional, Sequence
 
 from veth_wrap.check.probe import NEIGH_STATS, Probe, ProbeResult, probe_all
+from veth_wrap.kernel import state
 from veth_wrap.run.runner import Runner, default_runner, in_batches
 
 GC_THRESH3 = "/proc/sys/net/{}/neigh/default/gc_thresh3"
@@ -124,5 +125,6 @@ def _flush(namespaces: list[str], runner: Runner) -> None:
 
 
 def _flush_batch(namespaces: list[str], runner: Runner) -> None:
-    lines = "".join(f"netns exec {ns} ip neigh flush all\n" for ns in namespaces)
-    runner.run(["ip", "-force", "-batch", "-"], stdin=lines, check=False)
+    # a namespace deleted meanwhile fails its line only (see state.read_docs)
+    state.read_docs([f"netns exec {ns} ip neigh flush all" for ns in namespaces], runner,
+                    strict=False)

@@ -8,11 +8,10 @@ from typing import Callable
 
 import typer
 
-from veth_wrap.errors import PreflightError, VethwrapError
+from veth_wrap.errors import ExitStatus, PreflightError, VethwrapError
 
 app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
+    add_completion=True,
     help="Build, verify, explain and tear down network-namespace labs: veth pairs, bridges, "
     "routed chains.",
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -20,53 +19,92 @@ app = typer.Typer(
 )
 
 _debug = {"on": False}
+QUIET_HELP = "Say nothing on stderr but errors (results on stdout are unchanged)."
 
 
-@app.callback()
-def main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors.")) -> None:
+@app.callback(invoke_without_command=True)
+def main(ctx: typer.Context,
+         version: bool = typer.Option(False, "--version", "-V",
+                                      help="Print vethwrap's version and exit."),
+         json_out: bool = typer.Option(False, "--json",
+                                       help="With --version: print it as a JSON object."),
+         quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
+         debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors.")) -> None:
     """Build, verify, explain and tear down network-namespace labs."""
+    from veth_wrap.cli import output
+
     _debug["on"] = debug or bool(os.environ.get("VETHWRAP_DEBUG"))
+    output.QUIET["on"] = output.QUIET["on"] or quiet
+    if version:
+        _print_version(json_out)
+        raise typer.Exit(ExitStatus.OK)
+    if ctx.invoked_subcommand is None:  # no command: the help, and that is not an error
+        output.out().print(ctx.get_help(), markup=False, highlight=False)
+        raise typer.Exit(ExitStatus.OK)
+
+
+def _print_version(json_out: bool) -> None:
+    import platform
+    from importlib import metadata
+
+    from veth_wrap.cli.output import emit_json, out
+
+    try:
+        version = metadata.version("vethwrap")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        version = "unknown"
+    if json_out:
+        emit_json({"name": "vethwrap", "version": version,
+                   "python": platform.python_version()})
+    else:
+        out().print(f"vethwrap {version}", markup=False, highlight=False)
 
 
 def require_root(dry_run: bool = False) -> None:
-    """Refuse early when the command would change the kernel without privileges."""
-    if dry_run or os.geteuid() == 0 or _has_caps():
+    """The one privilege check: refuse early what would change or enter namespaces unprivileged."""
+    from veth_wrap.kernel.caps import privileged
+
+    if dry_run or privileged():
         return
     raise PreflightError(
-        "this needs root (or CAP_NET_ADMIN with CAP_SYS_ADMIN) to change network namespaces",
-        "run it with sudo, or add --dry-run to print the commands without running them",
+        "this needs root (or CAP_NET_ADMIN with CAP_SYS_ADMIN) to change or enter network "
+        "namespaces",
+        "run it with sudo, or add --dry-run where the command has it to print the commands",
     )
 
 
-def _has_caps(status: str = "/proc/self/status") -> bool:
-    """True when the effective capabilities hold CAP_NET_ADMIN and CAP_SYS_ADMIN."""
-    # CAP_SYS_ADMIN too: `ip netns add` bind-mounts the namespace under /run/netns
-    wanted = (1 << 12) | (1 << 21)
-    try:
-        with open(status) as lines:
-            for line in lines:
-                if line.startswith("CapEff:"):
-                    return int(line.split()[1], 16) & wanted == wanted
-    except OSError:
-        pass
-    return False
-
-
 def guarded(func: Callable) -> Callable:
-    """Wrap a command so that every error becomes one line and an exit status."""
+    """Wrap a command: its returned status and every error become the exit status, here only.
+
+    A command returns None (success) or an ExitStatus (or an int it passes through, as
+    `exec` does); an error becomes one line on stderr and its class's exit status.
+    """
     import functools
+    import inspect
 
     @functools.wraps(func)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args, quiet: bool = False, **kwargs):
+        from veth_wrap.cli import output
+
+        output.QUIET["on"] = output.QUIET["on"] or quiet
         try:
-            return func(*args, **kwargs)
+            status = func(*args, **kwargs)
         except VethwrapError as exc:
             _fail(exc, exc.line(), exc.exit_code)
         except KeyboardInterrupt as exc:
-            _fail(exc, "interrupted", 130)
+            _fail(exc, "interrupted", ExitStatus.SIGINT)
         except OSError as exc:
-            _fail(exc, f"{exc.strerror or exc} (see 'vethwrap doctor')", 1)
+            _fail(exc, f"{exc.strerror or exc} (see 'vethwrap doctor')", ExitStatus.FAILED)
+        if status:
+            raise typer.Exit(int(status))
 
+    # every command takes -q/--quiet: added here, so that no command can forget it
+    signature = inspect.signature(func)
+    quiet = inspect.Parameter("quiet", inspect.Parameter.KEYWORD_ONLY, annotation="bool",
+                              default=typer.Option(False, "--quiet", "-q", help=QUIET_HELP))
+    wrapper.__signature__ = signature.replace(
+        parameters=[*signature.parameters.values(), quiet])
+    wrapper.__annotations__ = {**func.__annotations__, "quiet": "bool"}
     return wrapper
 
 
@@ -78,7 +116,7 @@ def _fail(exc: BaseException, line: str, code: int):
 
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
     error_line(line)
-    raise typer.Exit(code)
+    raise typer.Exit(int(code))
 
 
 def _register_all() -> None:
@@ -98,17 +136,17 @@ def run() -> None:
     click = _click_exceptions()
     _register_all()
     try:
-        code = app(standalone_mode=False)
+        code = app(prog_name="vethwrap", standalone_mode=False)
     except KeyboardInterrupt:
-        sys.exit(130)
+        sys.exit(ExitStatus.SIGINT)
     except click.UsageError as exc:
         sys.exit(_usage_error(exc))
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except typer.Abort:
-        sys.exit(1)
-    sys.exit(code if isinstance(code, int) else 0)
+        sys.exit(ExitStatus.FAILED)
+    sys.exit(code if isinstance(code, int) else ExitStatus.OK)
 
 
 def _click_exceptions():
@@ -128,7 +166,22 @@ def _usage_error(exc) -> int:
         message = exc.format_message().strip()
         if message:
             print(message)
-        return 2
+        return ExitStatus.REFUSED
     where = exc.ctx.command_path if exc.ctx else "vethwrap"
-    error_line(f"{' '.join(exc.format_message().split())} (see '{where} --help')")
-    return 2
+    message = " ".join(exc.format_message().split())
+    error_line(f"{message}{_closest(exc)} (see '{where} --help')")
+    return ExitStatus.REFUSED
+
+
+def _closest(exc) -> str:
+    """For an unknown command, the registered one it most resembles."""
+    import difflib
+    import re
+
+    unknown = re.match(r"No such command '(.+?)'", exc.format_message().strip())
+    group = exc.ctx.command if exc.ctx else None
+    said = exc.format_message()
+    if not unknown or "did you mean" in said.lower() or not hasattr(group, "list_commands"):
+        return ""
+    close = difflib.get_close_matches(unknown.group(1), group.list_commands(exc.ctx), n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from veth_wrap.cli.app import guarded
+from veth_wrap.cli.app import guarded, require_root
+from veth_wrap.errors import ExitStatus
 
 STYLE = {"ok": "green", "warning": "yellow", "problem": "bold red"}
 
@@ -26,35 +27,34 @@ def diagnose_command(
                               help="For a namespace name: take its IPv6 address."),
     fix: bool = typer.Option(False, "--fix", help="Apply the fix; keep it only if it heals."),
     dry_run: bool = typer.Option(False, "--dry-run", help="With --fix: print the plan only."),
-) -> None:
+) -> ExitStatus:
     """Ping DESTINATION from NAMESPACE; if it fails, name the cause and print the fix."""
     from veth_wrap.explain.diagnose import check_destination, diagnose
     from veth_wrap.model.names import check_netns
 
     check_netns(namespace)
     if ipv6 or not _is_address(destination):
-        _require_root()
-        from veth_wrap.cli.query import resolve_destination
+        require_root()
+        from veth_wrap.kernel.inventory import destination as resolve
 
-        destination = resolve_destination(namespace, destination, 6 if ipv6 else None)
+        destination = resolve(namespace, destination, 6 if ipv6 else None)
     check_destination(destination)
-    _require_root()
+    require_root()
     result = diagnose(namespace, destination, verbose=verbose)
     if fix and not result.reachable:
-        _fix(result, json_out, dry_run)
-        return
+        return _fix(result, json_out, dry_run)
     if json_out:
         from veth_wrap.cli.output import emit_json
 
         emit_json(result.to_json())
     else:
         _show_diagnosis(result, verbose)
-    raise typer.Exit(0 if result.reachable else 1)
+    return ExitStatus.OK if result.reachable else ExitStatus.FAILED
 
 
 @guarded
 def doctor_command(json_out: bool = typer.Option(False, "--json",
-                                                 help="Print one JSON object.")) -> None:
+                                                 help="Print one JSON object.")) -> ExitStatus:
     """Check the host (changes nothing): tools, privileges, br_netfilter, firewalls."""
     from veth_wrap.explain.doctor import Status, doctor
 
@@ -67,10 +67,10 @@ def doctor_command(json_out: bool = typer.Option(False, "--json",
                    "warnings": sum(c.status == Status.WARNING for c in checks)})
     else:
         _show_doctor(checks)
-    raise typer.Exit(1 if problems else 0)
+    return ExitStatus.FAILED if problems else ExitStatus.OK
 
 
-def _fix(result, json_out: bool, dry_run: bool) -> None:
+def _fix(result, json_out: bool, dry_run: bool) -> ExitStatus:
     """Apply the diagnosis' fixes as a plan (or print it), keep them only if they heal."""
     from veth_wrap.cli.output import emit_json, emit_script, say
     from veth_wrap.explain.diagnose import diagnose
@@ -80,11 +80,11 @@ def _fix(result, json_out: bool, dry_run: bool) -> None:
     if dry_run:
         emit_script(steps.script(f"vethwrap diagnose {result.namespace} {result.destination} "
                                  f"--fix: {result.cause.value}"))
-        raise typer.Exit(0 if steps.steps else 1)
+        return ExitStatus.OK if steps.steps else ExitStatus.FAILED
     if not steps.steps:
         _show_diagnosis(result, False) if not json_out else emit_json(result.to_json())
         say("nothing applied: no fix is known for this cause")
-        raise typer.Exit(1)
+        return ExitStatus.FAILED
     healing = heal(result, lambda: diagnose(result.namespace, result.destination))
     if json_out:
         emit_json({**result.to_json(), "fix_applied": healing.to_json(),
@@ -100,7 +100,7 @@ def _fix(result, json_out: bool, dry_run: bool) -> None:
         if not healing.healed:
             say(f"the round trip still fails ({healing.after.summary}); every change was "
                 "undone: see the evidence above")
-    raise typer.Exit(0 if healing.healed else 1)
+    return ExitStatus.OK if healing.healed else ExitStatus.FAILED
 
 
 def _is_address(text: str) -> bool:
@@ -111,16 +111,6 @@ def _is_address(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _require_root() -> None:
-    import os
-
-    from veth_wrap.errors import PreflightError
-
-    if os.geteuid() != 0:
-        raise PreflightError("diagnose needs root to enter network namespaces",
-                             "run it with sudo; 'vethwrap doctor' checks the host without it")
 
 
 def _show_diagnosis(result, verbose: bool) -> None:

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from veth_wrap.cli.app import guarded, require_root
+from veth_wrap.cli.common import lab_option
 from veth_wrap.errors import UsageError
 
 FILE = typer.Option(..., "--file", "-f", help="The YAML lab file.")
@@ -43,21 +44,18 @@ def up(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
        no_verify: bool = typer.Option(False, "--no-verify", help="Skip the reachability check."),
        json_out: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:
     """Build the lab a file describes, or bring a built one in line with an edited file."""
-    import os
-
     from veth_wrap import api
     from veth_wrap.cli.output import emit_script, say
-    from veth_wrap.compile import update as diff
 
     lab = load(file, prefix)
     if dry_run:
-        steps = diff.update_plan(lab) if os.geteuid() == 0 else api.plan(lab)
+        steps = api.update_plan(lab)
         emit_script(steps.script(f"vethwrap up: lab {lab.name} from {file}"))
         for note in steps.notes:
             say(note)
         return
     require_root()
-    built = diff.update(lab, check=not no_verify)
+    built = api.update(lab, check=not no_verify)
     if not built.changed:
         say(f"lab {lab.name} is already as {file} describes; nothing changed")
     from veth_wrap.cli.views import print_built
@@ -70,7 +68,6 @@ def down(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
          json_out: bool = JSON) -> None:
     """Remove the lab a file names; works from the kernel (same as destroy --lab NAME)."""
     from veth_wrap import api
-    from veth_wrap.cli.lab import removed, removed_text
     from veth_wrap.cli.output import emit_json, emit_script, say
     from veth_wrap.model import labfile
 
@@ -84,9 +81,9 @@ def down(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
     for note in steps.notes:
         say(note)
     if not dry_run:
-        say(f"lab {name}: {removed_text(steps)}")
+        say(f"lab {name}: {steps.summary()}")
         if json_out:
-            emit_json(dict(lab=name, **removed(steps)))
+            emit_json(dict(lab=name, **steps.to_json()))
 
 
 @guarded
@@ -117,7 +114,7 @@ def _count(n: int, word: str) -> str:
 
 
 @guarded
-def graph(lab: Optional[str] = typer.Option(None, "--lab", help="A lab built in the kernel."),
+def graph(lab: Optional[str] = lab_option(),
           file: Optional[Path] = typer.Option(None, "--file", "-f", help="A YAML lab file."),
           prefix: str = PREFIX,
           fmt: str = typer.Option("text", "--format", help="text, dot or mermaid.")) -> None:
@@ -134,6 +131,8 @@ def graph(lab: Optional[str] = typer.Option(None, "--lab", help="A lab built in 
         found = load(file, prefix)
     else:
         require_root()
-        found = drawing.from_kernel(prefix + lab)
+        from veth_wrap.kernel.inventory import lab_from_kernel
+
+        found = lab_from_kernel(prefix + lab)
     drawn = drawing.draw(found, fmt)
     sys.stdout.write(drawn if drawn.endswith("\n") else drawn + "\n")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator, List, Optional
 
 import typer
 
 from veth_wrap.cli.app import guarded, require_root
+from veth_wrap.cli.common import file_option, lab_name, lab_option, namespaces_argument
 from veth_wrap.errors import UsageError, VerificationFailed
 from veth_wrap.model.topology import Kind
 
@@ -49,16 +51,16 @@ def create(
 ) -> None:
     """Create namespaces and wire them with veth pairs, then verify they ping."""
     from veth_wrap import api
-    from veth_wrap.cli.link import impaired_failure, no_netem
     from veth_wrap.cli.output import emit_script, say
-    from veth_wrap.errors import CommandFailed
     from veth_wrap.model import shapes
     from veth_wrap.model.linkopts import link_opts
 
     if topology is Kind.CUSTOM:
         raise UsageError("--topology custom is for lab files", "use pair, bridge, chain or mesh")
     opts = link_opts(delay, jitter, loss, rate, mtu)
-    built_lab = shapes.build(namespaces, topology, subnet, lab, host_bridge, opts, ipv6, direction)
+    nets = shapes.parse_subnets(subnet, "--subnet") if subnet is not None else None
+    built_lab = shapes.build(namespaces, kind=topology, subnet=nets, lab=lab,
+                             host_bridge=host_bridge, opts=opts, ipv6=ipv6, direction=direction)
     if dry_run:
         emit_script(api.plan(built_lab).script(f"vethwrap create: lab {built_lab.name}"))
         return
@@ -67,11 +69,9 @@ def create(
         # about 8 ops a member on a bridge: netns add, port and its mark, 5 in the member
         with progress_bar("creating", len(built_lab.members), len(built_lab.links) * 8) as tick:
             built = api.create(built_lab, check=not no_verify, progress=tick)
-    except CommandFailed as failure:
-        raise no_netem(failure) from None
     except VerificationFailed as failure:
         explain(failure)
-        raise (impaired_failure(failure) if opts and opts.impaired else failure) from None
+        raise
     if not built.changed:
         say(f"lab {built_lab.name} is already built as asked; nothing changed")
     from veth_wrap.cli.views import print_built
@@ -81,9 +81,10 @@ def create(
 
 @guarded
 def destroy(
-    namespaces: List[str] = typer.Argument(None, help="Namespaces whose vethwrap objects go."),
+    namespaces: List[str] = namespaces_argument("Namespaces whose vethwrap objects go."),
     everything: bool = typer.Option(False, "--all", help="Every lab vethwrap built."),
-    lab: Optional[str] = typer.Option(None, "--lab", help="Every namespace of one lab."),
+    lab: Optional[str] = lab_option(),
+    file: Optional[Path] = file_option(),
     dry_run: bool = typer.Option(False, "--dry-run", "-n",
                                  help="Print the commands instead of running them."),
     json_out: bool = typer.Option(False, "--json", help="Print what was removed as JSON."),
@@ -94,18 +95,14 @@ def destroy(
     from veth_wrap.model import names
 
     namespaces = list(namespaces or [])
-    chosen = sum([bool(namespaces), everything, lab is not None])
+    chosen = sum([bool(namespaces), everything, lab is not None or file is not None])
     if chosen != 1:
-        raise UsageError("name the namespaces, or give --all or --lab NAME (one of them)",
-                         "e.g. 'vethwrap destroy ns0 ns1'")
+        raise UsageError("name the namespaces, or give --all, --lab NAME or -f FILE (one of "
+                         "them)", "e.g. 'vethwrap destroy ns0 ns1'")
     for name in namespaces:
         names.check_netns(name)
-    if lab is not None:
-        names.check_lab(lab)
-    if dry_run and not _is_root():
-        raise UsageError("destroy --dry-run reads the namespaces, which needs root",
-                         "run it with sudo; it still changes nothing")
-    require_root()
+    lab = lab_name(lab, file)
+    require_root()  # even the dry run reads the namespaces
     if dry_run:
         steps = api.destroy_targets(namespaces, lab, everything)
         emit_script(steps.script("vethwrap destroy"))
@@ -117,9 +114,9 @@ def destroy(
     for note in steps.notes:
         say(note)
     if not dry_run:
-        say(removed_text(steps))
+        say(steps.summary())
         if json_out:
-            emit_json(removed(steps))
+            emit_json(steps.to_json())
 
 
 def explain(failure: VerificationFailed) -> None:
@@ -140,34 +137,6 @@ def explain(failure: VerificationFailed) -> None:
         say(f"  fix: {line}")
 
 
-def removed(steps) -> dict:
-    """What a destroy plan removed: namespaces, and links in namespaces that stay."""
-    spaces, links = [], []
-    for step in steps.steps:
-        for op in step.ops:
-            if op.args[:2] == ("netns", "del"):
-                spaces.append(op.args[2])
-            elif op.args[:2] == ("link", "del"):
-                links.append({"namespace": step.netns, "interface": op.args[-1]})
-    return {"namespaces": spaces, "links": links, "notes": list(steps.notes)}
-
-
-def removed_text(steps) -> str:
-    """What destroy removed, counted by kind."""
-    ops = [op.args for step in steps.steps for op in step.ops]
-    spaces = sum(args[:2] == ("netns", "del") for args in ops)
-    links = sum(args[:2] == ("link", "del") for args in ops)
-    if not ops:
-        return "nothing of vethwrap's to remove"
-    return f"removed {spaces} namespace(s) and {links} link(s) of vethwrap's"
-
-
-def _is_root() -> bool:
-    import os
-
-    return os.geteuid() == 0
-
-
 @contextmanager
 def progress_bar(what: str, namespaces: Optional[int], total: Optional[int]) -> Iterator:
     """A rich bar on stderr for work on many namespaces, only when stderr is a terminal.
@@ -175,8 +144,10 @@ def progress_bar(what: str, namespaces: Optional[int], total: Optional[int]) -> 
     None for namespaces means not known yet (destroy --lab/--all); None for total makes the
     bar pulse instead of filling.
     """
+    from veth_wrap.cli.output import QUIET
+
     few = namespaces is not None and namespaces <= PROGRESS_MIN_NAMESPACES
-    if few or not sys.stderr.isatty():
+    if few or QUIET["on"] or not sys.stderr.isatty():
         yield None
         return
     from rich.progress import Progress

@@ -7,12 +7,10 @@ from typing import List, Optional
 import typer
 
 from veth_wrap.cli.app import guarded, require_root
+from veth_wrap.cli.common import lab_option
+from veth_wrap.cli.complete import complete_ifname, complete_namespace
 from veth_wrap.errors import (
-    CommandFailed,
-    PreflightError,
     UsageError,
-    VerificationFailed,
-    VethwrapError,
 )
 
 link_app = typer.Typer(help="Change a live link: delay, jitter, loss, rate, MTU, MAC.",
@@ -27,32 +25,13 @@ def register(app: typer.Typer) -> None:
                                           "ignore_unknown_options": True})(exec_command)
 
 
-def no_netem(error: CommandFailed) -> VethwrapError:
-    """A clearer error when the kernel lacks a qdisc or filter that link options need."""
-    from veth_wrap.model.linkopts import NO_NETEM
-
-    if NO_NETEM not in error.stderr and "Unknown filter" not in error.stderr:
-        return error
-    if "netem" not in (error.failed_line or " ".join(error.argv)):
-        return PreflightError("this kernel lacks clsact or cls_bpf (CONFIG_NET_SCH_INGRESS, "
-                              "CONFIG_NET_CLS_BPF), which --loss needs without sch_netem",
-                              "use a kernel with either, or drop --loss; --rate uses tbf")
-    return PreflightError("this kernel has no netem qdisc (sch_netem), needed for --delay and "
-                          "--jitter", "load it: modprobe sch_netem (Debian/Ubuntu: package "
-                          "linux-modules-extra-$(uname -r)); --loss and --rate work without it")
-
-
-def impaired_failure(failure: VerificationFailed) -> VerificationFailed:
-    """Say that impairments may be why the verification pings failed."""
-    failure.hint = ("the link options (--loss, --delay) may drop or outlast the check's pings: "
-                    "create with --no-verify to skip it; " + failure.hint)
-    return failure
-
-
 @guarded
 def link_set(
-    namespace: str = typer.Argument(..., help="Namespace of the interface."),
-    interface: str = typer.Argument(..., help="A veth end vethwrap made."),
+    namespace: Optional[str] = typer.Argument(None, help="Namespace of the interface.",
+                                              autocompletion=complete_namespace),
+    interface: Optional[str] = typer.Argument(None, help="A veth end vethwrap made.",
+                                              autocompletion=complete_ifname),
+    lab: Optional[str] = lab_option(),
     delay: Optional[str] = typer.Option(None, "--delay", help="Added delay on egress, e.g. 10ms."),
     jitter: Optional[str] = typer.Option(None, "--jitter", help="Delay variation, e.g. 2ms."),
     loss: Optional[str] = typer.Option(
@@ -61,41 +40,66 @@ def link_set(
     mtu: Optional[int] = typer.Option(None, "--mtu", help="MTU of this end and its peer."),
     mac: Optional[str] = typer.Option(None, "--mac", help="MAC address of this end."),
     clear: bool = typer.Option(False, "--clear", help="Remove the impairments first."),
+    dry_run: bool = typer.Option(False, "--dry-run", "-n",
+                                 help="Print the commands instead of running them."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Change one end of a live link in place (the link is not rebuilt); show the result."""
-    from veth_wrap.cli.output import emit_json, out
-    from veth_wrap.kernel import tcread as linklive
-    from veth_wrap.model import names
+    """Change one end of a live link, or every end of a lab, in place; show the result."""
+    from veth_wrap import api
+    from veth_wrap.cli.output import emit_json, emit_script, out
     from veth_wrap.model.linkopts import impairments_text, link_opts
 
-    names.check_netns(namespace)
-    names.check_ifname(interface)
+    ends = _ends(namespace, interface, lab)
     opts = link_opts(delay, jitter, loss, rate, mtu, mac)
     if opts is None and not clear:
         raise UsageError("nothing to change", "give --delay, --loss, --rate, --mtu, --mac or "
                          "--clear")
-    require_root()
-    try:
-        result = linklive.change(namespace, interface, opts, clear)
-    except CommandFailed as exc:
-        raise no_netem(exc) from None
+    if lab is not None and opts is not None and opts.mac:
+        raise UsageError("--mac sets one end's address, not a whole lab's",
+                         "name the namespace and interface instead of --lab")
+    require_root()  # even the dry run reads the ends as the kernel holds them
+    if dry_run:
+        plan = api.link_plan(namespace, interface, opts, clear, lab=lab)
+        emit_script(plan.script(f"vethwrap link set {' '.join(ends)}"))
+        return
+    results = api.link_set(namespace, interface, opts, clear, lab=lab)
     if json_out:
-        emit_json(result)
-    else:
+        emit_json(results[0] if lab is None else {"lab": lab, "ends": results})
+        return
+    for result in results:
         shown = impairments_text(result["impairments"])
-        out().print(f"{namespace}:{interface}: mtu {result['mtu']}, mac {result['mac']}, "
-                    f"impairments: {shown or 'none'}")
+        out().print(f"{result['namespace']}:{result['interface']}: mtu {result['mtu']}, "
+                    f"mac {result['mac']}, impairments: {shown or 'none'}")
+
+
+def _ends(namespace: Optional[str], interface: Optional[str], lab: Optional[str]) -> list[str]:
+    """The words naming what changes: NS IFACE, or --lab NAME; validated."""
+    from veth_wrap.model import names
+
+    if lab is not None:
+        if namespace is not None:
+            raise UsageError("give NAMESPACE INTERFACE or --lab NAME, not both",
+                             "e.g. 'vethwrap link set --lab LAB --delay 10ms'")
+        return ["--lab", names.check_lab(lab)]
+    if namespace is None or interface is None:
+        raise UsageError("name the namespace and the interface, or give --lab NAME",
+                         "e.g. 'vethwrap link set ns0 vw-ns1 --delay 10ms'")
+    return [names.check_netns(namespace), names.check_ifname(interface)]
 
 
 @guarded
 def exec_command(
     ctx: typer.Context,
     namespace: str = typer.Argument(..., help="Namespace to run the command in."),
-) -> None:
+) -> Optional[int]:
     """Run a command inside a namespace (like `ip netns exec`); its exit status is returned."""
-    from veth_wrap.kernel import tcread as linklive
+    import shutil
+
+    from veth_wrap import api
+    from veth_wrap.cli.output import error_line
+    from veth_wrap.errors import ExitStatus
     from veth_wrap.model import names
+    from veth_wrap.run.runner import exec_replace
 
     names.check_netns(namespace)
     argv: List[str] = list(ctx.args)
@@ -104,4 +108,8 @@ def exec_command(
     if not argv:
         raise UsageError("no command given", f"e.g. vethwrap exec {namespace} -- ip addr")
     require_root()
-    raise typer.Exit(linklive.run_in(namespace, argv))
+    full = api.exec_argv(namespace, argv)
+    if shutil.which(argv[0]) is None:
+        error_line(f"{argv[0]}: command not found")
+        return ExitStatus.NOT_FOUND
+    exec_replace(full)  # replaces this process: stdio and the exit status pass straight through

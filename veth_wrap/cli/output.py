@@ -34,8 +34,13 @@ def err():
     return _consoles["err"]
 
 
+QUIET = {"on": False}  # -q/--quiet: notes and progress stay off stderr; errors still print
+
+
 def say(message: str) -> None:
-    """A note for the user on stderr."""
+    """A note for the user on stderr (none with --quiet)."""
+    if QUIET["on"]:
+        return
     err().print(message, markup=False) if "[" in message else err().print(message)
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
+from pathlib import Path
 from typing import List, Optional
 
 import typer
 
 from veth_wrap.cli.app import guarded, require_root
+from veth_wrap.cli.common import file_option, lab_name, lab_option, namespaces_argument
 from veth_wrap.errors import Unreachable, UsageError
 
 
@@ -20,29 +21,51 @@ def register(app: typer.Typer) -> None:
 
 @guarded
 def show(
-    namespaces: List[str] = typer.Argument(None, help="Only these namespaces (default: all)."),
+    namespaces: List[str] = namespaces_argument("Only these namespaces (default: all)."),
+    lab: Optional[str] = lab_option(),
+    file: Optional[Path] = file_option(),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Show vethwrap's labs as the kernel holds them: interfaces, addresses, peers, routes."""
     from veth_wrap.cli.output import say
     from veth_wrap.cli.showing import print_show, shown
-    from veth_wrap.kernel import inventory
-    from veth_wrap.kernel import tcread as linklive
-    from veth_wrap.model import names
+    from veth_wrap.kernel import inventory, tcread
 
-    for name in namespaces or []:
-        names.check_netns(name)
-    require_root()
+    only, chosen = _scope(namespaces, lab, file)
     # Read every namespace even when some are named: the peers at the far ends live elsewhere.
     facts, root = inventory.scan(None)
-    for name in namespaces or []:
+    for name in only or []:
         if name not in facts:
             say(f"{name}: no such namespace")
         elif not facts[name].labs():
             say(f"{name}: holds nothing of vethwrap's")
     views = inventory.labs(facts, root)
-    spaces = [ns for group in shown(views, namespaces or None).values() for ns in group]
-    print_show(facts, root, views, namespaces or None, json_out, linklive.read_all(spaces))
+    if chosen is not None:
+        views = _one_lab(views, chosen)
+    spaces = [ns for group in shown(views, only).values() for ns in group]
+    print_show(facts, root, views, only, json_out, tcread.read_all(spaces))
+
+
+def _scope(namespaces: Optional[list[str]], lab: Optional[str], file: Optional[Path]
+           ) -> tuple[Optional[list[str]], Optional[str]]:
+    """(the namespaces named, or None) and the lab named; validated; root checked."""
+    from veth_wrap.model import names
+
+    chosen = lab_name(lab, file)
+    if chosen is not None and namespaces:
+        raise UsageError("name namespaces or a lab (--lab, -f), not both",
+                         "e.g. 'vethwrap show --lab LAB'")
+    for name in namespaces or []:
+        names.check_netns(name)
+    require_root()
+    return (list(namespaces) if namespaces else None), chosen
+
+
+def _one_lab(views: dict, chosen: str) -> dict:
+    """Only the lab asked for; a lab the kernel does not hold is a clear refusal."""
+    if chosen not in views:
+        raise UsageError(f"no lab {chosen} in the kernel", "see 'vethwrap show' for the labs")
+    return {chosen: views[chosen]}
 
 
 @guarded
@@ -58,11 +81,12 @@ def ping(
     """Ping from inside a namespace with the system ping, and report its statistics."""
     from veth_wrap.check.ping import ping as run_ping
     from veth_wrap.cli.output import emit_json, out
+    from veth_wrap.kernel import inventory
     from veth_wrap.model import names
 
     names.check_netns(namespace)
     require_root()
-    address = resolve_destination(namespace, dest, 6 if ipv6 else None)
+    address = inventory.destination(namespace, dest, 6 if ipv6 else None)
     stats = run_ping(namespace, address, count=count, timeout=timeout)
     if json_out:
         emit_json(stats.to_json())
@@ -76,40 +100,11 @@ def ping(
                           f"see why: vethwrap diagnose {namespace} {address}")
 
 
-def resolve_destination(namespace: str, dest: str, version: Optional[int] = None) -> str:
-    """An address as given, or the address (of one IP version) of a namespace vethwrap wired."""
-    from veth_wrap.kernel import inventory, state
-    from veth_wrap.model import names
-
-    existing = state.list_netns()
-    if namespace not in existing:
-        raise UsageError(f"namespace {namespace!r} does not exist", "see 'vethwrap show'")
-    try:
-        given = ipaddress.ip_address(dest)
-    except ValueError:
-        given = None
-    if given is not None:
-        if version and given.version != version:
-            raise UsageError(f"{dest} is not an IPv{version} address",
-                             "give an IPv6 address, or leave out -6")
-        return str(given)
-    names.check_netns(dest)
-    if dest not in existing:
-        raise UsageError(f"namespace {dest!r} does not exist", "see 'vethwrap show'")
-    facts = state.read([namespace, dest], routes=False)
-    address = inventory.target_address(facts, namespace, dest, version)
-    if address is None and version:
-        raise UsageError(f"{dest!r} has no IPv{version} address from vethwrap",
-                         "build the lab with --ipv6 for dual stack, or leave out -6")
-    if address is None:
-        raise UsageError(f"{dest!r} is neither an address nor a namespace vethwrap wired",
-                         "give an IPv4 or IPv6 address, or see 'vethwrap show'")
-    return address
-
-
 @guarded
 def pingall(
-    namespaces: List[str] = typer.Argument(None, help="Only these namespaces (default: all)."),
+    namespaces: List[str] = namespaces_argument("Only these namespaces (default: all)."),
+    lab: Optional[str] = lab_option(),
+    file: Optional[Path] = file_option(),
     count: int = typer.Option(1, "--count", "-c", min=1, max=10,
                               help="Attempts per pair before it counts as failed."),
     timeout: float = typer.Option(1.0, "--timeout", "-W", min=0.1, help="Seconds per pair."),
@@ -117,16 +112,16 @@ def pingall(
     ipv6: bool = typer.Option(False, "--ipv6", "-6", help="Ping the IPv6 addresses."),
 ) -> None:
     """Ping every vethwrap address from every namespace of its lab: a reachability matrix."""
-    from veth_wrap.check.matrix import print_matrix, run_matrix
+    from veth_wrap.check.matrix import run_matrix
+    from veth_wrap.cli.views import print_matrix
     from veth_wrap.kernel import inventory
-    from veth_wrap.model import names
 
-    for name in namespaces or []:
-        names.check_netns(name)
-    require_root()
-    facts, root = inventory.scan(namespaces or None, routes=False)
+    only, chosen = _scope(namespaces, lab, file)
+    facts, root = inventory.scan(None if chosen else only, routes=False)
     views = inventory.labs(facts, root)
-    cells = run_matrix(facts, views, namespaces or None, count, timeout, 6 if ipv6 else None)
+    if chosen is not None:
+        views = _one_lab(views, chosen)
+    cells = run_matrix(facts, views, only, count, timeout, 6 if ipv6 else None)
     if not cells:
         raise UsageError("no vethwrap lab found to ping", "build one: vethwrap create ns0 ns1")
     print_matrix(cells, json_out)

@@ -6,8 +6,8 @@ from typing import Optional
 
 from veth_wrap.cli.output import emit_json, escape, out, table
 from veth_wrap.cli.views import state_text
-from veth_wrap.kernel.inventory import LabView, peer_of
 from veth_wrap.kernel.state import NetnsState
+from veth_wrap.model.facts import LabView, find_peer
 from veth_wrap.model.linkopts import impairments_text
 
 
@@ -43,7 +43,7 @@ def _netns_json(ns: str, facts: dict[str, NetnsState], root, view: LabView,
     st = facts[ns]
     interfaces = []
     for link in st.marked():
-        peer = peer_of(link, ns, facts, root)
+        peer = find_peer(link, ns, facts, root)
         interfaces.append({
             "name": link.ifname, "role": link.mark.role, "state": link.operstate,
             "up": link.up, "addresses": list(link.addresses), "master": link.master,

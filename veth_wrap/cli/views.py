@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from veth_wrap.check.matrix import Cell
 from veth_wrap.cli.output import emit_json, out, table
 from veth_wrap.model.topology import Lab
 
@@ -64,3 +65,26 @@ def state_text(up: bool, operstate: str, color: Optional[bool] = True) -> str:
     """A link's state for a table cell, coloured."""
     colour = "green" if operstate in ("UP", "UNKNOWN") else "red" if not up else "yellow"
     return f"[{colour}]{operstate}[/]"
+
+
+def print_matrix(cells: list[Cell], json_out: bool) -> None:
+    """A coloured matrix per lab, or every pair as JSON."""
+    if json_out:
+        emit_json({"pairs": [cell.__dict__ for cell in cells],
+                   "total": len(cells), "answered": sum(c.replied for c in cells)})
+        return
+    for lab in dict.fromkeys(c.lab for c in cells):
+        mine = [c for c in cells if c.lab == lab]
+        names = list(dict.fromkeys(c.source for c in mine))
+        grid = {(c.source, c.target): c for c in mine}
+        tbl = table(f"lab {lab}: {sum(c.replied for c in mine)}/{len(mine)} pairs answer",
+                    ["from \\ to", *names])
+        for src in names:
+            tbl.add_row(src, *(_mark(grid.get((src, dst))) for dst in names))
+        out().print(tbl)
+
+
+def _mark(cell: Optional[Cell]) -> str:
+    if cell is None:
+        return "[dim]-[/]"
+    return "[green]ok[/]" if cell.replied else "[bold red]X[/]"

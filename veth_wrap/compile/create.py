@@ -7,14 +7,19 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from veth_wrap.errors import ConflictError, UsageError
-from veth_wrap.kernel.state import LinkState, NetnsState
+from veth_wrap.model.facts import LinkState, NetnsState
 from veth_wrap.model.names import Mark, Role
 from veth_wrap.model.topology import End, Lab
 from veth_wrap.steps import PARALLEL_FROM, Op, Plan, spread
 
 
-def create_plan(lab: Lab, facts: dict[str, NetnsState], root: Optional[NetnsState] = None) -> Plan:
-    """The steps that turn what the kernel holds into the lab; empty when it is already there."""
+def create_plan(lab: Lab, facts: dict[str, NetnsState], root: Optional[NetnsState] = None,
+                netem: bool = True) -> Plan:
+    """The steps that turn what the kernel holds into the lab; empty when it is already there.
+
+    netem says whether the kernel has sch_netem (kernel/caps); without it, loss takes the
+    BPF filter and delay is refused.
+    """
     check_conflicts(lab, facts, root)
     plan = Plan()
     missing = [ns for ns in lab.namespaces() if ns not in facts]
@@ -38,7 +43,7 @@ def create_plan(lab: Lab, facts: dict[str, NetnsState], root: Optional[NetnsStat
     if wired.attach:
         bridge = lab.bridges[0]
         plan.add(wired.attach, netns=bridge.netns, comment=f"ports onto {bridge.name}")
-    _option_steps(plan, lab, facts, root)
+    _option_steps(plan, lab, facts, root, netem)
     busy = {step.netns for step in plan.steps} | {ns for ns, ops in inside.items() if ops}
     for ns in lab.namespaces():
         if ns in facts and ns not in busy:
@@ -135,14 +140,14 @@ def _forwarding_ops(lab: Lab, facts: dict[str, NetnsState]) -> list[Op]:
 
 
 def _option_steps(plan: Plan, lab: Lab, facts: dict[str, NetnsState],
-                  root: Optional[NetnsState]) -> None:
+                  root: Optional[NetnsState], netem: bool) -> None:
     """MTU of bridge ports and `tc` impairments, on ends this plan creates (live: `link set`)."""
     for ns in (None,) + lab.namespaces():
         state = (root or NetnsState(None)) if ns is None else facts.get(ns, NetnsState(ns))
         new = [end for end in lab.ends_in(ns) if end.opts and end.ifname not in state.links]
         ports = [op for end in new if end.master for op in _ip_ops(end)]
         plan.add(ports, netns=ns, comment=f"link options in {ns or 'the root namespace'}")
-        plan.add([op for end in new for op in _tc_ops(end)], netns=ns,
+        plan.add([op for end in new for op in _tc_ops(end, netem)], netns=ns,
                  program="tc", comment=f"impairments in {ns or 'the root namespace'}")
 
 
@@ -150,18 +155,18 @@ def _ip_ops(end: End) -> list[Op]:
     """An end's MTU and MAC ops; netem loads only for labs with link options."""
     if not end.opts:
         return []
-    from veth_wrap.model.linkopts import ip_ops
+    from veth_wrap.compile.tc import ip_ops
 
     return ip_ops(end.ifname, end.opts)
 
 
-def _tc_ops(end: End) -> list[Op]:
+def _tc_ops(end: End, netem: bool) -> list[Op]:
     """An end's `tc` impairment ops (none without link options)."""
     if not end.opts:
         return []
-    from veth_wrap.model.linkopts import tc_ops
+    from veth_wrap.compile.tc import tc_ops
 
-    return tc_ops(end.ifname, end.opts)
+    return tc_ops(end.ifname, end.opts, netem)
 
 
 def _lo_ops(lab: Lab, ns: str, state: NetnsState, role: str) -> list[Op]:

@@ -2,18 +2,39 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
-from veth_wrap.kernel.inventory import LabView
-from veth_wrap.kernel.state import NetnsState
+from veth_wrap.model.facts import LabView, NetnsState
 from veth_wrap.model.names import Role, port_ifname
 from veth_wrap.steps import Op, Plan
 
 
+@dataclass
+class Teardown(Plan):
+    """A destroy plan, and what it removes: namespaces, and links where the namespace stays."""
+
+    namespaces: list[str] = field(default_factory=list)
+    links: list[tuple[Optional[str], str]] = field(default_factory=list)  # (namespace, link)
+
+    def summary(self) -> str:
+        """What it removes, counted by kind."""
+        if self.empty:
+            return "nothing of vethwrap's to remove"
+        return (f"removed {len(self.namespaces)} namespace(s) and {len(self.links)} link(s) "
+                "of vethwrap's")
+
+    def to_json(self) -> dict:
+        """The stable JSON shape of what destroy removed."""
+        return {"namespaces": list(self.namespaces),
+                "links": [{"namespace": ns, "interface": name} for ns, name in self.links],
+                "notes": list(self.notes)}
+
+
 def destroy_plan(targets: Iterable[str], facts: dict[str, NetnsState],
-                 views: dict[str, LabView], root: Optional[NetnsState] = None) -> Plan:
+                 views: dict[str, LabView], root: Optional[NetnsState] = None) -> Teardown:
     """Delete the namespaces vethwrap created among targets, and its links in the others."""
-    plan = Plan()
+    plan = Teardown()
     targets = [ns for ns in dict.fromkeys(targets)]
     doomed: list[str] = []
     for ns in targets:
@@ -25,12 +46,16 @@ def destroy_plan(targets: Iterable[str], facts: dict[str, NetnsState],
         elif st.lo_mark and st.lo_mark.role in (Role.NETNS, Role.HUB):
             doomed.append(ns)
         else:
-            plan.add((Op(("link", "del", link.ifname)) for link in st.marked()
-                      if link.mark.role != Role.PORT), netns=ns,
+            kept = [link.ifname for link in st.marked() if link.mark.role != Role.PORT]
+            plan.add((Op(("link", "del", name)) for name in kept), netns=ns,
                      comment=f"vethwrap's links in {ns}, which stays")
+            plan.links += [(ns, name) for name in kept]
     doomed += _empty_hubs(targets, facts, views)
-    plan.add(_root_ops(targets, views, root), comment="vethwrap's links in the root namespace")
+    root_ops = _root_ops(targets, views, root)
+    plan.add(root_ops, comment="vethwrap's links in the root namespace")
+    plan.links += [(None, op.args[-1]) for op in root_ops]
     plan.add((Op(("netns", "del", ns)) for ns in doomed), comment="namespaces vethwrap created")
+    plan.namespaces = doomed
     return plan
 
 

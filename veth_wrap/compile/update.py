@@ -5,53 +5,27 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
-from veth_wrap.kernel import inventory, state
-from veth_wrap.kernel.inventory import LabView
-from veth_wrap.kernel.state import NetnsState
+from veth_wrap.compile.create import create_plan
+from veth_wrap.model.facts import LabView, NetnsState, find_peer, labs
 from veth_wrap.model.topology import Lab
-from veth_wrap.run.runner import Runner, default_runner
 from veth_wrap.steps import Op, Plan
 
 
-def update_plan(lab: Lab, runner: Optional[Runner] = None) -> Plan:
-    """Removals of what the Lab dropped, then the create plan for what it added."""
-    from veth_wrap.compile.create import create_plan
+def update_plan(lab: Lab, everything: dict[str, NetnsState], root: NetnsState,
+                ids: dict[str, dict[int, str]], netem: bool = True) -> Plan:
+    """Removals of what the Lab dropped, then the create plan for what it added.
 
-    runner = runner or default_runner()
-    everything, root = inventory.scan(None, runner)
-    view = inventory.labs(everything, root).get(lab.name)
-    present = [ns for ns in lab.namespaces() if ns in everything]
-    facts = state.read(present, runner, forwarding=lab.forwarding)
-    ids = netns_ids(list(everything), runner)
+    everything holds the facts of every namespace (read with the lab's forwarding), ids the
+    netns ids each gives its peers' namespaces (kernel/state.netns_ids).
+    """
+    view = labs(everything, root).get(lab.name)
+    facts = {ns: everything[ns] for ns in lab.namespaces() if ns in everything}
     removal, gone = removal_plan(lab, everything, view, ids)
     pruned = {ns: prune(st, lab, gone) for ns, st in facts.items()
               if ("netns", ns) not in gone}
     needs_root = any(e.netns is None for e in lab.ends())
-    create = create_plan(lab, pruned, root if needs_root else None)
+    create = create_plan(lab, pruned, root if needs_root else None, netem)
     return Plan(removal.steps + create.steps, removal.notes + create.notes)
-
-
-def netns_ids(namespaces: list[str], runner: Runner) -> dict[str, dict[int, str]]:
-    """For each namespace, the names behind the ids it gives its veth peers' namespaces."""
-    if not namespaces:
-        return {}
-    lines = "".join(f"netns exec {ns} ip -j netns list-id\n" for ns in namespaces)
-    docs = state.json_stream(runner.run(["ip", "-batch", "-"], stdin=lines).stdout)
-    return {ns: {item["nsid"]: item.get("name") for item in doc if "nsid" in item}
-            for ns, doc in zip(namespaces, docs)}
-
-
-def peer(link, ns: Optional[str], facts: dict[str, NetnsState], ids: dict
-         ) -> Optional[tuple[Optional[str], str]]:
-    """The (namespace, interface) at a veth's other end; ifindexes alone are ambiguous."""
-    if link.kind != "veth" or link.peer_index is None:
-        return None
-    where = ns if link.peer_netnsid is None else ids.get(ns, {}).get(link.peer_netnsid)
-    st = facts.get(where)
-    for other in (st.links.values() if st else ()):
-        if other.ifindex == link.peer_index:
-            return where, other.ifname
-    return None
 
 
 def removal_plan(lab: Lab, facts: dict[str, NetnsState], view: Optional[LabView],
@@ -85,7 +59,7 @@ class _Facts(dict):
 def _drop(link, ns: Optional[str], facts: _Facts, gone: set) -> None:
     """Note a link as gone, with its veth peer (deleting one end deletes both)."""
     gone.add(("link", ns, link.ifname))
-    other = peer(link, ns, facts, facts.ids)
+    other = find_peer(link, ns, facts, ids=facts.ids)
     if other:
         gone.add(("link",) + other)
 
@@ -136,19 +110,3 @@ def prune(st: NetnsState, lab: Lab, gone: set) -> NetnsState:
     routes = [r for r in st.routes if ("link", ns, r.get("dev")) not in gone
               and ("route", ns, r.get("dst"), r.get("gateway")) not in gone]
     return NetnsState(ns, links, routes, st.forwarding)
-
-
-def update(lab: Lab, runner: Optional[Runner] = None, check: bool = True, progress=None):
-    """Make the kernel hold exactly lab (adding and removing), then verify; returns api.Built."""
-    from veth_wrap import api
-    from veth_wrap.run.lock import locked
-    from veth_wrap.run.walker import apply
-
-    runner = runner or default_runner()
-    with locked():
-        steps = update_plan(lab, runner)
-        if not steps.empty:
-            apply(steps, runner, progress)
-    built = api.create(lab, runner, check=check)  # nothing left to do: it only verifies
-    built.plan = steps
-    return built

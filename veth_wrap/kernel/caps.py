@@ -71,3 +71,24 @@ def _probe() -> bool:
     done = default_runner().run(["unshare", "--net", "tc", "qdisc", "add", "dev", "lo", "root",
                                  "netem", "delay", "1ms"], check=False)
     return done.returncode == 0
+
+
+# CAP_NET_ADMIN and CAP_SYS_ADMIN: `ip netns add` bind-mounts the namespace under /run/netns
+NEEDED_CAPS = (1 << 12) | (1 << 21)
+
+
+def privileged(status: str = "/proc/self/status") -> bool:
+    """True when this process may change network namespaces: root, or both capabilities."""
+    return os.geteuid() == 0 or effective_caps(status) & NEEDED_CAPS == NEEDED_CAPS
+
+
+def effective_caps(status: str = "/proc/self/status") -> int:
+    """The effective capability set of this process (0 when unreadable)."""
+    try:
+        with open(status) as lines:
+            for line in lines:
+                if line.startswith("CapEff:"):
+                    return int(line.split()[1], 16)
+    except (OSError, ValueError):
+        pass
+    return 0

@@ -64,21 +64,43 @@ def read_docs(lines: Sequence[str], runner: Runner, strict: bool = True) -> list
     if not lines:
         return []
     if not strict:
-        result = runner.run(["ip", "-force", "-batch", "-"], stdin=_text(lines), check=False)
-        return _aligned(result.stdout, set(failed_lines(result.stderr)), len(lines))
-    while True:
+        return _tolerant(lines, runner)
+    for attempt in range(2):
         try:
             out = runner.run(["ip", "-batch", "-"], stdin=_text(lines)).stdout
         except CommandFailed as exc:
-            if VANISHED not in exc.stderr:
-                raise
+            # Namespaces come and go while others work: read again without those gone, or,
+            # once, when the failure said nothing (one caught half-made by `ip netns add`).
             still = set(list_netns(runner))
             kept = [ln for ln in lines if ln.split()[2] in still]
-            if len(kept) == len(lines):
+            if len(kept) < len(lines):
+                docs = dict(zip(kept, read_docs(kept, runner)))
+                return [docs.get(line) for line in lines]
+            if attempt or (exc.stderr and VANISHED not in exc.stderr):
                 raise
-            docs = dict(zip(kept, read_docs(kept, runner)))
-            return [docs.get(line) for line in lines]
+            continue
         return _aligned(out, set(), len(lines))
+    return []  # not reached: the second failure raised
+
+
+def _tolerant(lines: list[str], runner: Runner) -> list:
+    """Every line's document, None for those that failed: after a failure, the rest again.
+
+    Never `ip -force` with `netns exec` lines: when the namespace of such a line is gone,
+    iproute2's forked child fails to enter it and goes on running the rest of the batch
+    itself, forking again at every later line that fails the same way.
+    """
+    docs: list = []
+    while len(docs) < len(lines):
+        rest = lines[len(docs):]
+        result = runner.run(["ip", "-batch", "-"], stdin=_text(rest), check=False)
+        failed = failed_lines(result.stderr)
+        if result.returncode == 0 or not failed:
+            return docs + _aligned(result.stdout, set(), len(rest)) if result.returncode == 0 \
+                else docs + [None] * len(rest)
+        good = failed[0] - 1
+        docs += _aligned(result.stdout, set(), good) + [None]
+    return docs
 
 
 def _text(lines: list[str]) -> str:

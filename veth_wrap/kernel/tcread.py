@@ -1,72 +1,13 @@
-"""Change a live link in place (tc qdisc replace, ip link set) and read it back; run in a netns."""
+"""Reading impairments back from the kernel: `tc -j` qdiscs and vethwrap's loss filter."""
 
 from __future__ import annotations
 
-import dataclasses
-import shutil
+import json
 from typing import Optional
 
-from veth_wrap.errors import UsageError
-from veth_wrap.kernel import inventory, state
-from veth_wrap.model.linkopts import (
-    LinkOpts,
-    change_ops,
-    clsact_devices,
-    filter_loss,
-    ip_ops,
-    parse_qdiscs,
-)
-from veth_wrap.run.runner import Runner, default_runner, exec_replace, in_batches
-
-EXIT_NOT_FOUND = 127  # what a shell returns for a command it cannot find
-
-
-def change(namespace: str, ifname: str, opts: Optional[LinkOpts], clear: bool,
-           runner: Optional[Runner] = None) -> dict:
-    """Apply opts to one vethwrap end (MTU on both ends of the veth) and return its state."""
-    runner = runner or default_runner()
-    facts, root = inventory.scan(None, runner, routes=False)
-    link = _vethwrap_link(facts, namespace, ifname)
-    have = read_impairments(namespace, runner).get(ifname, {})
-    opts = opts or LinkOpts()
-    want = opts if clear else _merged(have, opts)
-    tc = change_ops(ifname, have, want) if clear or opts.impaired else []  # may refuse
-    if opts.mtu is not None:
-        peer = inventory.peer_of(link, namespace, facts, root)
-        if peer is not None:
-            _run_ip(peer[0], ip_ops(peer[1], LinkOpts(mtu=opts.mtu)), runner)
-    _run_ip(namespace, ip_ops(ifname, opts), runner)
-    _run_tc(namespace, tc, runner)
-    return describe(namespace, ifname, runner)
-
-
-def _vethwrap_link(facts: dict, namespace: str, ifname: str):
-    """The link, refused (exit 2, nothing changed) unless it is a vethwrap veth end."""
-    if namespace not in facts:
-        raise UsageError(f"namespace {namespace!r} does not exist", "see 'vethwrap show'")
-    link = facts[namespace].links.get(ifname)
-    if link is None or link.mark is None or link.kind != "veth":
-        raise UsageError(f"{ifname} in {namespace} is not a veth end vethwrap made",
-                         f"see 'vethwrap show {namespace}'")
-    return link
-
-
-def _merged(have: dict, new: LinkOpts) -> LinkOpts:
-    """Impairments already on the link, with the new ones over them: set one, keep the rest."""
-    keep = {key: have[key] for key in ("delay", "jitter", "loss", "rate") if key in have}
-    keep.update({k: v for k, v in new.to_json().items() if k in keep or k in
-                 ("delay", "jitter", "loss", "rate")})
-    return dataclasses.replace(LinkOpts(**keep), mtu=new.mtu)
-
-
-def _run_ip(namespace: Optional[str], ops, runner: Runner) -> None:
-    for op in ops:
-        runner.run(["ip", *(("-n", namespace) if namespace else ()), *op.args])
-
-
-def _run_tc(namespace: str, ops, runner: Runner) -> None:
-    for op in ops:
-        runner.run(["tc", "-n", namespace, *op.args])
+from veth_wrap.kernel import state
+from veth_wrap.model import lossfilter as lossbpf
+from veth_wrap.run.runner import Runner, default_runner, in_batches
 
 
 def read_impairments(namespace: str, runner: Optional[Runner] = None) -> dict[str, dict]:
@@ -109,23 +50,59 @@ def _tc_batch(commands: list[tuple[str, str]], runner: Runner) -> list:
                            runner, strict=False)
 
 
-def describe(namespace: str, ifname: str, runner: Optional[Runner] = None) -> dict:
-    """One end as the kernel holds it now: ifindex, MTU, MAC and impairments."""
-    runner = runner or default_runner()
-    link = state.read([namespace], runner, routes=False)[namespace].links[ifname]
-    return {"namespace": namespace, "interface": ifname, "ifindex": link.ifindex,
-            "mtu": link.mtu, "mac": link.mac,
-            "impairments": read_impairments(namespace, runner).get(ifname, {})}
+def parse_qdiscs(data) -> dict[str, dict]:
+    """`tc -j qdisc show` (text, or its parsed list) -> {ifname: impairments} of netem/tbf."""
+    found: dict[str, dict] = {}
+    for item in _items(data):
+        if not item.get("root") or item.get("kind") not in ("netem", "tbf"):
+            continue
+        found[item.get("dev", "")] = _impairments(item["kind"], item.get("options", {}))
+    return found
 
 
-def run_in(namespace: str, argv: list[str]) -> int:
-    """Replace vethwrap with `ip netns exec NS argv`; returns only for a command not found."""
-    if namespace not in state.list_netns():
-        raise UsageError(f"namespace {namespace!r} does not exist", "see 'vethwrap show'")
-    if shutil.which(argv[0]) is None:
-        from veth_wrap.cli.output import error_line
+def clsact_devices(data) -> list[str]:
+    """`tc -j qdisc show` -> the interfaces with a clsact qdisc (where a loss filter may be)."""
+    return [item.get("dev", "") for item in _items(data) if item.get("kind") == "clsact"]
 
-        error_line(f"{argv[0]}: command not found")
-        return EXIT_NOT_FOUND
-    exec_replace(["ip", "netns", "exec", namespace, *argv])
-    return 0  # not reached: exec replaced the process
+
+def filter_loss(filters: list) -> Optional[dict]:
+    """`tc -j filter show dev X egress` -> the loss of vethwrap's BPF filter, if it is there."""
+    fraction = lossbpf.decode(filters)
+    if fraction is None:
+        return None
+    return {"loss": f"{round(fraction * 100, 4):g}%", "filter": "bpf"}
+
+
+def _items(data) -> list:
+    if isinstance(data, str):
+        return json.loads(data) if data.strip() else []
+    return data or []
+
+
+def _impairments(kind: str, options: dict) -> dict:
+    """netem's JSON gives seconds and fractions, tbf's bytes per second: make them tc words."""
+    result: dict = {"qdisc": kind}
+    delay = options.get("delay") or {}
+    if delay.get("delay"):
+        result["delay"] = _ms(delay["delay"])
+        if delay.get("jitter"):
+            result["jitter"] = _ms(delay["jitter"])
+    loss = (options.get("loss-random") or {}).get("loss")
+    if loss:
+        result["loss"] = f"{round(loss * 100, 4):g}%"
+    rate = options.get("rate")
+    rate = rate.get("rate") if isinstance(rate, dict) else rate
+    if rate:
+        result["rate"] = _rate_text(rate * 8)
+    return result
+
+
+def _ms(seconds: float) -> str:
+    return f"{round(seconds * 1000, 3):g}ms"
+
+
+def _rate_text(bits: float) -> str:
+    for unit, size in (("gbit", 1e9), ("mbit", 1e6), ("kbit", 1e3)):
+        if bits >= size:
+            return f"{round(bits / size, 3):g}{unit}"
+    return f"{bits:g}bit"

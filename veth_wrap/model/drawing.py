@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from veth_wrap.errors import UsageError
-from veth_wrap.model.topology import Bridge, End, Kind, Lab, Link
+from veth_wrap.model.topology import Bridge, End, Lab, Link
 
 FORMATS = ("text", "dot", "mermaid")
 WIDTH = 80
@@ -128,40 +127,3 @@ def mermaid(lab: Lab) -> str:
         words = f"{link.a.ifname} {_addrs(link.a)} -- {link.b.ifname} {_addrs(link.b)}"
         lines.append(f'  {a} ---|"{" ".join(words.split())}"| {b}')
     return "\n".join(lines) + "\n"
-
-
-def from_kernel(name: str) -> Lab:
-    """The lab `name` as the kernel holds it, rebuilt from vethwrap's marks."""
-    from veth_wrap.compile import update as diff
-    from veth_wrap.kernel import inventory
-    from veth_wrap.run.runner import default_runner
-
-    facts, root = inventory.scan(None, routes=False)
-    ids = diff.netns_ids(list(facts), default_runner())
-    view = inventory.labs(facts, root).get(name)
-    if view is None:
-        raise UsageError(f"no lab {name} in the kernel", "see 'vethwrap show' for the labs")
-    places = [(ns, facts[ns]) for ns in view.members + ([view.hub] if view.hub else [])]
-    places += [(None, root)] if view.root_links else []
-    links, bridges, seen = [], [], set()
-    for ns, st in places:
-        for link in sorted(st.marked(), key=lambda item: item.ifname):
-            if link.mark.lab != name or (ns, link.ifname) in seen:
-                continue
-            if link.kind == "bridge":
-                bridges.append(Bridge(ns, link.ifname))
-                continue
-            peer = diff.peer(link, ns, facts, ids) if ns else inventory.peer_of(link, ns, facts)
-            if peer is None:
-                continue
-            seen.update({(ns, link.ifname), peer})
-            other = (facts.get(peer[0]) if peer[0] else root).links[peer[1]]
-            ends = [_end(ns, link), _end(peer[0], other)]
-            links.append(Link(*sorted(ends, key=lambda e: e.master is not None)))
-    kind = Kind(view.kind) if view.kind in Kind._value2member_map_ else Kind.CUSTOM
-    return Lab(name, kind, tuple(view.members), tuple(links), hub=view.hub,
-               bridges=tuple(bridges))
-
-
-def _end(ns: Optional[str], link) -> End:
-    return End(ns, link.ifname, link.mark.role if link.mark else "", link.addresses, link.master)

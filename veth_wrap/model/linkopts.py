@@ -1,21 +1,15 @@
-"""Link options (delay, jitter, loss, rate, MTU, MAC) -> `tc`/`ip` ops; read back via `tc -j`.
+"""Link options (delay, jitter, loss, rate, MTU, MAC): validated values in tc's own words.
 
-netem carries delay, jitter and loss where the kernel has it. Without sch_netem, loss comes
-from a classic BPF filter on the clsact egress hook (lossbpf) and rate from tbf; delay has no
-stand-in, so it is refused before anything changes.
+compile/tc.py turns them into `tc`/`ip` ops; kernel/tcread.py reads them back with `tc -j`.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, fields
 from typing import Optional
 
-from veth_wrap.errors import PreflightError, UsageError
-from veth_wrap.kernel.caps import has_netem
-from veth_wrap.model import lossfilter as lossbpf
-from veth_wrap.steps import Op
+from veth_wrap.errors import UsageError
 
 _TIME = re.compile(r"^(\d+(?:\.\d+)?)(us|ms|s)$")
 _LOSS = re.compile(r"^(\d+(?:\.\d+)?)%$")
@@ -41,6 +35,11 @@ class LinkOpts:
     rate: Optional[str] = None
     mtu: Optional[int] = None
     mac: Optional[str] = None
+
+    @property
+    def wants_netem(self) -> bool:
+        """True when the options hold something only netem carries fully (delay, loss)."""
+        return any((self.delay, self.jitter, self.loss))
 
     @property
     def impaired(self) -> bool:
@@ -88,119 +87,9 @@ def rate_bits(rate: str) -> float:
     return float(number) * _RATE_UNIT[unit]
 
 
-def qdisc_words(opts: LinkOpts, mtu: int = 1500,
-                netem: bool = True) -> Optional[tuple[str, ...]]:
-    """The root qdisc for opts: netem for delay/loss (with its rate), else tbf for a rate.
-
-    None when the root needs no qdisc (no rate, and no netem for the rest).
-    """
-    if netem and (opts.delay or opts.loss):
-        words = ("netem",)
-        if opts.delay:
-            words += ("delay", opts.delay) + ((opts.jitter,) if opts.jitter else ())
-        if opts.loss:
-            words += ("loss", opts.loss)
-        return words + (("rate", opts.rate) if opts.rate else ())
-    if not opts.rate:
-        return None
-    # netem's rate needs sch_netem; tbf shapes a plain rate on any kernel
-    burst = max(int(rate_bits(opts.rate) / 8 / 100), 2 * (opts.mtu or mtu) + 64, 16384)
-    return ("tbf", "rate", opts.rate, "burst", str(burst), "latency", "100ms")
-
-
-def uses_netem(opts: LinkOpts, netem: Optional[bool] = None) -> bool:
-    """Whether opts go on with netem; refuse delay and jitter on a kernel without it.
-
-    netem None asks the kernel (only when opts hold something netem would carry).
-    """
-    if not (opts.delay or opts.jitter or opts.loss):
-        return False
-    available = has_netem() if netem is None else netem
-    if (opts.delay or opts.jitter) and not available:
-        raise PreflightError(
-            "this kernel lacks sch_netem (CONFIG_NET_SCH_NETEM), which --delay and --jitter "
-            "need; nothing was changed",
-            "boot a kernel with CONFIG_NET_SCH_NETEM=y or =m (Debian/Ubuntu: install "
-            "linux-modules-extra-$(uname -r), then modprobe sch_netem), or leave out --delay "
-            "and --jitter: --loss and --rate work without netem")
-    return available
-
-
-def _bpf_loss(opts: LinkOpts, netem: bool) -> bool:
-    """True when opts' loss needs the BPF filter (no netem, and a loss above 0%)."""
-    return bool(opts.loss) and not netem and loss_fraction(opts.loss) > 0
-
-
-def tc_ops(ifname: str, opts: LinkOpts, netem: Optional[bool] = None) -> list[Op]:
-    """`tc` ops (words after `tc -n NS`) that put opts' impairments on a new end's egress."""
-    if not opts.impaired:
-        return []
-    use = uses_netem(opts, netem)
-    words = qdisc_words(opts, netem=use)
-    ops = [Op(("qdisc", "add", "dev", ifname, "root") + words)] if words else []
-    if _bpf_loss(opts, use):
-        ops += lossbpf.ops(ifname, loss_fraction(opts.loss), "add")
-    return ops
-
-
-def change_ops(ifname: str, have: dict, want: LinkOpts,
-               netem: Optional[bool] = None) -> list[Op]:
-    """`tc` ops that take a live end from `have` (read back) to `want`, without rebuilding it."""
-    use = uses_netem(want, netem)
-    words = qdisc_words(want, netem=use) if want.impaired else None
-    ops = []
-    if words:
-        ops.append(Op(("qdisc", "replace", "dev", ifname, "root") + words))
-    elif have.get("qdisc"):
-        ops.append(clear_op(ifname))
-    if _bpf_loss(want, use):
-        ops += lossbpf.ops(ifname, loss_fraction(want.loss), "replace")
-    elif have.get("filter"):
-        ops.append(lossbpf.clear_op(ifname))
-    return ops
-
-
-def clear_op(ifname: str) -> Op:
-    """The `tc` op that removes vethwrap's root qdisc (the kernel's default comes back)."""
-    return Op(("qdisc", "del", "dev", ifname, "root"))
-
-
 def loss_fraction(loss: str) -> float:
     """A tc loss word ("1.5%") as a fraction."""
     return float(loss[:-1]) / 100
-
-
-def ip_ops(ifname: str, opts: LinkOpts) -> list[Op]:
-    """`ip` ops for MTU and MAC (a MAC is set while the link is down on create)."""
-    ops = []
-    if opts.mtu is not None:
-        ops.append(Op(("link", "set", "dev", ifname, "mtu", str(opts.mtu))))
-    if opts.mac is not None:
-        ops.append(Op(("link", "set", "dev", ifname, "address", opts.mac)))
-    return ops
-
-
-def parse_qdiscs(data) -> dict[str, dict]:
-    """`tc -j qdisc show` (text, or its parsed list) -> {ifname: impairments} of netem/tbf."""
-    found: dict[str, dict] = {}
-    for item in _items(data):
-        if not item.get("root") or item.get("kind") not in ("netem", "tbf"):
-            continue
-        found[item.get("dev", "")] = _impairments(item["kind"], item.get("options", {}))
-    return found
-
-
-def clsact_devices(data) -> list[str]:
-    """`tc -j qdisc show` -> the interfaces with a clsact qdisc (where a loss filter may be)."""
-    return [item.get("dev", "") for item in _items(data) if item.get("kind") == "clsact"]
-
-
-def filter_loss(filters: list) -> Optional[dict]:
-    """`tc -j filter show dev X egress` -> the loss of vethwrap's BPF filter, if it is there."""
-    fraction = lossbpf.decode(filters)
-    if fraction is None:
-        return None
-    return {"loss": f"{round(fraction * 100, 4):g}%", "filter": "bpf"}
 
 
 def impairments_text(found: dict) -> str:
@@ -208,41 +97,6 @@ def impairments_text(found: dict) -> str:
     note = {"loss": " (bpf)"} if found.get("filter") else {}
     return ", ".join(f"{key} {found[key]}{note.get(key, '')}"
                      for key in ("delay", "jitter", "loss", "rate") if key in found)
-
-
-def _items(data) -> list:
-    if isinstance(data, str):
-        return json.loads(data) if data.strip() else []
-    return data or []
-
-
-def _impairments(kind: str, options: dict) -> dict:
-    """netem's JSON gives seconds and fractions, tbf's bytes per second: make them tc words."""
-    result: dict = {"qdisc": kind}
-    delay = options.get("delay") or {}
-    if delay.get("delay"):
-        result["delay"] = _ms(delay["delay"])
-        if delay.get("jitter"):
-            result["jitter"] = _ms(delay["jitter"])
-    loss = (options.get("loss-random") or {}).get("loss")
-    if loss:
-        result["loss"] = f"{round(loss * 100, 4):g}%"
-    rate = options.get("rate")
-    rate = rate.get("rate") if isinstance(rate, dict) else rate
-    if rate:
-        result["rate"] = _rate_text(rate * 8)
-    return result
-
-
-def _ms(seconds: float) -> str:
-    return f"{round(seconds * 1000, 3):g}ms"
-
-
-def _rate_text(bits: float) -> str:
-    for unit, size in (("gbit", 1e9), ("mbit", 1e6), ("kbit", 1e3)):
-        if bits >= size:
-            return f"{round(bits / size, 3):g}{unit}"
-    return f"{bits:g}bit"
 
 
 def time_ms(word: str) -> float:

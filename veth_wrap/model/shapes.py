@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import ipaddress
-from typing import Optional, Sequence
+from ipaddress import ip_network
+from typing import Optional, Sequence, Union
 
 from veth_wrap.errors import UsageError
 from veth_wrap.model import names
@@ -28,26 +29,35 @@ from veth_wrap.model.topology import (
     parse_subnet,
 )
 
+Subnets = Union[str, Sequence[Network], None]
 
-def build(members: Sequence[str], kind: Optional[Kind] = None, subnet: Optional[str] = None,
+
+def build(members: Sequence[str], *, kind: Optional[Kind] = None, subnet: Subnets = None,
           lab: Optional[str] = None, host_bridge: bool = False, opts: Optional[LinkOpts] = None,
           ipv6: bool = False, direction: str = "both") -> Lab:
     """Validate the request and compile it into a Lab: one subnet per IP version, merged.
 
-    subnet may name two, comma-separated ("10.0.0.0/24,fd00::/64") for dual stack; ipv6 adds
-    a unique-local /64 derived from the lab name when no IPv6 subnet is given.
+    subnet is parsed networks (the CLI and the lab-file reader parse them), or text naming
+    up to two, comma-separated ("10.0.0.0/24,fd00::/64") for dual stack; ipv6 adds a
+    unique-local /64 derived from the lab name when no IPv6 subnet is given.
     """
-    given = [part for part in (subnet or "").split(",") if part.strip()]
-    nets = [parse_subnet(part) for part in given]
-    if len({net.version for net in nets}) != len(nets):
-        raise UsageError(f"--subnet {subnet} names two subnets of one IP version",
-                         "give at most one IPv4 and one IPv6 subnet")
+    nets: list[Optional[Network]] = list(
+        parse_subnets(subnet) if isinstance(subnet, str) else subnet or [])
     if not any(net.version == 4 for net in nets) and (not nets or ipv6):
-        given.insert(0, None)
-    if ipv6 and not any(net.version == 6 for net in nets):
-        given.append(default_ula(lab if lab is not None else _default_lab(members[0])))
-    labs = [_build_one(members, kind, part, lab, host_bridge) for part in given]
+        nets.insert(0, None)
+    if ipv6 and not any(net is not None and net.version == 6 for net in nets):
+        nets.append(ip_network(default_ula(lab if lab is not None else _default_lab(members[0]))))
+    labs = [_build_one(members, kind, net, lab, host_bridge) for net in nets]
     return with_opts(_merge(labs), opts, direction)
+
+
+def parse_subnets(text: str, what: str = "subnet") -> list[Network]:
+    """Up to one IPv4 and one IPv6 subnet, comma-separated; what names the value in errors."""
+    nets = [parse_subnet(part, what) for part in text.split(",") if part.strip()]
+    if len({net.version for net in nets}) != len(nets):
+        raise UsageError(f"{what} {text} names two subnets of one IP version",
+                         "give at most one IPv4 and one IPv6 subnet")
+    return nets
 
 
 def default_ula(lab: str) -> str:
@@ -90,7 +100,7 @@ def link_with_opts(link: Link, opts: LinkOpts, direction: str = "both") -> Link:
     return Link(dataclasses.replace(link.a, opts=opts), dataclasses.replace(link.b, opts=other))
 
 
-def _build_one(members: Sequence[str], kind: Optional[Kind], subnet: Optional[str],
+def _build_one(members: Sequence[str], kind: Optional[Kind], subnet: Optional[Network],
                lab: Optional[str], host_bridge: bool) -> Lab:
     """Validate the request and compile it into a Lab."""
     members = check_members(members)
@@ -122,10 +132,10 @@ def _needed(kind: Kind, count: int) -> tuple[int, str]:
     return count, "hosts"
 
 
-def _subnet_for(kind: Kind, count: int, given: Optional[str]) -> Network:
+def _subnet_for(kind: Kind, count: int, given: Optional[Network]) -> Network:
     """The given subnet, or the default grown until the shape fits."""
     if given is not None:
-        return parse_subnet(given)
+        return given
     net = parse_subnet(DEFAULT_SUBNET)
     needed, unit = _needed(kind, count)
     while True:

@@ -161,17 +161,17 @@ def _of_version(addresses: Sequence[str], version: Optional[int]) -> Optional[st
     return None
 
 
-def parse_subnet(text: str) -> Network:
-    """Parse a CIDR subnet or refuse it with the reason."""
+def parse_subnet(text: str, what: str = "subnet") -> Network:
+    """Parse a CIDR subnet or refuse it with the reason; what names the value in errors."""
     try:
         net = ipaddress.ip_network(text.strip(), strict=False)
     except ValueError:
-        raise UsageError(f"--subnet {text!r} is not a subnet in CIDR form",
+        raise UsageError(f"{what} {text!r} is not a subnet in CIDR form",
                          "write it like 10.0.0.0/24") from None
     if "/" not in text:
-        raise UsageError(f"--subnet {text!r} has no prefix length", "write it like 10.0.0.0/24")
+        raise UsageError(f"{what} {text!r} has no prefix length", "write it like 10.0.0.0/24")
     if net.num_addresses < 4:
-        raise UsageError(f"--subnet {text} is too small to hold hosts",
+        raise UsageError(f"{what} {text} is too small to hold hosts",
                          "use a prefix of /30 or shorter, such as 10.0.0.0/24")
     return net
 
@@ -199,7 +199,7 @@ def hosts(net: Network, count: int, what: str) -> list[str]:
     capacity = net.num_addresses - (2 if net.version == 4 and net.prefixlen < 31 else 0)
     if capacity < count:
         raise UsageError(f"subnet {net} holds {capacity} hosts but {what} needs {count}",
-                         "give a larger --subnet, e.g. 10.0.0.0/16")
+                         "give a larger subnet, e.g. 10.0.0.0/16")
     first = int(net.network_address) + 1
     return [f"{ipaddress.ip_address(first + i)}/{net.prefixlen}" for i in range(count)]
 
@@ -210,6 +210,6 @@ def carve(net: Network, count: int, what: str) -> list[Network]:
     if net.prefixlen > prefix or 2 ** (prefix - net.prefixlen) < count:
         have = 2 ** (prefix - net.prefixlen) if net.prefixlen <= prefix else 0
         raise UsageError(f"subnet {net} holds {have} links of /{prefix} but {what} needs {count}",
-                         "give a larger --subnet, e.g. 10.0.0.0/16")
+                         "give a larger subnet, e.g. 10.0.0.0/16")
     subnets = net.subnets(new_prefix=prefix)
     return [next(subnets) for _ in range(count)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence, TypeVar
+from typing import Callable, Optional, Protocol, Sequence, TypeVar
 
 from veth_wrap.errors import CommandFailed, PreflightError
 from veth_wrap.steps import PARALLEL_FROM, spread
@@ -124,3 +124,28 @@ def exec_replace(argv: Sequence[str]) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(require(argv[0]), list(argv))
+
+
+def quick_run(argv: Sequence[str], stdin: Optional[str] = None) -> str:
+    """stdout of a short read-only command, "" when it fails: for shell completion.
+
+    Plain subprocess, not `sh`: completion runs on every <TAB> and must start fast.
+    """
+    import subprocess
+
+    try:
+        done = subprocess.run(list(argv), input=stdin, capture_output=True, text=True,
+                              timeout=5, env=dict(os.environ, LC_ALL="C"))
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return done.stdout if done.returncode == 0 or stdin else ""
+
+
+def quick_json(argv: Sequence[str]):
+    """The JSON a short read-only command prints, None when it fails (for completion)."""
+    import json
+
+    try:
+        return json.loads(quick_run(argv) or "null")
+    except ValueError:
+        return None

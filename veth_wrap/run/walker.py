@@ -122,10 +122,12 @@ def rollback(done: list[Op], runner: Optional[Runner] = None) -> list[str]:
     for op in reversed(done):
         if not op.undo or _moot(op, removed):
             continue
-        if steps and steps[-1].netns == op.undo_netns:
-            steps[-1] = Step(steps[-1].ops + (Op(op.undo),), op.undo_netns, force=True)
+        last = steps[-1] if steps else None
+        if last and (last.netns, last.program) == (op.undo_netns, op.undo_program):
+            steps[-1] = Step(last.ops + (Op(op.undo),), op.undo_netns, op.undo_program,
+                             force=True)
         else:
-            steps.append(Step((Op(op.undo),), op.undo_netns, force=True))
+            steps.append(Step((Op(op.undo),), op.undo_netns, op.undo_program, force=True))
     failures = []
     for step in steps:
         try:
