@@ -153,25 +153,40 @@ def test_destination_not_configured(netns):
     check(a, "10.0.0.3", "dest-not-configured", f"ip -n {b} addr add 10.0.0.3/24 dev vb")
 
 
+# addresses no other lab uses: a second namespace holding the target would make it ambiguous
+OFF_A, OFF_B = "10.231.7.1/24", "10.231.7.2"
+
+
 def test_peer_in_another_namespace(netns):
     a, wrong, c = make(netns, "a"), make(netns, "w"), make(netns, "c")
     veth(a, "va", wrong, "vb")
-    addr(a, "va", "10.0.0.1/24")
-    stub(c, "d0", "10.0.0.2/24")
-    check(a, "10.0.0.2", "peer-wrong-netns", f"ip -n {wrong} link set dev vb netns {c}",
-          f"ip -n {c} route change 10.0.0.0/24 dev vb")
+    addr(a, "va", OFF_A)
+    stub(c, "d0", OFF_B + "/24")
+    check(a, OFF_B, "peer-wrong-netns", f"ip -n {wrong} link set dev vb netns {c}",
+          f"ip -n {c} route change 10.231.7.0/24 dev vb")
+
+
+def test_peer_beside_two_holders_prints_no_fix(netns):
+    a, wrong, c, d = (make(netns, x) for x in "awcd")
+    veth(a, "va", wrong, "vb")
+    addr(a, "va", OFF_A)
+    stub(c, "d0", OFF_B + "/24")
+    stub(d, "d0", OFF_B + "/24")
+    result = diagnose(a, OFF_B)
+    assert result.cause is not None and result.cause.value == "peer-wrong-netns"
+    assert not result.fixes and c in result.evidence[-1] and d in result.evidence[-1]
 
 
 def test_peer_in_no_named_namespace(netns):
     a, lost, c = make(netns, "a"), make(netns, "l"), make(netns, "c")
     veth(a, "va", lost, "vb")
-    addr(a, "va", "10.0.0.1/24")
-    stub(c, "d0", "10.0.0.2/24")
+    addr(a, "va", OFF_A)
+    stub(c, "d0", OFF_B + "/24")
     holder = subprocess.Popen(["ip", "netns", "exec", lost, "sleep", "120"])
     try:
         time.sleep(0.2)
         ip("netns", "del", lost)  # unnamed now; the sleep keeps it (and vb) alive
-        check(a, "10.0.0.2", "peer-no-netns", f"ip -n {a} link del dev va")
+        check(a, OFF_B, "peer-no-netns", f"ip -n {a} link del dev va")
     finally:
         holder.kill()
         holder.wait()

@@ -77,6 +77,8 @@ class Nets:
     answers: dict[tuple[Ns, str], RouteAnswer] = field(default_factory=dict)
     neighs: dict[Ns, list[dict]] = field(default_factory=dict)
     policies: dict[tuple[Ns, int], tuple[list[dict], list[dict]]] = field(default_factory=dict)
+    searched: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    start: str = ""
     processes: int = 0
 
     @classmethod
@@ -87,7 +89,7 @@ class Nets:
         if namespace not in names:
             raise UsageError(f"network namespace {namespace!r} does not exist",
                              "see 'ip netns list' for the namespaces there are")
-        nets = cls(runner, names, processes=1)
+        nets = cls(runner, names, start=namespace, processes=1)
         nets.load(names if len(names) <= ALL_AT_ONCE else [namespace])
         if len(names) > ALL_AT_ONCE:
             for _ in range(3):
@@ -216,17 +218,36 @@ class Nets:
         return None
 
     def holders(self, address: str) -> list[tuple[str, str]]:
-        """The (namespace, interface) pairs that carry an address, among the namespaces read
-        (the path's neighbourhood): never a search of every namespace on the host."""
-        return self._holders_read(address)
+        """The (namespace, interface) pairs that carry an address among the namespaces linked
+        to the start (by veth peers, however many hops away): a lab beside it never counts."""
+        return [(ns, ifname) for ns in self.connected() for ifname in [self.holds(ns, address)]
+                if ifname and ns is not None]
 
-    def _holders_read(self, address: str) -> list[tuple[str, str]]:
-        found = []
-        for ns in self.names:
-            ifname = self.holds(ns, address) if ns in self.links else None
-            if ifname:
-                found.append((ns, ifname))
-        return found
+    def connected(self) -> list[str]:
+        """The named namespaces reached from the start by following veth peers."""
+        seen, todo = [self.start], [self.start]
+        while todo:
+            self.load(todo)
+            todo = [name for ns in todo for link in self.links.get(ns, {}).values()
+                    for name in [self.nsids.get(ns, {}).get(link.peer_netnsid)]
+                    if name and name not in seen and name in self.names]
+            seen += list(dict.fromkeys(todo))
+        return [ns for ns in seen if ns in self.links]
+
+    def search(self, address: str) -> list[tuple[str, str]]:
+        """Every (namespace, interface) on the host that carries an address: one batch of
+        `ip addr show to`, only for a dead end, where the walk has nothing left to follow."""
+        if address not in self.searched:
+            near = self.holders(address)
+            linked = set(self.connected())
+            rest = [ns for ns in self.names if ns not in linked]
+            plen = 32 if ipaddress.ip_address(address).version == 4 else 128
+            lines = [f"netns exec {ns} ip -j addr show to {address}/{plen}" for ns in rest]
+            docs = state.read_docs(lines, self, strict=False) if lines else []
+            far = [(ns, item["ifname"]) for ns, doc in zip(rest, docs) for item in doc or []
+                   if item.get("addr_info")]
+            self.searched[address] = near + far
+        return self.searched[address]
 
     def route_get(self, ns: Ns, address: str, src: str | None = None) -> RouteAnswer:
         """The route the kernel picks from a namespace to an address (from src, if given)."""

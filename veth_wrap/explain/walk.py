@@ -96,9 +96,10 @@ class Walk:
         """True when the target is (or, once fixed, will be) an address of ns."""
         return self.holds_addr(ns, self.target)
 
-    def holding(self, address: str) -> list[tuple[Ns, str]]:
-        """Every namespace and interface that carries an address, the assumed one included."""
-        found = list(self.nets.holders(address))
+    def holding(self, address: str, everywhere: bool = False) -> list[tuple[Ns, str]]:
+        """The namespaces and interfaces linked to the start that carry an address (with
+        everywhere: on the whole host, for a dead end), the assumed one included."""
+        found = list(self.nets.search(address) if everywhere else self.nets.holders(address))
         if self.assume and address_of(self.assume[1]).ip == ipaddress.ip_address(address):
             found.append((self.assume[0], ""))
         return found
