@@ -6,12 +6,15 @@ with `diagnose --fix`. Every row runs again beside an unrelated lab holding the 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
 import pytest
-from conftest import ip
+from conftest import Namespaces, ip
 from test_diagnose import addr, inside, make, pings, stub, sysctl, up, veth
 
 pytestmark = pytest.mark.integration
@@ -76,7 +79,7 @@ def _ipt(ns: str, *words: str) -> None:
 
 def _nft(ns: str, script: str) -> None:
     subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=script, text=True,
-                   check=True)
+                   check=True)  # one statement a line: this nft takes no ';' before '}'
 
 
 def _arp_ignore_other_iface(netns) -> Lab:
@@ -88,6 +91,14 @@ def _arp_ignore_other_iface(netns) -> Lab:
     sysctl(lab.b, "net.ipv4.conf.all.arp_ignore=1")
     lab.dest = "10.0.5.1"
     return lab
+
+
+def _stp_on(lab: Lab) -> None:
+    """STP with the longest forward delay, and pb joining again: it sits in listening."""
+    ip("-n", lab.mid, "link", "set", "dev", "br0", "type", "bridge", "stp_state", "1",
+       "forward_delay", "3000")
+    ip("-n", lab.mid, "link", "set", "dev", "pb", "nomaster")
+    ip("-n", lab.mid, "link", "set", "dev", "pb", "master", "br0")
 
 
 def _do(base: Callable, *changes: Callable) -> Callable:
@@ -141,18 +152,17 @@ R = [  # (id, builder, first cause, more causes expected, a fix is printed)
      "firewall-drop", (), True),
     ("iptables-output-replies", _do(pair, lambda x: _ipt(x.b, "-A", "OUTPUT", "-d", A4, "-j",
                                                          "DROP")), "firewall-drop", (), True),
-    ("nft-input", _do(pair, lambda x: _nft(x.b, "table ip t { chain i { type filter hook input "
-                                                "priority 0; ip protocol icmp counter drop; } }")),
+    ("nft-input", _do(pair, lambda x: _nft(x.b, "table ip t {\n chain i {\n  type filter hook "
+                                                "input priority 0\n  ip protocol icmp counter "
+                                                "drop\n }\n}\n")),
      "firewall-drop", (), True),
     ("local-down", _do(pair, lambda x: ip("-n", x.a, "link", "set", "dev", "va", "down")),
      "local-down", (), True),
     ("peer-down", _do(pair, lambda x: ip("-n", x.b, "link", "set", "dev", "vb", "down")),
      "peer-down", (), True),
-    ("bridge-port-blocking", _do(bridge, lambda x: ip("-n", x.mid, "link", "set", "dev", "pb",
-                                                      "type", "bridge_slave", "state", "4")),
-     "bridge-port-state", (), True),
-    ("bridge-port-disabled", _do(bridge, lambda x: ip("-n", x.mid, "link", "set", "dev", "pa",
-                                                      "type", "bridge_slave", "state", "0")),
+    ("bridge-stp-listening", _do(bridge, _stp_on), "bridge-port-state", (), True),
+    ("bridge-port-left-listening", _do(bridge, _stp_on, lambda x: ip(
+        "-n", x.mid, "link", "set", "dev", "br0", "type", "bridge", "stp_state", "0")),
      "bridge-port-state", (), True),
     ("bridge-port-detached", _do(bridge, lambda x: ip("-n", x.mid, "link", "set", "dev", "pb",
                                                       "nomaster")),
@@ -203,7 +213,14 @@ def decoy(netns) -> None:
         addr(ns, dev, v4)
 
 
-def diagnosis(cli, lab: Lab, *extra: str) -> tuple[int, dict]:
+def cli(*args: str) -> subprocess.CompletedProcess:
+    """The CLI as a user runs it (the `cli` fixture's way), callable from worker threads."""
+    env = dict(os.environ, NO_COLOR="1", COLUMNS="200")
+    return subprocess.run([sys.executable, "-m", "veth_wrap", *args], capture_output=True,
+                          text=True, env=env, timeout=600)
+
+
+def diagnosis(lab: Lab, *extra: str) -> tuple[int, dict]:
     done = cli("diagnose", lab.a, lab.dest, "--json", *extra)
     return done.returncode, json.loads(done.stdout)
 
@@ -214,14 +231,21 @@ def both_ways(lab: Lab) -> bool:
                                                              (lab.b, lab.back)))
 
 
-@pytest.mark.parametrize("beside", [False, True], ids=["alone", "beside-a-decoy"])
-@pytest.mark.parametrize("row", R, ids=[r[0] for r in R])
-def test_broken_state(row, beside, netns, cli):
+def drop(netns: Namespaces, since: int) -> None:
+    """Delete the namespaces handed out from index `since` on (a healed lab), by exact name."""
+    for name in netns.names[since:]:
+        ip("netns", "del", name, check=False)
+
+
+def check_row(row: tuple, beside: bool, netns: Namespaces) -> None:
+    """Build the row's state, check the diagnosis, paste its fix, then heal a fresh copy with
+    --fix (the pasted-into copy deleted first, so no healed twin stands beside it)."""
     _, build, cause, more, fixable = row
     if beside:
         decoy(netns)
+    first = len(netns.names)
     lab = build(netns)
-    code, data = diagnosis(cli, lab)
+    code, data = diagnosis(lab)
     assert code == 1 and data["cause"] == cause, data
     causes = [c["cause"] for c in data["causes"]]
     assert causes[1:1 + len(more)] == list(more) or set(more) <= set(causes), causes
@@ -232,13 +256,50 @@ def test_broken_state(row, beside, netns, cli):
     script = "".join(line + "\n" for line in data["fix_script"])
     subprocess.run(["sh", "-e"], input=script, text=True, check=True, capture_output=True)
     assert both_ways(lab), script
-    lab = build(netns)  # new namespaces: the healed ones stay beside them until teardown
+    drop(netns, first)
+    lab = build(netns)
     healed = cli("diagnose", lab.a, lab.dest, "--fix")
     assert healed.returncode == 0, healed.stdout + healed.stderr
     assert "healed: applied" in healed.stdout
     assert both_ways(lab)
 
 
-def test_namespace_that_does_not_exist(netns, cli):
+WORKERS = int(os.environ.get("VETHWRAP_TABLE_WORKERS", "3"))
+ROWS = {r[0]: r for r in R}
+
+
+@pytest.fixture(scope="module")
+def outcomes(request):
+    """Every selected row, run a few at a time in threads (each in namespaces of its own);
+    a test then reports its row's outcome. Namespaces are deleted by exact name at the end."""
+    wanted = [(item.callspec.params["row"][0], item.callspec.params["beside"])
+              for item in request.session.items
+              if getattr(item, "originalname", "") == "test_broken_state"]
+    spaces = {key: Namespaces(f"t{i}x") for i, key in enumerate(wanted)}
+    for one in spaces.values():
+        request.addfinalizer(one.cleanup)
+
+    def attempt(key):
+        try:
+            check_row(ROWS[key[0]], key[1], spaces[key])
+        except BaseException as exc:  # reported by the row's own test
+            return exc
+        finally:
+            spaces[key].cleanup()
+        return None
+
+    with ThreadPoolExecutor(WORKERS) as pool:
+        return dict(zip(wanted, pool.map(attempt, wanted)))
+
+
+@pytest.mark.parametrize("beside", [False, True], ids=["alone", "beside-a-decoy"])
+@pytest.mark.parametrize("row", R, ids=[r[0] for r in R])
+def test_broken_state(row, beside, outcomes):
+    failure = outcomes[(row[0], beside)]
+    if failure is not None:
+        raise failure
+
+
+def test_namespace_that_does_not_exist(netns):
     done = cli("diagnose", netns.name(), "10.0.0.2", "--fix")
     assert done.returncode == 2 and "does not exist" in done.stderr and not done.stdout

@@ -81,18 +81,20 @@ def diagnose(namespace: str, dest: str, runner: Runner | None = None,
     runner = runner or default_runner()
     from veth_wrap.kernel.state import list_netns
 
-    if namespace not in list_netns(runner):  # before the ping, so a typo is told as such
-        Nets.open(namespace, runner)  # raises the usage error
+    names = list_netns(runner)
+    if namespace not in names:  # before the ping, so a typo is told as such
+        Nets.open(namespace, runner, names)  # raises the usage error
     received, said = _ping(namespace, dest, runner)
     diag = Diagnosis(namespace, dest, received, None, "", [said], processes=2)
     if received and not verbose:  # a healthy destination costs two processes
         diag.summary = f"{dest} answers from {namespace}"
         return diag
-    nets = Nets.open(namespace, runner)
-    nets.processes += 2
+    nets = Nets.open(namespace, runner, names)
+    nets.processes += 1
     causes, walks = _walk(nets, namespace, dest)
     if not received and not _stops(causes) and walks[0].reached:
-        causes += _listed(_firewalls(nets, namespace, dest, walks, runner), "firewall")
+        probe = None if causes else (lambda: _ping(namespace, dest, runner))
+        causes += _listed(_firewalls(nets, dest, walks, probe), "firewall")
     if not received and not causes:
         causes += _listed(_impairments(nets, walks), "tc")
     for walk in walks:
@@ -143,7 +145,10 @@ def _walk(nets: Nets, namespace: str, dest: str) -> tuple[list[Finding], list[Wa
     reply = back.run(end)
     known = [f for c in causes for f in c.fixes]
     for found in back.found + _tagged(reply, "reply", back):
+        had = bool(found.fixes)
         found.fixes = [f for f in found.fixes if f not in known]
+        if had and not found.fixes:  # the same thing met again on the way back
+            continue
         if found.fixes or not stop or not stop.fixes:
             causes.append(found)
     return causes, walks
@@ -175,8 +180,7 @@ def nets_links(walk: Walk, ns) -> list[str]:
     return [name for name in walk.nets.ns_links(ns) if name != "lo"]
 
 
-def _firewalls(nets: Nets, namespace: str, dest: str, walks: list[Walk],
-               runner: Runner) -> Finding | None:
+def _firewalls(nets: Nets, dest: str, walks: list[Walk], probe) -> Finding | None:
     """With the path in order, ask the firewalls on it."""
     from veth_wrap.explain.fwread import bridge_nf, inspect
 
@@ -192,8 +196,7 @@ def _firewalls(nets: Nets, namespace: str, dest: str, walks: list[Walk],
             bridged = role == "bridge" and bridge_nf(nets, ns)
             places.append(Place(ns, role, device, bridged))
     packets = (Packet(source, dest, "requests"), Packet(dest, source, "replies"))
-    return inspect(nets, list(dict.fromkeys(places)), packets,
-                   lambda: _ping(namespace, dest, runner), walks[-1].checked)
+    return inspect(nets, list(dict.fromkeys(places)), packets, probe, walks[-1].checked)
 
 
 def _impairments(nets: Nets, walks: list[Walk]) -> Finding | None:

@@ -86,19 +86,40 @@ def _bridge_ports(walk: Walk, reach: Reach) -> list[Finding]:
         if port_state == "forwarding":
             continue
         bridge = walk.nets.link(pns, link.master)
-        stp = bridge is not None and bridge.raw.get("linkinfo", {}).get(
-            "info_data", {}).get("stp_state", 0)
+        data = bridge.raw.get("linkinfo", {}).get("info_data", {}) if bridge else {}
+        stp = data.get("stp_state", 0)
+        loops = stp and _may_loop(walk, pns, link.master)
+        evidence = [f"ip -d link: {pdev} in {label(pns)} has bridge port state {port_state}"]
+        if stp:
+            evidence.append(f"{link.master} runs STP (forward_delay {data.get('forward_delay')}"
+                            " cs), which sets its ports' states itself"
+                            + (": a port of it leads to another bridge, so STP may be "
+                               "guarding a loop and no fix is printed" if loops else
+                               "; every port leads to an end host, so no loop needs it"))
         item = _found(walk, pns, Cause.BRIDGE_PORT_STATE,
                       f"port {pdev} of bridge {link.master} in {label(pns)} is {port_state}: "
-                      "it forwards nothing",
-                      [f"ip -d link: {pdev} in {label(pns)} has bridge port state {port_state}"]
-                      + (["the bridge runs STP, which sets port states itself: no fix is "
-                          "printed"] if stp else []), "bridge")
-        if not stp and port_state in PORT_STATES:
+                      "it forwards nothing", evidence, "bridge")
+        if not loops and port_state in PORT_STATES:
+            if stp:
+                set_stp = ip_n(pns, "link", "set", "dev", link.master, "type", "bridge",
+                               "stp_state")
+                item.fix([*set_stp, "0"], [*set_stp, str(stp)])
             argv = ["bridge", *(["-n", pns] if pns else []), "link", "set", "dev", pdev]
             item.fix([*argv, "state", "3"], [*argv, "state", PORT_STATES[port_state]])
         found.append(item)
     return found
+
+
+def _may_loop(walk: Walk, ns: Ns, bridge: str) -> bool:
+    """True when a port of the bridge leads to another bridge (where a loop could close)."""
+    for port in walk.nets.bridge_ports(ns, bridge):
+        peer = walk.nets.peer(ns, port)
+        if peer is None or peer.where == "unnamed":
+            return True  # cannot tell what is beyond: assume STP is needed
+        far = walk.nets.link(peer.ns, peer.ifname)
+        if far is None or far.master or far.kind == "bridge":
+            return True
+    return False
 
 
 def _neighbour(walk: Walk, ns: Ns, dev: str, reach: Reach, address: str) -> list[Finding]:
