@@ -93,6 +93,28 @@ def _arp_ignore_other_iface(netns) -> Lab:
     return lab
 
 
+def _arp_announce(netns) -> Lab:
+    """a sends from an address of another interface; b answers ARP only within vb's subnet."""
+    lab = pair(netns)
+    stub(lab.a, "d0", "10.0.5.1/24")
+    ip("-n", lab.a, "route", "replace", "10.0.0.0/24", "dev", "va", "src", "10.0.5.1")
+    ip("-n", lab.b, "route", "add", "10.0.5.0/24", "dev", "vb")
+    sysctl(lab.b, "net.ipv4.conf.all.arp_ignore=2")
+    lab.back = "10.0.5.1"
+    return lab
+
+
+def _loose_rp(netns) -> Lab:
+    """a sends from 10.0.9.1 (on lo); the router filters loosely and has no route back."""
+    lab = chain(netns)
+    addr(lab.a, "lo", "10.0.9.1/32")
+    ip("-n", lab.a, "route", "replace", "10.0.2.0/24", "via", "10.0.1.254", "src", "10.0.9.1")
+    ip("-n", lab.b, "route", "add", "default", "via", "10.0.2.254")
+    sysctl(lab.mid, "net.ipv4.conf.all.rp_filter=2")
+    lab.back = "10.0.9.1"
+    return lab
+
+
 def _stp_on(lab: Lab) -> None:
     """STP with the longest forward delay, and pb joining again: it sits in listening."""
     ip("-n", lab.mid, "link", "set", "dev", "br0", "type", "bridge", "stp_state", "1",
@@ -195,6 +217,13 @@ R = [  # (id, builder, first cause, more causes expected, a fix is printed)
     ("ipv6-reply-unreachable", _do(lambda n: pair(n, True),
                                    lambda x: ip("-n", x.b, "-6", "route", "add", "unreachable",
                                                 A6)), "route-unreachable", (), True),
+    ("ipv6-disabled-far", _do(lambda n: pair(n, True),
+                              lambda x: sysctl(x.b, "net.ipv6.conf.vb.disable_ipv6=1")),
+     "ipv6-disabled", (), True),
+    ("source-is-local-at-dest", _do(pair, lambda x: stub(x.b, "d1", f"{A4}/32")),
+     "source-is-local", (), True),
+    ("arp-announce-other-source", _arp_announce, "arp-announce", (), True),
+    ("chain-loose-rp-filter-no-route-back", _loose_rp, "rp-filter", ("no-return-route",), True),
     ("nobody-holds-it-on-a-bridge", _do(bridge, lambda x: setattr(x, "dest", "10.0.0.77")),
      "dest-not-configured", (), False),
 ]

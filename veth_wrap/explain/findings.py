@@ -47,6 +47,7 @@ class Cause(str, Enum):
     NOARP = "noarp"
     ARP_IGNORE = "arp-ignore"
     ARP_FILTER = "arp-filter"
+    ARP_ANNOUNCE = "arp-announce"
     ECHO_IGNORED = "icmp-echo-ignored"
     IPV6_DISABLED = "ipv6-disabled"
     DAD_FAILED = "dad-failed"

@@ -159,10 +159,24 @@ def _arp_answers(walk: Walk, ns: Ns, dev: str, reach: Reach, address: str) -> li
     values = walk.nets.sysctl(far, *keys)
     ignore = max(_int(values[keys[0]]), _int(values[keys[1]]))
     on_iif = walk.nets.holds(far, address) == iif
-    sender = _sender_address(walk, ns, dev)
+    sender, announce = _arp_sender(walk, ns, dev, address)
+    primary = _sender_address(walk, ns, dev, address)
     bad = ignore >= 8 or (ignore in (1, 2) and not on_iif) or (
         ignore == 2 and sender is not None and not _same_subnet(walk, far, iif, sender))
     found = []
+    if bad and ignore == 2 and on_iif and announce < 2 and primary not in (None, sender) \
+            and _same_subnet(walk, far, iif, primary):
+        key = f"net.ipv4.conf.{sysctl_ifname(dev)}.arp_announce"
+        item = _found(walk, ns, Cause.ARP_ANNOUNCE,
+                      f"{label(ns)} asks who-has {address} from {sender} (arp_announce = "
+                      f"{announce}), which {far} ignores (arp_ignore = 2 on {iif})",
+                      [f"arp_announce = {announce} (max of all and {dev}) in {label(ns)}: the ARP "
+                       f"request carries the packets' source {sender}",
+                       f"arp_ignore = 2 in {far}: it answers only senders in the subnet of "
+                       f"{iif}, which {sender} is not ({primary} is)"], "sysctl")
+        old_value = walk.nets.sysctl(ns, key)[key] or "0"
+        found.append(item.fix(sysctl_fix(ns, {key: "2"}), sysctl_fix(ns, {key: old_value})))
+        bad = False
     if bad:
         item = _found(walk, far, Cause.ARP_IGNORE,
                       f"{far} does not answer ARP for {address} on {iif} (arp_ignore = {ignore})",
@@ -191,12 +205,26 @@ def _int(text: str) -> int:
     return int(text) if text.strip().isdigit() else 0
 
 
-def _sender_address(walk: Walk, ns: Ns, dev: str) -> str | None:
+def _sender_address(walk: Walk, ns: Ns, dev: str, target: str = "") -> str | None:
+    """The address of dev the kernel picks for ARP: one in the target's subnet, else the
+    first."""
     link = walk.nets.link(ns, dev)
-    for text in link.addresses if link else ():
-        if address_of(text).version == 4:
-            return str(address_of(text).ip)
-    return None
+    found = [address_of(t) for t in (link.addresses if link else ()) if address_of(t).version == 4]
+    same = [a for a in found if target and ipaddress.ip_address(target) in a.network]
+    return str((same or found)[0].ip) if found else None
+
+
+def _arp_sender(walk: Walk, ns: Ns, dev: str, target: str) -> tuple[str | None, int]:
+    """(the sender address of ns's ARP requests on dev for target, arp_announce in force)."""
+    keys = [f"net.ipv4.conf.{n}.arp_announce" for n in ("all", sysctl_ifname(dev))]
+    announce = max(_int(v) for v in walk.nets.sysctl(ns, *keys).values()) if ns else 0
+    primary = _sender_address(walk, ns, dev, target)
+    src = (walk.source or "").split("/")[0]
+    if ns is None or not src or ns != walk.visits[0][0] or not walk.nets.holds(ns, src):
+        return primary, announce  # forwarded packets: their source is not ours to announce
+    if announce == 0 or (announce == 1 and _same_subnet(walk, ns, dev, src)):
+        return src, announce
+    return primary, announce
 
 
 def _same_subnet(walk: Walk, ns: Ns, dev: str, address: str) -> bool:

@@ -6,8 +6,8 @@ import ipaddress
 
 from veth_wrap.explain.findings import Candidate, Cause, Finding
 from veth_wrap.explain.findings import PathWalk as Walk
-from veth_wrap.explain.fixes import Fix, ip_n, link_up, route_fix
-from veth_wrap.explain.nets import Ns, Peer, Reach, address_of, label
+from veth_wrap.explain.fixes import Fix, ip_n, link_up, route_fix, sysctl_fix
+from veth_wrap.explain.nets import Ns, Peer, Reach, address_of, label, sysctl_ifname
 
 
 def off_path(walk: Walk, ns: str, route: dict, reaches: list[Reach]) -> Finding:
@@ -15,6 +15,9 @@ def off_path(walk: Walk, ns: str, route: dict, reaches: list[Reach]) -> Finding:
     dev, gw = route.get("dev", ""), route.get("gateway")
     evidence = [f"ip -n {ns} route get {walk.target}: dev {dev}" + (f" via {gw}" if gw else ""),
                 _carrier_text(walk, ns, dev)] + _beyond(walk, ns, dev, reaches)
+    disabled = _ipv6_disabled(walk, ns, dev, reaches, evidence)
+    if disabled:
+        return disabled
     cands = walk.candidates(ns, exclude=dev)
     if cands:
         return _wrong_device(walk, ns, route, cands[0], evidence)
@@ -175,6 +178,30 @@ def _misplaced_peer(walk: Walk, ns: str, dev: str, reaches: list[Reach], evidenc
     cause = Cause.PEER_NO_NETNS if peer.where == "root" else Cause.PEER_WRONG_NETNS
     return Finding(cause, f"the peer of {dev} is {peer.ifname} in {_where(peer)}, not in "
                    f"{label(home)} where {walk.target} is", evidence, moved, reply_done=True)
+
+
+def _ipv6_disabled(walk: Walk, ns: str, dev: str, reaches: list[Reach], evidence: list[str]):
+    """IPv6 switched off beyond a point-to-point link: the far end lost its IPv6 addresses
+    (the kernel drops them) and drops IPv6 arriving on it (IPV6DISABLED)."""
+    if walk.family != 6 or len(reaches) != 1 or reaches[0].ns is None:
+        return None
+    far = reaches[0]
+    keys = [f"net.ipv6.conf.{n}.disable_ipv6" for n in ("all", sysctl_ifname(far.ifname))]
+    values = walk.nets.sysctl(far.ns, *keys)
+    on = {k: v for k, v in values.items() if v == "1"}
+    if not on:
+        return None
+    evidence += [f"{k} = 1 in {far.ns}" for k in on] + [
+        f"{far.ifname} in {far.ns} has no IPv6 address: setting disable_ipv6 removed them"]
+    found = Finding(Cause.IPV6_DISABLED, f"IPv6 is disabled on {far.ifname} in {far.ns}, the "
+                    f"far end of {dev}", evidence, namespace=far.ns, decided_by="sysctl")
+    found.fix(sysctl_fix(far.ns, {k: "0" for k in on}), sysctl_fix(far.ns, on))
+    plen = _prefix_for(walk, ns, dev)
+    if plen is not None:  # the address asked for, in the link's network, as the far end had it
+        addr = ip_n(far.ns, "addr", "add", f"{walk.target}/{plen}", "dev", far.ifname, "nodad")
+        found.fix(addr, ip_n(far.ns, "addr", "del", f"{walk.target}/{plen}", "dev",
+                             far.ifname))
+    return found
 
 
 def _configured_for(walk: Walk, peer: Peer) -> bool:

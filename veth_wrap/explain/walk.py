@@ -6,10 +6,11 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from veth_wrap.explain.findings import Candidate, Cause, Finding
-from veth_wrap.explain.fixes import Fix, link_up, route_fix, sysctl_fix
+from veth_wrap.explain.fixes import Fix, ip_n, link_up, route_fix, sysctl_fix
 from veth_wrap.explain.hops import at_destination, blocked, hop
 from veth_wrap.explain.nets import Nets, Ns, Reach, address_of, label, sysctl_ifname
 from veth_wrap.explain.offpath import missing_route, off_path
+from veth_wrap.explain.routing import BLOCKING
 
 MAX_HOPS = 16
 
@@ -49,6 +50,7 @@ class Walk:
         self.visits.append((ns, "source", ""))
         for _ in range(MAX_HOPS):
             if iif is not None:
+                self._add(self.source_local(ns, iif), ns)
                 self._add(self.rp_filter(ns, iif), ns)
                 if self.held(ns):
                     self.end, self.reached = ns, True
@@ -188,10 +190,21 @@ class Walk:
         values = self.nets.sysctl(ns, *keys)
         mode = max(int(v) if v.isdigit() else 0 for v in values.values())
         self.note(f"{ns}: rp_filter on {iif} = {mode} (max of all and {iif})")
-        back = self.nets.route_get(ns, self.source).route
+        answer = self.nets.route_get(ns, self.source)
+        back = answer.route
+        what = "replies" if self.reply else "requests"
+        if mode in (1, 2) and (back is None or back.get("type") in BLOCKING):
+            return Finding(
+                Cause.RP_FILTER,
+                f"{'strict' if mode == 1 else 'loose'} rp_filter in {ns} drops the {what} from "
+                f"{self.source}: {ns} has no route back to {self.source}",
+                [f"rp_filter = {mode} for {iif} in {ns}: "
+                 + ", ".join(f"{k} = {v}" for k, v in values.items()),
+                 f"ip -n {ns} route get {self.source}: "
+                 + (answer.error or (back or {}).get("type", "no route"))],
+                [], decided_by="sysctl")  # the route back (named for the replies) heals it
         if mode != 1 or back is None or back.get("type") == "local" or back.get("dev") == iif:
             return None
-        what = "replies" if self.reply else "requests"
         return Finding(
             Cause.RP_FILTER,
             f"strict rp_filter in {ns} drops the {what} from {self.source} arriving on {iif}",
@@ -200,6 +213,32 @@ class Walk:
              (f"{what} from {self.source} arrive on {iif}, but the route back to "
               f"{self.source} leaves by {back.get('dev')}: the path is asymmetric")],
             [sysctl_fix(ns, {k: "2" for k, v in values.items() if v == "1"})])
+
+    def source_local(self, ns: Ns, iif: str) -> Finding | None:
+        """Packets from an address of the receiving namespace itself are martians: dropped
+        (accept_local = 0), or with accept_local = 1 taken in and answered to itself."""
+        src = (self.source or "").split("/")[0]
+        holder = self.nets.holds(ns, src) if src and ns is not None else None
+        if holder is None or ns == self.visits[0][0]:
+            return None
+        keys = [f"net.{'ipv4' if self.family == 4 else 'ipv6'}.conf.{n}.accept_local"
+                for n in ("all", sysctl_ifname(iif))] if self.family == 4 else []
+        values = self.nets.sysctl(ns, *keys) if keys else {}
+        text = next(a for a in self.nets.link(ns, holder).addresses
+                    if address_of(a).ip == ipaddress.ip_address(src))
+        what = "replies" if self.reply else "requests"
+        found = Finding(
+            Cause.ACCEPT_LOCAL,
+            f"{ns} holds {src} itself (on {holder}): the {what} from {src} arriving on {iif} "
+            "look like its own packets",
+            [f"ip -j addr in {ns}: {text} on {holder}",
+             ", ".join(f"{k} = {v}" for k, v in values.items()) + ": the kernel drops packets "
+             "whose source is one of its own addresses (IP_LOCAL_SOURCE); with accept_local on,"
+             " it would answer them to itself" if values else
+             "a reply to its own address never leaves the namespace"],
+            decided_by="addr")
+        return found.fix(ip_n(ns, "addr", "del", text, "dev", holder),
+                         ip_n(ns, "addr", "add", text, "dev", holder))
 
     def no_route(self, ns: str, error: str) -> Finding:
         """No route at all: a down interface, one without an address, or a missing route."""
