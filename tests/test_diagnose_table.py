@@ -93,6 +93,16 @@ def _arp_ignore_other_iface(netns) -> Lab:
     return lab
 
 
+def _tc(ns: str, *words: str) -> None:
+    subprocess.run(["tc", "-n", ns, *words], check=True, capture_output=True)
+
+
+def _tc_drop_filter(lab: Lab) -> None:
+    """A classic BPF filter in direct-action mode that shoots everything arriving on vb."""
+    _tc(lab.b, "qdisc", "add", "dev", "vb", "clsact")
+    _tc(lab.b, "filter", "add", "dev", "vb", "ingress", "bpf", "da", "bytecode", "1,6 0 0 2,")
+
+
 def _arp_announce(netns) -> Lab:
     """a sends from an address of another interface; b answers ARP only within vb's subnet."""
     lab = pair(netns)
@@ -224,6 +234,9 @@ R = [  # (id, builder, first cause, more causes expected, a fix is printed)
      "source-is-local", (), True),
     ("arp-announce-other-source", _arp_announce, "arp-announce", (), True),
     ("chain-loose-rp-filter-no-route-back", _loose_rp, "rp-filter", ("no-return-route",), True),
+    ("tc-bpf-filter-drops-ingress", _do(pair, _tc_drop_filter), "tc-drop", (), True),
+    ("tc-pfifo-limit-0", _do(pair, lambda x: _tc(x.a, "qdisc", "add", "dev", "va", "root",
+                                                 "pfifo", "limit", "0")), "tc-drop", (), True),
     ("nobody-holds-it-on-a-bridge", _do(bridge, lambda x: setattr(x, "dest", "10.0.0.77")),
      "dest-not-configured", (), False),
 ]

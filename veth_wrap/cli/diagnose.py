@@ -7,6 +7,7 @@ import typer
 from veth_wrap.cli.app import guarded, require_root
 from veth_wrap.errors import ExitStatus
 
+SETTLE = 3.0  # seconds one echo request may wait after --fix changed the path (ARP retries)
 STYLE = {"ok": "green", "warning": "yellow", "problem": "bold red"}
 
 
@@ -85,7 +86,8 @@ def _fix(result, json_out: bool, dry_run: bool) -> ExitStatus:
         _show_diagnosis(result, False) if not json_out else emit_json(result.to_json())
         say("nothing applied: no fix is known for this cause")
         return ExitStatus.FAILED
-    healing = heal(result, lambda: diagnose(result.namespace, result.destination))
+    healing = heal(result, lambda: diagnose(result.namespace, result.destination,
+                                            settle=SETTLE))
     if json_out:
         emit_json({**result.to_json(), "fix_applied": healing.to_json(),
                    "reachable": healing.healed})

@@ -17,6 +17,7 @@ from veth_wrap.explain.findings import Cause, Finding
 from veth_wrap.explain.firewall import Packet, Place
 from veth_wrap.explain.fixes import shell_line, unique
 from veth_wrap.explain.nets import Nets
+from veth_wrap.explain.probe import Probe
 from veth_wrap.explain.walk import Walk
 from veth_wrap.model.names import check_netns
 from veth_wrap.run.runner import Runner, default_runner
@@ -74,8 +75,11 @@ def check_destination(dest: str) -> str:
 
 
 def diagnose(namespace: str, dest: str, runner: Runner | None = None,
-             verbose: bool = False) -> Diagnosis:
-    """Ping dest from namespace; when it fails (or with verbose) find out why."""
+             verbose: bool = False, settle: float = 0) -> Diagnosis:
+    """Ping dest from namespace; when it fails (or with verbose) find out why.
+
+    settle: right after a change, when the first ping fails, one more echo request that
+    waits this long (address resolution left FAILED by the broken state starts over)."""
     check_netns(namespace)
     dest = check_destination(dest)
     runner = runner or default_runner()
@@ -85,6 +89,8 @@ def diagnose(namespace: str, dest: str, runner: Runner | None = None,
     if namespace not in names:  # before the ping, so a typo is told as such
         Nets.open(namespace, runner, names)  # raises the usage error
     received, said = _ping(namespace, dest, runner)
+    if not received and settle:
+        received, said = _ping(namespace, dest, runner, count=1, wait=settle)
     diag = Diagnosis(namespace, dest, received, None, "", [said], processes=2)
     if received and not verbose:  # a healthy destination costs two processes
         diag.summary = f"{dest} answers from {namespace}"
@@ -92,16 +98,28 @@ def diagnose(namespace: str, dest: str, runner: Runner | None = None,
     nets = Nets.open(namespace, runner, names)
     nets.processes += 1
     causes, walks = _walk(nets, namespace, dest)
+    probe = None
     if not received and not _stops(causes) and walks[0].reached:
-        probe = None if causes else (lambda: _ping(namespace, dest, runner))
-        causes += _listed(_firewalls(nets, dest, walks, probe), "firewall")
+        if not causes:  # a test ping the packets can get through to where they stop
+            probe = Probe(nets, [d for w in walks for d in w.crossed], walks[0].family)
+        ping = (lambda: probe.run(lambda: _ping(namespace, dest, runner))) if probe else None
+        causes += _listed(_firewalls(nets, dest, walks, ping), "firewall")
+        if probe is not None and not probe.ran:
+            probe.run(lambda: _ping(namespace, dest, runner))
+        if probe is not None and not causes:
+            causes += _listed(probe.tc_drops(), "tc")
     if not received and not causes:
         causes += _listed(_impairments(nets, walks), "tc")
     for walk in walks:
         diag.checked.extend(walk.checked)
+    if probe is not None:
+        diag.checked.extend(probe.notes)
     diag.processes, diag.nets = nets.processes, nets
     diag.checked.append(f"read with {nets.processes} processes")
-    return _conclude(diag, causes)
+    diag = _conclude(diag, causes)
+    if probe is not None and not received:
+        diag.evidence.extend(probe.evidence())
+    return diag
 
 
 def _stops(causes: list[Finding]) -> bool:
@@ -115,12 +133,13 @@ def _listed(finding: Finding | None, source: str) -> list[Finding]:
     return [finding]
 
 
-def _ping(namespace: str, dest: str, runner: Runner) -> tuple[bool, str]:
-    """Two echo requests; (answered, what ping said)."""
+def _ping(namespace: str, dest: str, runner: Runner, count: int = 2,
+          wait: float = PROBE_WAIT) -> tuple[bool, str]:
+    """Two echo requests (by default); (answered, what ping said)."""
     from veth_wrap.check.ping import ping
 
     try:
-        stats = ping(namespace, dest, count=2, timeout=PROBE_WAIT, runner=runner)
+        stats = ping(namespace, dest, count=count, timeout=wait, runner=runner)
     except CommandFailed as exc:
         return False, f"ping {dest} from {namespace}: {exc.stderr or exc.message}"
     return stats.received > 0, (f"ping {dest} from {namespace}: {stats.transmitted} sent, "
