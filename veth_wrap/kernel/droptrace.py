@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from veth_wrap.run.runner import Runner
 
 TRACEFS = "/sys/kernel/tracing"
+LOCK = "/run/vethwrap-droptrace.lock"
 EVENT = "events/skb/kfree_skb"
 PROTOCOLS = {4: (0x0800, 0x0806), 6: (0x86DD,)}  # IPv4 and ARP; IPv6 (neighbour discovery in it)
 # reasons a busy host gives all the time, that say nothing about a path
@@ -67,6 +68,36 @@ class Watch:
 def watching(runner: Runner, family: int) -> Iterator[Watch]:
     """Record kfree_skb of the family's protocols while the block runs."""
     watch = Watch([])
+    lock = _exclusive()
+    if lock is None:  # another diagnosis watches (and may unmount what it mounted)
+        watch.note = "another vethwrap is watching drop reasons: none read this time"
+        yield watch
+        return
+    try:
+        with _watched(runner, family, watch):
+            yield watch
+    finally:
+        os.close(lock)
+
+
+def _exclusive() -> int | None:
+    """A lock that one watcher at a time holds (never waited for)."""
+    import fcntl
+
+    try:
+        fd = os.open(LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+@contextmanager
+def _watched(runner: Runner, family: int, watch: Watch) -> Iterator[Watch]:
     mounted_here = False
     if not os.path.isdir(os.path.join(TRACEFS, "instances")):
         done = runner.run(["mount", "-t", "tracefs", "nodev", TRACEFS], check=False)
