@@ -288,6 +288,7 @@ def check_row(row: tuple, beside: bool, netns: Namespaces) -> None:
     first = len(netns.names)
     lab = build(netns)
     code, data = diagnosis(lab)
+    DECIDED[(row[0], beside)] = [(c["cause"], c["decided_by"]) for c in data.get("causes", [])]
     assert code == 1 and data["cause"] == cause, data
     causes = [c["cause"] for c in data["causes"]]
     assert causes[1:1 + len(more)] == list(more) or set(more) <= set(causes), causes
@@ -308,6 +309,7 @@ def check_row(row: tuple, beside: bool, netns: Namespaces) -> None:
 
 WORKERS = int(os.environ.get("VETHWRAP_TABLE_WORKERS", "3"))
 ROWS = {r[0]: r for r in R}
+DECIDED: dict[tuple[str, bool], list] = {}  # (row, beside): [(cause, decided_by)]
 
 
 @pytest.fixture(scope="module")
@@ -331,7 +333,11 @@ def outcomes(request):
         return None
 
     with ThreadPoolExecutor(WORKERS) as pool:
-        return dict(zip(wanted, pool.map(attempt, wanted)))
+        found = dict(zip(wanted, pool.map(attempt, wanted)))
+    if os.environ.get("VETHWRAP_TABLE_SUMMARY"):  # which evidence decided each cause
+        with open(os.environ["VETHWRAP_TABLE_SUMMARY"], "w") as handle:
+            json.dump([[*key, DECIDED.get(key, [])] for key in wanted], handle, indent=1)
+    return found
 
 
 @pytest.mark.parametrize("beside", [False, True], ids=["alone", "beside-a-decoy"])

@@ -25,6 +25,7 @@ from veth_wrap.run.runner import Runner, default_runner
 __all__ = ["Cause", "Diagnosis", "diagnose"]
 
 PROBE_WAIT = 0.6  # seconds the probe waits for the last reply
+HEALTHY_WITHIN = 0.25  # a ping answered by then costs nothing more; else the walk starts
 
 
 @dataclass
@@ -88,16 +89,23 @@ def diagnose(namespace: str, dest: str, runner: Runner | None = None,
     names = list_netns(runner)
     if namespace not in names:  # before the ping, so a typo is told as such
         Nets.open(namespace, runner, names)  # raises the usage error
-    received, said = _ping(namespace, dest, runner)
+    from concurrent.futures import ThreadPoolExecutor, wait
+
+    with ThreadPoolExecutor(1) as pool:
+        pinging = pool.submit(_ping, namespace, dest, runner)
+        wait([pinging], timeout=HEALTHY_WITHIN)
+        if pinging.done() and pinging.result()[0] and not verbose:
+            return _healthy(namespace, dest, pinging.result()[1])
+        # while the ping waits for replies that may never come, the path is read and walked
+        nets = Nets.open(namespace, runner, names)
+        nets.processes += 1
+        causes, walks = _walk(nets, namespace, dest)
+        received, said = pinging.result()
     if not received and settle:
         received, said = _ping(namespace, dest, runner, count=1, wait=settle)
+    if received and not verbose:
+        return _healthy(namespace, dest, said)
     diag = Diagnosis(namespace, dest, received, None, "", [said], processes=2)
-    if received and not verbose:  # a healthy destination costs two processes
-        diag.summary = f"{dest} answers from {namespace}"
-        return diag
-    nets = Nets.open(namespace, runner, names)
-    nets.processes += 1
-    causes, walks = _walk(nets, namespace, dest)
     probe = None
     if not received and not _stops(causes) and walks[0].reached:
         if not causes:  # a test ping the packets can get through to where they stop
@@ -120,6 +128,12 @@ def diagnose(namespace: str, dest: str, runner: Runner | None = None,
     if probe is not None and not received:
         diag.evidence.extend(probe.evidence())
     return diag
+
+
+def _healthy(namespace: str, dest: str, said: str) -> Diagnosis:
+    """A destination that answers: two processes (netns list, ping) were enough."""
+    return Diagnosis(namespace, dest, True, None, f"{dest} answers from {namespace}", [said],
+                     processes=2)
 
 
 def _stops(causes: list[Finding]) -> bool:
@@ -149,6 +163,7 @@ def _ping(namespace: str, dest: str, runner: Runner, count: int = 2,
 def _walk(nets: Nets, namespace: str, dest: str) -> tuple[list[Finding], list[Walk]]:
     """The way there, then the way back (also when the way there needs a fix first)."""
     there = Walk(nets, dest)
+    nets.prefetch_routes(dest)
     stop = there.run(namespace)
     causes = there.found + _tagged(stop, "forward", there)
     walks = [there]

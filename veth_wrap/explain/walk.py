@@ -69,6 +69,8 @@ class Walk:
                 return None
             if self.source is None:
                 self.source = route.get("prefsrc") or self._source_on(ns, route.get("dev"))
+                if self.source:  # the way back is asked on every hop (rp_filter, replies)
+                    self.nets.prefetch_routes(self.source.split("/")[0])
             found, nxt = self.step(ns, route)
             if found or nxt is None:
                 return found
