@@ -113,9 +113,15 @@ def heal(diag, rediagnose, runner=None) -> Healing:
     done: list[Op] = []
     applied: list[str] = []
     current = diag
+    patient = True  # one more look after the last fix, before anything is undone
     with locked():
-        for _ in range(ROUNDS):
+        for _ in range(ROUNDS + 1):
             steps = plan(current)
+            if steps.empty and patient and done:  # nothing more to fix: give it one more look
+                patient, current = False, rediagnose()  # (a busy host resolves slowly)
+                if current.reachable:
+                    return Healing(True, applied, after=current)
+                continue
             if steps.empty:
                 break
             try:
