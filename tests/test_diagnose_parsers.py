@@ -131,3 +131,19 @@ def test_sysctl_batch_sections():
     forwarding = {row.split(" = ")[1] for rows in sections for row in rows
                   if row.startswith("net.ipv4.ip_forward =")}
     assert "0" in forwarding
+
+
+@pytest.mark.parametrize("sent,got,where", [
+    (2, None, "never arrive at vb in b (rx +0)"),  # vb's counters did not move
+    (2, "after", "the requests arrive at vb in b (rx +2) and nothing is sent back"),
+    (0, None, ""),
+])
+def test_where_the_counters_say_the_requests_stop(sent, got, where):
+    stats = load("probe/link_stats_before.json")
+    va = {"ifname": "va", "stats64": {"tx": {"packets": 5}, "rx": {"packets": 0}}}
+    moved = {**va, "stats64": {"tx": {"packets": 5 + sent}, "rx": {"packets": 0}}}
+    after = load("probe/link_stats_after.json") if got else stats
+    probe = _probe([[va, *stats], []], [[moved, *after], []])
+    probe.devices = [("b", "va"), ("b", "vb")]
+    found = probe.stops(probe.devices)
+    assert (where in found) if where else found == ""

@@ -237,6 +237,11 @@ R = [  # (id, builder, first cause, more causes expected, a fix is printed)
     ("tc-bpf-filter-drops-ingress", _do(pair, _tc_drop_filter), "tc-drop", (), True),
     ("tc-pfifo-limit-0", _do(pair, lambda x: _tc(x.a, "qdisc", "add", "dev", "va", "root",
                                                  "pfifo", "limit", "0")), "tc-drop", (), True),
+    ("mtu-too-small-far", _do(pair, lambda x: ip("-n", x.b, "link", "set", "dev", "vb", "mtu",
+                                                 "68")), "mtu-too-small", (), True),
+    ("xfrm-policy-blocks-unknown", _do(pair, lambda x: ip(
+        "-n", x.b, "xfrm", "policy", "add", "dir", "in", "src", f"{A4}/32", "dst", f"{B4}/32",
+        "action", "block")), "unknown", (), False),  # not read: no fix, the counters say where
     ("nobody-holds-it-on-a-bridge", _do(bridge, lambda x: setattr(x, "dest", "10.0.0.77")),
      "dest-not-configured", (), False),
 ]
@@ -295,6 +300,8 @@ def check_row(row: tuple, beside: bool, netns: Namespaces) -> None:
     assert all(c["evidence"] for c in data["causes"]) and data["processes"] > 0
     if not fixable:
         assert not data["fix_script"], data
+        if cause == "unknown":  # what it checked, and where the counters say the packets stop
+            assert data["checked"] and "the counters say where" in data["summary"], data
         return
     script = "".join(line + "\n" for line in data["fix_script"])
     subprocess.run(["sh", "-e"], input=script, text=True, check=True, capture_output=True)

@@ -48,6 +48,7 @@ class Cause(str, Enum):
     ARP_IGNORE = "arp-ignore"
     ARP_FILTER = "arp-filter"
     ARP_ANNOUNCE = "arp-announce"
+    MTU_TOO_SMALL = "mtu-too-small"
     ECHO_IGNORED = "icmp-echo-ignored"
     IPV6_DISABLED = "ipv6-disabled"
     DAD_FAILED = "dad-failed"

@@ -14,6 +14,7 @@ from veth_wrap.explain.fixes import ip_n, sysctl_fix
 from veth_wrap.explain.nets import Ns, Reach, address_of, label, sysctl_ifname
 from veth_wrap.explain.routing import Block, lookup
 
+PING_BYTES = {4: 84, 6: 104}  # a default echo request: 56 bytes of data, ICMP and IP headers
 PORT_STATES = {"disabled": "0", "listening": "1", "learning": "2", "forwarding": "3",
                "blocking": "4"}
 _ROUTE_CAUSES = {"blackhole": Cause.ROUTE_BLACKHOLE, "unreachable": Cause.ROUTE_UNREACHABLE,
@@ -51,11 +52,36 @@ def _block_finding(walk: Walk, ns: str, block: Block, error: str) -> Finding:
 
 def hop(walk: Walk, ns: Ns, dev: str, reach: Reach, address: str) -> list[Finding]:
     """The link from dev in ns to the interface beyond it that holds the hop's address."""
-    found = _noarp(walk, ns, dev, "near") + _bridge_ports(walk, reach)
+    found = _mtu(walk, [(ns, dev), *reach.path]) + _noarp(walk, ns, dev, "near")
+    found += _bridge_ports(walk, reach)
     found += _noarp(walk, reach.ns, reach.ifname, "far")
     found += _neighbour(walk, ns, dev, reach, address)
     if walk.family == 4 and reach.ns is not None:
         found += _arp_answers(walk, ns, dev, reach, address)
+    return found
+
+
+def _mtu(walk: Walk, devices: list[tuple[Ns, str]]) -> list[Finding]:
+    """A device on the hop whose MTU is below a default ping's packet (veth drops what is
+    longer than the receiver's MTU)."""
+    size = PING_BYTES[walk.family]
+    found = []
+    for ns, dev in devices:
+        link = walk.nets.link(ns, dev)
+        mtu = int(link.raw.get("mtu", 0)) if link else 0
+        if not mtu or mtu >= size:
+            continue
+        want = max(int((walk.nets.link(n, d).raw if walk.nets.link(n, d) else {}).get("mtu", 0))
+                   for n, d in devices)
+        item = _found(walk, ns, Cause.MTU_TOO_SMALL,
+                      f"{dev} in {label(ns)} has MTU {mtu}, below the {size} bytes of an echo "
+                      "request", [f"ip -j link: {dev} in {label(ns)} mtu {mtu}; the others on "
+                                  f"the hop have up to {want}",
+                                  "a veth drops what is longer than its receiver's MTU"], "link")
+        if want >= size:
+            item.fix(ip_n(ns, "link", "set", "dev", dev, "mtu", str(want)),
+                     ip_n(ns, "link", "set", "dev", dev, "mtu", str(mtu)))
+        found.append(item)
     return found
 
 

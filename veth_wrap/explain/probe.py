@@ -95,6 +95,29 @@ class Probe:
             lines.append(f"{dev} ({label(ns)}): " + ", ".join(parts + dropped))
         return lines
 
+    def stops(self, forward: list[tuple[Ns, str]]) -> str:
+        """Where the counters say the requests stop on the forward path (devices in order:
+        out, in, out, in ...), or "" when they cannot tell."""
+        grew = []
+        for ns, dev in forward:
+            link = self.nets.link(ns, dev)
+            if link is not None and link.kind == "bridge":
+                continue  # a bridge's ports count; the bridge device itself is not a hop
+            old, new = self.before.links.get((ns, dev)), self.after.links.get((ns, dev))
+            if old is None or new is None:
+                return ""
+            grew.append((ns, dev, delta(old, new, "tx", "packets"),
+                         delta(old, new, "rx", "packets")))
+        for (ns, dev, tx, _), (far_ns, far, _, rx) in zip(grew[0::2], grew[1::2]):
+            if tx > 0 and rx == 0:
+                return (f"the requests leave {dev} in {label(ns)} (tx +{tx}) but never arrive "
+                        f"at {far} in {label(far_ns)} (rx +0)")
+        if grew and grew[-1][3] > 0 and grew[-1][2] == 0:
+            ns, dev = grew[-1][:2]
+            return (f"the requests arrive at {dev} in {label(ns)} (rx +{grew[-1][3]}) and "
+                    "nothing is sent back")
+        return ""
+
     def evidence(self) -> list[str]:
         """The counters and the kernel's drop reasons, as evidence lines."""
         found = ["counters during a test ping (ip -s -j link): " + "; ".join(self.counters())]
