@@ -160,7 +160,7 @@ class Walk:
                              f"{','.join(link.raw.get('flags', []))})"),
                             f"{label(ns)} reaches {address} through it: "
                             + " -> ".join(d for _, d in reach.path)],
-                           [link_up(pns, pdev)])
+                           [link_up(pns, pdev)], decided_by="link")
         return None
 
     def forwarding(self, ns: Ns, iif: str) -> Finding | None:
@@ -182,7 +182,7 @@ class Walk:
             + (" the replies" if self.reply else ""),
             [f"{k} = 0 in {ns}" for k in off]
             + [f"{ns} receives the packets for {self.target} on {iif} and must route them on"],
-            [sysctl_fix(ns, {k: "1" for k in off})])
+            [sysctl_fix(ns, {k: "1" for k in off})], decided_by="sysctl")
 
     def rp_filter(self, ns: Ns, iif: str) -> Finding | None:
         """Strict reverse-path filtering drops packets whose way back leaves by another device."""
@@ -214,7 +214,8 @@ class Walk:
              + ", ".join(f"{k} = {v}" for k, v in values.items()),
              (f"{what} from {self.source} arrive on {iif}, but the route back to "
               f"{self.source} leaves by {back.get('dev')}: the path is asymmetric")],
-            [sysctl_fix(ns, {k: "2" for k, v in values.items() if v == "1"})])
+            [sysctl_fix(ns, {k: "2" for k, v in values.items() if v == "1"})],
+            decided_by="sysctl")
 
     def source_local(self, ns: Ns, iif: str) -> Finding | None:
         """Packets from an address of the receiving namespace itself are martians: dropped
