@@ -358,3 +358,8 @@ def test_broken_state(row, beside, outcomes):
 def test_namespace_that_does_not_exist(netns):
     done = cli("diagnose", netns.name(), "10.0.0.2", "--fix")
     assert done.returncode == 2 and "does not exist" in done.stderr and not done.stdout
+
+
+def test_dry_run_without_fix_is_refused(netns):
+    done = cli("diagnose", netns.name(), "10.0.0.2", "--dry-run")
+    assert done.returncode == 2 and "--fix" in done.stderr and not done.stdout

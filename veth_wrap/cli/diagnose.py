@@ -34,6 +34,11 @@ def diagnose_command(
     from veth_wrap.model.names import check_netns
 
     check_netns(namespace)
+    if dry_run and not fix:
+        from veth_wrap.errors import UsageError
+
+        raise UsageError("--dry-run prints the plan of --fix, and --fix was not given",
+                         f"run: vethwrap diagnose {namespace} {destination} --fix --dry-run")
     if ipv6 or not _is_address(destination):
         require_root()
         from veth_wrap.kernel.inventory import destination as resolve
