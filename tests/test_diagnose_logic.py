@@ -1,12 +1,14 @@
 """diagnose's pure logic on recorded data (tests/data/diagnose): no namespace is made here.
 
 The *.json recordings hold every command diagnose() ran on a live broken lab (see their
-`built_with`) and what it printed; replaying them checks the walk without root.
+`built_with`) and what it printed; replaying them checks the walk without root. Re-record
+them with `python3 scripts/record_diagnose.py` (root) when diagnose reads something new.
 """
 
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from veth_wrap.explain.diagnose import Cause, Diagnosis, diagnose
 from veth_wrap.explain.firewall import Packet, Place, find_drops, parse_iptables_save, parse_nft
 from veth_wrap.explain.fixes import route_fix, shell_line
 from veth_wrap.explain.nets import Nets, matching_route
+from veth_wrap.kernel import droptrace
 from veth_wrap.run.runner import RecordingRunner, Result
 
 DATA = Path(__file__).parent / "data" / "diagnose"
@@ -43,6 +46,12 @@ def firewall_tools(monkeypatch):
     """Pretend iptables and nft are installed and nf_tables is loaded, as when recorded."""
     monkeypatch.setattr(fwread.shutil, "which", lambda name: f"/usr/sbin/{name}")
     monkeypatch.setattr(fwread, "tables_loaded", lambda: (True, False))
+    monkeypatch.setattr(droptrace, "watching", _unwatched)  # unit tests leave tracefs alone
+
+
+@contextmanager
+def _unwatched(runner, family):
+    yield droptrace.Watch([], "drop reasons not watched in unit tests")
 
 
 def recording(name: str) -> dict:
@@ -58,7 +67,8 @@ def test_replayed_diagnosis(name, firewall_tools):
     assert result.cause.value == expected["cause"]
     assert result.fixes == expected["fixes"]
     assert result.summary == expected["summary"]
-    assert result.evidence == expected["evidence"]
+    unwatched = [e for e in expected["evidence"] if "skb:kfree_skb" not in e]  # not replayed
+    assert result.evidence == unwatched
 
 
 def test_tutorial_fixes_both_namespaces(firewall_tools):
@@ -81,6 +91,8 @@ def test_unknown_says_what_it_checked(firewall_tools):
     for call in data["calls"]:
         if "iptables-save" in call["argv"] or "nft" in call["argv"]:
             call["stdout"] = ""
+        elif "iptables-save" in (call["stdin"] or ""):  # a batch: no rules, empty rulesets
+            call["stdout"] = '{"nftables": []}\n' * call["stdin"].count("nft -j")
     # with nothing else wrong, the ends' qdiscs are read: the kernel's default, no impairment
     qdiscs = [{"kind": "noqueue", "handle": "0:", "dev": dev, "root": True, "refcnt": 2,
                "options": {}} for dev in ("va", "vb")]
@@ -103,7 +115,7 @@ def test_reachable_without_verbose_only_pings(firewall_tools):
     runner = replayer(data["calls"])
     result = diagnose("ns0", "10.0.0.2", runner=runner)
     assert result.reachable and result.cause is None
-    assert len(runner.calls) == 3
+    assert len(runner.calls) == 2  # netns list, ping
 
 
 @pytest.mark.parametrize("ns,dest", [("bad name", "10.0.0.1"), ("ns0", "10.0.0.300"),

@@ -7,6 +7,7 @@ import typer
 from veth_wrap.cli.app import guarded, require_root
 from veth_wrap.errors import ExitStatus
 
+SETTLE = 3.0  # seconds one echo request may wait after --fix changed the path (ARP retries)
 STYLE = {"ok": "green", "warning": "yellow", "problem": "bold red"}
 
 
@@ -25,12 +26,19 @@ def diagnose_command(
                                  help="Walk the path even when the ping works; list checks."),
     ipv6: bool = typer.Option(False, "--ipv6", "-6",
                               help="For a namespace name: take its IPv6 address."),
+    fix: bool = typer.Option(False, "--fix", help="Apply the fix; keep it only if it heals."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="With --fix: print the plan only."),
 ) -> ExitStatus:
     """Ping DESTINATION from NAMESPACE; if it fails, name the cause and print the fix."""
     from veth_wrap.explain.diagnose import check_destination, diagnose
     from veth_wrap.model.names import check_netns
 
     check_netns(namespace)
+    if dry_run and not fix:
+        from veth_wrap.errors import UsageError
+
+        raise UsageError("--dry-run prints the plan of --fix, and --fix was not given",
+                         f"run: vethwrap diagnose {namespace} {destination} --fix --dry-run")
     if ipv6 or not _is_address(destination):
         require_root()
         from veth_wrap.kernel.inventory import destination as resolve
@@ -39,6 +47,8 @@ def diagnose_command(
     check_destination(destination)
     require_root()
     result = diagnose(namespace, destination, verbose=verbose)
+    if fix and not result.reachable:
+        return _fix(result, json_out, dry_run)
     if json_out:
         from veth_wrap.cli.output import emit_json
 
@@ -64,6 +74,40 @@ def doctor_command(json_out: bool = typer.Option(False, "--json",
     else:
         _show_doctor(checks)
     return ExitStatus.FAILED if problems else ExitStatus.OK
+
+
+def _fix(result, json_out: bool, dry_run: bool) -> ExitStatus:
+    """Apply the diagnosis' fixes as a plan (or print it), keep them only if they heal."""
+    from veth_wrap.cli.output import emit_json, emit_script, say
+    from veth_wrap.explain.diagnose import diagnose
+    from veth_wrap.explain.fixplan import heal, plan
+
+    steps = plan(result)
+    if dry_run:
+        emit_script(steps.script(f"vethwrap diagnose {result.namespace} {result.destination} "
+                                 f"--fix: {result.cause.value}"))
+        return ExitStatus.OK if steps.steps else ExitStatus.FAILED
+    if not steps.steps:
+        _show_diagnosis(result, False) if not json_out else emit_json(result.to_json())
+        say("nothing applied: no fix is known for this cause")
+        return ExitStatus.FAILED
+    healing = heal(result, lambda: diagnose(result.namespace, result.destination,
+                                            settle=SETTLE))
+    if json_out:
+        emit_json({**result.to_json(), "fix_applied": healing.to_json(),
+                   "reachable": healing.healed})
+    else:
+        _show_diagnosis(result, False)
+        from veth_wrap.cli.output import out
+
+        verb = "healed: applied" if healing.healed else "not healed: rolled back"
+        out().print(f"{verb} {len(healing.applied)} command(s):", style="bold")
+        for line in healing.applied:
+            out().print(line, markup=False, highlight=False, soft_wrap=True)
+        if not healing.healed:
+            say(f"the round trip still fails ({healing.after.summary}); every change was "
+                "undone: see the evidence above")
+    return ExitStatus.OK if healing.healed else ExitStatus.FAILED
 
 
 def _is_address(text: str) -> bool:

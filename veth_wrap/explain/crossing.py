@@ -12,7 +12,7 @@ import json
 from typing import Optional
 
 from veth_wrap.errors import CommandFailed
-from veth_wrap.explain.walk import Cause, Finding
+from veth_wrap.explain.findings import Cause, Finding
 from veth_wrap.model.names import MARK, Mark
 from veth_wrap.run.runner import Runner
 

@@ -13,16 +13,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from veth_wrap.errors import CommandFailed, UsageError
+from veth_wrap.explain.findings import Cause, Finding
 from veth_wrap.explain.firewall import Packet, Place
 from veth_wrap.explain.fixes import shell_line, unique
 from veth_wrap.explain.nets import Nets
-from veth_wrap.explain.walk import Cause, Finding, Walk
+from veth_wrap.explain.probe import Probe
+from veth_wrap.explain.walk import Walk
 from veth_wrap.model.names import check_netns
 from veth_wrap.run.runner import Runner, default_runner
 
 __all__ = ["Cause", "Diagnosis", "diagnose"]
 
-PROBE_WAIT = 1.0  # seconds the probe waits for a reply
+PROBE_WAIT = 0.6  # seconds the probe waits for the last reply
+HEALTHY_WITHIN = 0.25  # a ping answered by then costs nothing more; else the walk starts
 
 
 @dataclass
@@ -37,6 +40,9 @@ class Diagnosis:
     evidence: list[str] = field(default_factory=list)
     fixes: list[list[str]] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)
+    causes: list[Finding] = field(default_factory=list)
+    processes: int = 0
+    nets: Nets | None = field(default=None, repr=False, compare=False)
 
     @property
     def script(self) -> list[str]:
@@ -55,6 +61,8 @@ class Diagnosis:
             "fixes": [list(fix) for fix in self.fixes],
             "fix_script": self.script,
             "checked": list(self.checked),
+            "causes": [c.to_json() for c in self.causes],
+            "processes": self.processes,
         }
 
 
@@ -68,85 +76,157 @@ def check_destination(dest: str) -> str:
 
 
 def diagnose(namespace: str, dest: str, runner: Runner | None = None,
-             verbose: bool = False) -> Diagnosis:
-    """Ping dest from namespace; when it fails (or with verbose) find out why."""
+             verbose: bool = False, settle: float = 0) -> Diagnosis:
+    """Ping dest from namespace; when it fails (or with verbose) find out why.
+
+    settle: right after a change, when the first ping fails, one more echo request that
+    waits this long (address resolution left FAILED by the broken state starts over)."""
     check_netns(namespace)
     dest = check_destination(dest)
     runner = runner or default_runner()
-    nets = Nets.open(namespace, runner)
-    received, said = _ping(namespace, dest, runner)
-    nets.processes += 1
-    diag = Diagnosis(namespace, dest, received, None, "", [said])
+    from veth_wrap.kernel.state import list_netns
+
+    names = list_netns(runner)
+    if namespace not in names:  # before the ping, so a typo is told as such
+        Nets.open(namespace, runner, names)  # raises the usage error
+    from concurrent.futures import ThreadPoolExecutor, wait
+
+    with ThreadPoolExecutor(1) as pool:
+        pinging = pool.submit(_ping, namespace, dest, runner)
+        wait([pinging], timeout=HEALTHY_WITHIN)
+        if pinging.done() and pinging.result()[0] and not verbose:
+            return _healthy(namespace, dest, pinging.result()[1])
+        # while the ping waits for replies that may never come, the path is read and walked
+        nets = Nets.open(namespace, runner, names)
+        nets.processes += 1
+        causes, walks = _walk(nets, namespace, dest)
+        received, said = pinging.result()
+    if not received and settle:
+        received, said = _ping(namespace, dest, runner, count=1, wait=settle)
     if received and not verbose:
-        diag.summary = f"{dest} answers from {namespace}"
-        return diag
+        return _healthy(namespace, dest, said)
+    diag = Diagnosis(namespace, dest, received, None, "", [said], processes=2)
     if not received and not nets.holders(dest):  # held on another host, through VXLAN?
         from veth_wrap.explain.crossing import across
 
         crossed = across(namespace, dest, runner)
         if crossed is not None:
-            return _conclude(diag, crossed)
-    finding, walks = _walk(nets, namespace, dest)
-    if finding is None and not received:
-        finding = _firewalls(nets, namespace, dest, walks, runner)
-    if finding is None and not received:
-        finding = _impairments(nets, walks)
+            causes = _listed(crossed, "vxlan")
+    probe = None
+    if not received and not _stops(causes) and walks[0].reached:
+        if not causes:  # a test ping the packets can get through to where they stop
+            probe = Probe(nets, [d for w in walks for d in w.crossed], walks[0].family)
+        ping = (lambda: probe.run(lambda: _ping(namespace, dest, runner))) if probe else None
+        causes += _listed(_firewalls(nets, dest, walks, ping), "firewall")
+        if probe is not None and not probe.ran:
+            probe.run(lambda: _ping(namespace, dest, runner))
+        if probe is not None and not causes:
+            causes += _listed(probe.tc_drops(), "tc")
+    if not received and not causes:
+        causes += _listed(_impairments(nets, walks), "tc")
     for walk in walks:
         diag.checked.extend(walk.checked)
+    if probe is not None:
+        diag.checked.extend(probe.notes)
+    diag.processes, diag.nets = nets.processes, nets
     diag.checked.append(f"read with {nets.processes} processes")
-    return _conclude(diag, finding)
+    diag = _conclude(diag, causes)
+    if probe is not None and not received:
+        where = probe.stops(walks[0].crossed) if diag.cause is Cause.UNKNOWN else ""
+        if where:
+            diag.summary += f"; the counters say where: {where}"
+            diag.causes[0].summary = diag.summary
+            diag.causes[0].evidence = probe.evidence()
+            diag.causes[0].decided_by = "counters"
+        diag.evidence.extend(probe.evidence())
+    return diag
 
 
-def _ping(namespace: str, dest: str, runner: Runner) -> tuple[bool, str]:
-    """Two echo requests; (answered, what ping said)."""
+def _healthy(namespace: str, dest: str, said: str) -> Diagnosis:
+    """A destination that answers: two processes (netns list, ping) were enough."""
+    return Diagnosis(namespace, dest, True, None, f"{dest} answers from {namespace}", [said],
+                     processes=2)
+
+
+def _stops(causes: list[Finding]) -> bool:
+    return any(not c.passable for c in causes)
+
+
+def _listed(finding: Finding | None, source: str) -> list[Finding]:
+    if finding is None:
+        return []
+    finding.decided_by = finding.decided_by or source
+    return [finding]
+
+
+def _ping(namespace: str, dest: str, runner: Runner, count: int = 2,
+          wait: float = PROBE_WAIT) -> tuple[bool, str]:
+    """Two echo requests (by default); (answered, what ping said)."""
     from veth_wrap.check.ping import ping
 
     try:
-        stats = ping(namespace, dest, count=2, timeout=PROBE_WAIT, runner=runner)
+        stats = ping(namespace, dest, count=count, timeout=wait, runner=runner)
     except CommandFailed as exc:
         return False, f"ping {dest} from {namespace}: {exc.stderr or exc.message}"
     return stats.received > 0, (f"ping {dest} from {namespace}: {stats.transmitted} sent, "
                                 f"{stats.received} received")
 
 
-def _walk(nets: Nets, namespace: str, dest: str) -> tuple[Finding | None, list[Walk]]:
+def _walk(nets: Nets, namespace: str, dest: str) -> tuple[list[Finding], list[Walk]]:
     """The way there, then the way back (also when the way there needs a fix first)."""
     there = Walk(nets, dest)
-    finding = there.run(namespace)
+    nets.prefetch_routes(dest)
+    stop = there.run(namespace)
+    causes = there.found + _tagged(stop, "forward", there)
     walks = [there]
-    if finding is not None and finding.reply_done:
-        return finding, walks
-    source = (finding.source if finding else None) or there.source
-    end = there.end if there.reached else _home(nets, dest)
+    if stop is not None and stop.reply_done:
+        return causes, walks
+    source = (stop.source if stop else None) or there.source
+    end = there.end if there.reached else (stop.end if stop else None) or _end_after(there)
     if not source or end is None:
-        return finding, walks
-    assume = finding.adds if finding else None
+        return causes, walks
+    assume = stop.adds if stop else None
     back = Walk(nets, source.split("/")[0], source=dest, reply=True, assume=assume)
     walks.append(back)
     reply = back.run(end)
-    return _merge(finding, reply), walks
+    known = [f for c in causes for f in c.fixes]
+    for found in back.found + _tagged(reply, "reply", back):
+        had = bool(found.fixes)
+        found.fixes = [f for f in found.fixes if f not in known]
+        if had and not found.fixes:  # the same thing met again on the way back
+            continue
+        if found.fixes or not stop or not stop.fixes:
+            causes.append(found)
+    return causes, walks
 
 
-def _home(nets: Nets, dest: str):
-    """The namespace that has an address, when exactly one has it."""
-    holders = nets.holders(dest)
-    return holders[0][0] if len(holders) == 1 else None
+def _tagged(stop: Finding | None, direction: str, walk: Walk) -> list[Finding]:
+    if stop is None:
+        return []
+    stop.direction = direction
+    if stop.namespace is None and walk.visits:
+        stop.namespace = walk.visits[-1][0]
+    stop.decided_by = stop.decided_by or "path"
+    return [stop]
 
 
-def _merge(there: Finding | None, back: Finding | None) -> Finding | None:
-    """The first finding, with what the way back needs added when it is something else."""
-    if there is None or back is None:
-        return there or back
-    extra = [fix for fix in back.fixes if fix not in there.fixes]
-    if back.fixes and not extra:
-        return there
-    there.evidence.append(f"and for the replies: {back.summary}")
-    there.fixes = unique(there.fixes + extra)
-    return there
+def _end_after(walk: Walk):
+    """Where the packets arrive once the fix is in: a namespace linked to the last one walked
+    that holds the target (links followed, never a search of every namespace)."""
+    ns = walk.visits[-1][0] if walk.visits else None
+    for ifname in list(nets_links(walk, ns)):
+        for reach in walk.nets.reaches(ns, ifname):
+            if walk.holds_addr(reach.ns, walk.target):
+                return reach.ns
+    return None
 
 
-def _firewalls(nets: Nets, namespace: str, dest: str, walks: list[Walk],
-               runner: Runner) -> Finding | None:
+def nets_links(walk: Walk, ns) -> list[str]:
+    """The interface names of a namespace on the walk."""
+    return [name for name in walk.nets.ns_links(ns) if name != "lo"]
+
+
+def _firewalls(nets: Nets, dest: str, walks: list[Walk], probe) -> Finding | None:
     """With the path in order, ask the firewalls on it."""
     from veth_wrap.explain.fwread import bridge_nf, inspect
 
@@ -162,8 +242,7 @@ def _firewalls(nets: Nets, namespace: str, dest: str, walks: list[Walk],
             bridged = role == "bridge" and bridge_nf(nets, ns)
             places.append(Place(ns, role, device, bridged))
     packets = (Packet(source, dest, "requests"), Packet(dest, source, "replies"))
-    return inspect(nets, list(dict.fromkeys(places)), packets,
-                   lambda: _ping(namespace, dest, runner), walks[-1].checked)
+    return inspect(nets, list(dict.fromkeys(places)), packets, probe, walks[-1].checked)
 
 
 def _impairments(nets: Nets, walks: list[Walk]) -> Finding | None:
@@ -174,17 +253,27 @@ def _impairments(nets: Nets, walks: list[Walk]) -> Finding | None:
     return impaired(nets, crossed, PROBE_WAIT * 1000, walks[-1].checked)
 
 
-def _conclude(diag: Diagnosis, finding: Finding | None) -> Diagnosis:
-    """Fill the diagnosis from the finding (or say what was checked)."""
+def _conclude(diag: Diagnosis, causes: list[Finding]) -> Diagnosis:
+    """Fill the diagnosis from the causes, in path order (or say what was checked)."""
     if diag.reachable:
         diag.summary = f"{diag.destination} answers from {diag.namespace}"
-        if finding is not None:
-            diag.evidence.append(f"the walk still noted: {finding.summary}")
+        for found in causes:
+            diag.evidence.append(f"the walk still noted: {found.summary}")
         return diag
-    if finding is None:
-        finding = Finding(Cause.UNKNOWN, f"{diag.destination} does not answer from "
-                          f"{diag.namespace}, and nothing checked explains why")
-    diag.cause, diag.summary = finding.cause, finding.summary
-    diag.evidence.extend(finding.evidence)
-    diag.fixes = [list(fix) for fix in unique(finding.fixes)]
+    if not causes:
+        causes = [Finding(Cause.UNKNOWN, f"{diag.destination} does not answer from "
+                          f"{diag.namespace}, and nothing checked explains why",
+                          namespace=diag.namespace, decided_by="none")]
+    first = causes[0]
+    diag.causes = causes
+    diag.cause = first.cause
+    diag.summary = first.summary + (f"; and {len(causes) - 1} more cause"
+                                    f"{'s' if len(causes) > 2 else ''} on the round trip"
+                                    if len(causes) > 1 else "")
+    for found in causes:
+        if found is not first:
+            where = "for the replies" if found.direction == "reply" else "then"
+            diag.evidence.append(f"and {where}: {found.summary}")
+        diag.evidence.extend(found.evidence)
+    diag.fixes = [list(fix) for fix in unique([f for c in causes for f in c.fixes])]
     return diag

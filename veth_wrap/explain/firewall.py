@@ -45,6 +45,7 @@ class Rule:
     key: str
     text: str
     delete: list[str]
+    raw: dict | None = None  # the rule as nft -j printed it
 
     def matches(self, packet: Packet) -> bool | None:
         """True/False when known, None when some match is beyond this module."""
@@ -200,7 +201,8 @@ def _nft_rule(r: dict) -> Rule:
     text = f"{r['family']} {r['table']} {r['chain']} handle {handle}: " + json.dumps(
         r.get("expr", []), separators=(",", ":"))[:200]
     return Rule(r["family"], r["table"], r["chain"], verdict, conds, counter, handle, text,
-                ["nft", "delete", "rule", r["family"], r["table"], r["chain"], "handle", handle])
+                ["nft", "delete", "rule", r["family"], r["table"], r["chain"], "handle", handle],
+                r)
 
 
 def _nft_match(match: dict) -> Cond:

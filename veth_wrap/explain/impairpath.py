@@ -7,9 +7,9 @@ for the namespaces on the path, and a second only where a clsact qdisc may hold 
 from __future__ import annotations
 
 from veth_wrap.compile.tc import change_ops
+from veth_wrap.explain.findings import Cause, Finding
 from veth_wrap.explain.fixes import Fix
 from veth_wrap.explain.nets import Nets, Ns, label
-from veth_wrap.explain.walk import Cause, Finding
 from veth_wrap.model import lossfilter as lossbpf
 from veth_wrap.model.linkopts import LinkOpts, impairments_text, loss_fraction, rate_bits, time_ms
 

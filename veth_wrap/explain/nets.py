@@ -18,7 +18,9 @@ from veth_wrap.kernel import state
 from veth_wrap.kernel.state import LinkState, parse_links
 from veth_wrap.run.runner import Runner, default_runner
 
-ALL_AT_ONCE = 48  # up to this many namespaces are read in one batch; beyond, by neighbourhood
+# what is read of every namespace, in one batch: IPv4 rules and every table come along
+LOAD = ("-d addr show", "route show table all", "netns list-id", "neigh show", "rule list")
+NEAR_HOPS = 2  # veth hops read up front; farther namespaces are read when the walk gets there
 Ns = Optional[str]  # noqa: UP045 (a runtime alias on 3.9) a namespace; None is the root
 
 
@@ -75,21 +77,27 @@ class Nets:
     nsids: dict[Ns, dict[int, str]] = field(default_factory=dict)
     sysctls: dict[Ns, dict[str, str]] = field(default_factory=dict)
     answers: dict[tuple[Ns, str], RouteAnswer] = field(default_factory=dict)
+    neighs: dict[Ns, list[dict]] = field(default_factory=dict)
+    policies: dict[tuple[Ns, int], tuple[list[dict], list[dict]]] = field(default_factory=dict)
+    searched: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    start: str = ""
     processes: int = 0
 
     @classmethod
-    def open(cls, namespace: str, runner: Runner | None = None) -> Nets:
-        """Start from one namespace: refuse it when it does not exist, read its neighbourhood."""
+    def open(cls, namespace: str, runner: Runner | None = None,
+             names: list[str] | None = None) -> Nets:
+        """Start from one namespace: refuse it when it does not exist, read its neighbourhood
+        (names: the namespaces there are, when just read)."""
         runner = runner or default_runner()
-        names = state.list_netns(runner)
+        listed = names is None
+        names = state.list_netns(runner) if names is None else names
         if namespace not in names:
             raise UsageError(f"network namespace {namespace!r} does not exist",
                              "see 'ip netns list' for the namespaces there are")
-        nets = cls(runner, names, processes=1)
-        nets.load(names if len(names) <= ALL_AT_ONCE else [namespace])
-        if len(names) > ALL_AT_ONCE:
-            for _ in range(3):
-                nets.load(nets.neighbours())
+        nets = cls(runner, names, start=namespace, processes=int(listed))
+        nets.load([namespace])  # then what the links lead to, one batch per hop
+        for _ in range(NEAR_HOPS):
+            nets.load(nets.neighbours())
         return nets
 
     def run(self, argv: list[str], stdin: str | None = None, check: bool = False):
@@ -102,17 +110,20 @@ class Nets:
         todo = [ns for ns in dict.fromkeys(namespaces) if ns not in self.links]
         if not todo:
             return
-        lines = [f"netns exec {ns} ip -j {cmd}" for ns in todo
-                 for cmd in ("-d addr show", "route show", "netns list-id")]
+        lines = [f"netns exec {ns} ip -j {cmd}" for ns in todo for cmd in LOAD]
         docs = state.read_docs(lines, self, strict=False)  # counted by self.run
         for i, ns in enumerate(todo):
-            addrs, routes, ids = docs[3 * i:3 * i + 3]
+            addrs, routes, ids, neigh, rules = docs[len(LOAD) * i:len(LOAD) * (i + 1)]
             if addrs is None:  # deleted meanwhile: forget it
                 self.names = [name for name in self.names if name != ns]
                 continue
             self.links[ns] = parse_links(addrs)
-            self.routes[ns] = routes or []
+            self.routes[ns] = [r for r in routes or [] if r.get("table", "main") == "main"]
             self.nsids[ns] = {e["nsid"]: e["name"] for e in ids or [] if "name" in e}
+            if neigh is not None:
+                self.neighs[ns] = neigh
+            if rules is not None and routes is not None:
+                self.policies[(ns, 4)] = (rules, routes)
 
     def neighbours(self) -> list[str]:
         """Named namespaces one veth away from those read, not read yet."""
@@ -214,44 +225,131 @@ class Nets:
         return None
 
     def holders(self, address: str) -> list[tuple[str, str]]:
-        """The (namespace, interface) pairs that carry an address: those read first, else all."""
-        found = self._holders_read(address)
-        if not found and len(self.links) < len(self.names):
-            self.load_all()
-            found = self._holders_read(address)
-        return found
+        """The (namespace, interface) pairs that carry an address among the namespaces linked
+        to the start (by veth peers, however many hops away): a lab beside it never counts."""
+        return [(ns, ifname) for ns in self.connected() for ifname in [self.holds(ns, address)]
+                if ifname and ns is not None]
 
-    def _holders_read(self, address: str) -> list[tuple[str, str]]:
-        found = []
-        for ns in self.names:
-            ifname = self.holds(ns, address) if ns in self.links else None
-            if ifname:
-                found.append((ns, ifname))
-        return found
+    def connected(self) -> list[str]:
+        """The named namespaces reached from the start by following veth peers."""
+        seen, todo = [self.start], [self.start]
+        while todo:
+            self.load(todo)
+            todo = [name for ns in todo for link in self.links.get(ns, {}).values()
+                    for name in [self.nsids.get(ns, {}).get(link.peer_netnsid)]
+                    if name and name not in seen and name in self.names]
+            seen += list(dict.fromkeys(todo))
+        return [ns for ns in seen if ns in self.links]
 
-    def route_get(self, ns: Ns, address: str) -> RouteAnswer:
-        """The route the kernel picks from a namespace to an address."""
-        key = (ns, address)
+    def search(self, address: str) -> list[tuple[str, str]]:
+        """Every (namespace, interface) on the host that carries an address: one batch of
+        `ip addr show to`, only for a dead end, where the walk has nothing left to follow."""
+        if address not in self.searched:
+            near = self.holders(address)
+            linked = set(self.connected())
+            rest = [ns for ns in self.names if ns not in linked]
+            plen = 32 if ipaddress.ip_address(address).version == 4 else 128
+            lines = [f"netns exec {ns} ip -j addr show to {address}/{plen}" for ns in rest]
+            docs = state.read_docs(lines, self, strict=False) if lines else []
+            far = [(ns, item["ifname"]) for ns, doc in zip(rest, docs) for item in doc or []
+                   if item.get("addr_info")]
+            self.searched[address] = near + far
+        return self.searched[address]
+
+    def route_get(self, ns: Ns, address: str, src: str | None = None) -> RouteAnswer:
+        """The route the kernel picks from a namespace to an address (from src, if given)."""
+        key = (ns, address + (f" from {src}" if src else ""))
         if key not in self.answers:
             prefix = [] if ns is None else ["-n", ns]
-            result = self.run(["ip", *prefix, "-j", "route", "get", address])
+            extra = ["from", src] if src else []
+            result = self.run(["ip", *prefix, "-j", "route", "get", address, *extra])
             routes = _loads(result.stdout)
             err = result.stderr.strip().replace("RTNETLINK answers: ", "")
             self.answers[key] = RouteAnswer(routes[0] if routes else None, err)
         return self.answers[key]
 
+    def prefetch_routes(self, address: str) -> None:
+        """`route get` of an address in every namespace linked to the start, in one batch
+        (a refused lookup is asked again alone when needed, for the kernel's words)."""
+        version = ipaddress.ip_address(address).version
+        todo = [ns for ns in self.connected() if (ns, address) not in self.answers
+                and any(_network(r.get("dst", ""), version) for r in self.routes.get(ns, []))]
+        lines = [f"netns exec {ns} ip -j route get {address}" for ns in todo]
+        for ns, doc in zip(todo, state.read_docs(lines, self, strict=False) if lines else []):
+            if doc:
+                self.answers[(ns, address)] = RouteAnswer(doc[0])
+
+    def neigh(self, ns: Ns) -> list[dict]:
+        """The neighbour table of a namespace (`ip -j neigh show`), both families."""
+        if ns not in self.neighs:
+            line = [f"netns exec {ns} ip -j neigh show"] if ns is not None else []
+            docs = state.read_docs(line, self, strict=False) if line else [None]
+            self.neighs[ns] = docs[0] or []
+        return self.neighs[ns]
+
+    def policy(self, ns: Ns, family: int) -> tuple[list[dict], list[dict]]:
+        """(rules, routes of every table) of a namespace, read in one process."""
+        key = (ns, family)
+        if key not in self.policies:
+            flag = "-6 " if family == 6 else "-4 "
+            lines = [f"netns exec {ns} ip -j {flag}rule list",
+                     f"netns exec {ns} ip -j {flag}route show table all"] if ns else []
+            docs = state.read_docs(lines, self, strict=False) if lines else [None, None]
+            self.policies[key] = (docs[0] or [], docs[1] or [])
+        return self.policies[key]
+
     def sysctl(self, ns: str, *keys: str) -> dict[str, str]:
-        """Read sysctls inside a namespace (one process for the keys not read yet)."""
+        """Sysctls inside a namespace: on the first ask, every key a diagnosis looks at, for
+        this namespace and those linked to it, in one process; later keys one process more."""
+        if ns not in self.sysctls:
+            self._read_sysctls([ns, *[n for n in self.connected() if n not in self.sysctls]],
+                               keys)
         known = self.sysctls.setdefault(ns, {})
         missing = [k for k in keys if k not in known]
         if missing:
-            result = self.run(["ip", "netns", "exec", ns, "sysctl", *missing])
-            for line in result.stdout.splitlines():
-                name, _, value = line.partition(" = ")
+            self._read_sysctls([ns], missing)
+        return {k: known.get(k, "") for k in keys}
+
+    def _read_sysctls(self, namespaces: list[str], extra: tuple | list) -> None:
+        todo = list(dict.fromkeys(n for n in namespaces if n is not None))[:SYSCTL_BATCH]
+        lines = [f"netns exec {ns} sysctl -e {FIRST_KEY} "
+                 + " ".join(dict.fromkeys([*self._keys(ns), *extra])) for ns in todo]
+        result = self.run(["ip", "-batch", "-"], stdin="".join(ln + "\n" for ln in lines))
+        sections = _sections(result.stdout)  # a failed line (a namespace gone) ends the batch
+        for ns, text, line in zip(todo, sections, lines):
+            known = self.sysctls.setdefault(ns, {})
+            for row in text:
+                name, _, value = row.partition(" = ")
                 known[name.strip()] = value.strip()
-            for key in missing:
-                known.setdefault(key, "")
-        return {k: known[k] for k in keys}
+            for key in line.split()[5:]:
+                known.setdefault(key, "")  # absent in this kernel or namespace
+
+    def _keys(self, ns: str) -> list[str]:
+        """The sysctls a diagnosis may ask of a namespace: global, all, default, each link."""
+        names = ["all", "default", *(sysctl_ifname(n) for n in self.links.get(ns, {}))]
+        return [*GLOBAL_KEYS,
+                *(f"net.ipv4.conf.{n}.{k}" for n in names for k in IPV4_CONF),
+                *(f"net.ipv6.conf.{n}.{k}" for n in names for k in IPV6_CONF)]
+
+
+SYSCTL_BATCH = 16  # namespaces whose sysctls are read in one process
+FIRST_KEY = "net.ipv4.ip_forward"  # every line starts with it: where one namespace's rows begin
+GLOBAL_KEYS = ("net.ipv4.icmp_echo_ignore_all", "net.ipv4.icmp_echo_ignore_broadcasts",
+               "net.ipv6.icmp.echo_ignore_all")
+IPV4_CONF = ("forwarding", "rp_filter", "arp_ignore", "arp_filter", "arp_announce",
+             "accept_local")
+IPV6_CONF = ("forwarding", "disable_ipv6")
+
+
+def _sections(text: str) -> list[list[str]]:
+    """`sysctl` output of several namespaces, split where each begins (at FIRST_KEY)."""
+    found: list[list[str]] = []
+    for row in text.splitlines():
+        if row.startswith(FIRST_KEY + " = "):
+            found.append([])
+        if found and " = " in row:
+            found[-1].append(row)
+    return found
 
 
 def _loads(text: str) -> list:

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING
 
-from veth_wrap.explain.fixes import Fix, ip_n, link_up, route_fix
-from veth_wrap.explain.nets import Ns, Peer, Reach, address_of, label
-from veth_wrap.explain.walk import Candidate, Cause, Finding
-
-if TYPE_CHECKING:
-    from veth_wrap.explain.walk import Walk
+from veth_wrap.explain.findings import Candidate, Cause, Finding
+from veth_wrap.explain.findings import PathWalk as Walk
+from veth_wrap.explain.fixes import Fix, ip_n, link_up, route_fix, sysctl_fix
+from veth_wrap.explain.nets import Ns, Peer, Reach, address_of, label, sysctl_ifname
 
 
 def off_path(walk: Walk, ns: str, route: dict, reaches: list[Reach]) -> Finding:
@@ -18,6 +15,9 @@ def off_path(walk: Walk, ns: str, route: dict, reaches: list[Reach]) -> Finding:
     dev, gw = route.get("dev", ""), route.get("gateway")
     evidence = [f"ip -n {ns} route get {walk.target}: dev {dev}" + (f" via {gw}" if gw else ""),
                 _carrier_text(walk, ns, dev)] + _beyond(walk, ns, dev, reaches)
+    disabled = _ipv6_disabled(walk, ns, dev, reaches, evidence)
+    if disabled:
+        return disabled
     cands = walk.candidates(ns, exclude=dev)
     if cands:
         return _wrong_device(walk, ns, route, cands[0], evidence)
@@ -150,9 +150,20 @@ def _detached(walk: Walk, hub: Ns, port: str, bridge: str, evidence: list[str]) 
 def _misplaced_peer(walk: Walk, ns: str, dev: str, reaches: list[Reach], evidence: list[str]):
     """The veth's other end is in another namespace than the one that has the target."""
     peer = walk.nets.peer(ns, dev)
-    holders = [h for h in walk.holding(walk.target) if h[0] != ns]
+    if peer is not None and peer.where != "unnamed" and _configured_for(walk, peer):
+        return None  # the far end is set up for the target's network: only the address is missing
+    holders = _same_lab(walk, ns, [h for h in walk.holding(walk.target, True) if h[0] != ns])
     if peer is None or not holders or (peer.where == "named" and peer.ns == holders[0][0]):
         return None
+    if len({h[0] for h in holders}) > 1:  # which one was meant is the operator's call
+        where = ", ".join(f"{label(h)} ({i})" for h, i in holders)
+        evidence.append(f"{walk.target} is held by {len(holders)} namespaces not linked to "
+                        f"{label(ns)}: {where}; the peer of {dev} is {peer.ifname} in "
+                        f"{_where(peer)}")
+        cause = Cause.PEER_NO_NETNS if peer.where != "named" else Cause.PEER_WRONG_NETNS
+        return Finding(cause, f"the peer of {dev} is not in a namespace holding {walk.target}, "
+                       "and more than one namespace holds it: no fix is printed (move the peer "
+                       "into the one you mean)", evidence, [], reply_done=True)
     home = holders[0][0]
     evidence.append(f"{walk.target} is in {label(home)} (on {holders[0][1]}), but the peer of "
                     f"{dev} is {peer.ifname} in {_where(peer)}")
@@ -167,6 +178,45 @@ def _misplaced_peer(walk: Walk, ns: str, dev: str, reaches: list[Reach], evidenc
     cause = Cause.PEER_NO_NETNS if peer.where == "root" else Cause.PEER_WRONG_NETNS
     return Finding(cause, f"the peer of {dev} is {peer.ifname} in {_where(peer)}, not in "
                    f"{label(home)} where {walk.target} is", evidence, moved, reply_done=True)
+
+
+def _ipv6_disabled(walk: Walk, ns: str, dev: str, reaches: list[Reach], evidence: list[str]):
+    """IPv6 switched off beyond a point-to-point link: the far end lost its IPv6 addresses
+    (the kernel drops them) and drops IPv6 arriving on it (IPV6DISABLED)."""
+    if walk.family != 6 or len(reaches) != 1 or reaches[0].ns is None:
+        return None
+    far = reaches[0]
+    keys = [f"net.ipv6.conf.{n}.disable_ipv6" for n in ("all", sysctl_ifname(far.ifname))]
+    values = walk.nets.sysctl(far.ns, *keys)
+    on = {k: v for k, v in values.items() if v == "1"}
+    if not on:
+        return None
+    evidence += [f"{k} = 1 in {far.ns}" for k in on] + [
+        f"{far.ifname} in {far.ns} has no IPv6 address: setting disable_ipv6 removed them"]
+    found = Finding(Cause.IPV6_DISABLED, f"IPv6 is disabled on {far.ifname} in {far.ns}, the "
+                    f"far end of {dev}", evidence, namespace=far.ns, decided_by="sysctl")
+    found.fix(sysctl_fix(far.ns, {k: "0" for k in on}), sysctl_fix(far.ns, on))
+    plen = _prefix_for(walk, ns, dev)
+    if plen is not None:  # the address asked for, in the link's network, as the far end had it
+        addr = ip_n(far.ns, "addr", "add", f"{walk.target}/{plen}", "dev", far.ifname, "nodad")
+        found.fix(addr, ip_n(far.ns, "addr", "del", f"{walk.target}/{plen}", "dev",
+                             far.ifname))
+    return found
+
+
+def _configured_for(walk: Walk, peer: Peer) -> bool:
+    """True when the peer's interface has an address in the target's network."""
+    link = walk.nets.link(peer.ns, peer.ifname)
+    wanted = ipaddress.ip_address(walk.target)
+    return any(wanted in address_of(a).network for a in (link.addresses if link else ()))
+
+
+def _same_lab(walk: Walk, ns: str, holders: list) -> list:
+    """The holders in the source's own vethwrap lab (by the kernel's marks), if any."""
+    labs = {ln.mark.lab for ln in walk.nets.ns_links(ns).values() if ln.mark}
+    mine = [h for h in holders if h[0] is not None and h[1] and labs & {
+        ln.mark.lab for ln in walk.nets.ns_links(h[0]).values() if ln.mark}]
+    return mine or holders
 
 
 def _recreate(walk: Walk, ns: str, dev: str, home: Ns) -> list[Fix]:
@@ -203,7 +253,7 @@ def _net_of(walk: Walk, ns: Ns, address: str) -> str:
 
 def _not_configured(walk: Walk, ns: str, dev: str, reaches: list[Reach], evidence: list[str]):
     """Nothing on the host carries the target: add it at the far end of a point-to-point link."""
-    if walk.holding(walk.target):
+    if walk.holding(walk.target, True):
         return None
     evidence.append(f"no interface in any namespace ({len(walk.nets.names)} searched) has "
                     f"{walk.target}")
@@ -327,7 +377,7 @@ def _no_address(walk: Walk, ns: str, cand: Candidate, evidence: list[str]) -> Fi
 
 
 def _no_way(walk: Walk, ns: str, evidence: list[str]) -> Finding:
-    holders = walk.holding(walk.target)
+    holders = walk.holding(walk.target, True)
     where = ", ".join(f"{label(h)} ({i})" for h, i in holders) or "no namespace on this host"
     evidence.append(f"{walk.target} is configured in: {where}")
     evidence.append(f"no interface of {ns} leads to a namespace that has {walk.target} or "

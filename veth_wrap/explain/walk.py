@@ -4,61 +4,15 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from enum import Enum
 
-from veth_wrap.explain.fixes import Fix, link_up, route_fix, sysctl_fix
+from veth_wrap.explain.findings import Candidate, Cause, Finding
+from veth_wrap.explain.fixes import Fix, ip_n, link_up, route_fix, sysctl_fix
+from veth_wrap.explain.hops import at_destination, blocked, hop
 from veth_wrap.explain.nets import Nets, Ns, Reach, address_of, label, sysctl_ifname
+from veth_wrap.explain.offpath import missing_route, off_path
+from veth_wrap.explain.routing import BLOCKING
 
 MAX_HOPS = 16
-
-
-class Cause(str, Enum):
-    """Why a destination does not answer."""
-
-    ROUTE_WRONG_DEVICE = "route-wrong-device"
-    NO_ROUTE = "no-route"
-    GATEWAY_UNREACHABLE = "gateway-unreachable"
-    LOCAL_DOWN = "local-down"
-    PEER_DOWN = "peer-down"
-    PEER_NO_NETNS = "peer-no-netns"
-    PEER_WRONG_NETNS = "peer-wrong-netns"
-    LOCAL_NO_ADDRESS = "local-no-address"
-    DEST_NOT_CONFIGURED = "dest-not-configured"
-    NO_CARRIER = "no-carrier"
-    BRIDGE_PORT_DETACHED = "bridge-port-detached"
-    BRIDGE_PORT_DOWN = "bridge-port-down"
-    BRIDGE_DOWN = "bridge-down"
-    FORWARDING_DISABLED = "forwarding-disabled"
-    NO_RETURN_ROUTE = "no-return-route"
-    RP_FILTER = "rp-filter"
-    FIREWALL_DROP = "firewall-drop"
-    BR_NETFILTER_DROP = "br-netfilter-drop"
-    LINK_IMPAIRED = "link-impaired"
-    UNDERLAY_UNREACHABLE = "underlay-unreachable"  # labs over several hosts (crossing.py)
-    FAR_SIDE_MISSING = "far-side-missing"
-    UNKNOWN = "unknown"
-
-
-@dataclass
-class Finding:
-    """The first thing wrong: a cause, what shows it, and the commands that fix it."""
-
-    cause: Cause
-    summary: str
-    evidence: list[str] = field(default_factory=list)
-    fixes: list[Fix] = field(default_factory=list)
-    source: str | None = None  # the source address (with prefix) once the fix is applied
-    adds: tuple[Ns, str] | None = None  # (namespace, address/prefix) a fix adds on the path
-    reply_done: bool = False  # the fixes already cover the way back
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """An interface of a namespace that leads to an address, directly or through a router."""
-
-    ifname: str
-    reach: Reach
-    via: str | None = None
 
 
 @dataclass
@@ -75,6 +29,7 @@ class Walk:
     crossed: list[tuple[Ns, str]] = field(default_factory=list)  # every device on the way
     end: Ns = None
     reached: bool = False
+    found: list[Finding] = field(default_factory=list)  # causes the walk went past
 
     @property
     def family(self) -> int:
@@ -86,37 +41,69 @@ class Walk:
         self.checked.append(("replies: " if self.reply else "") + text)
 
     def run(self, start: str) -> Finding | None:
-        """Follow routes from start until the target's namespace, or a finding."""
+        """Follow routes from start until the target's namespace, or a dead end.
+
+        What can be undone without changing the path (a blackhole, a sysctl, a neighbour
+        entry) goes to `found` and the walk goes on; a dead end is returned.
+        """
         ns, iif = start, None
         self.visits.append((ns, "source", ""))
         for _ in range(MAX_HOPS):
             if iif is not None:
-                found = self.rp_filter(ns, iif)
-                if found or self.held(ns):
-                    self.end, self.reached = ns, found is None
-                    return found
-            answer = self.nets.route_get(ns, self.target)
-            if answer.route is None:
-                return self.no_route(ns, answer.error)
-            if answer.local:
+                self._add(self.source_local(ns, iif), ns)
+                self._add(self.rp_filter(ns, iif), ns)
+                if self.held(ns):
+                    self.end, self.reached = ns, True
+                    self.found.extend(at_destination(self, ns, iif))
+                    return None
+            src = self.source if iif is None and self.source and self.held_src(ns) else None
+            answer = self.nets.route_get(ns, self.target, src)
+            route = answer.route
+            if route is None:
+                blocks, route = blocked(self, ns, answer.error, src, iif)
+                self.found.extend(blocks)
+                if route is None:
+                    return self.no_route(ns, answer.error)
+            if route.get("type") == "local":
                 self.end, self.reached = ns, True
                 return None
             if self.source is None:
-                self.source = answer.route.get("prefsrc")
-            found, nxt = self.step(ns, answer.route)
+                self.source = route.get("prefsrc") or self._source_on(ns, route.get("dev"))
+                if self.source:  # the way back is asked on every hop (rp_filter, replies)
+                    self.nets.prefetch_routes(self.source.split("/")[0])
+            found, nxt = self.step(ns, route)
             if found or nxt is None:
                 return found
             ns, iif = nxt.ns, nxt.ifname
         self.note(f"gave up after {MAX_HOPS} hops (a routing loop?)")
         return None
 
+    def _add(self, found: Finding | None, ns: Ns) -> None:
+        if found is not None:
+            found.passable, found.namespace = True, ns
+            found.direction = "reply" if self.reply else "forward"
+            self.found.append(found)
+
+    def held_src(self, ns: Ns) -> bool:
+        """True when the packets' source is an address of ns (so route get may say from)."""
+        return self.source is not None and \
+            self.nets.holds(ns, self.source.split("/")[0]) is not None
+
+    def _source_on(self, ns: Ns, dev: str | None) -> str | None:
+        link = self.nets.link(ns, dev or "")
+        for text in link.addresses if link else ():
+            if address_of(text).version == self.family:
+                return str(address_of(text).ip)
+        return None
+
     def held(self, ns: Ns) -> bool:
         """True when the target is (or, once fixed, will be) an address of ns."""
         return self.holds_addr(ns, self.target)
 
-    def holding(self, address: str) -> list[tuple[Ns, str]]:
-        """Every namespace and interface that carries an address, the assumed one included."""
-        found = list(self.nets.holders(address))
+    def holding(self, address: str, everywhere: bool = False) -> list[tuple[Ns, str]]:
+        """The namespaces and interfaces linked to the start that carry an address (with
+        everywhere: on the whole host, for a dead end), the assumed one included."""
+        found = list(self.nets.search(address) if everywhere else self.nets.holders(address))
         if self.assume and address_of(self.assume[1]).ip == ipaddress.ip_address(address):
             found.append((self.assume[0], ""))
         return found
@@ -130,18 +117,15 @@ class Walk:
         reaches = self.nets.reaches(ns, dev)
         holder = next((r for r in reaches if self.holds_addr(r.ns, hop_addr)), None)
         if holder is None:
-            from veth_wrap.explain.offpath import off_path
-
             return off_path(self, ns, route, reaches), None
         found = self.path_state(ns, dev, holder, hop_addr)
         if found:
             return found, None
         self.crossed.extend(((ns, dev), *holder.path))
         self._record_bridges(holder)
+        self.found.extend(hop(self, ns, dev, holder, hop_addr))
         if not self.held(holder.ns):
-            found = self.forwarding(holder.ns, holder.ifname)
-            if found:
-                return found, None
+            self._add(self.forwarding(holder.ns, holder.ifname), holder.ns)
             self.visits.append((holder.ns, "router", ""))
         else:
             self.visits.append((holder.ns, "dest", holder.ifname))
@@ -176,7 +160,7 @@ class Walk:
                              f"{','.join(link.raw.get('flags', []))})"),
                             f"{label(ns)} reaches {address} through it: "
                             + " -> ".join(d for _, d in reach.path)],
-                           [link_up(pns, pdev)])
+                           [link_up(pns, pdev)], decided_by="link")
         return None
 
     def forwarding(self, ns: Ns, iif: str) -> Finding | None:
@@ -198,7 +182,7 @@ class Walk:
             + (" the replies" if self.reply else ""),
             [f"{k} = 0 in {ns}" for k in off]
             + [f"{ns} receives the packets for {self.target} on {iif} and must route them on"],
-            [sysctl_fix(ns, {k: "1" for k in off})])
+            [sysctl_fix(ns, {k: "1" for k in off})], decided_by="sysctl")
 
     def rp_filter(self, ns: Ns, iif: str) -> Finding | None:
         """Strict reverse-path filtering drops packets whose way back leaves by another device."""
@@ -208,10 +192,21 @@ class Walk:
         values = self.nets.sysctl(ns, *keys)
         mode = max(int(v) if v.isdigit() else 0 for v in values.values())
         self.note(f"{ns}: rp_filter on {iif} = {mode} (max of all and {iif})")
-        back = self.nets.route_get(ns, self.source).route
+        answer = self.nets.route_get(ns, self.source)
+        back = answer.route
+        what = "replies" if self.reply else "requests"
+        if mode in (1, 2) and (back is None or back.get("type") in BLOCKING):
+            return Finding(
+                Cause.RP_FILTER,
+                f"{'strict' if mode == 1 else 'loose'} rp_filter in {ns} drops the {what} from "
+                f"{self.source}: {ns} has no route back to {self.source}",
+                [f"rp_filter = {mode} for {iif} in {ns}: "
+                 + ", ".join(f"{k} = {v}" for k, v in values.items()),
+                 f"ip -n {ns} route get {self.source}: "
+                 + (answer.error or (back or {}).get("type", "no route"))],
+                [], decided_by="sysctl")  # the route back (named for the replies) heals it
         if mode != 1 or back is None or back.get("type") == "local" or back.get("dev") == iif:
             return None
-        what = "replies" if self.reply else "requests"
         return Finding(
             Cause.RP_FILTER,
             f"strict rp_filter in {ns} drops the {what} from {self.source} arriving on {iif}",
@@ -219,13 +214,38 @@ class Walk:
              + ", ".join(f"{k} = {v}" for k, v in values.items()),
              (f"{what} from {self.source} arrive on {iif}, but the route back to "
               f"{self.source} leaves by {back.get('dev')}: the path is asymmetric")],
-            [sysctl_fix(ns, {k: "2" for k, v in values.items() if v == "1"})])
+            [sysctl_fix(ns, {k: "2" for k, v in values.items() if v == "1"})],
+            decided_by="sysctl")
+
+    def source_local(self, ns: Ns, iif: str) -> Finding | None:
+        """Packets from an address of the receiving namespace itself are martians: dropped
+        (accept_local = 0), or with accept_local = 1 taken in and answered to itself."""
+        src = (self.source or "").split("/")[0]
+        holder = self.nets.holds(ns, src) if src and ns is not None else None
+        if holder is None or ns == self.visits[0][0]:
+            return None
+        keys = [f"net.{'ipv4' if self.family == 4 else 'ipv6'}.conf.{n}.accept_local"
+                for n in ("all", sysctl_ifname(iif))] if self.family == 4 else []
+        values = self.nets.sysctl(ns, *keys) if keys else {}
+        text = next(a for a in self.nets.link(ns, holder).addresses
+                    if address_of(a).ip == ipaddress.ip_address(src))
+        what = "replies" if self.reply else "requests"
+        found = Finding(
+            Cause.ACCEPT_LOCAL,
+            f"{ns} holds {src} itself (on {holder}): the {what} from {src} arriving on {iif} "
+            "look like its own packets",
+            [f"ip -j addr in {ns}: {text} on {holder}",
+             ", ".join(f"{k} = {v}" for k, v in values.items()) + ": the kernel drops packets "
+             "whose source is one of its own addresses (IP_LOCAL_SOURCE); with accept_local on,"
+             " it would answer them to itself" if values else
+             "a reply to its own address never leaves the namespace"],
+            decided_by="addr")
+        return found.fix(ip_n(ns, "addr", "del", text, "dev", holder),
+                         ip_n(ns, "addr", "add", text, "dev", holder))
 
     def no_route(self, ns: str, error: str) -> Finding:
         """No route at all: a down interface, one without an address, or a missing route."""
         self.note(f"{label(ns)}: no route to {self.target} ({error or 'route get failed'})")
-        from veth_wrap.explain.offpath import missing_route
-
         return missing_route(self, ns, error)
 
     def candidates(self, ns: Ns, exclude: str = "") -> list[Candidate]:
