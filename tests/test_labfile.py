@@ -151,3 +151,12 @@ def test_link_options_in_a_file_reach_the_kernel(cli, netns, unchanged, tmp_path
     assert "tbf" in _qdisc_kinds(a, f"vw-{b}") and "tbf" not in _qdisc_kinds(b, f"vw-{a}")
     gone = cli("down", "-f", str(path), "--json")
     assert gone.returncode == 0 and sorted(json.loads(gone.stdout)["namespaces"]) == sorted([a, b])
+
+
+def test_a_bridge_on_the_lab_subnet_leaves_the_free_30s_to_links():
+    lab = labfile.parse("name: wan\nsubnet: 10.61.0.0/24\nnamespaces: [a1, a2, b1, b2]\n"
+                        "links:\n  - between: [a1, b1]\n"
+                        "bridges:\n  - name: lan\n    members: [a2, b2]\n")
+    by_ns = {end.netns: end.addresses for end in lab.ends() if end.addresses}
+    assert by_ns["a2"] == ("10.61.0.1/24",) and by_ns["b2"] == ("10.61.0.2/24",)
+    assert by_ns["a1"] == ("10.61.0.5/30",) and by_ns["b1"] == ("10.61.0.6/30",)

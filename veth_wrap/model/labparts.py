@@ -47,9 +47,11 @@ class BuilderParts:
         hub = None if place == "root" else names.hub_netns(self.name)
         name = str(item.get("name") or names.bridge_name(self.name))
         self.ifname_ok(where + ("name",), name)
-        net = self._network(item, where + ("subnet",)) or self.subnet \
-            or ipaddress.ip_network(DEFAULT_SUBNET)
-        self._bridge_nets.append(net)
+        own = self._network(item, where + ("subnet",))
+        net = own or self.subnet or ipaddress.ip_network(DEFAULT_SUBNET)
+        if own is not None:  # a subnet of its own is the bridge's alone; links go elsewhere
+            self._bridge_nets.append(net)
+        # on the lab's subnet the members take hosts first, and links the /30s left free
         members = self._bridge_members(item, where)
         ifname = str(item.get("interface") or names.member_ifname(self.name))
         self.ifname_ok(where + ("interface",), ifname)
