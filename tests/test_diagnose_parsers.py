@@ -135,7 +135,7 @@ def test_sysctl_batch_sections():
 
 @pytest.mark.parametrize("sent,got,where", [
     (2, None, "never arrive at vb in b (rx +0)"),  # vb's counters did not move
-    (2, "after", "the requests arrive at vb in b (rx +2) and nothing is sent back"),
+    (2, "after", "the requests arrive at vb in b (rx +2) and no echo reply leaves it"),
     (0, None, ""),
 ])
 def test_where_the_counters_say_the_requests_stop(sent, got, where):
