@@ -133,10 +133,11 @@ def diagnose(namespace: str, dest: str, runner: Runner | None = None,
     diag = _conclude(diag, causes)
     if probe is not None and not received:
         where = probe.stops(walks[0].crossed) if diag.cause is Cause.UNKNOWN else ""
+        if diag.cause is Cause.UNKNOWN:  # no fix, but what the counters and the kernel said
+            diag.causes[0].evidence = probe.evidence()
         if where:
             diag.summary += f"; the counters say where: {where}"
             diag.causes[0].summary = diag.summary
-            diag.causes[0].evidence = probe.evidence()
             diag.causes[0].decided_by = "counters"
         diag.evidence.extend(probe.evidence())
     return diag

@@ -17,6 +17,7 @@ from veth_wrap.explain.nets import Nets, Ns, label
 from veth_wrap.kernel import state
 from veth_wrap.model import lossfilter as lossbpf
 
+ECHOES = 2  # echo requests in a test ping
 HOOKS = {"ffff:fff1": "ingress", "ffff:fff2": "egress"}  # clsact's minor parents, by kind
 
 
@@ -112,11 +113,14 @@ class Probe:
             if tx > 0 and rx == 0:
                 return (f"the requests leave {dev} in {label(ns)} (tx +{tx}) but never arrive "
                         f"at {far} in {label(far_ns)} (rx +0)")
-        if grew and grew[-1][3] > 0 and grew[-1][2] == 0:
-            ns, dev = grew[-1][:2]
-            return (f"the requests arrive at {dev} in {label(ns)} (rx +{grew[-1][3]}) and "
-                    "nothing is sent back")
-        return ""
+        if not grew:
+            return ""
+        ns, dev, tx, rx = grew[-1]
+        if rx >= ECHOES and tx < ECHOES:
+            return (f"the requests arrive at {dev} in {label(ns)} (rx +{rx}) and no echo reply "
+                    f"leaves it (tx +{tx}: fewer than the {ECHOES} replies; ARP counts too)")
+        # a fresh link's own traffic (ARP, IPv6 solicitations) blurs the rest: the numbers only
+        return f"the last device on the way, {dev} in {label(ns)}, received +{rx} and sent +{tx}"
 
     def evidence(self) -> list[str]:
         """The counters and the kernel's drop reasons, as evidence lines."""
