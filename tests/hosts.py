@@ -109,8 +109,11 @@ class Hosts:
         self.hosts.append(host)
         host.net.touch()
         host.mnt.touch()
+        # /etc/netns too: lab names (hosts files) are per host, as on separate machines
+        os.makedirs("/etc/netns", exist_ok=True)
         _sh("unshare", f"--net={host.net}", f"--mount={host.mnt}", "--propagation", "private",
             "sh", "-c", "mount -t tmpfs vethwrap-test-run /run && "
+            "mount -t tmpfs vethwrap-test-etc /etc/netns && "
             "mkdir -p /run/netns /run/sshd && ip link set lo up")
         return host
 

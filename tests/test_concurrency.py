@@ -84,7 +84,8 @@ def test_create_racing_destroy_leaves_the_lab_whole_or_gone(delay, netns, cli):
 
 @pytest.mark.integration
 def test_a_destroy_waits_until_a_create_has_verified(netns, cli, tmp_path):
-    """The create's first verification read is held 2 s; a destroy started then must wait."""
+    """The create's last call (its read-back rides there) is held 2 s; a destroy started then
+    must wait until the create has verified."""
     from faultip import FaultyIp
 
     members = [netns.name() for _ in range(2)]
@@ -93,7 +94,7 @@ def test_a_destroy_waits_until_a_create_has_verified(netns, cli, tmp_path):
     assert cli("create", *members, "--no-verify", env=fake.env()).returncode == 0
     applying = fake.count
     assert cli("destroy", *members).returncode == 0
-    fake.reset(at=applying + 1, mode="sleep", seconds=2)
+    fake.reset(at=applying, mode="sleep", seconds=2)
     create = subprocess.Popen([sys.executable, "-m", "veth_wrap", "create", *members],
                               text=True, env=fake.env(NO_COLOR="1"), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE)

@@ -98,7 +98,8 @@ def test_rollback_at_every_call_and_batch_line(shape, netns, tmp_path, monkeypat
             fake.reset(at=k, mode="line", line=line)
             message = _fails_cleanly(lab, fake, runner, before, made)
             assert "File exists" in message
-    assert calls > applying >= 3 and batches
+    # verification's reads ride in the build's last batch (its last lines are injected above)
+    assert calls >= applying >= 3 and batches
     print(f"\n{shape}: {calls} calls ({calls - applying} verifying), "
           f"{FAULTS['points'] - start} fault points")
 
