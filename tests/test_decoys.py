@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from veth_wrap import api
+from veth_wrap.kernel.inventory import labs
 from veth_wrap.run.runner import RecordingRunner, Result
 
 
@@ -64,3 +65,22 @@ def test_destroy_all_plans_every_lab_and_no_decoy(monkeypatch):
 def test_destroy_of_one_lab_leaves_the_other():
     plan = api.destroy_targets(lab="A", runner=RecordingRunner(_answer))
     assert _commands(plan) == ["ip -batch - <<'netns del a1\\nnetns del a2\\n'"]
+
+
+def test_destroying_other_namespaces_leaves_a_host_bridge_lab_alone():
+    from veth_wrap.compile.destroy import destroy_plan
+    from veth_wrap.kernel.state import NetnsState, parse_links
+
+    root = NetnsState(None, parse_links([
+        _link("lo", 1), _link("vbr-H", 2, "vethwrap/H/bridge/bridge", "bridge"),
+        _link("vp-h1", 3, "vethwrap/H/port/bridge"), _link("vp-h2", 4, "vethwrap/H/port/bridge")]))
+    views = labs({}, root)  # the members were not read: only the root namespace was
+    assert destroy_plan(["absent"], {}, views, root).empty
+    one = destroy_plan(["h1"], {}, views, root)
+    assert [op.args for step in one.steps for op in step.ops] == [("link", "del", "vp-h1")]
+    both = destroy_plan(["h1", "h2"], {}, views, root)
+    assert {op.args[-1] for step in both.steps for op in step.ops} == {"vp-h1", "vp-h2", "vbr-H"}
+    alone = NetnsState(None, {k: v for k, v in root.links.items() if not k.startswith("vp-")})
+    assert destroy_plan([], {}, labs({}, alone), alone).empty  # a bridge left without ports
+    named = destroy_plan([], {}, labs({}, alone), alone, named={"H"})
+    assert [op.args for step in named.steps for op in step.ops] == [("link", "del", "vbr-H")]

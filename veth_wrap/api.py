@@ -177,7 +177,8 @@ def destroy_targets(namespaces: Iterable[str] = (), lab: Optional[str] = None,
         targets = (view.members + ([view.hub] if view.hub else [])) if view else []
     else:
         targets = list(namespaces)
-    result = destroy_plan(targets, facts, views, root)
+    named = set(views) if everything else {lab} if lab else set()
+    result = destroy_plan(targets, facts, views, root, named)
     if lab and lab not in views:
         result.notes.append(f"lab {lab}: nothing of it in the kernel, nothing to do")
     return lifecycle.complete(result, targets, facts, views, lab, everything, runner)

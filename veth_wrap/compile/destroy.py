@@ -50,7 +50,8 @@ class Teardown(Plan):
 
 
 def destroy_plan(targets: Iterable[str], facts: dict[str, NetnsState],
-                 views: dict[str, LabView], root: Optional[NetnsState] = None) -> Teardown:
+                 views: dict[str, LabView], root: Optional[NetnsState] = None,
+                 named: Iterable[str] = ()) -> Teardown:
     """Delete the namespaces vethwrap created among targets, and its links in the others."""
     plan = Teardown()
     targets = [ns for ns in dict.fromkeys(targets)]
@@ -69,7 +70,7 @@ def destroy_plan(targets: Iterable[str], facts: dict[str, NetnsState],
                      comment=f"vethwrap's links in {ns}, which stays")
             plan.links += [(ns, name) for name in kept]
     doomed += _empty_hubs(targets, facts, views)
-    root_ops = _root_ops(targets, views, root)
+    root_ops = _root_ops(targets, views, root, frozenset(named))
     plan.add(root_ops, comment="vethwrap's links in the root namespace")
     plan.links += [(None, op.args[-1]) for op in root_ops]
     plan.add((Op(("netns", "del", ns)) for ns in doomed), comment="namespaces vethwrap created")
@@ -89,26 +90,26 @@ def _empty_hubs(targets: list[str], facts: dict[str, NetnsState],
     return hubs
 
 
-def _root_ops(targets: list[str], views: dict[str, LabView],
-              root: Optional[NetnsState]) -> list[Op]:
-    """Ports of a host bridge for the members that go; the bridge once none stays."""
+def _root_ops(targets: list[str], views: dict[str, LabView], root: Optional[NetnsState],
+              named: frozenset = frozenset()) -> list[Op]:
+    """Ports of a host bridge whose members go; the bridge once every port goes.
+
+    The root namespace is read for every lab, its members only where asked: a lab none of
+    whose members was read must not look memberless. A port goes with its member, named
+    after it; the bridge when all its ports go, or, with none left, when its lab is named.
+    """
     if root is None:
         return []
-    going = set(targets)
+    going = {port_ifname(ns) for ns in targets}
     ops = []
     for view in views.values():
-        if not view.root_links:
-            continue
-        all_go = set(view.members) <= going
-        for name in view.root_links:
-            peer_gone = _port_member(name, view, going)
-            if peer_gone or all_go:
-                ops.append(Op(("link", "del", name)))
+        roles = {name: root.links[name].mark.role for name in view.root_links
+                 if name in root.links and root.links[name].mark}
+        ports = [name for name, role in roles.items() if role == Role.PORT]
+        whole = all(name in going for name in ports) if ports else view.name in named
+        ops += [Op(("link", "del", name)) for name, role in roles.items()
+                if whole or (role == Role.PORT and name in going)]
     return ops
-
-
-def _port_member(port: str, view: LabView, going: set[str]) -> bool:
-    return any(port_ifname(member) == port for member in going & set(view.members))
 
 
 def teardown_of(plan: Plan, namespaces: Iterable[str]) -> Optional[Teardown]:
