@@ -68,7 +68,7 @@ def _guest_command(python: str, groups: list[tuple[str, list[str]]]) -> str:
     lines = []
     for name, paths in groups:
         pytest_argv = [python, "-m", "pytest", "-m", "stock_kernel", *paths, "-p",
-                       "no:cacheprovider", "-q", "-rA", "--color=no",
+                       "no:cacheprovider", "-q", "-rA", "--color=no", "--durations=0",
                        f"--junitxml=$RESULTS/junit-{name}.xml"]
         words = " ".join(shlex.quote(w) if not w.startswith("--junitxml") else f'"{w}"'
                          for w in pytest_argv)
@@ -111,6 +111,9 @@ def test_stock_kernel_suite():
     # other pytest runs may rotate away while the guest runs; removed when the lane passes
     results = Path(tempfile.mkdtemp(prefix=f"vethwrap-stock-{run_id}-", dir="/tmp"))
     measured_file = results / "measured.jsonl"
+    # the guest's root is read-only: bytecode it lacks it would compile in every process
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "veth_wrap", "tests"], cwd=ROOT,
+                   capture_output=True, check=False)
     before, git_before = _snapshot(), _git_status()
     env = {"VETHWRAP_STOCK_RUN": run_id, "VETHWRAP_STOCK_MEASURED": str(measured_file),
            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "COLUMNS": "200"}
@@ -134,6 +137,11 @@ def test_stock_kernel_suite():
               if measured_file.exists() else []}
     (results / "report.json").write_text(json.dumps(report, indent=2))
     print(f"stock-kernel lane ({kernel.name}): {json.dumps(report, indent=2)}")
+    for out in sorted(results.glob("pytest-*.txt")):
+        text = out.read_text(errors="replace")
+        cut = text.find("slowest durations")
+        tail = text[text.rfind("\n", 0, cut) + 1:] if cut >= 0 else text[-3000:]
+        print(f"--- guest {out.name} ---\n{tail}")
 
     # nothing of the guest's may show on the host: namespaces, links, the checkout
     after = _snapshot()
