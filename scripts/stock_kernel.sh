@@ -77,6 +77,7 @@ vmlinuz="$root/boot/vmlinuz-$version"
 if [ ! -s "$vmlinuz" ] || [ ! -f "$root/.unpacked" ]; then
     say "apt-get download $pkg"
     mkdir -p "$CACHE/debs"
+    chown _apt "$CACHE/debs" 2>/dev/null || true  # apt-get download's sandbox user
     rm -rf "$root"
     (cd "$CACHE/debs" && rm -f "${pkg}"_*.deb && apt-get download -q "$pkg" >&2) || {
         apt_update
@@ -87,6 +88,8 @@ if [ ! -s "$vmlinuz" ] || [ ! -f "$root/.unpacked" ]; then
     mkdir -p "$root"
     dpkg -x "$deb" "$root" || die "dpkg -x $deb failed"
     [ -s "$vmlinuz" ] || die "$deb holds no boot/vmlinuz-$version"
+    # the index virtme-ng would otherwise build in this tree at the first boot
+    depmod -b "$root" "$version" || die "depmod -b $root $version failed"
     touch "$root/.unpacked"
     rm -f "$deb"
 fi

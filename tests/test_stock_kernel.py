@@ -35,6 +35,7 @@ GUEST = ROOT / "scripts" / "stock_guest.py"
 STOCK = ROOT / "tests" / "stock"
 JOBS = int(os.environ.get("VETHWRAP_STOCK_JOBS", "2"))  # pytest processes run at once inside
 TIMEOUT = float(os.environ.get("VETHWRAP_STOCK_TIMEOUT", "1500"))
+# VETHWRAP_STOCK_KEEP=1 keeps the results directory (/tmp/vethwrap-stock-*) after a pass too
 
 
 def _prepare() -> tuple[Path, float]:
@@ -86,7 +87,9 @@ def _snapshot() -> tuple[set[str], set[str]]:
 
 
 def _git_status() -> str:
-    return subprocess.run(["git", "status", "--porcelain", "--ignored"], cwd=ROOT,
+    """Tracked changes and untracked files (the guest sees the checkout read-only, which
+    tests/stock/test_isolation.py checks from inside)."""
+    return subprocess.run(["git", "status", "--porcelain"], cwd=ROOT,
                           capture_output=True, text=True).stdout
 
 
@@ -116,6 +119,7 @@ def test_stock_kernel_suite():
                    capture_output=True, check=False)
     before, git_before = _snapshot(), _git_status()
     env = {"VETHWRAP_STOCK_RUN": run_id, "VETHWRAP_STOCK_MEASURED": str(measured_file),
+           "VETHWRAP_STOCK_KERNEL": str(kernel),
            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "COLUMNS": "200"}
     groups = _groups(JOBS)
     argv = [sys.executable, str(GUEST), str(results), "--kernel", str(kernel), "--timeout",
@@ -157,4 +161,5 @@ def test_stock_kernel_suite():
     passed = sum(int(n) for out in results.glob("pytest-*.txt")
                  for n in re.findall(r"(\d+) passed", out.read_text()[-400:]))
     assert passed >= len(list(STOCK.glob("test_*.py"))), _summary(results)
-    shutil.rmtree(results)
+    if os.environ.get("VETHWRAP_STOCK_KEEP") != "1":
+        shutil.rmtree(results)
