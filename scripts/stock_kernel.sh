@@ -8,8 +8,9 @@
 #   - a venv with PyPI virtme-ng ($VETHWRAP_VNG_VENV, default /opt/vethwrap-vng);
 #   - the kernel package linux-image-amd64 depends on, fetched with apt-get download and unpacked
 #     with dpkg -x into $VETHWRAP_KERNEL_CACHE (default /opt/vethwrap-kernel); its modules are
-#     copied to /lib/modules/VERSION and indexed with depmod VERSION, because the guest loads
-#     modules from the shared tree's /lib/modules.
+#     indexed there (depmod -b) and copied to /lib/modules/VERSION and indexed with depmod VERSION,
+#     for a guest that loads modules from the shared tree's /lib/modules (virtme-ng 1.42 itself
+#     mounts a tmpfs on the guest's /lib/modules and links VERSION to the unpacked tree).
 # Nothing else on the host changes: no module is loaded here and no sysctl or firewall is touched.
 #
 # Progress goes to stderr; on success the last line on stdout is the vmlinuz path.
