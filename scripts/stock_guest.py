@@ -22,6 +22,8 @@ it; 125 when no status came out (the guest did not boot, or hit --timeout). The 
 messages and the command's terminal output) is kept in RESULTDIR/console.log. Without --kernel,
 scripts/stock_kernel.sh prepares the lane and names the kernel.
 
+VETHWRAP_STOCK_QEMU_OPTS adds QEMU options (e.g. `-cpu ...`, which overrides vng's `-cpu max`).
+
 Only the processes started here are ever signalled: vng runs in a session of its own and, on a
 timeout, that session's process group is ended.
 """
@@ -97,6 +99,7 @@ def vng_argv(kernel: Path, results: Path, cpus: int, memory: str,
         f"-fsdev local,id=vwcache{i},path={path},security_model=none,readonly=on,multidevs=remap"
         f" -device virtio-9p-pci,fsdev=vwcache{i},mount_tag=vwcache{i}"
         for i, path in enumerate(cached))
+    exports = " ".join(filter(None, [exports, os.environ.get("VETHWRAP_STOCK_QEMU_OPTS", "")]))
     argv = [str(VENV / "bin" / "vng"), "--disable-kvm", "--force-9p", "-v", "-r", str(kernel),
             "--memory", memory, "--cpus", str(cpus), f"--rwdir={results}"]
     if exports:

@@ -8,8 +8,9 @@
 #   - a venv with PyPI virtme-ng ($VETHWRAP_VNG_VENV, default /opt/vethwrap-vng);
 #   - the kernel package linux-image-amd64 depends on, fetched with apt-get download and unpacked
 #     with dpkg -x into $VETHWRAP_KERNEL_CACHE (default /opt/vethwrap-kernel); its modules are
-#     copied to /lib/modules/VERSION and indexed with depmod VERSION, because the guest loads
-#     modules from the shared tree's /lib/modules.
+#     indexed there (depmod -b) and copied to /lib/modules/VERSION and indexed with depmod VERSION,
+#     for a guest that loads modules from the shared tree's /lib/modules (virtme-ng 1.42 itself
+#     mounts a tmpfs on the guest's /lib/modules and links VERSION to the unpacked tree).
 # Nothing else on the host changes: no module is loaded here and no sysctl or firewall is touched.
 #
 # Progress goes to stderr; on success the last line on stdout is the vmlinuz path.
@@ -77,6 +78,7 @@ vmlinuz="$root/boot/vmlinuz-$version"
 if [ ! -s "$vmlinuz" ] || [ ! -f "$root/.unpacked" ]; then
     say "apt-get download $pkg"
     mkdir -p "$CACHE/debs"
+    chown _apt "$CACHE/debs" 2>/dev/null || true  # apt-get download's sandbox user
     rm -rf "$root"
     (cd "$CACHE/debs" && rm -f "${pkg}"_*.deb && apt-get download -q "$pkg" >&2) || {
         apt_update
@@ -87,6 +89,8 @@ if [ ! -s "$vmlinuz" ] || [ ! -f "$root/.unpacked" ]; then
     mkdir -p "$root"
     dpkg -x "$deb" "$root" || die "dpkg -x $deb failed"
     [ -s "$vmlinuz" ] || die "$deb holds no boot/vmlinuz-$version"
+    # the index virtme-ng would otherwise build in this tree at the first boot
+    depmod -b "$root" "$version" || die "depmod -b $root $version failed"
     touch "$root/.unpacked"
     rm -f "$deb"
 fi

@@ -35,6 +35,7 @@ GUEST = ROOT / "scripts" / "stock_guest.py"
 STOCK = ROOT / "tests" / "stock"
 JOBS = int(os.environ.get("VETHWRAP_STOCK_JOBS", "2"))  # pytest processes run at once inside
 TIMEOUT = float(os.environ.get("VETHWRAP_STOCK_TIMEOUT", "1500"))
+# VETHWRAP_STOCK_KEEP=1 keeps the results directory (/tmp/vethwrap-stock-*) after a pass too
 
 
 def _prepare() -> tuple[Path, float]:
@@ -68,7 +69,7 @@ def _guest_command(python: str, groups: list[tuple[str, list[str]]]) -> str:
     lines = []
     for name, paths in groups:
         pytest_argv = [python, "-m", "pytest", "-m", "stock_kernel", *paths, "-p",
-                       "no:cacheprovider", "-q", "-rA", "--color=no",
+                       "no:cacheprovider", "-q", "-rA", "--color=no", "--durations=0",
                        f"--junitxml=$RESULTS/junit-{name}.xml"]
         words = " ".join(shlex.quote(w) if not w.startswith("--junitxml") else f'"{w}"'
                          for w in pytest_argv)
@@ -86,7 +87,9 @@ def _snapshot() -> tuple[set[str], set[str]]:
 
 
 def _git_status() -> str:
-    return subprocess.run(["git", "status", "--porcelain", "--ignored"], cwd=ROOT,
+    """Tracked changes and untracked files (the guest sees the checkout read-only, which
+    tests/stock/test_isolation.py checks from inside)."""
+    return subprocess.run(["git", "status", "--porcelain"], cwd=ROOT,
                           capture_output=True, text=True).stdout
 
 
@@ -111,8 +114,12 @@ def test_stock_kernel_suite():
     # other pytest runs may rotate away while the guest runs; removed when the lane passes
     results = Path(tempfile.mkdtemp(prefix=f"vethwrap-stock-{run_id}-", dir="/tmp"))
     measured_file = results / "measured.jsonl"
+    # the guest's root is read-only: bytecode it lacks it would compile in every process
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "veth_wrap", "tests"], cwd=ROOT,
+                   capture_output=True, check=False)
     before, git_before = _snapshot(), _git_status()
     env = {"VETHWRAP_STOCK_RUN": run_id, "VETHWRAP_STOCK_MEASURED": str(measured_file),
+           "VETHWRAP_STOCK_KERNEL": str(kernel),
            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "COLUMNS": "200"}
     groups = _groups(JOBS)
     argv = [sys.executable, str(GUEST), str(results), "--kernel", str(kernel), "--timeout",
@@ -134,6 +141,11 @@ def test_stock_kernel_suite():
               if measured_file.exists() else []}
     (results / "report.json").write_text(json.dumps(report, indent=2))
     print(f"stock-kernel lane ({kernel.name}): {json.dumps(report, indent=2)}")
+    for out in sorted(results.glob("pytest-*.txt")):
+        text = out.read_text(errors="replace")
+        cut = text.find("slowest durations")
+        tail = text[text.rfind("\n", 0, cut) + 1:] if cut >= 0 else text[-3000:]
+        print(f"--- guest {out.name} ---\n{tail}")
 
     # nothing of the guest's may show on the host: namespaces, links, the checkout
     after = _snapshot()
@@ -149,4 +161,5 @@ def test_stock_kernel_suite():
     passed = sum(int(n) for out in results.glob("pytest-*.txt")
                  for n in re.findall(r"(\d+) passed", out.read_text()[-400:]))
     assert passed >= len(list(STOCK.glob("test_*.py"))), _summary(results)
-    shutil.rmtree(results)
+    if os.environ.get("VETHWRAP_STOCK_KEEP") != "1":
+        shutil.rmtree(results)

@@ -115,9 +115,9 @@ def address(created: dict, namespace: str) -> str:
     raise AssertionError(f"create --json gave {namespace} no address: {created}")
 
 
-def impairments(namespace: str) -> dict[str, dict]:
-    """{interface: impairments} of namespace, from `vethwrap show NS --json`."""
-    shown = vethwrap_json("show", namespace)
-    return {iface["name"]: iface.get("impairments") or {}
-            for lab in shown["labs"] for space in lab["namespaces"] if space["name"] == namespace
-            for iface in space["interfaces"]}
+def impairments(*namespaces: str) -> dict[tuple[str, str], dict]:
+    """{(namespace, interface): impairments}, from one `vethwrap show NS ... --json`."""
+    shown = vethwrap_json("show", *namespaces)
+    return {(space["name"], iface["name"]): iface.get("impairments") or {}
+            for lab in shown["labs"] for space in lab["namespaces"]
+            if space["name"] in namespaces for iface in space["interfaces"]}

@@ -2,6 +2,9 @@
 
 Runs inside the stock-kernel guest (see conftest.py): the br_netfilter test loads the module and
 sets the guest's root-namespace FORWARD policy and bridge sysctl, and puts all back afterwards.
+A `vethwrap destroy` anywhere removes every --host-bridge lab's root links (the xfail below), so
+the --host-bridge labs live here, run one after another with this module's destroys, and no other
+guest test module calls destroy.
 """
 
 from __future__ import annotations
@@ -72,7 +75,26 @@ def test_br_netfilter_drop_is_diagnosed_and_its_fix_works(names, guest_firewall)
     assert not found["reachable"] and found["cause"] == "br-netfilter-drop", found
     assert found["fix_script"], found
     run("sh", "-e", input="\n".join(found["fix_script"]) + "\n")
-    run("ip", "netns", "exec", x, "ping", "-c", "3", "-W", "2", "-i", "0.2", dest)
+    pinged = run("ip", "netns", "exec", x, "ping", "-c", "3", "-W", "2", "-i", "0.2", dest,
+                 check=False)
+    state = [run(*argv, check=False).stdout for argv in (
+        ("ip", "-n", x, "-br", "addr"), ("ip", "-n", x, "route"), ("ip", "-br", "link"),
+        ("iptables", "-S", "FORWARD"))]
+    assert pinged.returncode == 0, (pinged.stdout, pinged.stderr, found, *state)
     vethwrap("destroy", "--lab", x)
     assert not names.left()
     assert not {b["name"] for b in created["bridges"]} & set(root_links())
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "destroy reads only the namespaces it is given, so a --host-bridge lab it did not read looks "
+    "memberless and teardown._root_ops deletes all its root links (set() <= going)"))
+def test_destroying_other_namespaces_leaves_a_host_bridge_lab_alone(names):
+    x, y, z = names(3)
+    created = vethwrap_json("create", x, y, z, "--host-bridge")
+    bridges = {b["name"] for b in created["bridges"]}
+    for bridge in bridges:
+        names.root_link(bridge)
+    (absent,) = names(1)  # never created: nothing of it to remove
+    vethwrap("destroy", absent)
+    assert bridges <= set(root_links()), "destroy of another name removed the host bridge"
