@@ -2,9 +2,8 @@
 
 Runs inside the stock-kernel guest (see conftest.py): the br_netfilter test loads the module and
 sets the guest's root-namespace FORWARD policy and bridge sysctl, and puts all back afterwards.
-A `vethwrap destroy` anywhere removes every --host-bridge lab's root links (the xfail below), so
-the --host-bridge labs live here, run one after another with this module's destroys, and no other
-guest test module calls destroy.
+The --host-bridge labs live here and run one after another; a destroy of other namespaces
+leaves them alone (the last test).
 """
 
 from __future__ import annotations
@@ -86,9 +85,6 @@ def test_br_netfilter_drop_is_diagnosed_and_its_fix_works(names, guest_firewall)
     assert not {b["name"] for b in created["bridges"]} & set(root_links())
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "destroy reads only the namespaces it is given, so a --host-bridge lab it did not read looks "
-    "memberless and teardown._root_ops deletes all its root links (set() <= going)"))
 def test_destroying_other_namespaces_leaves_a_host_bridge_lab_alone(names):
     x, y, z = names(3)
     created = vethwrap_json("create", x, y, z, "--host-bridge")
