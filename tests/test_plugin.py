@@ -62,6 +62,7 @@ import subprocess
 def test_fails_after_building(vethwrap_lab):
     lab = vethwrap_lab(["x", "y", "z"])
     open("names.txt", "w").write("\\n".join(lab.lab.namespaces()))
+    open("lab.txt", "w").write(lab.lab.name)
     server = lab.popen("x", ["sleep", "600"])
     service = lab.start("y", ["sleep", "600"], name="nap")
     stray = subprocess.Popen(["ip", "netns", "exec", lab["z"], "sleep", "600"])
@@ -86,6 +87,9 @@ def test_lab_is_removed_even_when_the_test_fails(tmp_path):
     assert not set(made) & {line.split()[0] for line in listed.splitlines() if line}
     for pid in (tmp_path / "pids.txt").read_text().split():  # popen, start, and by hand
         assert not _running(int(pid)), pid
+    name = (tmp_path / "lab.txt").read_text()
+    assert not os.path.exists(f"/run/vethwrap/logs/{name}")  # the service's log went too
+    assert not any(os.path.exists(f"/etc/netns/{ns}") for ns in made)
 
 
 def _running(pid: int) -> bool:

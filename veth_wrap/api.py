@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
 
@@ -23,6 +24,7 @@ from veth_wrap.lifecycle import (  # noqa: F401 (the services' API, re-exported)
     stop,
 )
 from veth_wrap.model.linkopts import LinkOpts
+from veth_wrap.model.procfacts import LOG_ROOT
 from veth_wrap.model.topology import Lab
 from veth_wrap.run.lock import locked
 from veth_wrap.run.runner import Runner, default_runner
@@ -215,7 +217,8 @@ def destroy_built(built: Built, runner: Optional[Runner] = None,
     namespaces = built.lab.namespaces()
     fast = teardown_of(built.plan, namespaces)
     if fast is not None:
-        fast.steps += hosts.removal_steps(hostsfiles.read(namespaces).values())
+        logs = [path for path in (f"{LOG_ROOT}/{built.lab.name}",) if os.path.exists(path)]
+        fast.steps += hosts.removal_steps(hostsfiles.read(namespaces).values(), logs)
         fast.doomed = procs.inodes(namespaces)
         try:
             with locked(), lifecycle.pinned(fast):
