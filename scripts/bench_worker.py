@@ -15,6 +15,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from typing import Optional
@@ -25,28 +26,53 @@ sys.path.insert(0, os.environ.get("BENCH_SRC") or os.path.dirname(os.path.dirnam
     os.path.abspath(__file__))))
 
 
-class CountingRunner:
-    """Wraps the real runner: counts processes per phase."""
+def forks(batch: str) -> int:
+    """The `ip` processes a batch's `netns exec` lines start, and those their batches start
+    (a step run inside a root batch reads its own batch from a memory file, run/fuse)."""
+    count = 0
+    for line in batch.splitlines():
+        if line.startswith("netns exec "):
+            count += 1
+            words = line.split()
+            if words[-2] == "-batch" and words[-1].startswith("/dev/fd/"):
+                with open(words[-1]) as inner:
+                    count += forks(inner.read())
+    return count
 
-    def __init__(self, inner) -> None:
-        self.inner = inner
-        self.phase = "other"
-        self.counts: Counter = Counter()
 
-    def run(self, argv, stdin: Optional[str] = None, check: bool = True):
-        """Count, then run."""
-        forks = sum(line.startswith("netns exec ") for line in (stdin or "").splitlines())
-        self.counts[self.phase] += 1 + forks
-        return self.inner.run(argv, stdin, check)
+def counting_runner():
+    """The real runner (so vethwrap treats it as such), counting processes per phase.
+
+    Steps done without a process (files, the namespace list) are not counted.
+    """
+    from veth_wrap.run import files
+    from veth_wrap.run.runner import ShRunner
+
+    class CountingRunner(ShRunner):
+        def __init__(self) -> None:
+            super().__init__()
+            self.phase = "other"
+            self.counts: Counter = Counter()
+            self.lock = threading.Lock()
+
+        def run(self, argv, stdin: Optional[str] = None, check: bool = True):
+            """Count, then run."""
+            if not files.builtin(argv):
+                started = 1 + forks(stdin or "")  # before the sum: steps run in threads
+                with self.lock:
+                    self.counts[self.phase] += started
+            return super().run(argv, stdin, check)
+
+    return CountingRunner()
 
 
-def install() -> CountingRunner:
+def install():
     """Make every vethwrap call in this process go through a counting runner, by phase."""
     from veth_wrap import api
     from veth_wrap.run import runner as runmod
     from veth_wrap.run import walker
 
-    counting = CountingRunner(runmod.ShRunner())
+    counting = counting_runner()
     runmod._default = counting
     for module, name, phase in ((api, "plan", "plan read"), (api, "apply", "build"),
                                 (api, "verify", "verify"), (api, "destroy_built", "destroy"),
@@ -56,7 +82,7 @@ def install() -> CountingRunner:
     return counting
 
 
-def _phased(func, counting: CountingRunner, phase: str):
+def _phased(func, counting, phase: str):
     def wrapper(*args, **kwargs):  # the outermost phase wins: destroy's apply is destroy
         outer = counting.phase
         counting.phase = phase if outer == "other" else outer

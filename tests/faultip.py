@@ -1,8 +1,10 @@
 """A fault-injecting `ip` for tests: a shell wrapper placed first on PATH.
 
 It counts its top-level calls (a batch is one call; the `ip` that `ip netns exec` starts is
-not counted), passes every call, stdin included, to the real ip, except call K, which it
-fails, rewrites (one batch line becomes a line the kernel refuses), or slows down.
+not counted, except one that reads a batch file: a step the walker ran inside a root batch,
+run/fuse), passes every call, stdin included, to the real ip, except call K, which it
+fails, rewrites (one batch line becomes a line the kernel refuses), or slows down. Such a
+step's batch file is given to the real ip on stdin, so every mode treats it alike.
 """
 
 from __future__ import annotations
@@ -20,14 +22,28 @@ REFUSED_LINE = "link add lo type dummy"  # lo exists in every namespace: "File e
 _SCRIPT = r"""#!/bin/sh
 d=$(dirname "$0")
 real=@REAL@
-[ -n "$VWF_INNER" ] && exec "$real" "$@"
+if [ -n "$VWF_INNER" ]; then
+  file=""
+  for a in "$@"; do file=$a; done
+  case "$file" in /dev/fd/*) ;; *) exec "$real" "$@" ;; esac
+  exec < "$file"
+  total=$#; i=0
+  for a do
+    i=$((i + 1)); [ $i -eq 1 ] && set --
+    [ $i -eq $total ] && a=/dev/stdin
+    set -- "$@" "$a"
+  done
+fi
 export VWF_INNER=1
-exec 9>>"$d/count.lock"
-flock 9
-n=$(( $(cat "$d/count" 2>/dev/null || echo 0) + 1 ))
-echo "$n" > "$d/count"
-flock -u 9
-exec 9>&-
+name=-
+for a in "$@"; do [ "$a" = "/dev/stdin" ] && name=/dev/stdin; done
+# the lock in a subshell: this shell's descriptors (a step's batch file) pass on untouched
+n=$( (
+  flock 9
+  n=$(( $(cat "$d/count" 2>/dev/null || echo 0) + 1 ))
+  echo "$n" > "$d/count"
+  echo "$n"
+) 9>>"$d/count.lock" )
 printf '%s\n' "$n $*" >> "$d/log"
 batch=no
 for a in "$@"; do [ "$a" = "-batch" ] && batch=yes; done
@@ -41,7 +57,7 @@ fi
 case "$(cat "$d/mode")" in
   fail)
     echo "RTNETLINK answers: File exists" >&2
-    [ "$batch" = yes ] && echo "Command failed -:1" >&2
+    [ "$batch" = yes ] && echo "Command failed $name:1" >&2
     exit 2 ;;
   message)
     cat "$d/message" >&2

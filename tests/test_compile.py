@@ -13,7 +13,6 @@ from veth_wrap.kernel import state
 from veth_wrap.kernel.inventory import labs
 from veth_wrap.model import names, shapes
 from veth_wrap.model.topology import End, Kind, Link
-from veth_wrap.steps import BATCHES_AT_ONCE
 
 DATA = Path(__file__).parent / "data" / "ip"
 
@@ -67,29 +66,28 @@ def test_pair_plan_script_quotes_and_matches_steps():
 def test_bridge_plan_from_nothing():
     plan = create_plan(shapes.build(["ns0", "ns1", "ns2"]), {})
     got = steps(plan)
-    assert got[0] == ("ip -batch -", "".join(
-        f"netns add {ns}\nnetns exec {ns} ip link set lo up alias vethwrap/ns0/{role}/bridge\n"
-        for ns, role in [("ns0", "netns"), ("ns1", "netns"), ("ns2", "netns"),
-                         ("vethwrap-ns0", "hub")]))
-    assert got[1] == ("ip -n vethwrap-ns0 -batch -", "".join(
-        f"{line}\n" for line in [
-            "link add vbr-ns0 type bridge mcast_snooping 0",
-            "link set vbr-ns0 addrgenmode none alias vethwrap/ns0/bridge/bridge",
-            "link set vbr-ns0 up",
-            *(w for n in range(3) for w in (
-                f"link add vb-ns0 netns ns{n} type veth peer name vp-ns{n}",
-                f"link set vp-ns{n} addrgenmode none up alias vethwrap/ns0/port/bridge"))]))
-    # the members' few commands fork an `ip` each inside one root batch, not a step apiece;
-    # without IPv6 an end makes no link-local address, so it comes up silent, inside
-    assert got[2] == ("ip -batch -", "".join(
-        f"netns exec ns{n} ip link set vb-ns0 addrgenmode none up alias "
-        "vethwrap/ns0/member/bridge\n"
-        f"netns exec ns{n} ip addr add 10.0.0.{n + 1}/24 dev vb-ns0\n" for n in range(3)))
-    assert plan.steps[2].group == "members"
-    # the ports join the bridge last: ends coming up before would flood it with IPv6 multicast
-    assert got[3] == ("ip -n vethwrap-ns0 -batch -",
-                      "".join(f"link set vp-ns{n} master vbr-ns0\n" for n in range(3)))
-    assert len(got) == 4
+    # the hub first, marked by its own step's first line (no fork of its own)
+    assert got[0] == ("ip netns add vethwrap-ns0", "")
+    assert got[1] == ("ip -n vethwrap-ns0 -batch -", "".join(f"{line}\n" for line in [
+        "link set lo up alias vethwrap/ns0/hub/bridge",
+        "link add vbr-ns0 type bridge mcast_snooping 0",
+        "link set vbr-ns0 addrgenmode none alias vethwrap/ns0/bridge/bridge",
+        "link set vbr-ns0 up"]))
+    # each member is added, then at once marked and wired by one step inside it, which
+    # makes its veth with the port end in the hub: one fork a member, and a crash
+    # between two steps leaves every namespace made so far marked
+    for n in range(3):
+        assert got[2 + 2 * n] == (f"ip netns add ns{n}", "")
+        assert got[3 + 2 * n] == (f"ip -n ns{n} -batch -", "".join(f"{line}\n" for line in [
+            "link set lo up alias vethwrap/ns0/netns/bridge",
+            f"link add vb-ns0 type veth peer name vp-ns{n} netns vethwrap-ns0",
+            "link set vb-ns0 addrgenmode none up alias vethwrap/ns0/member/bridge",
+            f"addr add 10.0.0.{n + 1}/24 dev vb-ns0"]))
+    # the ports come up and join the bridge last, silent (no IPv6 link-local address)
+    assert got[8] == ("ip -n vethwrap-ns0 -batch -", "".join(
+        [f"link set vp-ns{n} addrgenmode none up alias vethwrap/ns0/port/bridge\n"
+         for n in range(3)] + [f"link set vp-ns{n} master vbr-ns0\n" for n in range(3)]))
+    assert len(got) == 9
 
 
 def test_dual_stack_bridge_brings_ends_up_early_and_keeps_ipv6_autoconf():
@@ -110,17 +108,15 @@ def test_no_addrgenmode_where_the_kernel_has_no_ipv6():
 def test_many_namespaces_go_in_batches_that_run_at_once():
     members = [f"ns{i}" for i in range(40)]
     plan = create_plan(shapes.build(members), {})
-    parts = BATCHES_AT_ONCE
     groups = [step.group for step in plan.steps]
-    assert groups == ["", *["namespaces"] * parts, "", *["members"] * parts, ""]
-    lines = [op.line() for step in plan.steps for op in step.ops]
-    assert sum(line.startswith("netns add ") for line in lines) == 41
-    assert plan.steps[0].ops[0].args == ("netns", "add", "ns0")  # alone: it may mount /run/netns
-    members_steps = plan.steps[-parts - 1:-1]
-    inside = [op.args[2] for step in members_steps for op in step.ops]
-    assert sorted(set(inside)) == sorted(members) and len(inside) == 80
-    owners = [{op.args[2] for op in step.ops} for step in members_steps]
-    assert sum(map(len, owners)) == len(members)  # a member's commands stay in one batch, in order
+    # the hub and its bridge alone, then each member's add and step (the walker runs
+    # several such runs at once), then the ports
+    assert groups == ["", "", *["members"] * 80, ""]
+    assert plan.steps[0].ops[0].args == ("netns", "add", "vethwrap-ns0")  # alone: it may mount
+    for i, ns in enumerate(members):
+        add, inside = plan.steps[2 + 2 * i], plan.steps[3 + 2 * i]
+        assert add.netns is None and add.ops[0].args == ("netns", "add", ns)
+        assert inside.netns == ns and inside.ops[0].args[:4] == ("link", "set", "lo", "up")
 
 
 def test_chain_plan_from_nothing():

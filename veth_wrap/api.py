@@ -179,6 +179,8 @@ def destroy_targets(namespaces: Iterable[str] = (), lab: Optional[str] = None,
         targets = (view.members + ([view.hub] if view.hub else [])) if view else []
     else:
         targets = list(namespaces)
+        targets += inventory.portless_hubs(targets, facts, runner)
+        views = inventory.labs(facts, root)
     named = set(views) if everything else {lab} if lab else set()
     result = destroy_plan(targets, facts, views, root, named)
     if lab and lab not in views:

@@ -71,6 +71,11 @@ class CommandFailed(VethwrapError):
         super().__init__(f"command failed: {what}: {kernel}", _hint_for(kernel))
 
     @property
+    def killed(self) -> bool:
+        """True when a signal ended the command (`sh` reports minus its number)."""
+        return self.returncode < 0
+
+    @property
     def batch_done(self) -> int | None:
         """How many lines of a batch completed before the failing one, if known."""
         failed = failed_lines(self.stderr)

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
 from typing import Optional
 
 from veth_wrap.compile import vxlan
+from veth_wrap.compile.bridge import Wiring, bridge_ops, mark
 from veth_wrap.errors import ConflictError, UsageError
 from veth_wrap.model.facts import LinkState, NetnsState
 from veth_wrap.model.hostshare import tunnel_ends
-from veth_wrap.model.names import Mark, Role
+from veth_wrap.model.names import Role
 from veth_wrap.model.topology import End, Lab
-from veth_wrap.steps import PARALLEL_FROM, Op, Plan, spread
+from veth_wrap.steps import PARALLEL_FROM, Op, Plan, Step, spread
 
 
 def create_plan(lab: Lab, facts: dict[str, NetnsState], root: Optional[NetnsState] = None,
@@ -28,28 +28,39 @@ def create_plan(lab: Lab, facts: dict[str, NetnsState], root: Optional[NetnsStat
     plan = Plan()
     missing = [ns for ns in lab.namespaces() if ns not in facts]
     after = _forwarding_ops(lab, facts)
-    wired = _Wiring()
+    wired = Wiring()
     if lab.bridges and lab.bridges[0].netns is None:
-        wired = _bridge_ops(lab, root or NetnsState(None), None, lab_quiet)
+        wired = bridge_ops(lab, root or NetnsState(None), None, lab_quiet)
         after += wired.made
-    _add_namespaces(plan, lab, missing, after)
+    inward = _member_side(lab) and bool(lab_quiet)  # IPv6 ends come up early (bridge.py)
+    late = [ns for ns in missing if inward and ns in lab.members]  # added just before use
+    _add_namespaces(plan, lab, [ns for ns in missing if ns not in late],
+                    [] if inward else after, marked=not inward)
+    first_inside = len(plan.steps)
     if lab.hub:
         hub_state = facts.get(lab.hub, NetnsState(lab.hub))
         hub_ops = _lo_ops(lab, lab.hub, hub_state, Role.HUB) if lab.hub in facts else []
-        wired = _bridge_ops(lab, hub_state, lab.hub, lab_quiet)
+        wired = bridge_ops(lab, hub_state, lab.hub, lab_quiet, inward)
         plan.add(hub_ops + wired.made, netns=lab.hub, comment=f"bridge in {lab.hub}")
-    inside = {ns: _member_ops(lab, ns, facts, wired.raised.get(ns), lab_quiet)
-              for ns in lab.members}
-    if _bridge_only(lab):
-        _add_folded(plan, inside)
-    else:
-        for ns, ops in inside.items():
-            plan.add(ops, netns=ns, comment=f"namespace {ns}")
+    inside = {ns: wired.inward.get(ns, []) + _member_ops(lab, ns, facts, wired.raised.get(ns),
+                                                         lab_quiet) for ns in lab.members}
+    # a big bridge's members are independent of each other: the walker may run them at once
+    group = "members" if inward and len(lab.members) >= PARALLEL_FROM else ""
+    for ns, ops in inside.items():
+        if ns in late:  # its own step follows at once and marks it: a crash leaves it findable
+            plan.add([_netns_add(lab, ns, False)[0]], comment=f"namespace {ns}", group=group)
+        plan.add(ops, netns=ns, comment=f"inside {ns}" if ns in late else f"namespace {ns}",
+                 group=group)
+    if inward:
+        plan.add(after, comment="root namespace")
     if wired.attach:
         bridge = lab.bridges[0]
-        plan.add(wired.attach, netns=bridge.netns, comment=f"ports onto {bridge.name}")
+        plan.add(wired.ports + wired.attach, netns=bridge.netns,
+                 comment=f"ports onto {bridge.name}")
     vxlan.add_tunnels(plan, lab, facts)  # a lab over several hosts: this host's VXLAN ends
     _option_steps(plan, lab, facts, root, netem)
+    if inward:
+        _mark_new(plan, lab, missing, first_inside)
     busy = {step.netns for step in plan.steps} | {ns for ns, ops in inside.items() if ops}
     for ns in lab.namespaces():
         if ns in facts and ns not in busy:
@@ -57,14 +68,15 @@ def create_plan(lab: Lab, facts: dict[str, NetnsState], root: Optional[NetnsStat
     return plan
 
 
-def _add_namespaces(plan: Plan, lab: Lab, missing: list[str], after: list[Op]) -> None:
+def _add_namespaces(plan: Plan, lab: Lab, missing: list[str], after: list[Op],
+                    marked: bool) -> None:
     """The missing namespaces, then the root ops that need them all.
 
-    Marking a namespace forks an `ip` inside it, so many namespaces go as several batches
-    at once (runner.BATCHES_AT_ONCE). The first goes alone before them, so that only one
-    `ip` turns /run/netns into a mount point on a freshly booted host.
+    The first goes alone before the others, so that only one `ip` turns /run/netns into a
+    mount point on a freshly booted host; many go as several batches at once. marked: each
+    is marked as it is made; otherwise the first step inside it does that (_mark_new).
     """
-    made = [_netns_add(lab, ns) for ns in missing]
+    made = [_netns_add(lab, ns, marked) for ns in missing]
     if len(made) < PARALLEL_FROM:
         plan.add([op for ops in made for op in ops] + after,
                  comment="namespaces" if missing else "root namespace")
@@ -73,6 +85,26 @@ def _add_namespaces(plan: Plan, lab: Lab, missing: list[str], after: list[Op]) -
     for part in spread(made[1:]):
         plan.add([op for ops in part for op in ops], comment="namespaces", group="namespaces")
     plan.add(after, comment="root namespace")
+
+
+def _mark_new(plan: Plan, lab: Lab, missing: list[str], at: int) -> None:
+    """lo up and the lab's mark in each namespace this plan adds, as the first line of the
+    first step inside it: entering a namespace costs a fork, so the mark rides in one that
+    runs there anyway. A namespace with no step of its own gets one, at `at`."""
+    first: dict[str, int] = {}
+    for index, step in enumerate(plan.steps):
+        if step.program == "ip" and step.netns is not None:
+            first.setdefault(step.netns, index)
+    alone = []
+    for ns in missing:
+        role = Role.HUB if ns == lab.hub else Role.NETNS
+        lo = Op(("link", "set", "lo", "up", "alias", mark(lab, role)))
+        if ns in first:
+            step = plan.steps[first[ns]]
+            plan.steps[first[ns]] = dataclasses.replace(step, ops=(lo,) + step.ops)
+        else:
+            alone.append(Step((lo,), ns, comment=f"namespace {ns}"))
+    plan.steps[at:at] = alone
 
 
 def quiet_words(lab: Lab, host_ipv6: bool = True) -> tuple[str, ...]:
@@ -104,42 +136,22 @@ def _member_ops(lab: Lab, ns: str, facts: dict[str, NetnsState],
     return ops + _end_ops(lab, ns, state, quiet) + _route_ops(lab, ns, state)
 
 
-def _add_folded(plan: Plan, inside: dict[str, list[Op]]) -> None:
-    """Members' ops as `netns exec NS ip ...` lines of root batches, several run at once.
-
-    Such a line forks a small `ip`; a step of its own per member would fork this Python
-    process through `sh`, which costs several times more. The batches are independent:
-    each member's end exists by now, and nothing else in it depends on another member.
-    """
-    members = [ns for ns, ops in inside.items() if ops]
-    for part in spread(members) if len(members) >= PARALLEL_FROM else [members]:
-        if part:
-            plan.add((_inside(ns, op) for ns in part for op in inside[ns]), group="members",
-                     comment=f"inside {part[0]}" + (f" to {part[-1]}" if len(part) > 1 else ""))
+def _member_side(lab: Lab) -> bool:
+    """True for a bridge in a hub that every link hangs off: each member's step is then
+    independent of the others, and makes its own veth with the port end in the hub."""
+    return bool(lab.bridges) and lab.hub is not None and lab.bridges[0].netns == lab.hub \
+        and all(link.b.master for link in lab.links)
 
 
-def _inside(ns: str, op: Op) -> Op:
-    """An op of namespace ns as a root batch line; its undo still runs with `ip -n ns`."""
-    return dataclasses.replace(op, args=("netns", "exec", ns, "ip") + op.args)
-
-
-def _bridge_only(lab: Lab) -> bool:
-    """True when member steps are independent: every link hangs off the bridge, made earlier."""
-    return bool(lab.bridges) and all(link.b.master for link in lab.links)
-
-
-def _mark(lab: Lab, role: str) -> str:
-    return Mark(lab.name, role, lab.kind.value).text()
-
-
-def _netns_add(lab: Lab, ns: str) -> list[Op]:
-    """Add a namespace and mark it at once, so a crash right after leaves it findable.
-
-    The same `ip` brings lo up: one fork inside the namespace instead of two.
-    """
+def _netns_add(lab: Lab, ns: str, marked: bool) -> list[Op]:
+    """Add a namespace, and unless its own step follows at once, mark it in the same batch,
+    so that a crash right after leaves it findable (lo comes up in the same fork)."""
+    made = Op(("netns", "add", ns), ("netns", "del", ns), creates=(("netns", ns),))
+    if not marked:
+        return [made]
     role = Role.HUB if ns == lab.hub else Role.NETNS
-    return [Op(("netns", "add", ns), ("netns", "del", ns), creates=(("netns", ns),)),
-            Op(("netns", "exec", ns, "ip", "link", "set", "lo", "up", "alias", _mark(lab, role)))]
+    return [made, Op(("netns", "exec", ns, "ip", "link", "set", "lo", "up", "alias",
+                      mark(lab, role)))]
 
 
 def _forwarding_ops(lab: Lab, facts: dict[str, NetnsState]) -> list[Op]:
@@ -200,74 +212,8 @@ def _lo_ops(lab: Lab, ns: str, state: NetnsState, role: str) -> list[Op]:
         ops.append(Op(("link", "set", "lo", "up"), ("link", "set", "lo", "down"), undo_netns=ns,
                       gone_with=frozenset({("netns", ns)})))
     if state.lo_mark and state.lo_mark.lab == lab.name and state.lo_mark.role != role:
-        ops.append(Op(("link", "set", "lo", "alias", _mark(lab, role))))
+        ops.append(Op(("link", "set", "lo", "alias", mark(lab, role))))
     return ops
-
-
-@dataclass
-class _Wiring:
-    """A bridge's ops: those before the members, the ports' attachment after them."""
-
-    made: list[Op] = field(default_factory=list)
-    attach: list[Op] = field(default_factory=list)
-    raised: dict[str, str] = field(default_factory=dict)  # member namespace -> its end, up
-
-
-def _bridge_ops(lab: Lab, state: NetnsState, where: Optional[str],
-                quiet: tuple[str, ...] = ()) -> _Wiring:
-    """The bridge and, for each member, a veth whose end is created in the member.
-
-    With IPv6 (not quiet) the ends come up here, long before the ports join the bridge: an
-    end coming up sends IPv6 multicast for seconds, which a bridge floods to every port, and
-    1,000 ports make that a million frames that overflow the kernel's backlog. Quiet ends
-    send nothing, and come up inside their members, where `addrgenmode none` goes first.
-    """
-    bridge = lab.bridges[0].name
-    wired = _Wiring()
-    if bridge not in state.links:
-        # a snooping bridge joins the all-snoopers group and sends MLD reports of its own
-        words = ("type", "bridge", "mcast_snooping", "0") if quiet else ("up", "type", "bridge")
-        wired.made.append(Op(("link", "add", bridge) + words,
-                             ("link", "del", bridge), undo_netns=where,
-                             creates=(("link", where, bridge),),
-                             gone_with=frozenset({("netns", where)} if where else set())))
-        wired.made.append(Op(("link", "set", bridge) + quiet + ("alias", _mark(lab, Role.BRIDGE))))
-        if quiet:  # a bridge has carrier at once: in the same line, up would go first
-            wired.made.append(Op(("link", "set", bridge, "up")))
-    for link in lab.links:
-        port, member = link.b, link.a
-        if port.master != bridge:  # lab files mix in p2p links
-            continue
-        have = state.links.get(port.ifname)
-        if have is None:
-            wired.made += _port_ops(lab, port, member, where, quiet)
-            if not _sized(member) and not quiet:  # else it comes up inside, set up first
-                wired.raised[member.netns] = member.ifname
-        if have is None or have.master != bridge:
-            wired.attach.append(Op(("link", "set", port.ifname, "master", bridge),
-                                   ("link", "set", port.ifname, "nomaster"), undo_netns=where,
-                                   gone_with=frozenset({("link", where, port.ifname)})))
-    return wired
-
-
-def _port_ops(lab: Lab, port: End, member: End, where: Optional[str],
-              quiet: tuple[str, ...] = ()) -> list[Op]:
-    """The veth made from the port's side with its member end created in place (and up).
-
-    The member end is the one named first: a veth's peer cannot come up as it is made.
-    """
-    up = () if _sized(member) or quiet else ("up",)
-    return [Op(("link", "add", member.ifname, "netns", member.netns) + up
-               + ("type", "veth", "peer", "name", port.ifname),
-               ("link", "del", port.ifname), undo_netns=where,
-               creates=(("link", where, port.ifname), ("link", member.netns, member.ifname)),
-               gone_with=frozenset({("netns", where), ("netns", member.netns)})),
-            Op(("link", "set", port.ifname) + quiet + ("up", "alias", _mark(lab, Role.PORT)))]
-
-
-def _sized(end: End) -> bool:
-    """True when the end gets an MTU or MAC, which go on before it comes up."""
-    return bool(_ip_ops(end))
 
 
 def _veth_ops(lab: Lab, ns: str, facts: dict[str, NetnsState]) -> list[Op]:
@@ -293,16 +239,16 @@ def _end_ops(lab: Lab, ns: str, state: NetnsState, quiet: tuple[str, ...] = ()) 
         have = state.links.get(end.ifname)
         within = frozenset({("link", ns, end.ifname)})
         up = ("link", "set", end.ifname, "up")
-        mark = ("alias", _mark(lab, end.role))
+        alias = ("alias", mark(lab, end.role))
         early = _ip_ops(end) if have is None else []
         fresh = quiet if have is None else ()
         if have is None and not early:  # one command marks it and brings it up: one fork less
-            ops.append(Op(up[:3] + fresh + up[3:] + mark, up[:3] + ("down",), undo_netns=ns,
+            ops.append(Op(up[:3] + fresh + up[3:] + alias, up[:3] + ("down",), undo_netns=ns,
                           gone_with=within))
             ops += _address_ops(end, have, ns, within)
             continue
         if have is None or have.mark is None:
-            ops.append(Op(("link", "set", end.ifname) + fresh + mark))
+            ops.append(Op(("link", "set", end.ifname) + fresh + alias))
         ops += early  # MTU and MAC before the link comes up
         ops += _address_ops(end, have, ns, within)
         if have is None or not have.up:

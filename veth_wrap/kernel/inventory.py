@@ -7,7 +7,7 @@ from typing import Iterable, Optional
 from veth_wrap.errors import UsageError
 from veth_wrap.kernel import state
 from veth_wrap.model.facts import LabView, NetnsState, find_peer, labs, target_address
-from veth_wrap.model.names import hub_netns
+from veth_wrap.model.names import Role, hub_netns
 from veth_wrap.model.topology import Bridge, End, Kind, Lab, Link
 from veth_wrap.run.runner import Runner, default_runner
 
@@ -26,6 +26,26 @@ def scan(namespaces: Optional[Iterable[str]] = None, runner: Optional[Runner] = 
     extra = [hub for hub in hubs if hub in existing and hub not in facts]
     facts.update(state.read(extra, runner, routes=routes, forwarding=forwarding))
     return facts, state.read_root(runner)
+
+
+def portless_hubs(names: Iterable[str], facts: dict[str, NetnsState],
+                  runner: Optional[Runner] = None) -> list[str]:
+    """The hubs of labs named after names (a lab is named after its first namespace unless
+    told otherwise) that hold no port: what a create killed before its first member had
+    made leaves. They are read into facts; a hub with a port has members, and stays."""
+    runner = runner or default_runner()
+    names = list(names)
+    existing = set(state.list_netns(runner))
+    hubs = {hub_netns(ns): ns for ns in names if hub_netns(ns) in existing}
+    facts.update(state.read([hub for hub in hubs if hub not in facts and hub not in names],
+                            runner, routes=False))
+    empty = []
+    for hub, lab in hubs.items():
+        mark = facts[hub].lo_mark if hub in facts else None
+        if mark and mark.lab == lab and mark.role == Role.HUB and hub not in names \
+                and not any(link.mark.role == Role.PORT for link in facts[hub].marked()):
+            empty.append(hub)
+    return empty
 
 
 def lab_from_kernel(name: str, runner: Optional[Runner] = None) -> Lab:

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional
 
 from veth_wrap.errors import CommandFailed, Interrupted, VethwrapError
+from veth_wrap.run import fuse
 from veth_wrap.run.runner import Runner, default_runner
-from veth_wrap.steps import BATCHES_AT_ONCE, Op, Plan, Step
+from veth_wrap.steps import BATCHES_AT_ONCE, Op, Plan, Step, spread
 
 Progress = Callable[[int], None]  # called with the number of ops just finished
 PARALLEL = BATCHES_AT_ONCE  # independent batches at once
@@ -52,8 +53,8 @@ def apply(plan: Plan, runner: Optional[Runner] = None, progress: Optional[Progre
     outcome = Outcome()
     with deferred_signals() as caught:
         try:
-            for batch in _waves(plan.steps):
-                _run_wave(batch, runner, outcome, progress)
+            for wave in _waves(plan.steps):
+                _run_wave(wave, runner, outcome, progress)
                 if caught:
                     raise Interrupted(caught[0])
         except VethwrapError as error:
@@ -67,40 +68,87 @@ def apply(plan: Plan, runner: Optional[Runner] = None, progress: Optional[Progre
     return outcome
 
 
-def _waves(steps: list[Step]) -> Iterator[list[Step]]:
-    """Consecutive steps that share a group run together; the rest one by one."""
-    wave: list[Step] = []
+def _waves(steps: list[Step]) -> Iterator[list[list[Step]]]:
+    """Runs of steps for one process each (run/fuse), grouped into waves run at once.
+
+    Consecutive steps that share a group are independent: they go as up to PARALLEL runs
+    at once. The others go in order, consecutive `ip` steps in one process.
+    """
+    serial: list[Step] = []
+    index = 0
+    while index < len(steps):
+        group = steps[index].group
+        end = index + 1
+        while group and end < len(steps) and steps[end].group == group:
+            end += 1
+        if end - index == 1:
+            serial.append(steps[index])
+        else:
+            yield from ([run] for run in fuse.runs(serial))
+            serial = []
+            units = spread(_units(steps[index:end]), PARALLEL)
+            yield [run for part in units for run in fuse.runs([s for u in part for s in u])]
+        index = end
+    yield from ([run] for run in fuse.runs(serial))
+
+
+def _units(steps: list[Step]) -> list[list[Step]]:
+    """steps cut where a wave may be cut: a root step stays with the namespace step after it
+    (the namespace it adds is where that step runs)."""
+    units: list[list[Step]] = []
     for step in steps:
-        if wave and (not step.group or step.group != wave[0].group):
-            yield wave
-            wave = []
-        wave.append(step)
-    if wave:
-        yield wave
+        if units and units[-1][-1].netns is None and step.netns is not None:
+            units[-1].append(step)
+        else:
+            units.append([step])
+    return units
 
 
-def _run_wave(wave: list[Step], runner: Runner, outcome: Outcome,
+def _run_wave(wave: list[list[Step]], runner: Runner, outcome: Outcome,
               progress: Optional[Progress]) -> None:
     if len(wave) == 1:
-        _run_step(wave[0], runner, outcome, progress)
+        _run_steps(wave[0], runner, outcome, progress)
         return
     from concurrent.futures import ThreadPoolExecutor  # only big labs run steps at once
 
     first_error: list[VethwrapError] = []
     with ThreadPoolExecutor(PARALLEL) as pool:
-        for error in pool.map(lambda s: _try_step(s, runner, outcome, progress), wave):
+        for error in pool.map(lambda run: _try_steps(run, runner, outcome, progress), wave):
             if error and not first_error:
                 first_error.append(error)
     if first_error:
         raise first_error[0]
 
 
-def _try_step(step: Step, runner: Runner, outcome: Outcome, progress) -> Optional[VethwrapError]:
+def _try_steps(run: list[Step], runner: Runner, outcome: Outcome,
+               progress) -> Optional[VethwrapError]:
     try:
-        _run_step(step, runner, outcome, progress)
+        _run_steps(run, runner, outcome, progress)
     except VethwrapError as error:
         return error
     return None
+
+
+def _run_steps(run: list[Step], runner: Runner, outcome: Outcome, progress) -> None:
+    """One step as itself, or several in one root batch (run/fuse)."""
+    if len(run) == 1:
+        _run_step(run[0], runner, outcome, progress)
+        return
+    batch = fuse.fused(run)
+    try:
+        result = runner.run(batch.argv(), stdin=batch.stdin())
+    except CommandFailed as error:
+        done, own = batch.failure(error)
+        outcome.done.extend(done)
+        raise own from None
+    finally:
+        batch.close()
+    ops = batch.ops()
+    outcome.done.extend(ops)
+    if any(step.reads for step in run):  # every read line prints, in the order they ran
+        outcome.read.append((Step(ops), result.stdout))
+    if progress:
+        progress(len(ops))
 
 
 def _run_step(step: Step, runner: Runner, outcome: Outcome, progress) -> None:
@@ -108,8 +156,11 @@ def _run_step(step: Step, runner: Runner, outcome: Outcome, progress) -> None:
         result = runner.run(step.argv(), stdin=step.stdin())
     except CommandFailed as error:
         done = error.batch_done if step.batched else 0
-        # Without a line number (killed, say) nothing tells how far it got: undo it all.
-        outcome.done.extend(step.ops[: len(step.ops) if done is None else done])
+        # Without a line number it ran none, unless killed: then nothing tells how far it
+        # got, so undo it all.
+        if done is None:
+            done = len(step.ops) if error.killed else 0
+        outcome.done.extend(step.ops[:done])
         raise
     outcome.done.extend(step.ops)
     if step.reads:

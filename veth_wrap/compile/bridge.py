@@ -1,0 +1,103 @@
+"""A lab's bridge: the bridge itself and, for each member, its veth and port."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from veth_wrap.model.facts import NetnsState
+from veth_wrap.model.names import Mark, Role
+from veth_wrap.model.topology import End, Lab
+from veth_wrap.steps import Op
+
+
+def mark(lab: Lab, role: str) -> str:
+    """The alias that marks an object of lab in a role."""
+    return Mark(lab.name, role, lab.kind.value).text()
+
+
+def sized(end: End) -> bool:
+    """True when the end gets an MTU or MAC, which go on before it comes up."""
+    if not end.opts:
+        return False
+    from veth_wrap.compile.tc import ip_ops
+
+    return bool(ip_ops(end.ifname, end.opts))
+
+
+@dataclass
+class Wiring:
+    """A bridge's ops: those before the members, the ports' attachment after them."""
+
+    made: list[Op] = field(default_factory=list)
+    attach: list[Op] = field(default_factory=list)
+    raised: dict[str, str] = field(default_factory=dict)  # member namespace -> its end, up
+    inward: dict[str, list[Op]] = field(default_factory=dict)  # member -> its veth, made there
+    ports: list[Op] = field(default_factory=list)  # ports made from members, set up with attach
+
+
+def bridge_ops(lab: Lab, state: NetnsState, where: Optional[str],
+                quiet: tuple[str, ...] = (), inward: bool = False) -> Wiring:
+    """The bridge and, for each member, a veth whose end is created in the member.
+
+    With IPv6 (not quiet) the ends come up here, long before the ports join the bridge: an
+    end coming up sends IPv6 multicast for seconds, which a bridge floods to every port, and
+    1,000 ports make that a million frames that overflow the kernel's backlog. Quiet ends
+    send nothing, and come up inside their members, where `addrgenmode none` goes first.
+    """
+    bridge = lab.bridges[0].name
+    wired = Wiring()
+    if bridge not in state.links:
+        # a snooping bridge joins the all-snoopers group and sends MLD reports of its own
+        words = ("type", "bridge", "mcast_snooping", "0") if quiet else ("up", "type", "bridge")
+        wired.made.append(Op(("link", "add", bridge) + words,
+                             ("link", "del", bridge), undo_netns=where,
+                             creates=(("link", where, bridge),),
+                             gone_with=frozenset({("netns", where)} if where else set())))
+        wired.made.append(Op(("link", "set", bridge) + quiet + ("alias", mark(lab, Role.BRIDGE))))
+        if quiet:  # a bridge has carrier at once: in the same line, up would go first
+            wired.made.append(Op(("link", "set", bridge, "up")))
+    for link in lab.links:
+        port, member = link.b, link.a
+        if port.master != bridge:  # lab files mix in p2p links
+            continue
+        have = state.links.get(port.ifname)
+        if have is None and inward:
+            made, raise_port = _port_ops_inward(lab, port, member, where, quiet)
+            wired.inward[member.netns] = wired.inward.get(member.netns, []) + made
+            wired.ports.append(raise_port)
+        elif have is None:
+            wired.made += _port_ops(lab, port, member, where, quiet)
+            if not sized(member) and not quiet:  # else it comes up inside, set up first
+                wired.raised[member.netns] = member.ifname
+        if have is None or have.master != bridge:
+            wired.attach.append(Op(("link", "set", port.ifname, "master", bridge),
+                                   ("link", "set", port.ifname, "nomaster"), undo_netns=where,
+                                   gone_with=frozenset({("link", where, port.ifname)})))
+    return wired
+
+
+def _port_ops(lab: Lab, port: End, member: End, where: Optional[str],
+              quiet: tuple[str, ...] = ()) -> list[Op]:
+    """The veth made from the port's side with its member end created in place (and up).
+
+    The member end is the one named first: a veth's peer cannot come up as it is made.
+    """
+    up = () if sized(member) or quiet else ("up",)
+    return [Op(("link", "add", member.ifname, "netns", member.netns) + up
+               + ("type", "veth", "peer", "name", port.ifname),
+               ("link", "del", port.ifname), undo_netns=where,
+               creates=(("link", where, port.ifname), ("link", member.netns, member.ifname)),
+               gone_with=frozenset({("netns", where), ("netns", member.netns)})),
+            Op(("link", "set", port.ifname) + quiet + ("up", "alias", mark(lab, Role.PORT)))]
+
+
+def _port_ops_inward(lab: Lab, port: End, member: End, where: str,
+                     quiet: tuple[str, ...] = ()) -> tuple[list[Op], Op]:
+    """The veth made inside the member, its port end created in the hub (one fork less a
+    member); and the op that brings the port up, in the hub with the ports' attachment."""
+    made = Op(("link", "add", member.ifname, "type", "veth", "peer", "name", port.ifname,
+               "netns", where), ("link", "del", member.ifname), undo_netns=member.netns,
+              creates=(("link", where, port.ifname), ("link", member.netns, member.ifname)),
+              gone_with=frozenset({("netns", where), ("netns", member.netns)}))
+    return [made], Op(("link", "set", port.ifname) + quiet + ("up", "alias", mark(lab, Role.PORT)))
