@@ -171,6 +171,7 @@ def destroy_targets(namespaces: Iterable[str] = (), lab: Optional[str] = None,
     runner = runner or default_runner()
     wanted = None if (lab or everything) else list(namespaces)
     facts, root = inventory.scan(wanted, runner, routes=False)
+    hubs = inventory.portless_hubs(wanted, facts, runner) if wanted is not None else []
     views = inventory.labs(facts, root)
     if everything:
         targets = [ns for view in views.values() for ns in view.members + [view.hub] if ns]
@@ -178,9 +179,7 @@ def destroy_targets(namespaces: Iterable[str] = (), lab: Optional[str] = None,
         view = views.get(lab)
         targets = (view.members + ([view.hub] if view.hub else [])) if view else []
     else:
-        targets = list(namespaces)
-        targets += inventory.portless_hubs(targets, facts, runner)
-        views = inventory.labs(facts, root)
+        targets = list(namespaces) + hubs
     named = set(views) if everything else {lab} if lab else set()
     result = destroy_plan(targets, facts, views, root, named)
     if lab and lab not in views:

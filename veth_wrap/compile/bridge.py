@@ -16,13 +16,18 @@ def mark(lab: Lab, role: str) -> str:
     return Mark(lab.name, role, lab.kind.value).text()
 
 
-def sized(end: End) -> bool:
-    """True when the end gets an MTU or MAC, which go on before it comes up."""
+def end_ip_ops(end: End) -> list[Op]:
+    """An end's MTU and MAC ops; tc (and netem's facts) load only for labs with link options."""
     if not end.opts:
-        return False
+        return []
     from veth_wrap.compile.tc import ip_ops
 
-    return bool(ip_ops(end.ifname, end.opts))
+    return ip_ops(end.ifname, end.opts)
+
+
+def sized(end: End) -> bool:
+    """True when the end gets an MTU or MAC, which go on before it comes up."""
+    return bool(end_ip_ops(end))
 
 
 @dataclass

@@ -6,13 +6,13 @@ import dataclasses
 from typing import Optional
 
 from veth_wrap.compile import vxlan
-from veth_wrap.compile.bridge import Wiring, bridge_ops, mark
+from veth_wrap.compile.bridge import Wiring, bridge_ops, end_ip_ops, mark
 from veth_wrap.errors import ConflictError, UsageError
 from veth_wrap.model.facts import LinkState, NetnsState
 from veth_wrap.model.hostshare import tunnel_ends
 from veth_wrap.model.names import Role
 from veth_wrap.model.topology import End, Lab
-from veth_wrap.steps import PARALLEL_FROM, Op, Plan, Step, spread
+from veth_wrap.steps import PARALLEL_FROM, Op, Plan, spread
 
 
 def create_plan(lab: Lab, facts: dict[str, NetnsState], root: Optional[NetnsState] = None,
@@ -36,10 +36,10 @@ def create_plan(lab: Lab, facts: dict[str, NetnsState], root: Optional[NetnsStat
     late = [ns for ns in missing if inward and ns in lab.members]  # added just before use
     _add_namespaces(plan, lab, [ns for ns in missing if ns not in late],
                     [] if inward else after, marked=not inward)
-    first_inside = len(plan.steps)
     if lab.hub:
         hub_state = facts.get(lab.hub, NetnsState(lab.hub))
-        hub_ops = _lo_ops(lab, lab.hub, hub_state, Role.HUB) if lab.hub in facts else []
+        hub_ops = _lo_ops(lab, lab.hub, hub_state, Role.HUB) if lab.hub in facts \
+            else [_lo_mark(lab, lab.hub)] if inward else []
         wired = bridge_ops(lab, hub_state, lab.hub, lab_quiet, inward)
         plan.add(hub_ops + wired.made, netns=lab.hub, comment=f"bridge in {lab.hub}")
     inside = {ns: wired.inward.get(ns, []) + _member_ops(lab, ns, facts, wired.raised.get(ns),
@@ -48,7 +48,8 @@ def create_plan(lab: Lab, facts: dict[str, NetnsState], root: Optional[NetnsStat
     group = "members" if inward and len(lab.members) >= PARALLEL_FROM else ""
     for ns, ops in inside.items():
         if ns in late:  # its own step follows at once and marks it: a crash leaves it findable
-            plan.add([_netns_add(lab, ns, False)[0]], comment=f"namespace {ns}", group=group)
+            plan.add(_netns_add(lab, ns, False), comment=f"namespace {ns}", group=group)
+            ops = [_lo_mark(lab, ns)] + ops
         plan.add(ops, netns=ns, comment=f"inside {ns}" if ns in late else f"namespace {ns}",
                  group=group)
     if inward:
@@ -59,8 +60,6 @@ def create_plan(lab: Lab, facts: dict[str, NetnsState], root: Optional[NetnsStat
                  comment=f"ports onto {bridge.name}")
     vxlan.add_tunnels(plan, lab, facts)  # a lab over several hosts: this host's VXLAN ends
     _option_steps(plan, lab, facts, root, netem)
-    if inward:
-        _mark_new(plan, lab, missing, first_inside)
     busy = {step.netns for step in plan.steps} | {ns for ns, ops in inside.items() if ops}
     for ns in lab.namespaces():
         if ns in facts and ns not in busy:
@@ -74,7 +73,7 @@ def _add_namespaces(plan: Plan, lab: Lab, missing: list[str], after: list[Op],
 
     The first goes alone before the others, so that only one `ip` turns /run/netns into a
     mount point on a freshly booted host; many go as several batches at once. marked: each
-    is marked as it is made; otherwise the first step inside it does that (_mark_new).
+    is marked as it is made; otherwise the step inside it that follows does that.
     """
     made = [_netns_add(lab, ns, marked) for ns in missing]
     if len(made) < PARALLEL_FROM:
@@ -85,26 +84,6 @@ def _add_namespaces(plan: Plan, lab: Lab, missing: list[str], after: list[Op],
     for part in spread(made[1:]):
         plan.add([op for ops in part for op in ops], comment="namespaces", group="namespaces")
     plan.add(after, comment="root namespace")
-
-
-def _mark_new(plan: Plan, lab: Lab, missing: list[str], at: int) -> None:
-    """lo up and the lab's mark in each namespace this plan adds, as the first line of the
-    first step inside it: entering a namespace costs a fork, so the mark rides in one that
-    runs there anyway. A namespace with no step of its own gets one, at `at`."""
-    first: dict[str, int] = {}
-    for index, step in enumerate(plan.steps):
-        if step.program == "ip" and step.netns is not None:
-            first.setdefault(step.netns, index)
-    alone = []
-    for ns in missing:
-        role = Role.HUB if ns == lab.hub else Role.NETNS
-        lo = Op(("link", "set", "lo", "up", "alias", mark(lab, role)))
-        if ns in first:
-            step = plan.steps[first[ns]]
-            plan.steps[first[ns]] = dataclasses.replace(step, ops=(lo,) + step.ops)
-        else:
-            alone.append(Step((lo,), ns, comment=f"namespace {ns}"))
-    plan.steps[at:at] = alone
 
 
 def quiet_words(lab: Lab, host_ipv6: bool = True) -> tuple[str, ...]:
@@ -145,13 +124,18 @@ def _member_side(lab: Lab) -> bool:
 
 def _netns_add(lab: Lab, ns: str, marked: bool) -> list[Op]:
     """Add a namespace, and unless its own step follows at once, mark it in the same batch,
-    so that a crash right after leaves it findable (lo comes up in the same fork)."""
+    so that a crash right after leaves it findable."""
     made = Op(("netns", "add", ns), ("netns", "del", ns), creates=(("netns", ns),))
     if not marked:
         return [made]
+    return [made, Op(("netns", "exec", ns, "ip") + _lo_mark(lab, ns).args)]
+
+
+def _lo_mark(lab: Lab, ns: str) -> Op:
+    """Bring lo up in a namespace this plan adds and mark it as the lab's (one line: the
+    namespace is deleted on rollback, so no undo)."""
     role = Role.HUB if ns == lab.hub else Role.NETNS
-    return [made, Op(("netns", "exec", ns, "ip", "link", "set", "lo", "up", "alias",
-                      mark(lab, role)))]
+    return Op(("link", "set", "lo", "up", "alias", mark(lab, role)))
 
 
 def _forwarding_ops(lab: Lab, facts: dict[str, NetnsState]) -> list[Op]:
@@ -175,19 +159,10 @@ def _option_steps(plan: Plan, lab: Lab, facts: dict[str, NetnsState],
     for ns in (None,) + lab.namespaces():
         state = (root or NetnsState(None)) if ns is None else facts.get(ns, NetnsState(ns))
         new = [end for end in lab.ends_in(ns) if end.opts and end.ifname not in state.links]
-        ports = [op for end in new if end.master for op in _ip_ops(end)]
+        ports = [op for end in new if end.master for op in end_ip_ops(end)]
         plan.add(ports, netns=ns, comment=f"link options in {ns or 'the root namespace'}")
         plan.add([op for end in new for op in _tc_ops(end, netem)], netns=ns,
                  program="tc", comment=f"impairments in {ns or 'the root namespace'}")
-
-
-def _ip_ops(end: End) -> list[Op]:
-    """An end's MTU and MAC ops; netem loads only for labs with link options."""
-    if not end.opts:
-        return []
-    from veth_wrap.compile.tc import ip_ops
-
-    return ip_ops(end.ifname, end.opts)
 
 
 def _tc_ops(end: End, netem: bool) -> list[Op]:
@@ -240,7 +215,7 @@ def _end_ops(lab: Lab, ns: str, state: NetnsState, quiet: tuple[str, ...] = ()) 
         within = frozenset({("link", ns, end.ifname)})
         up = ("link", "set", end.ifname, "up")
         alias = ("alias", mark(lab, end.role))
-        early = _ip_ops(end) if have is None else []
+        early = end_ip_ops(end) if have is None else []
         fresh = quiet if have is None else ()
         if have is None and not early:  # one command marks it and brings it up: one fork less
             ops.append(Op(up[:3] + fresh + up[3:] + alias, up[:3] + ("down",), undo_netns=ns,

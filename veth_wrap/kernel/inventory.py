@@ -28,24 +28,22 @@ def scan(namespaces: Optional[Iterable[str]] = None, runner: Optional[Runner] = 
     return facts, state.read_root(runner)
 
 
-def portless_hubs(names: Iterable[str], facts: dict[str, NetnsState],
+def portless_hubs(names: list[str], facts: dict[str, NetnsState],
                   runner: Optional[Runner] = None) -> list[str]:
     """The hubs of labs named after names (a lab is named after its first namespace unless
     told otherwise) that hold no port: what a create killed before its first member had
     made leaves. They are read into facts; a hub with a port has members, and stays."""
     runner = runner or default_runner()
-    names = list(names)
     existing = set(state.list_netns(runner))
-    hubs = {hub_netns(ns): ns for ns in names if hub_netns(ns) in existing}
-    facts.update(state.read([hub for hub in hubs if hub not in facts and hub not in names],
-                            runner, routes=False))
-    empty = []
-    for hub, lab in hubs.items():
-        mark = facts[hub].lo_mark if hub in facts else None
-        if mark and mark.lab == lab and mark.role == Role.HUB and hub not in names \
-                and not any(link.mark.role == Role.PORT for link in facts[hub].marked()):
-            empty.append(hub)
-    return empty
+    hubs = {hub_netns(ns): ns for ns in names if hub_netns(ns) in existing - set(names)}
+    facts.update(state.read([hub for hub in hubs if hub not in facts], runner, routes=False))
+    return [hub for hub, lab in hubs.items() if _empty_hub(facts[hub], lab)]
+
+
+def _empty_hub(st: NetnsState, lab: str) -> bool:
+    mark = st.lo_mark
+    return bool(mark) and mark.lab == lab and mark.role == Role.HUB \
+        and not any(link.mark.role == Role.PORT for link in st.marked())
 
 
 def lab_from_kernel(name: str, runner: Optional[Runner] = None) -> Lab:
