@@ -287,6 +287,16 @@ def pingall_row(n: int):
     return row
 
 
+def api_pingall_row(n: int):
+    """The API's pingall in a running process against Mininet's pingAll(): both alone."""
+    def row(table: Table, names: Names, reps: int) -> None:
+        ours = worker("pingall", str(n), names.base(), str(reps))["seconds"]
+        theirs = [mininet("pingall", str(n), names.short())["pingall"] for _ in range(reps)]
+        table.add(f"API pingall, {n} namespaces, in a running process (each to every other)",
+                  ours, statistics.median(theirs), "Mininet pingAll()")
+    return row
+
+
 def rows(quick: bool, with_mininet: bool) -> list[tuple[str, object]]:
     """The table's rows in order, by key (for --only)."""
     found = [("fixture-pair", fixture_row("pair", 2, 10 if quick else 30)),
@@ -298,8 +308,8 @@ def rows(quick: bool, with_mininet: bool) -> list[tuple[str, object]]:
               ("cli-pair", cli_row(2, with_mininet)), ("help", help_row),
               ("softnet", softnet_row(300, 10.0))]
     if with_mininet:
-        found += [("pingall-10", pingall_row(10))] + ([] if quick else
-                                                      [("pingall-50", pingall_row(50))])
+        for n in (10,) if quick else (10, 50):
+            found += [(f"pingall-{n}", pingall_row(n)), (f"api-pingall-{n}", api_pingall_row(n))]
     return found
 
 

@@ -3,7 +3,9 @@
 
 `fixture KIND N REPS PREFIX`: REPS labs of N namespaces created (verified) and destroyed
 with the pytest fixture's own factory; `api N PREFIX`: one bridge of N created (verified),
-pinged first to last, destroyed. Prints one JSON object: seconds per cycle (median), and
+pinged first to last, destroyed; `pingall N PREFIX REPS`: api.pingall on a bridge of N,
+timed REPS times; `hold N PREFIX SECONDS [--ipv6]`: softnet drops after building a bridge
+of N. Prints one JSON object: seconds per cycle (median), and
 the processes each phase started, counted by a wrapper around the runner (an `ip -batch`
 is one, and each `netns exec` line in it one more).
 """
@@ -137,6 +139,26 @@ def api_cycle(n: int, prefix: str) -> dict:
             "processes": {phase: counting.counts[phase] for phase in PHASES}}
 
 
+def pingall(n: int, prefix: str, reps: int) -> dict:
+    """A bridge of n created once; api.pingall of its lab timed reps times (median)."""
+    from veth_wrap import api
+    from veth_wrap.model import shapes
+
+    lab = shapes.build([f"{prefix}{i}" for i in range(n)], lab=prefix)
+    built = api.create(lab)
+    times = []
+    try:
+        for _ in range(reps):
+            start = time.perf_counter()
+            cells = api.pingall(lab=lab.name)
+            times.append(time.perf_counter() - start)
+            if len(cells) != n * (n - 1) or not all(cell.replied for cell in cells):
+                raise RuntimeError("pingall: some pairs did not answer")
+    finally:
+        api.destroy_built(built)
+    return {"seconds": statistics.median(times)}
+
+
 def hold(n: int, prefix: str, seconds: float, ipv6: bool) -> dict:
     """A bridge of n created (verified); softnet drops and softirq time in the next seconds."""
     from benchscripts import softirq_ticks, softnet_drops
@@ -160,6 +182,8 @@ def main() -> int:
     what, args = sys.argv[1], sys.argv[2:]
     if what == "fixture":
         result = fixture(args[0], int(args[1]), int(args[2]), args[3])
+    elif what == "pingall":
+        result = pingall(int(args[0]), args[1], int(args[2]))
     elif what == "hold":
         result = hold(int(args[0]), args[1], float(args[2]), args[3:] == ["--ipv6"])
     else:

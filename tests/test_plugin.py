@@ -119,3 +119,31 @@ def test_python_api_build_plan_create_verify_destroy(netns):
     assert not removed.empty
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert first not in listed.split() and second not in listed.split()
+
+
+def test_python_api_pingall_probes_every_ordered_pair(netns):
+    import veth_wrap
+    from veth_wrap.errors import UsageError
+
+    members = [netns.name() for _ in range(3)]
+    lab = veth_wrap.build(members, lab=members[0])
+    built = veth_wrap.create(lab)
+    try:
+        cells = veth_wrap.pingall(lab=lab.name)
+        pairs = {(a, b) for a in members for b in members if a != b}
+        assert {(c.source, c.target) for c in cells} == pairs and len(cells) == 6
+        assert all(c.replied and c.rtt_ms is not None for c in cells)
+        assert all(c.address == lab.address_of(c.target, c.source).split("/")[0]
+                   for c in cells)
+        some = veth_wrap.pingall(members[:2])
+        assert {(c.source, c.target) for c in some} == {(members[0], members[1]),
+                                                       (members[1], members[0])}
+        subprocess.run(["ip", "-n", members[2], "link", "set", lab.ends_in(members[2])[0].ifname,
+                        "down"], check=True)
+        broken = veth_wrap.pingall(lab=lab.name)
+        assert {(c.source, c.target) for c in broken if not c.replied} == {
+            pair for pair in pairs if members[2] in pair}
+        with pytest.raises(UsageError, match="no lab"):
+            veth_wrap.pingall(lab=lab.name + "x")
+    finally:
+        veth_wrap.api.destroy_built(built)

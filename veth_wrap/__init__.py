@@ -35,6 +35,7 @@ _EXPORTS = {
     "update": ("api", "update"),
     "verify": ("check.verify", "verify"),
     "destroy": ("api", "destroy"),
+    "pingall": ("api", "pingall"),
     "draw": ("model.drawing", "draw"),
     "start": ("api", "start"),
     "Service": ("api", "Service"),

@@ -240,7 +240,7 @@ def link_plan(namespace: Optional[str], ifname: Optional[str], opts: Optional[Li
     facts, root = inventory.scan(None, runner, routes=False)
     ends = lab_ends(facts, lab) if lab is not None else [(namespace, ifname)]
     if not ends:
-        raise UsageError(f"no lab {lab} in the kernel", "see 'vethwrap show' for the labs")
+        raise inventory.no_such_lab(lab)
     wants = opts is not None and opts.wants_netem
     netem = caps.has_netem() if wants else True
     held = _impairments([ns for ns, _ in ends], runner)
@@ -310,3 +310,19 @@ def exec_argv(namespace: str, argv: list[str], runner: Optional[Runner] = None) 
     if namespace not in state.list_netns(runner or default_runner()):
         raise UsageError(f"namespace {namespace!r} does not exist", "see 'vethwrap show'")
     return ["ip", "netns", "exec", namespace, *argv]
+
+
+def pingall(namespaces: Iterable[str] = (), lab: Optional[str] = None, count: int = 1,
+            timeout: float = 1.0, version: Optional[int] = None,
+            runner: Optional[Runner] = None) -> list:
+    """Every member of each lab (or of lab, or only namespaces) probes every other member's
+    address: the matrix as check.matrix.Cell items, empty when no lab is found. Raise
+    UsageError when lab is named and the kernel does not hold it."""
+    from veth_wrap.check.matrix import run_matrix
+
+    only = list(namespaces) or None
+    facts, root = inventory.scan(None if lab else only, runner, routes=False)
+    views = inventory.labs(facts, root)
+    if lab is not None:
+        views = inventory.one_lab(views, lab)
+    return run_matrix(facts, views, only, count, timeout, version)

@@ -47,7 +47,7 @@ def show(
             say(f"{name}: holds nothing of vethwrap's")
     views = inventory.labs(facts, root)
     if chosen is not None:
-        views = _one_lab(views, chosen)
+        views = inventory.one_lab(views, chosen)
     spaces = [ns for group in shown(views, only).values() for ns in group]
     print_show(facts, root, views, only, json_out, tcread.read_all(spaces))
 
@@ -65,13 +65,6 @@ def _scope(namespaces: Optional[list[str]], lab: Optional[str], file: Optional[P
         names.check_netns(name)
     require_root()
     return (list(namespaces) if namespaces else None), chosen
-
-
-def _one_lab(views: dict, chosen: str) -> dict:
-    """Only the lab asked for; a lab the kernel does not hold is a clear refusal."""
-    if chosen not in views:
-        raise UsageError(f"no lab {chosen} in the kernel", "see 'vethwrap show' for the labs")
-    return {chosen: views[chosen]}
 
 
 @guarded
@@ -121,9 +114,8 @@ def pingall(
     ipv6: bool = typer.Option(False, "--ipv6", "-6", help="Ping the IPv6 addresses."),
 ) -> None:
     """Ping every vethwrap address from every namespace of its lab: a reachability matrix."""
-    from veth_wrap.check.matrix import run_matrix
+    from veth_wrap import api
     from veth_wrap.cli.views import print_matrix
-    from veth_wrap.kernel import inventory
 
     if file is not None:
         from veth_wrap.cli import hosts
@@ -135,11 +127,7 @@ def pingall(
             return
         lab, file = found.name, None
     only, chosen = _scope(namespaces, lab, file)
-    facts, root = inventory.scan(None if chosen else only, routes=False)
-    views = inventory.labs(facts, root)
-    if chosen is not None:
-        views = _one_lab(views, chosen)
-    cells = run_matrix(facts, views, only, count, timeout, 6 if ipv6 else None)
+    cells = api.pingall(only or (), chosen, count, timeout, 6 if ipv6 else None)
     if not cells:
         raise UsageError("no vethwrap lab found to ping", "build one: vethwrap create ns0 ns1")
     print_matrix(cells, json_out)

@@ -28,6 +28,18 @@ def scan(namespaces: Optional[Iterable[str]] = None, runner: Optional[Runner] = 
     return facts, state.read_root(runner)
 
 
+def no_such_lab(name: str) -> UsageError:
+    """The refusal for a lab the kernel does not hold."""
+    return UsageError(f"no lab {name} in the kernel", "see 'vethwrap show' for the labs")
+
+
+def one_lab(views: dict[str, LabView], name: str) -> dict[str, LabView]:
+    """Only the lab asked for; raise no_such_lab when the kernel does not hold it."""
+    if name not in views:
+        raise no_such_lab(name)
+    return {name: views[name]}
+
+
 def portless_hubs(names: list[str], facts: dict[str, NetnsState],
                   runner: Optional[Runner] = None) -> list[str]:
     """The hubs of labs named after names (a lab is named after its first namespace unless
@@ -51,9 +63,7 @@ def lab_from_kernel(name: str, runner: Optional[Runner] = None) -> Lab:
     runner = runner or default_runner()
     facts, root = scan(None, runner, routes=False)
     ids = state.netns_ids(list(facts), runner)
-    view = labs(facts, root).get(name)
-    if view is None:
-        raise UsageError(f"no lab {name} in the kernel", "see 'vethwrap show' for the labs")
+    view = one_lab(labs(facts, root), name)[name]
     places = [(ns, facts[ns]) for ns in view.members + ([view.hub] if view.hub else [])]
     places += [(None, root)] if view.root_links else []
     links, bridges, seen = [], [], set()
