@@ -251,3 +251,26 @@ def test_a_failed_read_back_in_the_last_batch_rolls_back(shape, netns, tmp_path,
         api.create(lab, runner)
     assert "command failed: ip" in caught.value.line()
     assert not differences(before, snapshot(made)), caught.value.line()
+
+
+@pytest.mark.parametrize("kind, count, inner", [(Kind.BRIDGE, 5, 7), (Kind.PAIR, 2, 2)])
+def test_create_runs_its_steps_in_one_process(kind, count, inner, netns, tmp_path,
+                                              monkeypatch):
+    """A create (verified) starts one `ip` of its own; every step inside a namespace is a
+    fork of it (the hub, each member and the ports; each end of a pair) reading its own
+    batch, and nothing is read before or after."""
+    members = [netns.name() for _ in range(count)]
+    lab = shapes.build(members, kind=kind)
+    fake = FaultyIp(tmp_path / "ip")
+    runner = fake.runner(monkeypatch)
+    fake.reset(record=True)
+    built = api.create(lab, runner)
+    try:
+        assert built.report.ok and built.report.probes
+        calls = fake.calls()
+        forks = [line for line in calls if line.endswith("-batch /dev/stdin")]
+        assert len(calls) - len(forks) == 1, calls
+        assert len(forks) == inner, calls
+        assert calls[0].split()[1:] == ["-batch", "-"], calls
+    finally:
+        api.destroy_built(built, runner)

@@ -79,7 +79,7 @@ def ping(
 ) -> None:
     """Ping from inside a namespace with the system ping, and report its statistics."""
     from veth_wrap.check.ping import ping as run_ping
-    from veth_wrap.cli.output import emit_json, out
+    from veth_wrap.cli.output import emit_json, line
     from veth_wrap.kernel import inventory
     from veth_wrap.model import names
 
@@ -92,8 +92,8 @@ def ping(
     else:
         rtt = stats.rtt_ms
         detail = f", rtt min/avg/max {rtt.min}/{rtt.avg}/{rtt.max} ms" if rtt else ""
-        out().print(f"{namespace} -> {address}: {stats.received}/{stats.transmitted} replies, "
-                    f"{stats.packet_loss:g}% loss{detail}")
+        line(f"{namespace} -> {address}: {stats.received}/{stats.transmitted} replies, "
+             f"{stats.packet_loss:g}% loss{detail}")
     if stats.received == 0:
         raise Unreachable(f"{address} did not answer {namespace}",
                           f"see why: vethwrap diagnose {namespace} {address}")
