@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from veth_wrap.errors import CommandFailed, failed_lines
 from veth_wrap.steps import Op, Step
 
-MAX_FILES = 200  # memory files one root batch holds open (the fd limit is often 1,024)
+MAX_FILES = 100  # memory files one root batch holds open; four run at once (fd limit: 1,024)
 
 
 def fusable(step: Step) -> bool:
