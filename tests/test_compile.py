@@ -43,15 +43,17 @@ def test_pair_lab_from_two_names():
 
 def test_pair_plan_from_nothing():
     plan = create_plan(shapes.build(["ns0", "ns1"]), {})
+    # the last namespace added makes the link itself: its step follows its `netns add` at
+    # once and marks it first, where a fork of its own would otherwise mark it
     assert steps(plan) == [
         ("ip -batch -", "netns add ns0\nnetns exec ns0 ip link set lo up alias "
-         "vethwrap/ns0/netns/pair\nnetns add ns1\nnetns exec ns1 ip link set lo up alias "
-         "vethwrap/ns0/netns/pair\n"),
-        ("ip -n ns0 -batch -", "link add vw-ns1 type veth peer name vw-ns0 netns ns1\n"
-         "link set vw-ns1 addrgenmode none up alias vethwrap/ns0/end/pair\n"
-         "addr add 10.0.0.1/24 dev vw-ns1\n"),
-        ("ip -n ns1 -batch -", "link set vw-ns0 addrgenmode none up alias vethwrap/ns0/end/pair\n"
+         "vethwrap/ns0/netns/pair\nnetns add ns1\n"),
+        ("ip -n ns1 -batch -", "link set lo up alias vethwrap/ns0/netns/pair\n"
+         "link add vw-ns0 type veth peer name vw-ns1 netns ns0\n"
+         "link set vw-ns0 addrgenmode none up alias vethwrap/ns0/end/pair\n"
          "addr add 10.0.0.2/24 dev vw-ns0\n"),
+        ("ip -n ns0 -batch -", "link set vw-ns1 addrgenmode none up alias vethwrap/ns0/end/pair\n"
+         "addr add 10.0.0.1/24 dev vw-ns1\n"),
     ]
 
 
@@ -102,7 +104,7 @@ def test_dual_stack_bridge_brings_ends_up_early_and_keeps_ipv6_autoconf():
 def test_no_addrgenmode_where_the_kernel_has_no_ipv6():
     got = steps(create_plan(shapes.build(["ns0", "ns1"]), {}, host_ipv6=False))
     assert "addrgenmode" not in "".join(stdin for _, stdin in got)
-    assert "link set vw-ns1 up alias vethwrap/ns0/end/pair" in got[1][1]
+    assert "link set vw-ns0 up alias vethwrap/ns0/end/pair" in got[1][1]
 
 
 def test_many_namespaces_go_in_batches_that_run_at_once():
@@ -121,27 +123,33 @@ def test_many_namespaces_go_in_batches_that_run_at_once():
 
 def test_chain_plan_from_nothing():
     got = steps(create_plan(shapes.build(["ns0", "ns1", "ns2"], kind=Kind.CHAIN), {}))
+    # the last namespace is added after the root's lines, and its step (which marks it and
+    # makes its link to the one before) runs at once
     assert got[0] == ("ip -batch -", "".join(
         f"netns add {ns}\nnetns exec {ns} ip link set lo up alias vethwrap/ns0/netns/chain\n"
-        for ns in ("ns0", "ns1", "ns2")) + "netns exec ns1 sysctl -qw net.ipv4.ip_forward=1\n")
-    assert got[1][1].splitlines()[0] == "link add vw-ns1 type veth peer name vw-ns0 netns ns1"
-    assert got[1][1].splitlines()[-1] == "route add 10.0.0.0/24 via 10.0.0.2 dev vw-ns1"
-    assert got[2][1].splitlines()[0] == "link add vw-ns2 type veth peer name vw-ns1 netns ns2"
-    assert "addr add 10.0.0.2/30 dev vw-ns0" in got[2][1].splitlines()
-    assert got[2][1].splitlines()[-1] == "route add 10.0.0.0/24 via 10.0.0.6 dev vw-ns2"
-    assert got[3] == ("ip -n ns2 -batch -",
+        for ns in ("ns0", "ns1")) + "netns exec ns1 sysctl -qw net.ipv4.ip_forward=1\n"
+        "netns add ns2\n")
+    assert got[1] == ("ip -n ns2 -batch -",
+                      "link set lo up alias vethwrap/ns0/netns/chain\n"
+                      "link add vw-ns1 type veth peer name vw-ns2 netns ns1\n"
                       "link set vw-ns1 addrgenmode none up alias vethwrap/ns0/end/chain\n"
                       "addr add 10.0.0.6/30 dev vw-ns1\n"
                       "route add 10.0.0.0/24 via 10.0.0.5 dev vw-ns1\n")
+    assert got[2][0] == "ip -n ns0 -batch -"
+    assert got[2][1].splitlines()[0] == "link add vw-ns1 type veth peer name vw-ns0 netns ns1"
+    assert got[2][1].splitlines()[-1] == "route add 10.0.0.0/24 via 10.0.0.2 dev vw-ns1"
+    assert got[3][0] == "ip -n ns1 -batch -" and " veth " not in got[3][1]
+    assert "addr add 10.0.0.2/30 dev vw-ns0" in got[3][1].splitlines()
+    assert got[3][1].splitlines()[-1] == "route add 10.0.0.0/24 via 10.0.0.6 dev vw-ns2"
 
 
 def test_mesh_plan_from_nothing():
     lab = shapes.build(["ns0", "ns1", "ns2"], kind=Kind.MESH)
     got = steps(create_plan(lab, {}))
     assert [line for _, stdin in got for line in stdin.splitlines() if " veth " in line] == [
-        "link add vw-ns1 type veth peer name vw-ns0 netns ns1",
-        "link add vw-ns2 type veth peer name vw-ns0 netns ns2",
-        "link add vw-ns2 type veth peer name vw-ns1 netns ns2"]
+        "link add vw-ns0 type veth peer name vw-ns2 netns ns0",  # made from the last one
+        "link add vw-ns1 type veth peer name vw-ns2 netns ns1",
+        "link add vw-ns1 type veth peer name vw-ns0 netns ns1"]
     addresses = sorted(a for end in lab.ends() for a in end.addresses)
     assert addresses == ["10.0.0.1/30", "10.0.0.10/30", "10.0.0.2/30", "10.0.0.5/30",
                          "10.0.0.6/30", "10.0.0.9/30"]
@@ -162,14 +170,14 @@ def test_plan_is_empty_when_the_kernel_holds_the_lab(scenario, members, kind, la
 def test_plan_into_an_existing_plain_namespace_leaves_its_lo_unmarked():
     plan = create_plan(shapes.build(["h3f0", "h3new"]), recorded("plain"))
     assert steps(plan) == [
-        ("ip -batch -", "netns add h3new\n"
-         "netns exec h3new ip link set lo up alias vethwrap/h3f0/netns/pair\n"),
-        ("ip -n h3f0 -batch -", "link add vw-h3new type veth peer name vw-h3f0 netns h3new\n"
-         "addr add 127.0.0.1/8 dev lo\nlink set lo up\n"
+        ("ip netns add h3new", ""),  # its own step follows at once, and marks it
+        ("ip -n h3new -batch -", "link set lo up alias vethwrap/h3f0/netns/pair\n"
+         "link add vw-h3f0 type veth peer name vw-h3new netns h3f0\n"
+         "link set vw-h3f0 addrgenmode none up alias vethwrap/h3f0/end/pair\n"
+         "addr add 10.0.0.2/24 dev vw-h3f0\n"),
+        ("ip -n h3f0 -batch -", "addr add 127.0.0.1/8 dev lo\nlink set lo up\n"
          "link set vw-h3new addrgenmode none up alias vethwrap/h3f0/end/pair\n"
          "addr add 10.0.0.1/24 dev vw-h3new\n"),
-        ("ip -n h3new -batch -", "link set vw-h3f0 addrgenmode none up alias "
-         "vethwrap/h3f0/end/pair\naddr add 10.0.0.2/24 dev vw-h3f0\n"),
     ]
 
 

@@ -228,7 +228,9 @@ def test_cli_names_the_failing_command(netns, tmp_path, cli, unchanged):
 
 
 @pytest.mark.parametrize("shape", ["pair", "chain"])
-def test_a_failed_read_back_in_the_last_batch_rolls_back(shape, netns, tmp_path, monkeypatch):
+def test_a_failed_read_back_rolls_back(shape, netns, tmp_path, monkeypatch):
+    """Each namespace's read-back lines end the last step inside it: a failing one, in any
+    of those steps, rolls the whole build back."""
     kind, count, existing = SHAPES[shape]
     members, made = _members(netns, count, existing)
     lab = shapes.build(members, kind=kind)
@@ -236,21 +238,23 @@ def test_a_failed_read_back_in_the_last_batch_rolls_back(shape, netns, tmp_path,
     runner = fake.runner(monkeypatch)
     before = snapshot(made)
     fake.reset(record=True)
-    built = api.create(lab, runner)  # verified: the last batch carries the read-back lines
+    built = api.create(lab, runner)  # verified: the build's own batches carry the reads
     assert built.report.ok and built.report.probes
-    reading = [int(line.split()[0]) for line in fake.calls() if " -j -d -batch " in line + " "]
-    assert len(reading) == 1, fake.calls()  # one batch builds and reads back
-    call, last = reading[0], fake.batch_lines(reading[0])
+    calls = fake.calls()
+    reading = [int(line.split()[0]) for line in calls if " -j -d -batch " in line + " "]
+    assert reading and len(calls) == reading[-1], calls  # nothing is read after the build
+    lasts = {call: fake.batch_lines(call) for call in reading}
     api.destroy(members, runner=runner)
-    for ns in made:
-        ip("-n", ns, "link", "set", "lo", "down")
-        ip("-n", ns, "addr", "flush", "dev", "lo")
-        ip("netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=0")
-    fake.reset(at=call, mode="line", line=last)  # the last line: a read-back line
-    with pytest.raises(VethwrapError) as caught:
-        api.create(lab, runner)
-    assert "command failed: ip" in caught.value.line()
-    assert not differences(before, snapshot(made)), caught.value.line()
+    for call, last in lasts.items():
+        for ns in made:
+            ip("-n", ns, "link", "set", "lo", "down")
+            ip("-n", ns, "addr", "flush", "dev", "lo")
+            ip("netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=0")
+        fake.reset(at=call, mode="line", line=last)  # the last line: a read-back line
+        with pytest.raises(VethwrapError) as caught:
+            api.create(lab, runner)
+        assert "command failed: ip" in caught.value.line()
+        assert not differences(before, snapshot(made)), (call, caught.value.line())
 
 
 @pytest.mark.parametrize("kind, count, inner", [(Kind.BRIDGE, 5, 7), (Kind.PAIR, 2, 2)])

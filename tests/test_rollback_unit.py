@@ -25,8 +25,9 @@ def _runner(fail_call: int, stderr: str, fail_undo: bool = False) -> RecordingRu
 
 def test_a_batch_failing_at_line_3_undoes_what_ran_newest_first():
     plan = create_plan(shapes.build(["ns0", "ns1"]), {})
-    # the plan runs as one root batch; its line 5 is ns0's step, whose own line 3 failed
-    runner = _runner(1, "RTNETLINK answers: File exists\nCommand failed /dev/fd/3:3\n"
+    # the plan runs as one root batch; its line 5 is ns0's step (after ns1's, which made
+    # the link), whose own line 2 failed
+    runner = _runner(1, "RTNETLINK answers: File exists\nCommand failed /dev/fd/3:2\n"
                         "Command failed -:5")
     with pytest.raises(CommandFailed) as caught:
         apply(plan, runner)
@@ -50,7 +51,7 @@ def test_a_root_line_failing_undoes_only_the_lines_before_it():
 
 def test_a_failed_undo_is_reported_in_the_one_line():
     plan = create_plan(shapes.build(["ns0", "ns1"]), {})
-    runner = _runner(1, "RTNETLINK answers: File exists\nCommand failed -:6", fail_undo=True)
+    runner = _runner(1, "RTNETLINK answers: File exists\nCommand failed -:5", fail_undo=True)
     with pytest.raises(CommandFailed) as caught:
         apply(plan, runner)
     line = caught.value.line()

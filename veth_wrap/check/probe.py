@@ -279,13 +279,14 @@ def _table_fulls() -> dict[int, int]:
 def _blame_full_neighbour_tables(by_source: dict[str, list[_Target]],
                                  before: dict[int, int]) -> None:
     """Say why probes failed when the kernel refused neighbour entries meanwhile."""
-    after = _table_fulls()
-    for targets in by_source.values():
-        for target in targets:
-            if target.rtt_ms is None and after[target.family] > before[target.family]:
-                setting = NEIGH_STATS[target.family][1]
-                target.error = (f"{target.error}; the kernel's neighbour table overflowed "
-                                f"(raise {setting})")
+    failed = [target for targets in by_source.values() for target in targets
+              if target.rtt_ms is None]
+    after = _table_fulls() if failed else {}  # all answered: nothing to explain
+    for target in failed:
+        if after[target.family] > before[target.family]:
+            setting = NEIGH_STATS[target.family][1]
+            target.error = (f"{target.error}; the kernel's neighbour table overflowed "
+                            f"(raise {setting})")
 
 
 def _forbidden_namespaces() -> set[tuple[int, int]]:

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
-from veth_wrap.check.readback import ROUTED, Seen, fold, state_spaces
+from veth_wrap.check.readback import ROUTED, Seen, fold, implied_carrier, state_spaces
 from veth_wrap.kernel import state
 from veth_wrap.kernel.state import NetnsState
 from veth_wrap.model.topology import End, Kind, Lab
@@ -41,7 +41,7 @@ def verify(lab: Lab, runner: Optional[Runner] = None, reach: bool = True,
     runner = runner or default_runner()
     report = Report()
     deadline = time.monotonic() + SETTLE
-    first = seen.facts if seen else None
+    first = implied_carrier(lab, seen.facts) if seen else None
     hub_from = HUB_PROBED_FROM if reach else HUB_SPEAKS_FROM
     while True:
         report.problems = _state_problems(lab, runner, first, hub_from)

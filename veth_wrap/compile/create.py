@@ -34,16 +34,21 @@ def create_plan(lab: Lab, facts: dict[str, NetnsState], root: Optional[NetnsStat
         after += wired.made
     inward = _member_side(lab) and bool(lab_quiet)  # IPv6 ends come up early (bridge.py)
     late = [ns for ns in missing if inward and ns in lab.members]  # added just before use
-    _add_namespaces(plan, lab, [ns for ns in missing if ns not in late],
-                    [] if inward else after, marked=not inward)
+    final = _made_last(lab, missing, after, inward)
+    _add_namespaces(plan, lab, [ns for ns in missing if ns not in late and ns != final],
+                    [] if inward else after + (_netns_add(lab, final, False) if final else []),
+                    marked=not inward)
     if lab.hub:
         hub_state = facts.get(lab.hub, NetnsState(lab.hub))
         hub_ops = _lo_ops(lab, lab.hub, hub_state, Role.HUB) if lab.hub in facts \
             else [_lo_mark(lab, lab.hub)] if inward else []
         wired = bridge_ops(lab, hub_state, lab.hub, lab_quiet, inward)
         plan.add(hub_ops + wired.made, netns=lab.hub, comment=f"bridge in {lab.hub}")
+    order = ([final] if final else []) + [ns for ns in lab.members if ns != final]
     inside = {ns: wired.inward.get(ns, []) + _member_ops(lab, ns, facts, wired.raised.get(ns),
-                                                         lab_quiet) for ns in lab.members}
+                                                         lab_quiet, final) for ns in order}
+    if final:  # its step follows its `netns add` at once, and marks it first
+        inside[final] = [_lo_mark(lab, final)] + inside[final]
     # a big bridge's members are independent of each other: the walker may run them at once
     group = "members" if inward and len(lab.members) >= PARALLEL_FROM else ""
     for ns, ops in inside.items():
@@ -77,8 +82,9 @@ def _add_namespaces(plan: Plan, lab: Lab, missing: list[str], after: list[Op],
     """
     made = [_netns_add(lab, ns, marked) for ns in missing]
     if len(made) < PARALLEL_FROM:
+        adds = missing or any(op.creates for op in after)  # the last may come with `after`
         plan.add([op for ops in made for op in ops] + after,
-                 comment="namespaces" if missing else "root namespace")
+                 comment="namespaces" if adds else "root namespace")
         return
     plan.add(made[0], comment="namespaces")
     for part in spread(made[1:]):
@@ -99,14 +105,15 @@ def quiet_words(lab: Lab, host_ipv6: bool = True) -> tuple[str, ...]:
 
 
 def _member_ops(lab: Lab, ns: str, facts: dict[str, NetnsState],
-                raised: Optional[str] = None, quiet: tuple[str, ...] = ()) -> list[Op]:
+                raised: Optional[str] = None, quiet: tuple[str, ...] = (),
+                final: Optional[str] = None) -> list[Op]:
     """What one member needs done inside it.
 
     A namespace made by this plan has lo done already, and `raised` names the end that an
-    earlier step created here and brought up.
+    earlier step created here and brought up. final: see _made_last.
     """
     state = facts.get(ns, NetnsState(ns))
-    ops = _veth_ops(lab, ns, facts)
+    ops = _veth_ops(lab, ns, facts, final)
     if ns in facts:
         ops += _lo_ops(lab, ns, state, Role.NETNS)
     if raised:
@@ -191,19 +198,44 @@ def _lo_ops(lab: Lab, ns: str, state: NetnsState, role: str) -> list[Op]:
     return ops
 
 
-def _veth_ops(lab: Lab, ns: str, facts: dict[str, NetnsState]) -> list[Op]:
-    """Point-to-point links whose first end lives in ns, created with both ends in place."""
+def _made_last(lab: Lab, missing: list[str], after: list[Op], inward: bool) -> Optional[str]:
+    """The namespace whose own step can follow its `netns add` at once, or None.
+
+    In a lab of veth links between namespaces, the last one this plan adds makes its links
+    to the earlier ones itself (their ends go there as peers), so its step runs first: it
+    marks the namespace as it begins, and no fork of its own does that. A crash still
+    leaves every namespace marked, one line after it was made.
+    """
+    if inward or lab.bridges or not missing or len(missing) >= PARALLEL_FROM \
+            or any(end.netns is None for end in lab.ends()):
+        return None
+    last = missing[-1]
+    if last not in lab.members or any(last in op.args for op in after):
+        return None
+    return last
+
+
+def _veth_ops(lab: Lab, ns: str, facts: dict[str, NetnsState],
+              final: Optional[str] = None) -> list[Op]:
+    """Point-to-point links made from ns, with both ends in place: those whose first end
+    lives there, but those to final (made from there), and in final those to it too."""
+    pairs = [(link.a, link.b) for link in lab.links_from(ns) if link.b.netns != final
+             or ns == final]
+    if ns == final:
+        pairs += [(link.b, link.a) for link in lab.links if link.b.netns == ns
+                  and link.a.netns not in (None, ns)]
     ops = []
-    for link in lab.links_from(ns):
-        if link.b.netns is None or link.a.role == Role.MEMBER:
+    for here, there in pairs:
+        if there.netns is None or here.role == Role.MEMBER:
             continue
-        if ns in facts and link.a.ifname in facts[ns].links:
+        if ns in facts and here.ifname in facts[ns].links:
             continue
-        a, b = link.a, link.b
-        ops.append(Op(("link", "add", a.ifname, "type", "veth", "peer", "name", b.ifname,
-                       "netns", b.netns), ("link", "del", a.ifname), undo_netns=ns,
-                      creates=(("link", ns, a.ifname), ("link", b.netns, b.ifname)),
-                      gone_with=frozenset({("netns", ns), ("netns", b.netns)})))
+        if there.netns in facts and there.ifname in facts[there.netns].links:
+            continue
+        ops.append(Op(("link", "add", here.ifname, "type", "veth", "peer", "name", there.ifname,
+                       "netns", there.netns), ("link", "del", here.ifname), undo_netns=ns,
+                      creates=(("link", ns, here.ifname), ("link", there.netns, there.ifname)),
+                      gone_with=frozenset({("netns", ns), ("netns", there.netns)})))
     return ops
 
 

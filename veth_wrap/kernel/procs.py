@@ -65,11 +65,14 @@ def namespaces_in_use() -> dict[int, list[int]]:
 
 def scan(wanted: dict[int, str]) -> list[Proc]:
     """The processes whose network namespace is one of `wanted` (inode -> name or label)."""
-    me = _ancestors(os.getpid())
+    me: Optional[set[int]] = None  # read only once a process matches: most scans find none
     found = []
     for pid in pids():
         inode = _inode_of(pid)
-        if inode in wanted and pid not in me:
+        if inode not in wanted:
+            continue
+        me = _ancestors(os.getpid()) if me is None else me
+        if pid not in me:
             proc = describe(pid, inode, wanted[inode])
             if proc is not None:
                 found.append(proc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -26,6 +27,12 @@ def in_batches(items: list, work: Callable[[list], T]) -> list[T]:
         return list(pool.map(work, parts))
 
 
+@functools.lru_cache(maxsize=64)
+def _which(program: str, path: str) -> Optional[str]:
+    """shutil.which, remembered for as long as PATH stays the same (every command asks)."""
+    return shutil.which(program, path=path)
+
+
 @dataclass(frozen=True)
 class Result:
     """What a finished command printed and returned."""
@@ -44,7 +51,7 @@ class Runner(Protocol):
 
 def require(program: str) -> str:
     """Return the path of a program, or refuse naming the Debian package that has it."""
-    path = shutil.which(program)
+    path = _which(program, os.environ.get("PATH", os.defpath))
     if path is None:
         package = PACKAGES.get(program, program)
         raise PreflightError(
