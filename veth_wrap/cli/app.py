@@ -98,6 +98,8 @@ def guarded(func: Callable) -> Callable:
             _fail(exc, "interrupted", ExitStatus.SIGINT)
         except OSError as exc:
             _fail(exc, f"{exc.strerror or exc} (see 'vethwrap doctor')", ExitStatus.FAILED)
+        except Exception as exc:  # a bug of ours: still one line, and how to learn more
+            _fail(exc, _internal(exc), ExitStatus.FAILED)
         if status:
             raise typer.Exit(int(status))
 
@@ -109,6 +111,14 @@ def guarded(func: Callable) -> Callable:
         parameters=[*signature.parameters.values(), quiet])
     wrapper.__annotations__ = {**func.__annotations__, "quiet": "bool"}
     return wrapper
+
+
+def _internal(exc: BaseException) -> str:
+    """The one line for an error vethwrap did not expect: a bug, to be reported."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return (f"internal error: {type(exc).__name__}{': ' + text if text else ''} (a bug in "
+            "vethwrap: run it again with --debug to see where, and report that; a plan it "
+            "was running was rolled back, and 'vethwrap show' lists what is there)")
 
 
 def _fail(exc: BaseException, line: str, code: int):
@@ -148,6 +158,13 @@ def run() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except typer.Abort:
+        sys.exit(ExitStatus.FAILED)
+    except Exception as exc:  # outside any command (parsing, completion): still one line
+        if _debug["on"]:
+            raise
+        from veth_wrap.cli.output import error_line
+
+        error_line(_internal(exc))
         sys.exit(ExitStatus.FAILED)
     sys.exit(code if isinstance(code, int) else ExitStatus.OK)
 

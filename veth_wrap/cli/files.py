@@ -84,13 +84,10 @@ def up(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
         return
     require_root()
     built = api.update(lab, check=not no_verify)
-    for note in built.notes:
-        say(note)
-    if not built.changed:
-        say(f"lab {lab.name} is already as {_shown(file)} describes; nothing changed")
-    from veth_wrap.cli.views import print_built
+    from veth_wrap.cli.views import print_made
 
-    print_built(built, json_out)
+    print_made(built, json_out, f"lab {lab.name} is already as {_shown(file)} describes; "
+               "nothing changed")
 
 
 @guarded
@@ -100,8 +97,8 @@ def down(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
                                      help="Seconds between SIGTERM and SIGKILL inside.")) -> None:
     """Remove the lab a file names; works from the kernel (same as destroy --lab NAME)."""
     from veth_wrap import api
-    from veth_wrap.cli.lab import say_stopped
-    from veth_wrap.cli.output import emit_json, emit_script, say
+    from veth_wrap.cli.output import emit_script
+    from veth_wrap.cli.views import print_removed
     from veth_wrap.model import labfile
 
     if host or all_hosts or str(file) == "-":  # these need the hosts: the whole file
@@ -116,13 +113,7 @@ def down(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
         emit_script(steps.script(f"vethwrap down: lab {name}"))
     else:
         steps = api.destroy(lab=name, grace=grace)
-    for note in steps.notes:
-        say(note)
-    if not dry_run:
-        say_stopped(steps)
-        say(f"lab {name}: {steps.summary()}")
-        if json_out:
-            emit_json(dict(lab=name, **steps.to_json()))
+    print_removed(steps, dry_run, json_out, f"lab {name}", lab=name)
 
 
 @guarded

@@ -99,7 +99,7 @@ def down(lab: Lab, text: str, host: Optional[str], all_hosts: bool, prefix: str,
          dry_run: bool, json_out: bool) -> None:
     """down of a file with hosts: what this host's kernel holds of the lab, or every host's."""
     from veth_wrap import multihost
-    from veth_wrap.cli.lab import say_stopped
+    from veth_wrap.cli.views import print_removed
 
     check_flags(lab, host, all_hosts)
     if all_hosts:
@@ -111,13 +111,7 @@ def down(lab: Lab, text: str, host: Optional[str], all_hosts: bool, prefix: str,
     where = f" on host {name}" if name else ""
     if dry_run:
         emit_script(steps.script(f"vethwrap down: lab {lab.name}{where}"))
-    for note in steps.notes:
-        say(note)
-    if not dry_run:
-        say_stopped(steps)
-        say(f"lab {lab.name}{where}: {steps.summary()}")
-        if json_out:
-            emit_json(dict(lab=lab.name, host=name, **steps.to_json()))
+    print_removed(steps, dry_run, json_out, f"lab {lab.name}{where}", lab=lab.name, host=name)
 
 
 def _everywhere(lab: Lab, text: str, command: list[str], prefix: str, dry_run: bool,

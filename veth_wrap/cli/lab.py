@@ -51,7 +51,7 @@ def create(
 ) -> None:
     """Create namespaces and wire them with veth pairs, then verify they ping."""
     from veth_wrap import api
-    from veth_wrap.cli.output import emit_script, say
+    from veth_wrap.cli.output import emit_script
     from veth_wrap.model import shapes
     from veth_wrap.model.linkopts import link_opts
 
@@ -72,13 +72,9 @@ def create(
     except VerificationFailed as failure:
         explain(failure)
         raise
-    for note in built.notes:
-        say(note)
-    if not built.changed:
-        say(f"lab {built_lab.name} is already built as asked; nothing changed")
-    from veth_wrap.cli.views import print_built
+    from veth_wrap.cli.views import print_made
 
-    print_built(built, json_out)
+    print_made(built, json_out, f"lab {built_lab.name} is already built as asked; nothing changed")
 
 
 @guarded
@@ -95,7 +91,7 @@ def destroy(
 ) -> None:
     """Stop what runs inside, then remove what vethwrap made, and only that."""
     from veth_wrap import api
-    from veth_wrap.cli.output import emit_json, emit_script, say
+    from veth_wrap.cli.output import emit_script
     from veth_wrap.model import names
 
     namespaces = list(namespaces or [])
@@ -115,13 +111,9 @@ def destroy(
         count = len(namespaces) or None
         with progress_bar("destroying", count, count) as tick:
             steps = api.destroy(namespaces, lab, everything, progress=tick, grace=grace)
-    for note in steps.notes:
-        say(note)
-    if not dry_run:
-        say_stopped(steps)
-        say(steps.summary())
-        if json_out:
-            emit_json(steps.to_json())
+    from veth_wrap.cli.views import print_removed
+
+    print_removed(steps, dry_run, json_out)
 
 
 def explain(failure: VerificationFailed) -> None:
@@ -140,16 +132,6 @@ def explain(failure: VerificationFailed) -> None:
         say(f"  - {line}")
     for line in result.script:
         say(f"  fix: {line}")
-
-
-def say_stopped(steps) -> None:
-    """What destroy stopped inside the namespaces, one line each, on stderr."""
-    from veth_wrap.cli.output import say
-
-    for done in getattr(steps, "stopped", []):
-        proc = done.proc
-        named = f" ({proc.service})" if proc.service else ""
-        say(f"stopped {proc.netns} pid {proc.pid}{named} with {done.signal}: {proc.command()}")
 
 
 @contextmanager

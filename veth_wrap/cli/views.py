@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 from veth_wrap.check.matrix import Cell
-from veth_wrap.cli.output import emit_json, out, table
+from veth_wrap.cli.output import emit_json, out, say, table
 from veth_wrap.model.topology import Lab
 
 
@@ -23,6 +23,36 @@ def lab_json(lab: Lab) -> dict:
         "routes": [{"namespace": r.netns, "dest": r.dest, "via": r.via, "dev": r.dev}
                    for r in lab.routes],
     }
+
+
+def print_made(built, json_out: bool, unchanged: str) -> None:
+    """A create's or up's notes, `unchanged` when nothing needed doing, then its summary."""
+    for note in built.notes:
+        say(note)
+    if not built.changed:
+        say(unchanged)
+    print_built(built, json_out)
+
+
+def print_removed(steps, dry_run: bool, json_out: bool, label: str = "", **keys) -> None:
+    """A destroy's or down's notes; unless a dry run, what it stopped and its summary (and
+    JSON with keys first, if asked)."""
+    for note in steps.notes:
+        say(note)
+    if dry_run:
+        return
+    say_stopped(steps)
+    say(f"{label}: {steps.summary()}" if label else steps.summary())
+    if json_out:
+        emit_json(dict(keys, **steps.to_json()))
+
+
+def say_stopped(steps) -> None:
+    """What destroy stopped inside the namespaces, one line each, on stderr."""
+    for done in getattr(steps, "stopped", []):
+        proc = done.proc
+        named = f" ({proc.service})" if proc.service else ""
+        say(f"stopped {proc.netns} pid {proc.pid}{named} with {done.signal}: {proc.command()}")
 
 
 def print_built(built, json_out: bool) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from veth_wrap.errors import UsageError
+from veth_wrap.explain.routing import route_network
 from veth_wrap.kernel import state
 from veth_wrap.kernel.state import LinkState, parse_links
 from veth_wrap.run.runner import Runner, default_runner
@@ -273,7 +274,7 @@ class Nets:
         (a refused lookup is asked again alone when needed, for the kernel's words)."""
         version = ipaddress.ip_address(address).version
         todo = [ns for ns in self.connected() if (ns, address) not in self.answers
-                and any(_network(r.get("dst", ""), version) for r in self.routes.get(ns, []))]
+                and any(route_network(r.get("dst", ""), version) for r in self.routes.get(ns, []))]
         lines = [f"netns exec {ns} ip -j route get {address}" for ns in todo]
         for ns, doc in zip(todo, state.read_docs(lines, self, strict=False) if lines else []):
             if doc:
@@ -372,17 +373,7 @@ def matching_route(routes: list[dict], address: str, dev: str) -> dict | None:
         dst = route.get("dst", "")
         if route.get("dev") != dev or route.get("type", "unicast") != "unicast":
             continue
-        net = _network(dst, wanted.version)
+        net = route_network(dst, wanted.version)
         if net is not None and wanted in net and net.prefixlen > best_len:
             best, best_len = route, net.prefixlen
     return best
-
-
-def _network(dst: str, version: int):
-    if dst == "default":
-        return ipaddress.ip_network("0.0.0.0/0" if version == 4 else "::/0")
-    try:
-        net = ipaddress.ip_network(dst, strict=False)
-    except ValueError:
-        return None
-    return net if net.version == version else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from typing import Optional
 
 BLOCKING = ("blackhole", "unreachable", "prohibit")
 ROUTABLE = ("unicast", "local", "broadcast", "anycast", "multicast")
@@ -36,7 +37,8 @@ class Lookup:
     table: str = ""
 
 
-def _net(dst: str, version: int):
+def route_network(dst: Optional[str], version: int):
+    """A route's destination as a network of that IP version (default: all of it), else None."""
     if dst in ("default", "", None):
         return ipaddress.ip_network("0.0.0.0/0" if version == 4 else "::/0")
     try:
@@ -50,7 +52,7 @@ def _in(address, prefix: str | None, plen) -> bool:
     if prefix in _NO_SRC:
         return True
     text = prefix if plen is None or "/" in str(prefix) else f"{prefix}/{plen}"
-    net = _net(text, address.version)
+    net = route_network(text, address.version)
     return net is not None and address in net
 
 
@@ -80,7 +82,7 @@ def best_route(routes: list[dict], table: str, dst: str, skip: list[dict]) -> di
     for route in routes:
         if _table_of(route) != table or any(route is s for s in skip):
             continue
-        net = _net(route.get("dst", ""), address.version)
+        net = route_network(route.get("dst", ""), address.version)
         if net is None or address not in net:
             continue
         rank = (net.prefixlen, -int(route.get("metric", 0) or 0))

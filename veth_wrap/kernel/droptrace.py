@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from veth_wrap.run.runner import Runner
 
 TRACEFS = "/sys/kernel/tracing"
-LOCK = "/run/vethwrap-droptrace.lock"
+LOCK = "droptrace.lock"  # in run/lock.LOCK_DIR, beside the lock of every change
 EVENT = "events/skb/kfree_skb"
 PROTOCOLS = {4: (0x0800, 0x0806), 6: (0x86DD,)}  # IPv4 and ARP; IPv6 (neighbour discovery in it)
 # reasons a busy host gives all the time, that say nothing about a path
@@ -84,10 +84,20 @@ def _exclusive() -> int | None:
     """A lock that one watcher at a time holds (never waited for)."""
     import fcntl
 
+    from veth_wrap.errors import PreflightError
+    from veth_wrap.run.lock import LOCK_DIR, open_dir
+
     try:
-        fd = os.open(LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        home = open_dir(LOCK_DIR)
+    except (OSError, PreflightError):
+        return None
+    try:
+        fd = os.open(LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                     dir_fd=home)
     except OSError:
         return None
+    finally:
+        os.close(home)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

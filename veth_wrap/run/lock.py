@@ -14,7 +14,7 @@ from veth_wrap.errors import PreflightError
 LOCK_DIR = "/run/vethwrap"
 
 
-def _open_dir(path: str) -> int:
+def open_dir(path: str) -> int:
     """Open (making it if needed) a root-owned directory, refusing symlinks and strangers."""
     try:
         os.mkdir(path, 0o700)
@@ -33,7 +33,7 @@ def _open_dir(path: str) -> int:
 def locked(path: str = LOCK_DIR) -> Iterator[None]:
     """Hold the exclusive lock while the block runs."""
     try:
-        dir_fd = _open_dir(path)
+        dir_fd = open_dir(path)
     except OSError as exc:
         # O_NOFOLLOW|O_DIRECTORY on a symlink fails with ENOTDIR on Linux, ELOOP elsewhere
         if exc.errno == errno.ELOOP or os.path.islink(path):

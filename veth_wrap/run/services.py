@@ -11,7 +11,7 @@ from typing import Mapping, Optional, Sequence
 
 from veth_wrap.errors import VethwrapError
 from veth_wrap.model.procfacts import LOG_ROOT, Proc, Stopped
-from veth_wrap.run.lock import LOCK_DIR, _open_dir
+from veth_wrap.run.lock import LOCK_DIR, open_dir
 from veth_wrap.run.runner import require
 
 KILL_WAIT = 5.0  # seconds a SIGKILLed process may take to go (it may be in the kernel)
@@ -24,7 +24,7 @@ class StillRunning(VethwrapError):
 
 def open_log(lab: str, netns: str, name: str) -> tuple[int, str]:
     """Create LOG_ROOT/LAB/NS/NAME.log afresh (0600, folders 0700), never through a symlink."""
-    fd = _open_dir(LOCK_DIR)  # refuses a /run/vethwrap owned by someone else
+    fd = open_dir(LOCK_DIR)  # refuses a /run/vethwrap owned by someone else
     try:
         for part in (LOG_ROOT.rsplit("/", 1)[1], lab, netns):
             try:

@@ -65,6 +65,9 @@ def apply(plan: Plan, runner: Optional[Runner] = None, progress: Optional[Progre
                                   f"command(s), first: {outcome.undo_failures[0]}")
                 error.hint = "remove what is left with 'vethwrap destroy NAMESPACE...'"
             raise
+        except Exception:  # a bug of ours half-way: the kernel still goes back as it was
+            outcome.undo_failures = rollback(outcome.done, runner)
+            raise
     return outcome
 
 
