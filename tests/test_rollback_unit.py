@@ -57,3 +57,21 @@ def test_a_failed_undo_is_reported_in_the_one_line():
     line = caught.value.line()
     assert "rollback failed for 1 command(s)" in line and "vethwrap destroy" in line
     assert "\n" not in line
+
+
+def test_a_root_batch_names_each_forked_program_by_its_path(tmp_path, monkeypatch):
+    """`netns exec NS PROG` lines get PROG's path, found along PATH as a shell would: the
+    first directory that has it wins; a path stays, and a program not found keeps its name."""
+    from veth_wrap.run.runner import exec_paths
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder in (first, second):
+        folder.mkdir()
+        (folder / "ip").write_text("#!/bin/sh\n")
+        (folder / "ip").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{first}:{second}")
+    batch = ("netns add a\nnetns exec a ip -batch /dev/fd/3\nnetns exec a /bin/true\n"
+             "netns exec b no-such-program -x\nlink set lo up\n")
+    assert exec_paths(batch) == (f"netns add a\nnetns exec a {first}/ip -batch /dev/fd/3\n"
+                                 "netns exec a /bin/true\nnetns exec b no-such-program -x\n"
+                                 "link set lo up\n")

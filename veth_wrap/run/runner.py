@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Protocol, Sequence, TypeVar
@@ -31,6 +32,20 @@ def in_batches(items: list, work: Callable[[list], T]) -> list[T]:
 def _which(program: str, path: str) -> Optional[str]:
     """shutil.which, remembered for as long as PATH stays the same (every command asks)."""
     return shutil.which(program, path=path)
+
+
+_EXEC = re.compile(r"^(netns exec \S+ )([^/\s]\S*)", re.MULTILINE)
+
+
+def exec_paths(batch: str) -> str:
+    """A root batch with each `netns exec NS PROG` line naming PROG by its path.
+
+    `ip netns exec` looks PROG up along PATH, one failed exec a directory before it: a
+    dozen here, about 0.4 ms a fork. With the path it execs at once; a program not found
+    keeps its name, so ip reports it as before.
+    """
+    path = os.environ.get("PATH", os.defpath)
+    return _EXEC.sub(lambda m: m.group(1) + (_which(m.group(2), path) or m.group(2)), batch)
 
 
 @dataclass(frozen=True)
@@ -81,11 +96,12 @@ class ShRunner:
         if files.builtin(argv):  # a file step: done here, without a process
             return Result(tuple(argv), files.run_builtin(argv, stdin), "", 0)
         command = self._sh.Command(require(argv[0]))
+        fed = exec_paths(stdin) if stdin and argv[0] == "ip" and "-batch" in argv else stdin
         try:
             # _close_fds=False: every descriptor Python opens is close-on-exec already (lock.py
             # asks for it explicitly), and closing them one by one in the child costs ~0.5 ms.
             proc = command(
-                *argv[1:], _in=stdin, _tty_out=False, _env=self._env, _close_fds=False,
+                *argv[1:], _in=fed, _tty_out=False, _env=self._env, _close_fds=False,
                 _new_session=True, _return_cmd=True, _ok_code=range(256) if not check else [0],
             )
             code = proc.exit_code
