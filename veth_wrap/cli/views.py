@@ -103,18 +103,24 @@ def print_matrix(cells: list[Cell], json_out: bool) -> None:
         emit_json({"pairs": [cell.__dict__ for cell in cells],
                    "total": len(cells), "answered": sum(c.replied for c in cells)})
         return
+    from rich.text import Text
+
     for lab in dict.fromkeys(c.lab for c in cells):
         mine = [c for c in cells if c.lab == lab]
         names = list(dict.fromkeys(c.source for c in mine))
         grid = {(c.source, c.target): c for c in mine}
         tbl = table(f"lab {lab}: {sum(c.replied for c in mine)}/{len(mine)} pairs answer",
                     ["from \\ to", *names])
+        marks = _marks()
         for src in names:
-            tbl.add_row(src, *(_mark(grid.get((src, dst))) for dst in names))
+            cell = (grid.get((src, dst)) for dst in names)
+            tbl.add_row(Text(src), *(marks[c.replied if c else None] for c in cell))
         out().print(tbl)
 
 
-def _mark(cell: Optional[Cell]) -> str:
-    if cell is None:
-        return "[dim]-[/]"
-    return "[green]ok[/]" if cell.replied else "[bold red]X[/]"
+def _marks() -> dict:
+    """A matrix cell's look, styled text: no markup to parse in each of n * n cells."""
+    from rich.text import Text
+
+    return {None: Text("-", style="dim"), True: Text("ok", style="green"),
+            False: Text("X", style="bold red")}
