@@ -75,3 +75,56 @@ def test_a_root_batch_names_each_forked_program_by_its_path(tmp_path, monkeypatc
     assert exec_paths(batch) == (f"netns add a\nnetns exec a {first}/ip -batch /dev/fd/3\n"
                                  "netns exec a /bin/true\nnetns exec b no-such-program -x\n"
                                  "link set lo up\n")
+
+
+def _lab_plan(count: int):
+    from veth_wrap import api
+
+    lab = shapes.build([f"ns{i}" for i in range(count)])
+    return api.with_hosts(create_plan(lab, {}), lab, {})
+
+
+def test_hosts_files_go_as_a_lane_beside_the_ports_after_the_members_wave():
+    from veth_wrap.run import walker
+
+    plan = _lab_plan(40)
+    waves = walker._waves(plan.steps)
+    wide = [i for i, wave in enumerate(waves) if len(wave) > 1]
+    assert len(wide) == 2 and wide[1] == wide[0] + 1, [len(wave) for wave in waves]
+    members, (ports, files) = waves[wide[0]], waves[wide[1]]
+    assert len(members) == walker.PARALLEL
+    assert [step.comment.split()[0] for run in ports for step in run] == ["ports"]
+    # one lane: the folders before the files in them
+    assert [step.program for run in files for step in run] == ["mkdir", "tee"]
+    assert not any(step.program in ("mkdir", "tee") for i, wave in enumerate(waves)
+                   if i != wide[1] for lane in wave for run in lane for step in run)
+
+
+def test_without_a_wave_the_hosts_files_run_last_in_order():
+    from veth_wrap.run import walker
+
+    plan = _lab_plan(3)
+    programs = [step.program for wave in walker._waves(plan.steps) for lane in wave
+                for run in lane for step in run]
+    assert programs[-2:] == ["mkdir", "tee"] and set(programs[:-2]) == {"ip"}
+
+
+def test_a_failing_lane_rolls_back_the_hosts_files_beside_it():
+    import threading
+
+    plan = _lab_plan(40)
+    written = threading.Event()
+
+    def answer(argv, stdin):  # the ports fail once the files beside them are written
+        if argv[0] == "tee":
+            written.set()
+        if stdin and " master " in stdin and "-force" not in argv:
+            assert written.wait(10)
+            return Result(argv, "", "RTNETLINK answers: File exists\nCommand failed -:1", 2)
+        return None
+
+    runner = RecordingRunner(answer)
+    with pytest.raises(CommandFailed):
+        apply(plan, runner)
+    undone = [argv for argv, _ in runner.calls if argv[0] in ("rm", "rmdir")]
+    assert [argv[0] for argv in undone] == ["rm", "rmdir"]  # the files, then their folders

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from conftest import RUN_ID, ip
@@ -58,7 +59,12 @@ def test_bridge_of_20_is_built_by_batches_at_once_and_verified(cli, netns, uncha
         assert end["ifalias"] == f"vethwrap/{lab}/member/bridge"
     matrix = cli("pingall", *members, "--json")
     assert matrix.returncode == 0, matrix.stderr
+    # the hosts files were written beside the members' wave: every name resolves everywhere
+    for member in (members[0], members[-1]):
+        found = ip("netns", "exec", member, "getent", "hosts", members[-1], members[0]).stdout
+        assert f"10.0.0.20 {members[-1]}" in " ".join(found.split()), found
     destroy(cli, lab)
+    assert not [m for m in members if os.path.exists(f"/etc/netns/{m}")]
 
 
 @pytest.mark.integration

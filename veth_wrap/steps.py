@@ -11,6 +11,9 @@ from typing import Iterable, Optional
 # namespace takes kernel locks, so two cores get more from four such batches than from two.
 BATCHES_AT_ONCE = 4
 PARALLEL_FROM = 16  # namespaces: below this a second process costs more than it saves
+# The group of steps that change no kernel state and need none (a lab's hosts files): the
+# walker may run them, in their order, beside the first wave of steps that run at once.
+BESIDE = "beside"
 
 
 def spread(items: list, parts: int = BATCHES_AT_ONCE) -> list[list]:

@@ -12,7 +12,7 @@ from typing import Iterable, Optional
 from veth_wrap.model.names import Mark
 from veth_wrap.model.procfacts import HOSTS_ROLE, NETNS_ETC, HostsFile, hosts_path
 from veth_wrap.model.topology import Lab
-from veth_wrap.steps import Op, Plan, Step
+from veth_wrap.steps import BESIDE, Op, Plan, Step
 
 FOREIGN = "was not written by vethwrap"  # the note create and up show, whatever else is quiet
 LOCALHOST = ("127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback")
@@ -64,7 +64,8 @@ def write_plan(lab: Lab, found: dict[str, HostsFile]) -> Plan:
     """mkdir and tee steps for the files that differ from what they should say.
 
     A file vethwrap did not write is left alone, with a note. Rollback removes files and
-    folders that the plan created.
+    folders that the plan created. The steps need no kernel state and change none (group
+    BESIDE): a big lab's walker writes them while the bridge's ports are attached.
     """
     plan = Plan()
     wanted = contents(lab)
@@ -85,13 +86,15 @@ def write_plan(lab: Lab, found: dict[str, HostsFile]) -> Plan:
         plan.steps.append(Step((Op(("-p", "--", *folders),
                                    ("--ignore-fail-on-non-empty", "--", *folders),
                                    undo_program="rmdir"),),
-                               program="mkdir", comment="folders for the lab's hosts files"))
+                               program="mkdir", comment="folders for the lab's hosts files",
+                               group=BESIDE))
     for text, group in todo.items():
         files = [hosts_path(ns) for ns in group]
         new = [hosts_path(ns) for ns in group if not found.get(ns, HostsFile(ns)).exists]
         undo = ("-rf", "--", *new) if new else ()
         plan.steps.append(Step((Op(("--", *files), undo, undo_program="rm"),), program="tee",
-                               comment=f"lab names for {_span(group)}", input=text))
+                               comment=f"lab names for {_span(group)}", input=text,
+                               group=BESIDE))
     return plan
 
 

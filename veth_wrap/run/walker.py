@@ -10,7 +10,7 @@ from typing import Callable, Iterator, Optional
 from veth_wrap.errors import CommandFailed, Interrupted, VethwrapError
 from veth_wrap.run import fuse
 from veth_wrap.run.runner import Runner, default_runner
-from veth_wrap.steps import BATCHES_AT_ONCE, Op, Plan, Step, spread
+from veth_wrap.steps import BATCHES_AT_ONCE, BESIDE, Op, Plan, Step, spread
 
 Progress = Callable[[int], None]  # called with the number of ops just finished
 PARALLEL = BATCHES_AT_ONCE  # independent batches at once
@@ -71,28 +71,47 @@ def apply(plan: Plan, runner: Optional[Runner] = None, progress: Optional[Progre
     return outcome
 
 
-def _waves(steps: list[Step]) -> Iterator[list[list[Step]]]:
-    """Runs of steps for one process each (run/fuse), grouped into waves run at once.
+Lane = list[list[Step]]  # runs of steps for one process each, run one after the other
 
-    Consecutive steps that share a group are independent: they go as up to PARALLEL runs
-    at once. The others go in order, consecutive `ip` steps in one process.
+
+def _waves(steps: list[Step]) -> list[list[Lane]]:
+    """Waves of lanes run at once; each lane's runs (run/fuse) go one after the other.
+
+    Consecutive steps that share a group are independent: they go as up to PARALLEL lanes
+    at once. The others go in order, consecutive `ip` steps in one process. Steps of the
+    group BESIDE (the hosts files) go as a lane beside the run that follows the last wave
+    at once (a bridge's ports, in one process inside the hub), when there is such a wave:
+    their work then takes the core that run leaves idle.
     """
+    beside = [step for step in steps if step.group == BESIDE] if _has_wave(steps) else []
+    rest = [step for step in steps if not beside or step.group != BESIDE]
+    waves: list[list[Lane]] = []
     serial: list[Step] = []
     index = 0
-    while index < len(steps):
-        group = steps[index].group
+    while index < len(rest):
+        group = rest[index].group
         end = index + 1
-        while group and end < len(steps) and steps[end].group == group:
+        while group and end < len(rest) and rest[end].group == group:
             end += 1
-        if end - index == 1:
-            serial.append(steps[index])
+        if end - index == 1 or group == BESIDE:
+            serial.extend(rest[index:end])
         else:
-            yield from ([run] for run in fuse.runs(serial))
+            waves += [[[run]] for run in fuse.runs(serial)]
             serial = []
-            units = spread(_units(steps[index:end]), PARALLEL)
-            yield [run for part in units for run in fuse.runs([s for u in part for s in u])]
+            parts = spread(_units(rest[index:end]), PARALLEL)
+            waves.append([fuse.runs([s for u in part for s in u]) for part in parts])
         index = end
-    yield from ([run] for run in fuse.runs(serial))
+    waves += [[[run]] for run in fuse.runs(serial)]
+    if beside:
+        last = max(i for i, wave in enumerate(waves) if len(wave) > 1)
+        waves[min(last + 1, len(waves) - 1)].append(fuse.runs(beside))
+    return waves
+
+
+def _has_wave(steps: list[Step]) -> bool:
+    """True when some consecutive steps share a group other than BESIDE (a wave at once)."""
+    return any(one.group not in ("", BESIDE) and one.group == two.group
+               for one, two in zip(steps, steps[1:]))
 
 
 def _units(steps: list[Step]) -> list[list[Step]]:
@@ -107,26 +126,28 @@ def _units(steps: list[Step]) -> list[list[Step]]:
     return units
 
 
-def _run_wave(wave: list[list[Step]], runner: Runner, outcome: Outcome,
+def _run_wave(wave: list[Lane], runner: Runner, outcome: Outcome,
               progress: Optional[Progress]) -> None:
-    if len(wave) == 1:
-        _run_steps(wave[0], runner, outcome, progress)
+    if len(wave) == 1 and len(wave[0]) == 1:
+        _run_steps(wave[0][0], runner, outcome, progress)
         return
     from concurrent.futures import ThreadPoolExecutor  # only big labs run steps at once
 
     first_error: list[VethwrapError] = []
-    with ThreadPoolExecutor(PARALLEL) as pool:
-        for error in pool.map(lambda run: _try_steps(run, runner, outcome, progress), wave):
+    with ThreadPoolExecutor(len(wave)) as pool:
+        for error in pool.map(lambda lane: _try_lane(lane, runner, outcome, progress), wave):
             if error and not first_error:
                 first_error.append(error)
     if first_error:
         raise first_error[0]
 
 
-def _try_steps(run: list[Step], runner: Runner, outcome: Outcome,
-               progress) -> Optional[VethwrapError]:
+def _try_lane(lane: Lane, runner: Runner, outcome: Outcome,
+              progress) -> Optional[VethwrapError]:
+    """Run a lane's runs in order, stopping at the first that fails (its error returned)."""
     try:
-        _run_steps(run, runner, outcome, progress)
+        for run in lane:
+            _run_steps(run, runner, outcome, progress)
     except VethwrapError as error:
         return error
     return None
