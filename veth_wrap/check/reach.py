@@ -13,6 +13,7 @@ GC_THRESH3 = "/proc/sys/net/{}/neigh/default/gc_thresh3"
 FAMILY = {4: "ipv4", 6: "ipv6"}
 RETRY_AT_MOST = 64  # unanswered probes tried again: beyond that, the lab is simply broken
 RETRIES = 2
+MIN_ROOM = 64  # entries a wave may always make, however full the tables are
 
 
 def neighbour_budget(versions: Iterable[int] = (4,)) -> int:
@@ -31,7 +32,7 @@ def _room(version: int) -> int:
             limit = int(handle.read().split()[0])
     except (OSError, ValueError):
         limit = 1024
-    return max(64, limit * 3 // 4 - _entries(version))
+    return max(MIN_ROOM, limit * 3 // 4 - _entries(version))
 
 
 def _entries(version: int) -> int:
@@ -59,7 +60,9 @@ def probe_waves(probes: Sequence[Probe], owner: dict[str, str],
     groups = _groups(probes, owner)
     results: list[Optional[ProbeResult]] = [None] * len(probes)
     while groups:
-        count = _wave_size(len(groups), neighbour_budget(versions) // 2)
+        # the budget is never below MIN_ROOM: that many pairs go without reading the tables
+        fits = len(groups) <= MIN_ROOM // 2
+        count = len(groups) if fits else _wave_size(len(groups), neighbour_budget(versions) // 2)
         wave = [index for group in groups[:count] for index in group]
         groups = groups[count:]
         for index, result in zip(wave, probe_all([probes[i] for i in wave], timeout=timeout)):
