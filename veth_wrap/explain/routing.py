@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Optional
 
 BLOCKING = ("blackhole", "unreachable", "prohibit")
 ROUTABLE = ("unicast", "local", "broadcast", "anycast", "multicast")
@@ -37,9 +36,9 @@ class Lookup:
     table: str = ""
 
 
-def route_network(dst: Optional[str], version: int):
-    """A route's destination as a network of that IP version (default: all of it), else None."""
-    if dst in ("default", "", None):
+def route_network(dst: str, version: int):
+    """A route's destination as a network of that IP version ("default": all of it), else None."""
+    if dst == "default":
         return ipaddress.ip_network("0.0.0.0/0" if version == 4 else "::/0")
     try:
         net = ipaddress.ip_network(dst, strict=False)
@@ -82,7 +81,7 @@ def best_route(routes: list[dict], table: str, dst: str, skip: list[dict]) -> di
     for route in routes:
         if _table_of(route) != table or any(route is s for s in skip):
             continue
-        net = route_network(route.get("dst", ""), address.version)
+        net = route_network(route.get("dst") or "default", address.version)
         if net is None or address not in net:
             continue
         rank = (net.prefixlen, -int(route.get("metric", 0) or 0))
