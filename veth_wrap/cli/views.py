@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from veth_wrap.check.matrix import Cell
 from veth_wrap.cli.output import emit_json, out, say, table
 from veth_wrap.model.topology import Lab
@@ -86,12 +84,7 @@ def _peer(end) -> str:
     return f"{where}:{end.ifname}" + (f" (bridge {end.master})" if end.master else "")
 
 
-def addr_text(addresses) -> str:
-    """Addresses for a table cell."""
-    return ", ".join(addresses) or "-"
-
-
-def state_text(up: bool, operstate: str, color: Optional[bool] = True) -> str:
+def state_text(up: bool, operstate: str) -> str:
     """A link's state for a table cell, coloured."""
     colour = "green" if operstate in ("UP", "UNKNOWN") else "red" if not up else "yellow"
     return f"[{colour}]{operstate}[/]"

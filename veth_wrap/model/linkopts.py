@@ -19,7 +19,6 @@ _RATE_UNIT = {"bit": 1, "kbit": 1e3, "mbit": 1e6, "gbit": 1e9, "tbit": 1e12,
               "bps": 8, "kbps": 8e3, "mbps": 8e6, "gbps": 8e9}
 _TIME_UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 MTU_RANGE = (68, 65535)
-NO_NETEM = "Specified qdisc kind is unknown"
 
 
 @dataclass(frozen=True)

@@ -133,16 +133,27 @@ def compose(text: str, max_values: int = MAX_VALUES, max_depth: int = MAX_DEPTH)
     loader = None
     try:
         # the pure-Python reader checks every character when made: inside the try
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
-        return _Composer(loader, max_values, max_depth).run()
+        loader = _loader_class()(text, max_values, max_depth)
+        node = loader.get_single_node()
+        return _Plain(loader).run(node)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise Refused(f"not valid YAML: {problem}", "fix the file and run again",
-                      mark.line + 1 if mark else _reader_line(text, exc)) from None
+        raise _refused(text, exc) from None
     finally:
         if loader is not None:
             loader.dispose()
+
+
+def _refused(text: str, exc) -> Refused:
+    """PyYAML's own error as a refusal, at PyYAML's own mark."""
+    if isinstance(exc, Refused):
+        return exc
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    line = mark.line + 1 if mark else _reader_line(text, exc)
+    if "single document" in str(getattr(exc, "context", "")):
+        return Refused("a lab file holds one YAML document, this has more",
+                       "remove the second '---' and what follows, or split the file", line)
+    return Refused(f"not valid YAML: {problem}", "fix the file and run again", line)
 
 
 def _reader_line(text: str, exc) -> int:
@@ -151,143 +162,141 @@ def _reader_line(text: str, exc) -> int:
     return text.count("\n", 0, position) + 1 if isinstance(position, int) else 1
 
 
-@dataclass
-class _Frame:
-    """An open collection: where it sits, its container, and (a mapping) the pending key."""
+def _loader_class():
+    """PyYAML's safe loader, libyaml's parser where present, composing under a budget."""
+    import yaml
+    from yaml.composer import Composer
+    from yaml.constructor import SafeConstructor
+    from yaml.resolver import Resolver
 
-    where: tuple
-    value: Any
-    anchor: Optional[str]
-    start: int  # values counted when it opened: its size is the count at its end less this
-    key: Optional[str] = None
+    events = yaml.cyaml.CParser if hasattr(yaml, "CSafeLoader") else _pure_events()
+
+    class Bounded(_Budget, Composer, events, SafeConstructor, Resolver):
+        """Events from the fastest parser; nodes from PyYAML's composer, counted."""
+
+        def __init__(self, text: str, max_values: int, max_depth: int) -> None:
+            super(Composer, self).__init__(text)  # the event source's own __init__
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+            _Budget.__init__(self, max_values, max_depth)
+
+    return Bounded
 
 
-class _Composer:
-    """Events -> plain data, iteratively: no recursion for deep input, a budget for aliases."""
+def _pure_events():
+    """PyYAML's pure-Python reader, scanner and parser as one event source."""
+    from yaml.parser import Parser
+    from yaml.reader import Reader
+    from yaml.scanner import Scanner
 
-    def __init__(self, loader, max_values: int, max_depth: int) -> None:
-        self.loader, self.max_values, self.max_depth = loader, max_values, max_depth
-        self.result = Composed()
-        self.stack: list[_Frame] = []
-        self.anchors: dict[str, tuple[Any, int]] = {}  # anchor -> (value, expanded size)
-        self.count = 0
-        self.documents = 0
+    class Events(Reader, Scanner, Parser):
+        def __init__(self, text: str) -> None:
+            Reader.__init__(self, text)
+            Scanner.__init__(self)
+            Parser.__init__(self)
 
-    def run(self) -> Composed:
-        """Consume every event of the stream."""
+    return Events
+
+
+class _Budget:
+    """A composer mixin: counts values (aliases at their expanded size), depth and tags."""
+
+    def __init__(self, max_values: int, max_depth: int) -> None:
+        self.max_values, self.max_depth = max_values, max_depth
+        self.count = self.depth = 0
+        self.sizes: dict[str, int] = {}  # anchor -> values it expands to
+
+    def compose_node(self, parent, index):
+        """PyYAML's compose_node, refusing before a value passes the budget."""
         import yaml
 
-        handlers = {yaml.ScalarEvent: self._scalar, yaml.AliasEvent: self._alias,
-                    yaml.SequenceStartEvent: self._open, yaml.MappingStartEvent: self._open,
-                    yaml.SequenceEndEvent: self._close, yaml.MappingEndEvent: self._close,
-                    yaml.DocumentStartEvent: self._document}
-        while self.loader.check_event():
-            event = self.loader.get_event()
-            handler = handlers.get(type(event))
-            if handler:
-                handler(event)
-        return self.result
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor not in self.sizes:
+                _refuse(event, f"alias *{event.anchor} names no anchor defined before it",
+                        f"define &{event.anchor} first (an alias cannot refer to its own "
+                        "container)")
+            self._counted(event, self.sizes[event.anchor])
+            return super().compose_node(parent, index)
+        self._check(event)
+        start, self.depth = self.count, self.depth + 1
+        self._counted(event, 1)
+        node = super().compose_node(parent, index)
+        self.depth -= 1
+        if event.anchor:
+            self.sizes[event.anchor] = self.count - start
+        return node
 
-    def _document(self, event) -> None:
-        self.documents += 1
-        if self.documents > 1:
-            self._refuse(event, "a lab file holds one YAML document, this has more",
-                         "remove the second '---' and what follows, or split the file")
+    def _check(self, event) -> None:
+        import yaml
 
-    def _refuse(self, event, message: str, hint: str) -> None:
-        raise Refused(message, hint, event.start_mark.line + 1)
+        if isinstance(event, yaml.ScalarEvent):
+            return
+        if self.depth >= self.max_depth:
+            _refuse(event, f"values nested more than {self.max_depth} levels deep",
+                    "a lab file nests four levels deep; check the file")
+        if event.tag not in _COLLECTION_TAGS:
+            _refuse(event, f"the tag {event.tag} is not used in lab files",
+                    "remove it; plain lists and mappings are enough")
 
     def _counted(self, event, size: int) -> None:
         self.count += size
         if self.count > self.max_values:
-            what = "its aliases expand to" if self.anchors else "it has"
-            self._refuse(event, f"{what} more than {self.max_values:,} values",
-                         "a lab of 1,000 namespaces has about 7,000; write values out "
-                         "instead of nesting aliases, or split the lab")
+            what = "its aliases expand to" if self.sizes else "it has"
+            _refuse(event, f"{what} more than {self.max_values:,} values",
+                    "a lab of 1,000 namespaces has about 7,000; write values out "
+                    "instead of nesting aliases, or split the lab")
 
-    def _place(self, event, is_collection: bool) -> Optional[tuple]:
-        """Where the next value goes; None when it is a mapping's key (it is kept instead)."""
-        if not self.stack:
-            return ()
-        top = self.stack[-1]
-        if isinstance(top.value, list):
-            return top.where + (len(top.value),)
-        if top.key is None:
-            if is_collection or not hasattr(event, "value"):
-                self._refuse(event, "a key must be a plain word, not a list, mapping or alias",
-                             "write keys as words, e.g. name: demo")
-            self._counted(event, 1)
-            top.key = event.value
-            return None
-        return top.where + (top.key,)
 
-    def _attach(self, where: tuple, value: Any, line: int) -> None:
-        self.result.lines[where] = line
-        if not self.stack:
-            self.result.data = value
-            return
-        top = self.stack[-1]
-        if isinstance(top.value, list):
-            top.value.append(value)
-            return
-        if top.key in top.value:
-            self.result.twice.append((where, line))
-        top.value[top.key] = value
-        top.key = None
+def _refuse(event_or_node, message: str, hint: str) -> None:
+    raise Refused(message, hint, event_or_node.start_mark.line + 1)
 
-    def _scalar(self, event) -> None:
-        where = self._place(event, False)
-        if where is None:
-            return
-        self._counted(event, 1)
-        value = self._construct(event)
-        if event.anchor:
-            self.anchors[event.anchor] = (value, 1)
-        self._attach(where, value, event.start_mark.line + 1)
 
-    def _construct(self, event) -> Any:
+class _Plain:
+    """PyYAML nodes -> plain data with the line of every value; keys must be words."""
+
+    def __init__(self, loader) -> None:
+        self.loader = loader
+        self.result = Composed()
+
+    def run(self, node) -> Composed:
+        """The whole document (None when it is empty)."""
+        if node is not None:
+            self.result.data = self._value(node, ())
+        return self.result
+
+    def _value(self, node, where: tuple) -> Any:
         import yaml
 
-        tag = event.tag
-        if tag is None or tag == "!":
-            tag = self.loader.resolve(yaml.ScalarNode, event.value, event.implicit)
-        if tag == _STR_TAG:  # most values: no constructor needed
-            return event.value
-        node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
+        self.result.lines[where] = node.start_mark.line + 1
+        if isinstance(node, yaml.SequenceNode):
+            return [self._value(item, where + (i,)) for i, item in enumerate(node.value)]
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, where)
+        return self._scalar(node)
+
+    def _mapping(self, node, where: tuple) -> dict:
+        import yaml
+
+        value: dict = {}
+        for key_node, item in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                _refuse(key_node, "a key must be a plain word, not a list, mapping or alias",
+                        "write keys as words, e.g. name: demo")
+            key = self._scalar(key_node)
+            if key in value:
+                self.result.twice.append((where + (key,), key_node.start_mark.line + 1))
+            value[key] = self._value(item, where + (key,))
+        return value
+
+    def _scalar(self, node) -> Any:
+        if node.tag == _STR_TAG:  # most values: no constructor needed
+            return node.value
         try:
             return self.loader.construct_object(node)
         except _SCALAR_ERRORS:
-            self._refuse(event, f"{event.value[:40]!r} cannot be read as {tag}",
-                         "remove the tag or fix the value")
+            _refuse(node, f"{node.value[:40]!r} cannot be read as {node.tag}",
+                    "remove the tag or fix the value")
         finally:
             self.loader.constructed_objects.clear()
-
-    def _alias(self, event) -> None:
-        where = self._place(event, False)
-        found = self.anchors.get(event.anchor)
-        if found is None:
-            self._refuse(event, f"alias *{event.anchor} names no anchor defined before it",
-                         f"define &{event.anchor} first (an alias cannot refer to its own "
-                         "container)")
-        self._counted(event, found[1])
-        self._attach(where, found[0], event.start_mark.line + 1)
-
-    def _open(self, event) -> None:
-        import yaml
-
-        where = self._place(event, True)
-        if len(self.stack) >= self.max_depth:
-            self._refuse(event, f"values nested more than {self.max_depth} levels deep",
-                         "a lab file nests four levels deep; check the file")
-        if event.tag not in _COLLECTION_TAGS:
-            self._refuse(event, f"the tag {event.tag} is not used in lab files",
-                         "remove it; plain lists and mappings are enough")
-        self._counted(event, 1)
-        value: Any = [] if isinstance(event, yaml.SequenceStartEvent) else {}
-        self._attach(where, value, event.start_mark.line + 1)
-        self.stack.append(_Frame(where, value, event.anchor, self.count - 1))
-
-    def _close(self, event) -> None:
-        frame = self.stack.pop()
-        if frame.anchor:
-            self.anchors[frame.anchor] = (frame.value, self.count - frame.start)
