@@ -24,7 +24,9 @@ def steps(plan) -> list[tuple[str, str]]:
 
 def recorded(scenario: str) -> dict[str, state.NetnsState]:
     """The facts state.read parsed from a recorded `ip -batch` of `ip -j` output."""
-    from veth_wrap.run.runner import RecordingRunner, Result
+    from fakes import RecordingRunner
+
+    from veth_wrap.run.runner import Result
 
     text = (DATA / f"{scenario}.out").read_text()
     runner = RecordingRunner(lambda argv, stdin: Result(argv, text, "", 0))

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+from fakes import RecordingRunner
+
 from veth_wrap import api
 from veth_wrap.kernel.inventory import labs
-from veth_wrap.run.runner import RecordingRunner, Result
+from veth_wrap.run.runner import Result
 
 
 def _link(name: str, index: int, alias: str = "", kind: str = "veth") -> dict:

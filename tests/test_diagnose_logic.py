@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from fakes import RecordingRunner
 
 from veth_wrap.errors import UsageError
 from veth_wrap.explain import fwread
@@ -20,7 +21,7 @@ from veth_wrap.explain.firewall import Packet, Place, find_drops, parse_iptables
 from veth_wrap.explain.fixes import route_fix, shell_line
 from veth_wrap.explain.nets import Nets, matching_route
 from veth_wrap.kernel import droptrace
-from veth_wrap.run.runner import RecordingRunner, Result
+from veth_wrap.run.runner import Result
 
 DATA = Path(__file__).parent / "data" / "diagnose"
 RECORDED = ["tutorial", "forwarding_off", "bridge_port_detached", "iptables_drop"]

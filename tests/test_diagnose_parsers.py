@@ -13,13 +13,14 @@ import json
 from pathlib import Path
 
 import pytest
+from fakes import RecordingRunner
 
 from veth_wrap.explain import fwread, nets
 from veth_wrap.explain.nets import Nets
 from veth_wrap.explain.probe import Probe, snapshot
 from veth_wrap.explain.routing import lookup
 from veth_wrap.kernel import droptrace
-from veth_wrap.run.runner import RecordingRunner, Result
+from veth_wrap.run.runner import Result
 
 DATA = Path(__file__).parent / "data"
 

@@ -7,10 +7,11 @@ import os
 from pathlib import Path
 
 import pytest
+from fakes import RecordingRunner
 
 from veth_wrap.explain import doctor as doc
 from veth_wrap.explain.doctor import Check, Status, doctor
-from veth_wrap.run.runner import RecordingRunner, Result
+from veth_wrap.run.runner import Result
 
 DATA = Path(__file__).parent / "data" / "diagnose"
 NAMES = {"iproute2", "ping", "sysctl", "firewall tools", "privileges", "/run/netns",

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 from conftest import ip
+from fakes import RecordingRunner
 
 from veth_wrap.check.ping import PingStats, Rtt, parse_ping, ping, ping_argv
 from veth_wrap.errors import CommandFailed, UsageError
-from veth_wrap.run.runner import RecordingRunner, Result
+from veth_wrap.run.runner import Result
 
 DATA = Path(__file__).parent / "data" / "ping"
 NS = "lab-a"

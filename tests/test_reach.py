@@ -6,6 +6,7 @@ import importlib
 import json
 
 import pytest
+from fakes import RecordingRunner
 
 from veth_wrap import steps
 from veth_wrap.check import reach
@@ -13,7 +14,7 @@ from veth_wrap.check.probe import Probe, ProbeResult
 from veth_wrap.check.verify import HUB_SPEAKS_FROM, probe_pairs, ring, verify
 from veth_wrap.model import shapes
 from veth_wrap.model.topology import Kind
-from veth_wrap.run.runner import RecordingRunner, Result
+from veth_wrap.run.runner import Result
 
 
 def ring_probes(count: int) -> tuple[list[Probe], dict[str, str]]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from fakes import RecordingRunner
 
 from veth_wrap.compile.create import create_plan
 from veth_wrap.errors import CommandFailed
 from veth_wrap.model import shapes
-from veth_wrap.run.runner import RecordingRunner, Result
+from veth_wrap.run.runner import Result
 from veth_wrap.run.walker import apply
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from fakes import RecordingRunner
 
 from veth_wrap.compile import hosts
 from veth_wrap.errors import CommandFailed, UsageError
@@ -14,7 +15,6 @@ from veth_wrap.model import shapes
 from veth_wrap.model.procfacts import HostsFile, Proc, check_service_name, hosts_mark
 from veth_wrap.model.topology import Kind
 from veth_wrap.run import files
-from veth_wrap.run.runner import RecordingRunner
 from veth_wrap.run.walker import rollback
 from veth_wrap.steps import Op
 

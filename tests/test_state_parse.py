@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+from fakes import RecordingRunner
 
 from veth_wrap.errors import CommandFailed
 from veth_wrap.kernel import inventory, state
 from veth_wrap.model.names import Mark
-from veth_wrap.run.runner import RecordingRunner, Result
+from veth_wrap.run.runner import Result
 
 DATA = Path(__file__).parent / "data" / "ip"
 

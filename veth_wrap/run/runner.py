@@ -6,7 +6,7 @@ import functools
 import os
 import re
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional, Protocol, Sequence, TypeVar
 
 from veth_wrap.errors import CommandFailed, PreflightError
@@ -150,24 +150,6 @@ def _drain(fd: int) -> str:
     while chunk := os.read(fd, 1 << 16):
         chunks.append(chunk)
     return b"".join(chunks).decode(errors="replace")
-
-
-@dataclass
-class RecordingRunner:
-    """A fake runner for unit tests: records calls and answers from a responder."""
-
-    responder: Callable[[tuple[str, ...], str | None], Result | None] | None = None
-    calls: list[tuple[tuple[str, ...], str | None]] = field(default_factory=list)
-
-    def run(self, argv: Sequence[str], stdin: str | None = None, check: bool = True) -> Result:
-        """Record the call and answer it (empty success by default)."""
-        key = tuple(argv)
-        self.calls.append((key, stdin))
-        result = self.responder(key, stdin) if self.responder else None
-        result = result or Result(key, "", "", 0)
-        if check and result.returncode != 0:
-            raise CommandFailed(key, result.returncode, result.stderr, stdin or "")
-        return result
 
 
 _default: Runner | None = None
