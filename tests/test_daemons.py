@@ -257,3 +257,61 @@ def test_a_symlinked_log_is_refused_never_followed(unchanged, netns, cli, groups
         assert secret.read_text() == "not for the log reader\n"
     finally:
         cli("destroy", a, b, "--grace", "0")
+
+
+def test_a_lab_file_starts_its_services_in_order_and_down_stops_them(unchanged, cli, groups,
+                                                                      tmp_path):
+    needs("nginx", "curl")
+    prefix = f"vt{RUN_ID}s-"
+    conf = nginx_conf(tmp_path)
+    lab_file = tmp_path / "lab.yaml"
+    lab_file.write_text(f"""name: svc
+namespaces: [client, web]
+links:
+  - between: [client, web]
+services:
+  web:
+    - {{name: nginx, argv: [nginx, -c, {conf}], wait_port: 80}}
+    - {{name: after, argv: [sh, -c, 'echo "$GREETING"; sleep 600'], env: {{GREETING: hi}}}}
+""")
+    try:
+        dry = cli("up", "-f", str(lab_file), "--prefix", prefix, "--dry-run")
+        assert dry.returncode == 0, dry.stderr
+        assert (f"vethwrap run {prefix}web --name nginx --wait-port 80 -- nginx -c {conf}"
+                in dry.stdout.splitlines())
+        assert not ours()
+        up = cli("up", "-f", str(lab_file), "--prefix", prefix, "--no-verify")
+        assert up.returncode == 0, up.stderr
+        assert up.stderr.index("nginx runs in") < up.stderr.index("after runs in")
+        page = inside(f"{prefix}client", "curl", "-sS", "--max-time", "10", f"http://{prefix}web/")
+        assert page.stdout == f"hello from {RUN_ID}\n", page.stderr
+        again = cli("up", "-f", str(lab_file), "--prefix", prefix, "--no-verify")
+        assert again.returncode == 0 and "nginx already runs" in again.stderr
+        assert cli("logs", f"{prefix}web", "after").stdout == "hi\n"
+        down = cli("down", "-f", str(lab_file), "--prefix", prefix, "--json")
+        assert down.returncode == 0, down.stderr
+        assert {"nginx", "after"} <= {s["name"] for s in json.loads(down.stdout)["stopped"]}
+        assert not ours()
+    finally:
+        cli("down", "-f", str(lab_file), "--prefix", prefix, "--grace", "0")
+
+
+def test_a_services_section_with_problems_names_each(cli, tmp_path):
+    lab_file = tmp_path / "lab.yaml"
+    lab_file.write_text("""name: bad
+namespaces: [a, b]
+links:
+  - between: [a, b]
+services:
+  a:
+    - {argv: 'nginx -g x'}
+    - {argv: [sleep, '1'], env: {VETHWRAP_SERVICE: x}}
+    - {argv: [sleep, '1'], wait_port: 80/sctp, colour: red}
+  c: [{argv: [true]}]
+""")
+    done = cli("validate", "-f", str(lab_file), "--json")
+    assert done.returncode == 2
+    problems = json.loads(done.stdout)["problems"]
+    assert len(problems) == 5, problems
+    for needle in ("services.a[0].argv", "vethwrap's own", "80/sctp", "colour", "services.c"):
+        assert any(needle in problem for problem in problems), (needle, problems)

@@ -104,7 +104,7 @@ def run_command(
         service = api.start(namespace, argv, name, extra, port, wait_timeout, wait_cmd=probe,
                             limits=limits)
     except ServiceFailed as failure:
-        _print_tail(failure)
+        print_tail(failure)
         raise
     _print_started(service, json_out)
 
@@ -138,12 +138,13 @@ def restart(
     try:
         service = api.restart(namespace, name, grace, wait_timeout)
     except ServiceFailed as failure:
-        _print_tail(failure)
+        print_tail(failure)
         raise
     _print_started(service, json_out)
 
 
-def _print_tail(failure: ServiceFailed) -> None:
+def print_tail(failure: ServiceFailed) -> None:
+    """A failed service's last log lines, on stderr."""
     from veth_wrap.cli.output import say
 
     if failure.log_tail:
@@ -307,7 +308,7 @@ def capture(
         service = api.start(namespace, argv, name or f"capture-{interface}")
         service.wait_log("listening on")
     except ServiceFailed as failure:
-        _print_tail(failure)
+        print_tail(failure)
         raise
     if json_out:
         emit_json(dict(service.to_json(), file=path))
