@@ -63,6 +63,14 @@ def inode_of(name: str) -> str:
     return f"net:[{os.stat(f'/run/netns/{name}').st_ino}]"
 
 
+def service_cgroups(*namespaces: str) -> list[str]:
+    """The service cgroups of these namespaces that exist."""
+    from veth_wrap.model.servicespec import parse_cgroup_name
+    from veth_wrap.run import cgroups
+
+    return [f for f in cgroups.services() if parse_cgroup_name(f)[1] in namespaces]
+
+
 @pytest.fixture
 def pids(request):
     """Register the PIDs a test starts; each still running is SIGKILLed at the end, by PID."""
@@ -276,6 +284,10 @@ def test_kill_9_of_destroy_part_way_then_destroy_again(unchanged, netns, cli, pi
     assert cli("create", a, b).returncode == 0
     try:
         info = run_json(cli, pids, a, "--name", "stubborn", "--", "sh", "-c", STUBBORN)
+        # a service that ended on its own leaves its cgroup empty: destroy removes it too
+        brief = run_json(cli, pids, b, "--name", "brief", "--", "sleep", "600")
+        os.kill(brief["pid"], signal.SIGKILL)
+        assert len(service_cgroups(a, b)) == 2
         lab_inodes = {inode_of(a), inode_of(b)}
         env = dict(os.environ, NO_COLOR="1")
         first = subprocess.Popen([sys.executable, "-m", "veth_wrap", "destroy", a, b,
@@ -294,6 +306,7 @@ def test_kill_9_of_destroy_part_way_then_destroy_again(unchanged, netns, cli, pi
         assert "SIGKILL" in again.stderr
         assert not lab_inodes & all_netns()
         assert not {a, b} & set(kernel_snapshot()[0])
+        assert not service_cgroups(a, b)
     finally:
         cli("destroy", a, b, "--grace", "0")
 

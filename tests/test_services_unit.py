@@ -8,31 +8,86 @@ import pytest
 from fakes import RecordingRunner
 
 from veth_wrap.compile import hosts
+from veth_wrap.compile.destroy import Teardown
 from veth_wrap.errors import CommandFailed, UsageError
-from veth_wrap.kernel.procs import parse_listening
-from veth_wrap.lifecycle import Teardown
+from veth_wrap.kernel.procs import parse_sockets
 from veth_wrap.model import shapes
 from veth_wrap.model.procfacts import HostsFile, Proc, check_service_name, hosts_mark
+from veth_wrap.model.servicespec import (
+    Limits,
+    ServiceSpec,
+    WaitPort,
+    cgroup_name,
+    check_env,
+    parse_cgroup_name,
+    parse_memory,
+    parse_wait_port,
+    service_of,
+)
 from veth_wrap.model.topology import Kind
 from veth_wrap.run import files
 from veth_wrap.run.walker import rollback
 from veth_wrap.steps import Op
 
-# /proc/net/tcp6 and tcp as recorded: 8765 (0x223D) listening, 22 (0x16) listening, one
-# established connection on 0x1F90 that must not count
-TCP = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid
-   0: 00000000:223D 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0
-   1: 0100000A:1F90 0200000A:C350 01 00000000:00000000 00:00000000 00000000     0
-"""
-TCP6 = """  sl  local_address                         remote_address                        st
-   0: 00000000000000000000000000000000:0016 00000000000000000000000000000000:0000 0A 0
-"""
+# /proc/net/tcp and udp6 as recorded in a namespace: 8765 (0x223D) listening (inode 335495),
+# an established connection to it from 0xD2D0 and its accepted end (inode 0) that must not
+# count; UDP port 53 (0x35) bound, unconnected (state 07, inode 335496)
+TCP = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:223D 00000000:0000 0A 00000000:00000001 00:00000000 00000000     0        0 335495 2 00000000c3a9af03 100 0 0 10 0
+   1: 0100007F:D2D0 0100007F:223D 01 00000000:00000000 00:00000000 00000000     0        0 335497 2 0000000013427db9 20 0 0 10 -1
+   2: 0100007F:223D 0100007F:D2D0 01 00000000:00000000 00:00000000 00000000     0        0 0 1 000000004e07cecc 20 0 0 10 -1
+"""  # noqa: E501
+UDP6 = """  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+ 7259: 00000000000000000000000000000000:0035 00000000000000000000000000000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 335496 2 000000002830170b 0
+"""  # noqa: E501
 
 
-def test_listening_ports_from_proc_net_tcp():
-    assert parse_listening(TCP) == {8765}
-    assert parse_listening(TCP6) == {22}
-    assert parse_listening(TCP.splitlines()[0]) == set()
+def test_sockets_by_inode_from_proc_net_tables():
+    assert parse_sockets(TCP, "0A") == {335495: 8765}
+    assert parse_sockets(UDP6, "07") == {335496: 53}
+    assert parse_sockets(TCP.splitlines()[0], "0A") == {}
+
+
+def test_wait_ports_and_limits_as_given():
+    assert parse_wait_port("80") == WaitPort(80, "tcp")
+    assert parse_wait_port("53/UDP") == WaitPort(53, "udp") and str(WaitPort(53, "udp")) == "53/udp"
+    for bad in ("0", "65536", "80/sctp", "x", "80/"):
+        with pytest.raises(UsageError):
+            parse_wait_port(bad)
+    assert parse_memory("64M") == 64 << 20 and parse_memory("1g") == 1 << 30
+    for bad in ("12", "64X", "-1M", ""):
+        with pytest.raises(UsageError):
+            parse_memory(bad)
+    limits = Limits(64 << 20, 0.5)
+    assert limits.files() == {"memory.max": str(64 << 20), "memory.swap.max": "0",
+                              "cpu.max": "50000 100000"}
+    assert limits.controllers() == ["memory", "cpu"] and not Limits()
+
+
+def test_vethwrap_variables_are_refused_in_env():
+    assert check_env({"PORT": "80"}) == {"PORT": "80"}
+    for bad in ("VETHWRAP_SERVICE", "VETHWRAP_LAB", "vethwrap_netns", "VETHWRAP_DEBUG"):
+        with pytest.raises(UsageError, match="vethwrap's own"):
+            check_env({bad: "x"})
+
+
+def test_cgroup_names_say_lab_namespace_and_service():
+    assert cgroup_name("lab", "ns0", "web.1") == "lab:ns0:web.1"
+    assert parse_cgroup_name("lab:ns0:web.1") == ("lab", "ns0", "web.1")
+    assert service_of("/vethwrap/lab:ns0:web.1") == ("lab", "ns0", "web.1")
+    assert service_of("/vethwrap/lab:ns0:web.1/inner") == ("lab", "ns0", "web.1")
+    for other in ("/user.slice/x", "/", "/vethwrap", "/vethwrap/cgroup.procs", "/vethwrap/a:b"):
+        assert service_of(other) is None
+
+
+def test_a_record_round_trips_and_a_bad_one_is_refused():
+    spec = ServiceSpec("web", ("nginx", "-c", "x"), {"A": "1"}, WaitPort(53, "udp"),
+                       ("redis-cli", "ping"), Limits(1 << 26, 0.25))
+    assert ServiceSpec.from_json(spec.to_json()) == spec
+    for bad in ({}, {"name": "../x", "argv": []}, {"name": "w", "argv": ["x"],
+                                                   "env": {"VETHWRAP_LAB": "y"}}):
+        with pytest.raises(UsageError):
+            ServiceSpec.from_json(bad)
 
 
 def test_pair_and_bridge_files_say_the_same_and_name_everyone():

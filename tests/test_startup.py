@@ -24,7 +24,8 @@ BASE = {"veth_wrap", "veth_wrap.cli", "veth_wrap.cli.app", "veth_wrap.cli.common
         "annotated_doc"}
 OUTPUT = {"veth_wrap.cli.output"}
 MODEL = {"veth_wrap.model.labfile", "veth_wrap.model.labparts", "veth_wrap.model.linkopts",
-         "veth_wrap.model.shapes", "veth_wrap.model.safeyaml", "veth_wrap.model.hosts", "yaml"}
+         "veth_wrap.model.shapes", "veth_wrap.model.safeyaml", "veth_wrap.model.hosts", "yaml",
+         "veth_wrap.model.labservices", "veth_wrap.model.servicespec"}
 LIBRARY = {"veth_wrap.api", "veth_wrap.check", "veth_wrap.check.readback",
            "veth_wrap.check.verify", "veth_wrap.compile", "veth_wrap.compile.create",
            "veth_wrap.compile.bridge", "veth_wrap.compile.destroy", "veth_wrap.kernel",
@@ -36,7 +37,9 @@ LIBRARY = {"veth_wrap.api", "veth_wrap.check", "veth_wrap.check.readback",
            "veth_wrap.compile.hosts", "veth_wrap.compile.vxlan", "veth_wrap.kernel.hostsfiles",
            "veth_wrap.kernel.procs", "veth_wrap.lifecycle", "veth_wrap.model.hosts",
            "veth_wrap.model.hostshare", "veth_wrap.model.procfacts", "veth_wrap.run.services",
-           "veth_wrap.run.files"}
+           "veth_wrap.run.files", "veth_wrap.lifecycle.inlab", "veth_wrap.lifecycle.service",
+           "veth_wrap.lifecycle.teardown", "veth_wrap.model.servicespec", "veth_wrap.run.cgroups",
+           "veth_wrap.run.rundir"}
 COMMANDS = {  # name: (run as uid 65534, modules allowed beyond BASE)
     "--help": (False, set()),
     "--version": (False, OUTPUT),

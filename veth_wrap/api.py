@@ -6,7 +6,6 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
 
-from veth_wrap import lifecycle
 from veth_wrap.check import readback
 from veth_wrap.check.verify import Report, verify, with_readback
 from veth_wrap.compile import hosts
@@ -14,15 +13,18 @@ from veth_wrap.compile.create import create_plan
 from veth_wrap.compile.destroy import Teardown, destroy_plan, teardown_of
 from veth_wrap.errors import CommandFailed, UsageError, VerificationFailed, VethwrapError
 from veth_wrap.kernel import caps, hostsfiles, inventory, state
-from veth_wrap.lifecycle import (  # noqa: F401 (the services' API, re-exported)
-    Service,
+from veth_wrap.lifecycle import teardown as lifecycle
+from veth_wrap.lifecycle.inlab import (  # noqa: F401 (the services' API, re-exported)
+    alive,
     capture_argv,
     exec_in,
-    log_path,
+    limits_of,
+    open_log,
     processes,
-    start,
+    restart,
     stop,
 )
+from veth_wrap.lifecycle.service import Service, start  # noqa: F401
 from veth_wrap.model.linkopts import LinkOpts
 from veth_wrap.model.procfacts import LOG_ROOT
 from veth_wrap.model.topology import Lab
@@ -198,7 +200,7 @@ def destroy(namespaces: Iterable[str] = (), lab: Optional[str] = None, everythin
     with locked():
         steps = destroy_targets(namespaces, lab, everything, runner)
         with lifecycle.pinned(steps):
-            steps.stopped = lifecycle.stop_inside(steps.doomed, grace)
+            steps.stopped = lifecycle.stop_inside(steps.doomed, grace, steps.cgroups)
             apply(steps, runner, progress)
             # a process that entered a namespace meanwhile keeps it alive, nameless: end it
             steps.stopped += lifecycle.stop_inside(steps.doomed, grace)
@@ -221,9 +223,10 @@ def destroy_built(built: Built, runner: Optional[Runner] = None,
         logs = [path for path in (f"{LOG_ROOT}/{built.lab.name}",) if os.path.exists(path)]
         fast.steps += hosts.removal_steps(hostsfiles.read(namespaces).values(), logs)
         fast.doomed = procs.inodes(namespaces)
+        fast.cgroups = lifecycle.service_groups([built.lab.name], namespaces)
         try:
             with locked(), lifecycle.pinned(fast):
-                fast.stopped = lifecycle.stop_inside(fast.doomed, lifecycle.GRACE)
+                fast.stopped = lifecycle.stop_inside(fast.doomed, lifecycle.GRACE, fast.cgroups)
                 apply(fast, runner, progress)
             return fast
         except CommandFailed:
@@ -326,3 +329,16 @@ def pingall(namespaces: Iterable[str] = (), lab: Optional[str] = None, count: in
     if lab is not None:
         views = inventory.one_lab(views, lab)
     return run_matrix(facts, views, only, count, timeout, version)
+
+
+def start_spec(lab: str, namespace: str, spec, timeout: float = 10.0) -> Optional[Service]:
+    """Start a lab file's service (None when one of that name already runs there)."""
+    from veth_wrap.lifecycle.service import launch
+
+    if alive(namespace, spec.name):
+        return None
+    if spec.limits:
+        from veth_wrap.run.cgroups import check_limits
+
+        check_limits(spec.limits)
+    return launch(namespace, lab, spec, timeout)

@@ -77,8 +77,12 @@ def up(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
         hosts.up(lab, file_text(file), file, host, all_hosts, prefix, dry_run, no_verify, json_out)
         return
     if dry_run:
+        from veth_wrap.model import labservices
+
         steps = api.update_plan(lab)
-        emit_script(steps.script(f"vethwrap up: lab {lab.name} from {_shown(file)}"))
+        started = labservices.commands(lab)
+        emit_script(steps.script(f"vethwrap up: lab {lab.name} from {_shown(file)}")
+                    + (["# then its services, in order"] + started if started else []))
         for note in steps.notes:
             say(note)
         return
@@ -88,6 +92,28 @@ def up(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
 
     print_made(built, json_out, f"lab {lab.name} is already as {_shown(file)} describes; "
                "nothing changed")
+    _start_services(lab)
+
+
+def _start_services(lab) -> None:
+    """Start the file's services in order; one already running is left as it is."""
+    from veth_wrap import api
+    from veth_wrap.cli.output import say
+    from veth_wrap.cli.services import print_tail
+    from veth_wrap.errors import ServiceFailed
+    from veth_wrap.model import labservices
+
+    for netns, spec in labservices.of_lab(lab):
+        try:
+            service = api.start_spec(lab.name, netns, spec)
+        except ServiceFailed as failure:
+            print_tail(failure)
+            raise
+        if service is None:
+            say(f"{spec.name} already runs in {netns}; left as it is")
+        else:
+            port = f", listening on port {spec.wait_port}" if spec.wait_port else ""
+            say(f"{spec.name} runs in {netns}: pid {service.pid}{port}")
 
 
 @guarded

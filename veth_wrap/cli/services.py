@@ -18,10 +18,11 @@ FOLLOW_POLL = 0.2  # seconds between reads of a followed log
 
 
 def register(app: typer.Typer) -> None:
-    """Attach run, ps, stop, logs and capture."""
+    """Attach run, ps, stop, restart, logs and capture."""
     app.command("run", context_settings=PASS_THROUGH)(run_command)
     app.command()(ps)
     app.command()(stop)
+    app.command()(restart)
     app.command()(logs)
     app.command()(capture)
 
@@ -36,13 +37,36 @@ def _command(ctx: typer.Context, namespace: str) -> list[str]:
 
 
 def _env(pairs: List[str]) -> dict[str, str]:
+    from veth_wrap.model.servicespec import check_env
+
     found = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key or "\0" in pair:
             raise UsageError(f"--env {pair!r} is not KEY=VALUE", "e.g. --env PORT=8080")
         found[key] = value
-    return found
+    return check_env(found)
+
+
+def _limits(memory: Optional[str], cpus: Optional[float]):
+    from veth_wrap.model.servicespec import Limits, check_cpus, parse_memory
+
+    return Limits(parse_memory(memory) if memory is not None else None,
+                  check_cpus(cpus) if cpus is not None else None)
+
+
+def _wait_cmd(text: Optional[str]) -> list[str]:
+    import shlex
+
+    if text is None:
+        return []
+    try:
+        argv = shlex.split(text)
+    except ValueError as exc:
+        raise UsageError(f"--wait-cmd {text!r}: {exc}", "quote it as a shell would") from None
+    if not argv:
+        raise UsageError("--wait-cmd is empty", "e.g. --wait-cmd 'redis-cli ping'")
+    return argv
 
 
 @guarded
@@ -50,34 +74,77 @@ def run_command(
     ctx: typer.Context,
     namespace: str = typer.Argument(..., help="Namespace of a lab to run the command in."),
     name: Optional[str] = typer.Option(None, "--name", help="Service name (default: program)."),
-    wait_port: Optional[int] = typer.Option(None, "--wait-port", min=1, max=65535,
-                                            help="Return once this TCP port listens inside."),
+    wait_port: Optional[str] = typer.Option(
+        None, "--wait-port", help="Return once the service itself listens on this port: "
+        "80 (TCP) or 53/udp."),
+    wait_cmd: Optional[str] = typer.Option(
+        None, "--wait-cmd", help="Return once this command, run inside, exits 0 "
+        "(e.g. 'redis-cli ping')."),
     wait_timeout: float = typer.Option(10.0, "--wait-timeout", min=0.1, max=3600,
-                                       help="Seconds --wait-port waits."),
+                                       help="Seconds --wait-port/--wait-cmd wait."),
     env: List[str] = typer.Option(None, "--env", help="KEY=VALUE for the command; repeatable."),
+    memory: Optional[str] = typer.Option(None, "--memory",
+                                         help="Memory limit, e.g. 64M (needs cgroup v2's "
+                                         "memory controller)."),
+    cpus: Optional[float] = typer.Option(None, "--cpus", help="CPU limit, e.g. 0.5 (needs "
+                                         "cgroup v2's cpu controller)."),
     json_out: bool = JSON,
 ) -> None:
     """Start a command in the background inside a namespace: a service with a log."""
     from veth_wrap import api
-    from veth_wrap.cli.output import emit_json, out
+    from veth_wrap.model.servicespec import parse_wait_port
 
     argv = _command(ctx, namespace)
     extra = _env(env)
+    port = parse_wait_port(wait_port) if wait_port is not None else None
+    probe = _wait_cmd(wait_cmd)
+    limits = _limits(memory, cpus)
     require_root()
     try:
-        service = api.start(namespace, argv, name, extra, wait_port, wait_timeout)
+        service = api.start(namespace, argv, name, extra, port, wait_timeout, wait_cmd=probe,
+                            limits=limits)
     except ServiceFailed as failure:
-        _print_tail(failure)
+        print_tail(failure)
         raise
+    _print_started(service, json_out)
+
+
+def _print_started(service, json_out: bool) -> None:
+    from veth_wrap.cli.output import emit_json, out
+
+    port = service.spec.wait_port if service.spec else None
     if json_out:
-        emit_json(dict(service.to_json(), port=wait_port))
+        emit_json(dict(service.to_json(), port=port.port if port else None,
+                       proto=port.proto if port else None))
         return
-    listening = f", listening on port {wait_port}" if wait_port else ""
-    out().print(f"{service.name} runs in {namespace}: pid {service.pid}{listening}, "
+    listening = f", listening on port {port}" if port else ""
+    out().print(f"{service.name} runs in {service.namespace}: pid {service.pid}{listening}, "
                 f"log {service.log}", markup=False, highlight=False, soft_wrap=True)
 
 
-def _print_tail(failure: ServiceFailed) -> None:
+@guarded
+def restart(
+    namespace: str = typer.Argument(..., help="Namespace the service runs in."),
+    name: str = typer.Argument(..., help="The service's name."),
+    grace: float = GRACE,
+    wait_timeout: float = typer.Option(10.0, "--wait-timeout", min=0.1, max=3600,
+                                       help="Seconds its --wait-port/--wait-cmd wait."),
+    json_out: bool = JSON,
+) -> None:
+    """Stop a service and start it again: same command, environment, limits and waits."""
+    from veth_wrap import api
+
+    require_root()
+    try:
+        service = api.restart(namespace, name, grace, wait_timeout)
+    except ServiceFailed as failure:
+        print_tail(failure)
+        raise
+    _print_started(service, json_out)
+
+
+def print_tail(failure: ServiceFailed) -> None:
+    """A failed service's last log lines, on stderr."""
     from veth_wrap.cli.output import say
 
     if failure.log_tail:
@@ -106,7 +173,8 @@ def ps(
     found = api.processes(namespaces or [], lab)
     now = procs.uptime()
     if json_out:
-        emit_json({"processes": [_proc_json(p, now) for p in found]})
+        emit_json({"processes": [dict(_proc_json(p, now), limits=_limits_json(p))
+                                 for p in found]})
         return
     if not found:
         say("no process runs in vethwrap's namespaces" if not namespaces and not lab
@@ -126,6 +194,13 @@ def _proc_json(proc, now: float) -> dict:
             "uptime_s": round(now - proc.started, 2)}
 
 
+def _limits_json(proc) -> Optional[dict]:
+    from veth_wrap import api
+
+    limits = api.limits_of(proc)
+    return limits.to_json() if limits is not None else None
+
+
 def _age(seconds: float) -> str:
     seconds = int(max(seconds, 0))
     if seconds < 60:
@@ -142,7 +217,7 @@ def stop(
     grace: float = GRACE,
     json_out: bool = JSON,
 ) -> None:
-    """Stop a service (and what it started) or a process: SIGTERM, then SIGKILL."""
+    """Stop a service (every process of its cgroup) or a process: SIGTERM, then SIGKILL."""
     from veth_wrap import api
     from veth_wrap.cli.output import emit_json, out
 
@@ -168,8 +243,8 @@ def logs(
     from veth_wrap import api
 
     require_root()
-    path = api.log_path(namespace, name)
-    with open(path, "rb") as log:
+    _, log = api.open_log(namespace, name)
+    with log:
         _copy(log)
         if follow:
             try:
@@ -195,8 +270,7 @@ def _follow(log, namespace: str, name: str) -> None:
     while True:
         if _copy(log):
             continue
-        alive = [p for p in api.processes([namespace]) if p.service == name]
-        if not alive and not _copy(log):
+        if not api.alive(namespace, name) and not _copy(log):
             return
         time.sleep(FOLLOW_POLL)
 
@@ -234,7 +308,7 @@ def capture(
         service = api.start(namespace, argv, name or f"capture-{interface}")
         service.wait_log("listening on")
     except ServiceFailed as failure:
-        _print_tail(failure)
+        print_tail(failure)
         raise
     if json_out:
         emit_json(dict(service.to_json(), file=path))

@@ -22,16 +22,19 @@ class Teardown(Plan):
     doomed: dict[int, str] = field(default_factory=dict)  # netns inode -> name or label
     stopped: list[Stopped] = field(default_factory=list)
     holders: dict[int, int] = field(default_factory=dict)  # unnamed netns inode -> a pid in it
+    cgroups: list[str] = field(default_factory=list)  # service cgroups (LAB:NS:NAME) to empty
 
     def script(self, header: str = "") -> list[str]:
         """The dry run: the processes that would be stopped first, then the commands."""
         lines = super().script(header)
-        if not self.pending:
+        if not self.pending and not self.cgroups:
             return lines
         told = [f"# first, stop {len(self.pending)} process(es) inside: SIGTERM, then SIGKILL "
                 f"after the grace period"]
         told += [f"#   {p.netns} pid {p.pid}{f' ({p.service})' if p.service else ''}: "
                  f"{p.command()}" for p in self.pending]
+        told += [f"#   and remove service cgroup(s): {', '.join(self.cgroups)}"] if self.cgroups \
+            else []
         at = 1 if header else 0
         return lines[:at] + told + lines[at:]
 

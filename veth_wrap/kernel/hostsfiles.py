@@ -6,6 +6,7 @@ import os
 from typing import Iterable, Optional
 
 from veth_wrap.model.procfacts import LOG_ROOT, NETNS_ETC, HostsFile, hosts_mark, hosts_path
+from veth_wrap.run import rundir
 
 
 def read(names: Iterable[str]) -> dict[str, HostsFile]:
@@ -45,6 +46,6 @@ def marked(lab: Optional[str] = None) -> list[HostsFile]:
 def log_labs() -> list[str]:
     """The labs that have service logs under /run/vethwrap/logs."""
     try:
-        return sorted(os.listdir(LOG_ROOT))
+        return rundir.listdir([LOG_ROOT.rsplit("/", 1)[1]])
     except OSError:
         return []

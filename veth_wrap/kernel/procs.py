@@ -7,11 +7,14 @@ import os
 from typing import Iterable, Optional
 
 from veth_wrap.model.names import Mark, Role
-from veth_wrap.model.procfacts import ENV_LAB, ENV_SERVICE, Proc
+from veth_wrap.model.procfacts import Proc
+from veth_wrap.model.servicespec import WaitPort, cgroup_name, service_of
+from veth_wrap.run import cgroups
 from veth_wrap.run.runner import Runner, default_runner, in_batches
 
 NETNS_RUN = "/run/netns"
 TCP_LISTEN = "0A"  # st in /proc/net/tcp: TCP_LISTEN
+UDP_UNCONNECTED = "07"  # st in /proc/net/udp of a bound, unconnected socket (TCP_CLOSE)
 
 
 def netns_inode(name: str) -> Optional[int]:
@@ -80,12 +83,10 @@ def scan(wanted: dict[int, str]) -> list[Proc]:
 
 
 def describe(pid: int, inode: int, netns: Optional[str]) -> Optional[Proc]:
-    """A process's command line, service identity and times; None once it is gone."""
+    """A process's command line, service (its cgroup says which) and times; None once gone."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             argv = tuple(w.decode(errors="replace") for w in f.read().split(b"\0") if w)
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            env = dict(_pairs(f.read()))
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
     except OSError:
@@ -93,15 +94,26 @@ def describe(pid: int, inode: int, netns: Optional[str]) -> Optional[Proc]:
     if not argv:
         argv = (_comm(pid),)
     ticks = os.sysconf("SC_CLK_TCK")
-    return Proc(pid, inode, argv, env.get(ENV_SERVICE), env.get(ENV_LAB), int(fields[3]),
-                int(fields[1]), int(fields[19]) / ticks, netns)
+    owner = service_of(cgroups.own_cgroup(pid) or "")
+    lab, service = (owner[0], owner[2]) if owner else (None, None)
+    return Proc(pid, inode, argv, service, lab, int(fields[3]), int(fields[1]),
+                int(fields[19]) / ticks, netns, cgroup_name(*owner) if owner else None)
 
 
-def _pairs(blob: bytes) -> Iterable[tuple[str, str]]:
-    for item in blob.split(b"\0"):
-        key, sep, value = item.partition(b"=")
-        if sep and key in (ENV_SERVICE.encode(), ENV_LAB.encode()):
-            yield key.decode(), value.decode(errors="replace")
+def describe_any(pid: int) -> Optional[Proc]:
+    """describe() for a process wherever it runs (its namespace named when it has a name)."""
+    inode = _inode_of(pid)
+    if inode is None:
+        return None
+    return describe(pid, inode, inodes_to_names().get(inode))
+
+
+def inodes_to_names() -> dict[int, str]:
+    """inode -> name for every namespace under /run/netns."""
+    try:
+        return inodes(os.listdir(NETNS_RUN))
+    except OSError:
+        return {}
 
 
 def _comm(pid: int) -> str:
@@ -131,29 +143,63 @@ def uptime() -> float:
         return float(f.read().split()[0])
 
 
-def parse_listening(text: str) -> set[int]:
-    """The local ports in LISTEN state in a /proc/net/tcp or tcp6 table."""
-    ports = set()
+def parse_sockets(text: str, state: str) -> dict[int, int]:
+    """socket inode -> local port of the rows in one state of a /proc/net/{tcp,udp}{,6} table."""
+    found = {}
     for line in text.splitlines()[1:]:
         fields = line.split()
-        if len(fields) > 3 and fields[3] == TCP_LISTEN:
-            ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-    return ports
+        if len(fields) > 9 and fields[3] == state:
+            found[int(fields[9])] = int(fields[1].rsplit(":", 1)[1], 16)
+    return found
 
 
-def listening(pid: int) -> Optional[set[int]]:
-    """TCP ports listening in the network namespace of pid; None when pid is gone."""
-    ports: set[int] = set()
-    for table in ("tcp", "tcp6"):
+def socket_inodes(pid: int) -> set[int]:
+    """The inodes of the sockets a process holds open (none once it is gone)."""
+    found = set()
+    try:
+        entries = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return found
+    for entry in entries:
         try:
-            with open(f"/proc/{pid}/net/{table}") as f:
-                ports |= parse_listening(f.read())
-        except FileNotFoundError:
-            if table == "tcp":
-                return None
-        except ProcessLookupError:
-            return None
+            link = os.readlink(f"/proc/{pid}/fd/{entry}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            found.add(int(link[8:-1]))
+    return found
+
+
+def own_ports(pids: Iterable[int], proto: str) -> set[int]:
+    """The ports on which these processes themselves listen (TCP) or are bound (UDP).
+
+    A socket counts only when one of the processes holds its inode: a port someone else
+    holds in the same namespace is not theirs.
+    """
+    held: set[int] = set()
+    reader = None
+    for pid in pids:
+        mine = socket_inodes(pid)
+        if mine:
+            held |= mine
+            reader = reader or pid
+    if reader is None:
+        return set()
+    state = TCP_LISTEN if proto == "tcp" else UDP_UNCONNECTED
+    ports = set()
+    for table in (proto, f"{proto}6"):
+        try:
+            with open(f"/proc/{reader}/net/{table}") as f:
+                rows = parse_sockets(f.read(), state)
+        except OSError:
+            continue
+        ports |= {port for inode, port in rows.items() if inode in held}
     return ports
+
+
+def listens(pids: Iterable[int], wanted: WaitPort) -> bool:
+    """True when the processes hold a socket on the wanted port and protocol."""
+    return wanted.port in own_ports(pids, wanted.proto)
 
 
 def orphans(named: Iterable[int], runner: Optional[Runner] = None) -> dict[int, tuple[Mark, int]]:

@@ -9,13 +9,13 @@ from typing import Any, Optional, Union
 
 from veth_wrap.errors import UsageError
 from veth_wrap.model import hosts as hostfile
-from veth_wrap.model import names, safeyaml
+from veth_wrap.model import labservices, names, safeyaml
 from veth_wrap.model.labparts import BuilderParts, Where
 from veth_wrap.model.names import Role
 from veth_wrap.model.topology import DEFAULT_SUBNET, End, Kind, Lab, Link
 
 KEYS = {"name", "subnet", "namespaces", "links", "bridges", "routes", "forwarding",
-        *hostfile.KEYS}
+        *hostfile.KEYS, labservices.KEY}
 LINK_OPTION_KEYS = ("delay", "jitter", "loss", "rate", "mtu")
 LINK_KEYS = {"between", "interfaces", "addresses", "direction", *LINK_OPTION_KEYS}
 
@@ -145,13 +145,15 @@ class _Builder(BuilderParts):
         forwarding = self._forwarding(data.get("forwarding"))
         self._check_ifnames()
         hosts = hostfile.read(self, data)  # None without a hosts section
+        services = labservices.read(self, data)
         if self.doc.problems:
             return None
         return Lab(self.name, Kind.CUSTOM, tuple(self.ns[m] for m in self.members),
                    tuple(self.links), hub=hub, bridges=(bridge,) if bridge else (),
                    routes=tuple(routes), forwarding=tuple(forwarding),
                    subnet=str(self.subnet) if self.subnet else None,
-                   extra={"hosts": hosts} if hosts else {})
+                   extra={key: value for key, value in (("hosts", hosts),
+                                                        (labservices.KEY, services)) if value})
 
     def _check(self, where: Where, func, value) -> bool:
         """Run a names.check_* on value; record its refusal."""

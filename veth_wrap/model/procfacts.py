@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from veth_wrap.model.names import MARK, Mark
+from veth_wrap.model.servicespec import check_service_name  # noqa: F401 (its old home)
 
-# How a process started by `vethwrap run` carries its identity, readable in /proc/PID/environ
+# What a process started by `vethwrap run` finds in its environment (its identity is its cgroup)
 ENV_SERVICE = "VETHWRAP_SERVICE"
 ENV_LAB = "VETHWRAP_LAB"
 ENV_NETNS = "VETHWRAP_NETNS"
@@ -23,12 +24,13 @@ class Proc:
     pid: int
     netns_inode: int
     argv: tuple[str, ...]
-    service: Optional[str] = None  # VETHWRAP_SERVICE from its environment
+    service: Optional[str] = None  # the service whose cgroup holds it
     lab: Optional[str] = None
     session: int = 0
     parent: int = 0
     started: float = 0.0  # seconds since boot
     netns: Optional[str] = None  # the name under /run/netns, when it has one
+    cgroup: Optional[str] = None  # the folder of the service's cgroup (LAB:NS:NAME)
 
     def command(self) -> str:
         """The command line as one string (for people)."""
@@ -86,16 +88,3 @@ def hosts_mark(first_line: str) -> Optional[Mark]:
 def log_dir(lab: str, netns: str) -> str:
     """Where the logs of services in one namespace of a lab go."""
     return f"{LOG_ROOT}/{lab}/{netns}"
-
-
-def check_service_name(name: str) -> str:
-    """Return a valid service name (it names a log file) or refuse it."""
-    import re
-
-    from veth_wrap.errors import UsageError
-
-    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", name or ""):
-        raise UsageError(f"service name {name!r} is not allowed",
-                         "use 1-64 letters, digits, '_', '.' and '-', not starting with '-' "
-                         "or '.'; give one with --name")
-    return name

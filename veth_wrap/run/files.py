@@ -13,6 +13,7 @@ import shutil
 from typing import Callable, Optional, Sequence
 
 from veth_wrap.errors import CommandFailed
+from veth_wrap.run import rundir
 
 HOSTS_MODE = 0o644
 
@@ -35,7 +36,10 @@ def _tee(paths: list[str], stdin: Optional[str]) -> None:
 
 def _rm(paths: list[str], _stdin: Optional[str]) -> None:
     for path in paths:
-        if os.path.isdir(path) and not os.path.islink(path):
+        parts = rundir.parts_of(path)
+        if parts is not None:  # vethwrap's own files: reached through directory fds only
+            rundir.remove(parts)
+        elif os.path.isdir(path) and not os.path.islink(path):
             shutil.rmtree(path)
         else:
             try:
@@ -78,4 +82,6 @@ def run_builtin(argv: Sequence[str], stdin: Optional[str]) -> str:
     except OSError as exc:
         where = exc.filename or argv[-1]
         raise CommandFailed(argv, 1, f"{argv[0]}: {where}: {exc.strerror}") from None
+    except rundir.LinkRefused as exc:
+        raise CommandFailed(argv, 1, f"{argv[0]}: {exc.message}") from None
     return (stdin or "") if argv[0] == "tee" else ""

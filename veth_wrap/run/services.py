@@ -11,11 +11,13 @@ from typing import Mapping, Optional, Sequence
 
 from veth_wrap.errors import VethwrapError
 from veth_wrap.model.procfacts import LOG_ROOT, Proc, Stopped
-from veth_wrap.run.lock import LOCK_DIR, open_dir
+from veth_wrap.run import cgroups, rundir
 from veth_wrap.run.runner import require
 
 KILL_WAIT = 5.0  # seconds a SIGKILLed process may take to go (it may be in the kernel)
-DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+LOG_DIR = LOG_ROOT.rsplit("/", 1)[1]
+RECORD = ".service.json"  # beside NAME.log: what NAME was asked to be
+TICK = 0.02  # seconds between reads of cgroup.events while waiting
 
 
 class StillRunning(VethwrapError):
@@ -24,31 +26,55 @@ class StillRunning(VethwrapError):
 
 def open_log(lab: str, netns: str, name: str) -> tuple[int, str]:
     """Create LOG_ROOT/LAB/NS/NAME.log afresh (0600, folders 0700), never through a symlink."""
-    fd = open_dir(LOCK_DIR)  # refuses a /run/vethwrap owned by someone else
+    return (rundir.write_file([LOG_DIR, lab, netns], f"{name}.log"),
+            f"{LOG_ROOT}/{lab}/{netns}/{name}.log")
+
+
+def write_record(lab: str, netns: str, name: str, text: str) -> None:
+    """Keep what the service was asked to be beside its log (restart reads it)."""
+    fd = rundir.write_file([LOG_DIR, lab, netns], f"{name}{RECORD}")
     try:
-        for part in (LOG_ROOT.rsplit("/", 1)[1], lab, netns):
-            try:
-                os.mkdir(part, 0o700, dir_fd=fd)
-            except FileExistsError:
-                pass
-            inner = os.open(part, DIR_FLAGS, dir_fd=fd)
-            os.close(fd)
-            fd = inner
-        log = os.open(f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
-                      | os.O_CLOEXEC, 0o600, dir_fd=fd)
+        os.write(fd, text.encode())
     finally:
         os.close(fd)
-    return log, f"{LOG_ROOT}/{lab}/{netns}/{name}.log"
 
 
-def start(netns: str, argv: Sequence[str], env: Mapping[str, str], log_fd: int,
-          **popen: object) -> subprocess.Popen:
-    """Start argv inside netns in a session of its own, stdio to the log (or as asked)."""
+def read_record(lab: str, netns: str, name: str) -> Optional[str]:
+    """The service's record, None when it has none."""
+    fd = rundir.read_file([LOG_DIR, lab, netns], f"{name}{RECORD}")
+    if fd is None:
+        return None
+    with os.fdopen(fd, errors="replace") as f:
+        return f.read()
+
+
+def start(netns: str, argv: Sequence[str], env: Mapping[str, str], log_fd: Optional[int],
+          cgroup_procs: Optional[int] = None, **popen: object) -> subprocess.Popen:
+    """Start argv inside netns in a session of its own, stdio to the log (or as asked).
+
+    With cgroup_procs (an open cgroup.procs), the child joins that cgroup before it execs,
+    so the service's first instruction already runs inside it.
+    """
     popen.setdefault("stdin", subprocess.DEVNULL)
     popen.setdefault("stdout", log_fd)
     popen.setdefault("stderr", subprocess.STDOUT if popen["stdout"] == log_fd else None)
+    if cgroup_procs is not None:
+        popen["preexec_fn"] = cgroups.joiner(cgroup_procs)
     return subprocess.Popen([require("ip"), "netns", "exec", netns, *argv], env=dict(env),
                             start_new_session=True, **popen)
+
+
+def probe(netns: str, argv: Sequence[str], timeout: float) -> bool:
+    """Run a readiness command inside netns once; True when it exits 0 within timeout."""
+    try:
+        done = subprocess.run([require("ip"), "netns", "exec", netns, *argv],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, timeout=max(timeout, 0.1))
+    except subprocess.TimeoutExpired:
+        return False
+    except OSError:
+        return False
+    return done.returncode == 0
 
 
 def netns_inode_of(pid: int) -> Optional[int]:
@@ -83,24 +109,30 @@ def exited(pid: int, timeout: float) -> bool:
         os.close(fd)
 
 
-def stop(procs: Sequence[Proc], grace: float) -> list[Stopped]:
+def stop(procs: Sequence[Proc], grace: float, groups: Sequence[str] = ()) -> list[Stopped]:
     """SIGTERM, up to grace seconds, then SIGKILL; returns once every process is gone.
 
-    pidfds pin the processes found, so a PID reused meanwhile is never signalled.
+    pidfds pin the processes found, so a PID reused meanwhile is never signalled. The
+    cgroups of services (groups) are waited for as a whole and emptied with cgroup.kill, which
+    also ends what they forked meanwhile; then they are removed.
     """
     fds, done = _pin(procs)
     _signal(fds, signal.SIGTERM)
-    left = _wait(fds, grace)
+    left = _wait(fds, grace, groups)
     done += [Stopped(fds[fd], "SIGTERM") for fd in fds if fd not in left]
     _signal(left, signal.SIGKILL)
-    stuck = _wait(left, KILL_WAIT)
+    for group in groups:
+        if cgroups.populated(group):
+            cgroups.kill(group)
+    stuck = _wait(left, KILL_WAIT, groups)
     done += [Stopped(left[fd], "SIGKILL") for fd in left if fd not in stuck]
     for fd in fds:
         os.close(fd)
-    if stuck:
-        proc = next(iter(stuck.values()))
-        raise StillRunning(f"process {proc.pid} ({proc.command()}) did not end after SIGKILL",
-                           f"it is stuck in the kernel; see 'cat /proc/{proc.pid}/stack', "
+    busy = [group for group in groups if not cgroups.remove(group)]
+    if stuck or busy:
+        pid = next(iter(stuck.values())).pid if stuck else (cgroups.members(busy[0]) or [0])[0]
+        raise StillRunning(f"process {pid} did not end after SIGKILL",
+                           f"it is stuck in the kernel; see 'cat /proc/{pid}/stack', "
                            "then run destroy again")
     return done
 
@@ -129,18 +161,22 @@ def _signal(fds: Mapping[int, Proc], signum: int) -> None:
             pass
 
 
-def _wait(fds: Mapping[int, Proc], seconds: float) -> dict[int, Proc]:
-    """Wait until every pidfd is readable (its process ended) or seconds pass; the rest."""
+def _wait(fds: Mapping[int, Proc], seconds: float, groups: Sequence[str] = ()
+          ) -> dict[int, Proc]:
+    """Wait until every pidfd is readable (its process ended) and every group is empty, or
+    seconds pass; the processes left."""
     left = dict(fds)
     deadline = time.monotonic() + seconds
     poller = select.poll()
     for fd in left:
         poller.register(fd, select.POLLIN)
-    while left:
+    busy = list(groups)
+    while left or busy:
+        busy = [group for group in busy if cgroups.populated(group)]
         remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        if remaining <= 0 or not (left or busy):
             break
-        for fd, _ in poller.poll(remaining * 1000):
+        for fd, _ in poller.poll(min(remaining, TICK if busy else remaining) * 1000):
             poller.unregister(fd)
             left.pop(fd, None)
     return left

@@ -1,0 +1,131 @@
+"""What destroy stops: every process in the namespaces it deletes, whoever started it, and
+every service cgroup of those namespaces and of the labs that go."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from contextlib import contextmanager
+from typing import Iterable, Iterator, Mapping, Optional
+
+from veth_wrap.compile import hosts
+from veth_wrap.compile.destroy import Teardown
+from veth_wrap.kernel import hostsfiles, procs
+from veth_wrap.model.procfacts import LOG_ROOT, Proc, Stopped, log_dir
+from veth_wrap.model.servicespec import parse_cgroup_name
+from veth_wrap.run import cgroups, services
+from veth_wrap.run.runner import Runner
+from veth_wrap.steps import Plan
+
+GRACE = 2.0  # seconds between SIGTERM and SIGKILL
+ROUNDS = 5  # scans for processes that appeared while others were being stopped
+
+
+def complete(plan: Teardown, targets: list[str], facts: dict, views: dict, lab: Optional[str],
+             everything: bool, runner: Runner) -> Teardown:
+    """The destroy plan with processes to stop, and hosts files and logs to remove."""
+    doomed_names = [op.args[2] for step in plan.steps for op in step.ops
+                    if op.args[:2] == ("netns", "del")]
+    doomed = procs.inodes(doomed_names)
+    going = _labs_going(views, doomed_names, targets, facts, lab, everything)
+    holders = {}
+    for inode, (mark, pid) in procs.orphans(procs.named_inodes(), runner).items():
+        if everything or mark.lab in going:
+            doomed[inode] = f"(unnamed, lab {mark.lab})"
+            holders[inode] = pid
+    files = list(hostsfiles.read(targets).values())
+    files += [f for name in going for f in hostsfiles.marked(name)]
+    logs = [log_dir(sorted(facts[ns].labs())[0], ns) for ns in doomed_names if facts[ns].labs()]
+    logs = [path for path in logs + [f"{LOG_ROOT}/{name}" for name in going]
+            if os.path.exists(path)]
+    return dataclasses.replace(plan, steps=plan.steps + hosts.removal_steps(files, logs),
+                               pending=procs.scan(doomed), doomed=doomed, holders=holders,
+                               cgroups=service_groups(going, doomed_names + list(targets)))
+
+
+def service_groups(labs: Iterable[str], namespaces: Iterable[str]) -> list[str]:
+    """The service cgroups of these labs and of these namespaces (running or left empty)."""
+    labs, namespaces = set(labs), set(namespaces)
+    found = []
+    for folder in cgroups.services():
+        lab, netns, _ = parse_cgroup_name(folder)
+        if lab in labs or netns in namespaces:
+            found.append(folder)
+    return found
+
+
+@contextmanager
+def pinned(teardown: Teardown) -> Iterator[None]:
+    """Hold every doomed namespace open while destroy runs.
+
+    The kernel reuses a freed namespace's inode number; held open, a namespace keeps it, so
+    the scan after the deletion cannot mistake another run's new namespace for one of ours.
+    """
+    fds = []
+    try:
+        for inode, label in list(teardown.doomed.items()):
+            holder = teardown.holders.get(inode)
+            path = f"/proc/{holder}/ns/net" if holder else f"{procs.NETNS_RUN}/{label}"
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:  # gone already: nothing can run in it any more
+                teardown.doomed.pop(inode)
+                continue
+            fds.append(fd)
+            if os.fstat(fd).st_ino != inode:
+                teardown.doomed.pop(inode)
+        yield
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _labs_going(views: dict, doomed: list[str], targets: list[str], facts: dict,
+                lab: Optional[str], everything: bool) -> set[str]:
+    """The labs of which nothing stays (a namespace named like a gone lab counts too)."""
+    if everything:
+        return set(views) | set(hostsfiles.log_labs()) | {
+            f.mark.lab for f in hostsfiles.marked()}
+    if lab:
+        return {lab}
+    gone = set(doomed)
+    found = {view.name for view in views.values() if view.created and set(view.created) <= gone}
+    # `destroy ns0 ns1` after the namespaces went by hand: lab ns0 (the default name) is gone
+    return found | {name for name in targets if name not in facts and name not in views}
+
+
+def stop_in_dropped(steps: Plan) -> list[Stopped]:
+    """End the processes in namespaces a plan deletes (an edited lab dropped them)."""
+    dropped = [op.args[2] for step in steps.steps for op in step.ops
+               if op.args[:2] == ("netns", "del")]
+    groups = service_groups((), dropped)
+    return stop_inside(procs.inodes(dropped), GRACE, groups) if dropped else []
+
+
+def stop_inside(doomed: Mapping[int, str], grace: float, groups: Iterable[str] = ()
+                ) -> list[Stopped]:
+    """Stop every process in the doomed namespaces and in the groups (service cgroups), all
+    at once, again until none is left; the groups are removed."""
+    stopped: list[Stopped] = []
+    groups = list(groups)
+    for _ in range(ROUNDS):
+        found = procs.scan(dict(doomed))
+        groups = list(dict.fromkeys(groups + [p.cgroup for p in found if p.cgroup]))
+        if not found and not groups:
+            return stopped
+        stopped += services.stop(found + members(groups, found), grace, groups)
+        groups = []
+    raise services.StillRunning(f"processes keep starting in {sorted(doomed.values())[0]}",
+                                "find what starts them with 'vethwrap ps', then destroy again")
+
+
+def members(groups: Iterable[str], known: Iterable[Proc] = ()) -> list[Proc]:
+    """The processes of service cgroups, wherever they run, less those already known."""
+    seen = {proc.pid for proc in known}
+    found = []
+    for group in groups:
+        for pid in cgroups.members(group):
+            proc = None if pid in seen else procs.describe_any(pid)
+            if proc is not None:
+                found.append(proc)
+    return found
