@@ -124,7 +124,8 @@ def lab_namespaces(lab: Optional[str], runner: Runner) -> list[str]:
 def fault_services(namespaces: Sequence[str], lab: Optional[str] = None) -> list[Proc]:
     """The services that hold faults (flaps, timed restores, timelines) in the namespaces."""
     found = api.processes(namespaces) if namespaces else []
-    return [p for p in found if model.is_fault_service(p.service)
+    # the leader only: what a service runs (ip, tc) inherits its name for a moment
+    return [p for p in found if model.is_fault_service(p.service) and p.session == p.pid
             and (lab is None or p.lab == lab)]
 
 
