@@ -141,7 +141,8 @@ def _register_all() -> None:
         module.register(app)
 
 
-COMMAND_MODULES: list[str] = ["lab", "query", "diagnose", "files", "link", "services"]
+COMMAND_MODULES: list[str] = ["lab", "query", "diagnose", "files", "link", "services",
+                               "faults"]
 
 
 def run() -> None:

@@ -40,6 +40,9 @@ def link_set(
     mtu: Optional[int] = typer.Option(None, "--mtu", help="MTU of this end and its peer."),
     mac: Optional[str] = typer.Option(None, "--mac", help="MAC address of this end."),
     clear: bool = typer.Option(False, "--clear", help="Remove the impairments first."),
+    for_: Optional[str] = typer.Option(
+        None, "--for", help="Only for this long (e.g. 30s): then the end's earlier "
+        "impairments come back, done by a service of the lab."),
     dry_run: bool = typer.Option(False, "--dry-run", "-n",
                                  help="Print the commands instead of running them."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -58,6 +61,11 @@ def link_set(
         raise UsageError("--mac sets one end's address, not a whole lab's",
                          "name the namespace and interface instead of --lab")
     require_root()  # even the dry run reads the ends as the kernel holds them
+    if for_ is not None and not dry_run:
+        from veth_wrap.cli.faults import timed
+
+        timed(namespace, interface, lab, opts, clear, for_, json_out)
+        return
     if dry_run:
         plan = api.link_plan(namespace, interface, opts, clear, lab=lab)
         emit_script(plan.script(f"vethwrap link set {' '.join(ends)}"))

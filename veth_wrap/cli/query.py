@@ -49,7 +49,16 @@ def show(
     if chosen is not None:
         views = inventory.one_lab(views, chosen)
     spaces = [ns for group in shown(views, only).values() for ns in group]
-    print_show(facts, root, views, only, json_out, tcread.read_all(spaces))
+    print_show(facts, root, views, only, json_out, tcread.read_all(spaces),
+               _faults(spaces))
+
+
+def _faults(spaces: list[str]) -> tuple[dict, list]:
+    """The partition tables and fault services in the namespaces shown."""
+    from veth_wrap.faults.partition import fault_services
+    from veth_wrap.kernel import faultread
+
+    return faultread.tables(spaces), fault_services(spaces)
 
 
 def _scope(namespaces: Optional[list[str]], lab: Optional[str], file: Optional[Path]

@@ -25,8 +25,10 @@ def shown(views: dict[str, LabView], only: Optional[list[str]]) -> dict[str, lis
 
 def show_json(facts: dict[str, NetnsState], root: Optional[NetnsState],
               views: dict[str, LabView], only: Optional[list[str]],
-              impairments: Optional[dict[str, dict]] = None) -> dict:
-    """The stable JSON shape of `show`; impairments are {namespace: {ifname: read back}}."""
+              impairments: Optional[dict[str, dict]] = None,
+              faults: Optional[tuple[dict, list]] = None) -> dict:
+    """The stable JSON shape of `show`; impairments are {namespace: {ifname: read back}};
+    faults are ({namespace: partition table}, fault services) as read."""
     labs = []
     for name, spaces in shown(views, only).items():
         view = views[name]
@@ -35,8 +37,26 @@ def show_json(facts: dict[str, NetnsState], root: Optional[NetnsState],
             "namespaces": [_netns_json(ns, facts, root, view, (impairments or {}).get(ns, {}))
                            for ns in spaces],
             "root_links": view.root_links,
+            "faults": _faults_json(name, spaces, facts, faults or ({}, [])),
         })
     return {"labs": labs}
+
+
+def _faults_json(lab: str, spaces: list[str], facts: dict, faults: tuple[dict, list]) -> dict:
+    """A lab's partitions (who drops whom, by name where an address is a member's) and
+    the services that hold faults."""
+    tables, services = faults
+    owner = {a.split("/")[0]: ns for ns in spaces if ns in facts
+             for link in facts[ns].links.values() for a in link.addresses}
+    partitions = []
+    for ns in spaces:
+        table = tables.get(ns)
+        if table is not None and table.ours and table.mark.lab == lab:
+            partitions.append({**table.to_json(), "drops_from_namespaces": sorted(
+                {owner.get(a, a) for a in table.addresses})})
+    running = [{"namespace": p.netns, "name": p.service, "pid": p.pid}
+               for p in services if p.netns in spaces]
+    return {"partitions": partitions, "services": running}
 
 
 def _netns_json(ns: str, facts: dict[str, NetnsState], root, view: LabView,
@@ -59,9 +79,10 @@ def _netns_json(ns: str, facts: dict[str, NetnsState], root, view: LabView,
 
 
 def print_show(facts, root, views, only, json_out: bool,
-               impairments: Optional[dict[str, dict]] = None) -> None:
+               impairments: Optional[dict[str, dict]] = None,
+               faults: Optional[tuple[dict, list]] = None) -> None:
     """Print show's result."""
-    data = show_json(facts, root, views, only, impairments)
+    data = show_json(facts, root, views, only, impairments, faults)
     if json_out:
         emit_json(data)
         return
@@ -70,8 +91,18 @@ def print_show(facts, root, views, only, json_out: bool,
         return
     for lab in data["labs"]:
         out().print(_lab_table(lab))
-        for line in _impairment_lines(lab):
+        for line in _impairment_lines(lab) + _fault_lines(lab["faults"]):
             out().print(line, markup=False, highlight=False)
+
+
+def _fault_lines(faults: dict) -> list[str]:
+    """The faults vethwrap placed, one line each, and how to undo them all."""
+    lines = [f"  {p['namespace']} drops what {', '.join(p['drops_from_namespaces'])} send "
+             f"({p['way']} partition, {p['dropped_packets']} packet(s) dropped)"
+             for p in faults["partitions"]]
+    lines += [f"  {s['namespace']}: service {s['name']} (pid {s['pid']})"
+              for s in faults["services"]]
+    return ["faults (undo: vethwrap heal):"] + lines if lines else []
 
 
 def _impairment_lines(lab: dict) -> list[str]:

@@ -57,6 +57,7 @@ class Cause(str, Enum):
     BRIDGE_PORT_STATE = "bridge-port-state"
     TC_DROP = "tc-drop"
     ACCEPT_LOCAL = "source-is-local"
+    PARTITIONED = "partitioned"  # a partition vethwrap placed (vethwrap heal)
     UNKNOWN = "unknown"
 
 

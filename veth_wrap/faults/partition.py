@@ -1,0 +1,175 @@
+"""Partitions and heal: read the lab, compile the tables, run them with the walker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+from veth_wrap import api
+from veth_wrap.compile import faults as compile_faults
+from veth_wrap.errors import UsageError
+from veth_wrap.kernel import faultread, inventory, state
+from veth_wrap.model import faults as model
+from veth_wrap.model import names
+from veth_wrap.model.procfacts import Proc, Stopped
+from veth_wrap.run.lock import locked
+from veth_wrap.run.runner import Runner, default_runner
+from veth_wrap.run.walker import apply
+from veth_wrap.steps import Plan
+
+STOP_GRACE = 5.0  # seconds a fault service has to undo its fault before SIGKILL
+
+
+@dataclass
+class Placed:
+    """A partition as placed (or as a dry run would place it) and its plan."""
+
+    partition: model.Partition
+    plan: Plan
+
+    def to_json(self) -> dict:
+        """The stable JSON shape of `partition --json`."""
+        return {"lab": self.partition.lab, "groups": [list(g) for g in self.partition.groups],
+                "oneway": self.partition.oneway,
+                "dropping": {ns: list(src) for ns, src in self.partition.unheard().items()}}
+
+
+@dataclass
+class Healed:
+    """What heal removed: partition tables and the fault services it stopped."""
+
+    tables: list[model.FaultTable] = field(default_factory=list)
+    stopped: list[Stopped] = field(default_factory=list)
+    plan: Plan = field(default_factory=Plan)
+    services: list[Proc] = field(default_factory=list)  # to stop before the plan runs
+
+    def to_json(self) -> dict:
+        """The stable JSON shape of `heal --json`."""
+        return {"tables": [t.to_json() for t in self.tables],
+                "stopped": [s.to_json() for s in self.stopped]}
+
+
+def resolve(name: str, lab: Optional[str], existing: Sequence[str]) -> str:
+    """A namespace as named, or a lab's member by its short name (LAB-NAME); else refuse."""
+    if name in existing:
+        return name
+    if lab and f"{lab}-{name}" in existing:
+        return f"{lab}-{name}"
+    where = f" (nor {lab}-{name})" if lab else ""
+    raise UsageError(f"namespace {name!r}{where} does not exist", "see 'vethwrap show'")
+
+
+def partition_plan(groups: Sequence[Sequence[str]], lab: Optional[str] = None,
+                   oneway: bool = False, runner: Optional[Runner] = None) -> Placed:
+    """The plan that cuts the groups apart (short names resolve inside lab)."""
+    model.check_groups(groups)
+    for name in (n for g in groups for n in g):
+        names.check_netns(name)
+    lab = names.check_lab(lab) if lab is not None else None
+    runner = runner or default_runner()
+    existing = state.list_netns(runner)
+    real = [[resolve(n, lab, existing) for n in g] for g in groups]
+    model.check_groups(real)  # two short names may name one namespace
+    flat = [n for g in real for n in g]
+    facts = state.read(flat, runner, routes=False)
+    lab = _common_lab(flat, facts, lab)
+    part = model.Partition(lab, tuple(tuple(g) for g in real), oneway)
+    addresses = {ns: [a for link in facts[ns].links.values() if link.ifname != "lo"
+                      for a in link.addresses] for ns in flat}
+    held = faultread.tables(part.unheard(), runner)
+    return Placed(part, compile_faults.partition_plan(part, addresses, held))
+
+
+def _common_lab(flat: list[str], facts: dict, lab: Optional[str]) -> str:
+    """The lab every namespace named belongs to (the one given, or the only one shared)."""
+    common: Optional[set[str]] = None
+    for ns in flat:
+        have = facts[ns].labs() if ns in facts else set()
+        if not have:
+            raise UsageError(f"namespace {ns!r} is not part of a vethwrap lab",
+                             "see 'vethwrap show' for the labs")
+        if lab is not None and lab not in have:
+            raise UsageError(f"namespace {ns!r} is not in lab {lab}",
+                             f"see its members: vethwrap show --lab {lab}")
+        common = have if common is None else common & have
+    if lab is not None:
+        return lab
+    if not common:
+        raise UsageError("the namespaces named are not all in one lab",
+                         "partition one lab at a time (name it with --lab)")
+    return sorted(common)[0]
+
+
+def partition(groups: Sequence[Sequence[str]], lab: Optional[str] = None, oneway: bool = False,
+              runner: Optional[Runner] = None) -> Placed:
+    """Cut the groups apart; rolled back whole if any namespace fails."""
+    runner = runner or default_runner()
+    with locked():
+        placed = partition_plan(groups, lab, oneway, runner)
+        apply(placed.plan, runner)
+    return placed
+
+
+def lab_namespaces(lab: Optional[str], runner: Runner) -> list[str]:
+    """The namespaces of lab as its marks say (every namespace when lab is None)."""
+    if lab is None:
+        return state.list_netns(runner)
+    facts, root = inventory.scan(None, runner, routes=False)
+    view = inventory.labs(facts, root).get(names.check_lab(lab))
+    if view is None:
+        raise inventory.no_such_lab(lab)
+    return view.members + ([view.hub] if view.hub else [])
+
+
+def fault_services(namespaces: Sequence[str], lab: Optional[str] = None) -> list[Proc]:
+    """The services that hold faults (flaps, timed restores, timelines) in the namespaces."""
+    found = api.processes(namespaces) if namespaces else []
+    # the leader only: what a service runs (ip, tc) inherits its name for a moment
+    return [p for p in found if model.is_fault_service(p.service) and p.session == p.pid
+            and (lab is None or p.lab == lab)]
+
+
+def held(lab: Optional[str] = None, runner: Optional[Runner] = None
+         ) -> tuple[list[model.FaultTable], list[Proc]]:
+    """vethwrap's partition tables and fault services, of one lab or of all."""
+    runner = runner or default_runner()
+    spaces = lab_namespaces(lab, runner)
+    tables = [t for t in faultread.tables(spaces, runner).values()
+              if t.ours and (lab is None or t.mark.lab == lab)]
+    return tables, fault_services(spaces, lab)
+
+
+def heal_plan(lab: Optional[str] = None, runner: Optional[Runner] = None) -> Healed:
+    """What heal would do: the services it stops and the tables it removes."""
+    tables, services = held(lab, runner)
+    healed = Healed(tables, plan=compile_faults.heal_plan(tables, lab), services=services)
+    healed.plan.notes += [f"stop {p.service} in {p.netns} (pid {p.pid}): it undoes its fault"
+                          for p in services]
+    return healed
+
+
+def heal(lab: Optional[str] = None, runner: Optional[Runner] = None,
+         keep: Sequence[str] = ()) -> Healed:
+    """Remove every fault vethwrap placed (in lab, or everywhere), and only those.
+
+    Fault services are stopped first (the timeline before what it started), each undoing
+    its own fault as it ends; then the partition tables go. keep: service names left running
+    (a timeline that heals keeps itself).
+    """
+    runner = runner or default_runner()
+    with locked():
+        healed = heal_plan(lab, runner)
+        services = [p for p in healed.services if p.service not in keep]
+        services.sort(key=lambda p: p.service != model.TIMELINE)
+        for proc in services:
+            healed.stopped += _stop(proc)
+        apply(healed.plan, runner)
+    return healed
+
+
+def _stop(proc: Proc) -> list[Stopped]:
+    """Stop one fault service by name; one that ended meanwhile is no error."""
+    try:
+        return api.stop(proc.netns, proc.service, grace=STOP_GRACE)
+    except UsageError:
+        return []
