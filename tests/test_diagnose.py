@@ -150,7 +150,9 @@ def test_local_end_has_no_address(netns):
 
 def test_destination_not_configured(netns):
     a, b = p2p(netns)
-    check(a, "10.0.0.3", "dest-not-configured", f"ip -n {b} addr add 10.0.0.3/24 dev vb")
+    result = diagnose(a, "10.0.0.3")  # a host is never invented: the address was mistyped
+    assert result.cause is not None and result.cause.value == "dest-not-configured"
+    assert not result.fixes and f"did you mean 10.0.0.2 ({b})?" in result.summary
 
 
 # addresses no other lab uses: a second namespace holding the target would make it ambiguous
@@ -162,8 +164,19 @@ def test_peer_in_another_namespace(netns):
     veth(a, "va", wrong, "vb")
     addr(a, "va", OFF_A)
     stub(c, "d0", OFF_B + "/24")
+    veth(c, "cr", wrong, "rc")  # c is linked to the lab: moving vb there stays on it
     check(a, OFF_B, "peer-wrong-netns", f"ip -n {wrong} link set dev vb netns {c}",
           f"ip -n {c} route change 10.231.7.0/24 dev vb")
+
+
+def test_peer_beside_an_unrelated_holder_prints_no_fix(netns):
+    a, wrong, c = make(netns, "a"), make(netns, "w"), make(netns, "c")
+    veth(a, "va", wrong, "vb")
+    addr(a, "va", OFF_A)
+    stub(c, "d0", OFF_B + "/24")  # nothing links c to a: another lab's, for all we know
+    result = diagnose(a, OFF_B)
+    assert result.cause is not None and result.cause.value == "peer-wrong-netns"
+    assert not result.fixes and c in result.evidence[-1]
 
 
 def test_peer_beside_two_holders_prints_no_fix(netns):
@@ -182,6 +195,8 @@ def test_peer_in_no_named_namespace(netns):
     veth(a, "va", lost, "vb")
     addr(a, "va", OFF_A)
     stub(c, "d0", OFF_B + "/24")
+    for ns in (a, c):  # the marks say a and c are of one lab: recreating the pair stays in it
+        ip("-n", ns, "link", "set", "dev", "lo", "alias", f"vethwrap/{netns.prefix}/netns/pair")
     holder = subprocess.Popen(["ip", "netns", "exec", lost, "sleep", "120"])
     try:
         time.sleep(0.2)

@@ -149,8 +149,12 @@ def _may_loop(walk: Walk, ns: Ns, bridge: str) -> bool:
 
 
 def _neighbour(walk: Walk, ns: Ns, dev: str, reach: Reach, address: str) -> list[Finding]:
-    """A neighbour entry for the hop's address whose MAC is not the holder's."""
-    holder = walk.nets.link(reach.ns, walk.nets.holds(reach.ns, address) or reach.ifname)
+    """A neighbour entry for the hop's address whose MAC is not the answering interface's.
+
+    The kernel answers ARP and neighbour solicitations for any of its addresses with the MAC
+    of the interface the request arrives on (the weak host model), not of the device holding
+    the address: the MAC to expect is that of the far end of the link."""
+    holder = walk.nets.link(reach.ns, reach.ifname)
     want = (holder.mac if holder else "").lower()
     for entry in walk.nets.neigh(ns):
         if entry.get("dst") != address or entry.get("dev") != dev:
@@ -166,14 +170,22 @@ def _neighbour(walk: Walk, ns: Ns, dev: str, reach: Reach, address: str) -> list
                       f"wrong MAC address",
                       [f"ip -j neigh in {label(ns)}: {address} lladdr {have} "
                        f"{','.join(states)} on {dev}",
-                       f"{address} is held by {holder.ifname} in {label(reach.ns)}, whose MAC "
-                       f"is {want}"], "neigh")
+                       f"{address} is answered by {holder.ifname} in {label(reach.ns)}, where "
+                       f"the requests arrive (its MAC is {want})"
+                       + _held_elsewhere(walk, reach, address)], "neigh")
         if "PERMANENT" in states:
             base = ["neigh", "replace", address, "lladdr"]
             return [item.fix(ip_n(ns, *base, want, "dev", dev, "nud", "permanent"),
                              ip_n(ns, *base, have, "dev", dev, "nud", "permanent"))]
         return [item.fix(ip_n(ns, "neigh", "del", address, "dev", dev), [])]
     return []
+
+
+def _held_elsewhere(walk: Walk, reach: Reach, address: str) -> str:
+    held = walk.nets.holds(reach.ns, address)
+    if not held or held == reach.ifname:
+        return ""
+    return f"; the address is on {held}, and the kernel answers for it on any interface"
 
 
 def _arp_answers(walk: Walk, ns: Ns, dev: str, reach: Reach, address: str) -> list[Finding]:

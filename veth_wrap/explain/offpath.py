@@ -152,9 +152,13 @@ def _misplaced_peer(walk: Walk, ns: str, dev: str, reaches: list[Reach], evidenc
     peer = walk.nets.peer(ns, dev)
     if peer is not None and peer.where != "unnamed" and _configured_for(walk, peer):
         return None  # the far end is set up for the target's network: only the address is missing
-    holders = _same_lab(walk, ns, [h for h in walk.holding(walk.target, True) if h[0] != ns])
-    if peer is None or not holders or (peer.where == "named" and peer.ns == holders[0][0]):
+    everywhere = [h for h in walk.holding(walk.target, True) if h[0] != ns]
+    holders = _same_lab(walk, ns, everywhere)
+    if peer is None or not everywhere or (holders and peer.where == "named"
+                                          and peer.ns == holders[0][0]):
         return None
+    if not holders:  # a namespace no link or mark ties to this lab is nobody's to move into
+        return _unrelated(walk, dev, peer, everywhere, evidence)
     if len({h[0] for h in holders}) > 1:  # which one was meant is the operator's call
         where = ", ".join(f"{label(h)} ({i})" for h, i in holders)
         evidence.append(f"{walk.target} is held by {len(holders)} namespaces not linked to "
@@ -178,6 +182,17 @@ def _misplaced_peer(walk: Walk, ns: str, dev: str, reaches: list[Reach], evidenc
     cause = Cause.PEER_NO_NETNS if peer.where == "root" else Cause.PEER_WRONG_NETNS
     return Finding(cause, f"the peer of {dev} is {peer.ifname} in {_where(peer)}, not in "
                    f"{label(home)} where {walk.target} is", evidence, moved, reply_done=True)
+
+
+def _unrelated(walk: Walk, dev: str, peer: Peer, holders: list, evidence: list[str]):
+    """The target is held only where no link or lab mark leads: name it, print no fix."""
+    evidence.append(f"the peer of {dev} is {peer.ifname} in {_where(peer)}; {walk.target} is "
+                    "held only by namespaces that no link from here leads to and no mark ties "
+                    "to this lab: " + ", ".join(f"{label(h)} ({i})" for h, i in holders))
+    cause = Cause.PEER_WRONG_NETNS if peer.where == "named" else Cause.PEER_NO_NETNS
+    return Finding(cause, f"the peer of {dev} is not in a namespace holding {walk.target}, and "
+                   "only unrelated namespaces hold it: no fix is printed (moving an interface "
+                   "there would join another lab)", evidence, [], reply_done=True)
 
 
 def _ipv6_disabled(walk: Walk, ns: str, dev: str, reaches: list[Reach], evidence: list[str]):
@@ -212,11 +227,16 @@ def _configured_for(walk: Walk, peer: Peer) -> bool:
 
 
 def _same_lab(walk: Walk, ns: str, holders: list) -> list:
-    """The holders in the source's own vethwrap lab (by the kernel's marks), if any."""
-    labs = {ln.mark.lab for ln in walk.nets.ns_links(ns).values() if ln.mark}
-    mine = [h for h in holders if h[0] is not None and h[1] and labs & {
-        ln.mark.lab for ln in walk.nets.ns_links(h[0]).values() if ln.mark}]
-    return mine or holders
+    """The holders a fix may lead to: in the source's own vethwrap lab (by the kernel's marks),
+    or linked to the start by veths; a namespace of another lab, or of none, never counts."""
+    labs = _labs(walk, ns)
+    linked = set(walk.nets.connected())
+    return [h for h in holders if h[0] is not None and h[1] and (
+        h[0] in linked or labs & _labs(walk, h[0]))]
+
+
+def _labs(walk: Walk, ns: Ns) -> set[str]:
+    return {ln.mark.lab for ln in walk.nets.ns_links(ns).values() if ln.mark}
 
 
 def _recreate(walk: Walk, ns: str, dev: str, home: Ns) -> list[Fix]:
@@ -252,20 +272,40 @@ def _net_of(walk: Walk, ns: Ns, address: str) -> str:
 
 
 def _not_configured(walk: Walk, ns: str, dev: str, reaches: list[Reach], evidence: list[str]):
-    """Nothing on the host carries the target: add it at the far end of a point-to-point link."""
-    if walk.holding(walk.target, True):
-        return None
+    """Nothing this lab reaches carries the target: say which addresses are there, change
+    nothing (adding the address would invent a host; the address was most likely mistyped)."""
+    everywhere = [h for h in walk.holding(walk.target, True) if h[0] != ns]
+    if everywhere:
+        return None  # held somewhere: the other checks say why it is not reached
     evidence.append(f"no interface in any namespace ({len(walk.nets.names)} searched) has "
                     f"{walk.target}")
-    fixes: list[Fix] = []
-    plen = _prefix_for(walk, ns, dev)
-    if len(reaches) == 1 and len(reaches[0].path) == 1 and plen is not None:
-        far = reaches[0]
-        fixes.append(ip_n(far.ns, "addr", "add", f"{walk.target}/{plen}", "dev", far.ifname))
-        if not walk.nets.link(far.ns, far.ifname).up:
-            fixes.append(link_up(far.ns, far.ifname))
-    return Finding(Cause.DEST_NOT_CONFIGURED, f"{walk.target} is not configured on any interface "
-                   f"beyond {dev} (nor anywhere else on this host)", evidence, fixes)
+    near = _addresses_near(walk, ns, dev, reaches)
+    hint = f": did you mean {' or '.join(near)}?" if near else ""
+    if near:
+        evidence.append(f"beyond {dev} are {', '.join(near)}")
+    for reach in reaches:
+        link = walk.nets.link(reach.ns, reach.ifname)
+        if link is not None and reach.ns != ns and not _has_family(link.addresses, walk.family):
+            evidence.append(f"{reach.ifname} in {label(reach.ns)} has no IPv{walk.family} "
+                            "address: it was never given one, or it was moved there (a move "
+                            "drops an interface's addresses)")
+    return Finding(Cause.DEST_NOT_CONFIGURED, f"{walk.target} is not configured on any "
+                   f"interface beyond {dev}{hint}", evidence)
+
+
+def _addresses_near(walk: Walk, ns: str, dev: str, reaches: list[Reach]) -> list[str]:
+    """The addresses beyond dev in the network of dev's own address for the target."""
+    nets = [address_of(a).network for a in walk.nets.link(ns, dev).addresses
+            if address_of(a).version == walk.family
+            and ipaddress.ip_address(walk.target) in address_of(a).network]
+    found = []
+    for reach in reaches:
+        link = walk.nets.link(reach.ns, reach.ifname)
+        for text in link.addresses if link else ():
+            held = address_of(text)
+            if any(held.ip in n for n in nets) and not held.ip.is_link_local:
+                found.append(f"{held.ip} ({label(reach.ns)})")
+    return list(dict.fromkeys(found))
 
 
 def _prefix_for(walk: Walk, ns: str, dev: str) -> int | None:
