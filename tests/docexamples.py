@@ -9,7 +9,8 @@ normalised (times, PIDs, MACs, addresses derived from names, table widths) befor
 compared. An output line that is only `...` stands for any lines.
 
 `python3 tests/docexamples.py [PAGE ...]` runs pages the same way, with the page's own names
-(it refuses when one is taken), and writes back the outputs that drifted.
+(it refuses when one is taken), and writes back the blocks that drifted; `--check` compares
+only, with names of its own, and `--path` runs vethwrap as installed on that PATH.
 """
 
 from __future__ import annotations
@@ -238,21 +239,46 @@ def rewrite(page: Path, blocks: list) -> int:
     return changed
 
 
-def _update(paths: list[str]) -> int:
-    """Run pages with their own names and write back what drifted."""
-    import tempfile
+def _arguments(argv: list[str]):
+    import argparse
 
+    parser = argparse.ArgumentParser(description="Run the pages' console examples.")
+    parser.add_argument("pages", nargs="*", help="pages to run (default: all)")
+    parser.add_argument("--check", action="store_true",
+                        help="names of this run instead of the page's; print what drifted, "
+                        "write nothing, exit 1 on a drift")
+    parser.add_argument("--path", help="PATH for the commands, with vethwrap as installed there "
+                        "(default: this checkout's vethwrap first on PATH)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    """Run pages; write back what drifted, or with --check only say so."""
+    import tempfile
+    import uuid
+
+    args = _arguments(argv)
+    stem = f"vr{uuid.uuid4().hex[:5]}" if args.check else ""
     taken = [name for name in namespaces_of(("ns",)) if re.fullmatch(r"ns\d+", name)]
-    if taken:
+    if taken and not stem:
         print(f"namespaces {', '.join(taken)} exist: the pages use these names", file=sys.stderr)
         return 2
-    env = shell_env(Path(tempfile.mkdtemp()) / "bin")
-    for path in paths or [str(p) for p in pages()]:
-        session = Session(Names(), env)
-        blocks, failures = run_page(Path(path), session)
-        print(f"{path}: {len(session.ran)} command(s), {rewrite(Path(path), blocks)} rewritten")
-    return 0
+    env = shell_env(Path(tempfile.mkdtemp()) / "bin", columns=160 if stem else 100)
+    if args.path:  # the installed vethwrap, with its own copy of the package
+        env["PATH"] = args.path
+        env.pop("PYTHONPATH", None)
+    drifted = 0
+    for page in [Path(p).resolve() for p in args.pages] or pages():
+        session = Session(Names(stem), env)
+        blocks, failures = run_page(page, session)
+        left = cleanup(stem, env) if stem else []
+        drifted += len(failures) + len(left)
+        for problem in [*failures, *([f"left behind: {left}"] if left else [])]:
+            print(problem, end="\n\n")
+        done = "compared" if args.check else f"{rewrite(page, blocks)} rewritten"
+        print(f"{page.relative_to(ROOT)}: {len(session.ran)} command(s), {done}")
+    return 1 if args.check and drifted else 0
 
 
 if __name__ == "__main__":
-    sys.exit(_update(sys.argv[1:]))
+    sys.exit(main(sys.argv[1:]))

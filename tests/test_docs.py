@@ -94,13 +94,41 @@ def test_api_example_runs(shell):
     assert not docexamples.namespaces_of((STEM,))
 
 
-def test_fixture_example_passes(shell, tmp_path):
-    example = next(body for body in _python_blocks() if "vethwrap_lab" in body)
-    (tmp_path / "test_example.py").write_text(example)
+def test_fixture_examples_pass(shell, tmp_path):
+    examples = [body for body in _python_blocks() if "vethwrap_lab" in body]
+    for number, example in enumerate(examples):
+        (tmp_path / f"test_example_{number}.py").write_text(example)
     plugins = [ep.name for ep in importlib.metadata.entry_points(group="pytest11")]
     extra = [] if "vethwrap" in plugins else ["-p", "veth_wrap.pytest_plugin"]
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           *extra, "test_example.py"], cwd=tmp_path, env=shell,
+                           *extra, "."], cwd=tmp_path, env=shell,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "1 passed" in done.stdout
+    assert f"{len(examples)} passed" in done.stdout and len(examples) >= 2
+
+
+def test_command_reference_is_the_help():
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "docs_reference.py"),
+                           "--check"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _commands() -> set[str]:
+    from veth_wrap.cli import app as cli
+
+    if not cli.app.registered_commands:  # registered once per process
+        cli._register_all()
+    found = {info.name or info.callback.__name__.replace("_", "-")
+             for info in cli.app.registered_commands}
+    for group in cli.app.registered_groups:
+        found |= {f"{group.name} {info.name}" for info in group.typer_instance.registered_commands}
+    return found
+
+
+def test_commands_page_says_what_each_command_changes_on_the_host():
+    text = (ROOT / "docs" / "commands.md").read_text()
+    table = text.split("## What each command changes on the host", 1)[1].split("\n## ", 1)[0]
+    rows = dict(re.findall(r"^\| `([^`]+)` \| (.+) \|$", table, flags=re.M))
+    missing = _commands() - set(rows)
+    assert not missing, f"docs/commands.md does not say what these change on the host: {missing}"
+    assert not set(rows) - _commands(), "the table names commands that do not exist"
