@@ -186,8 +186,8 @@ def pages() -> list[Path]:
     return [ROOT / "README.md", *docs]
 
 
-def run_page(page: Path, session: Session) -> list:
-    """Evaluate every console block of a page in order: [(example, steps)], failures kept."""
+def run_page(page: Path, session: Session) -> tuple[list, list[str]]:
+    """Evaluate every console block of a page in order: ([(example, steps)], failures)."""
     document = Sybil([CodeBlockParser("console", session.evaluate)], path=str(ROOT)).parse(page)
     failures = []
     for example in document:
@@ -195,7 +195,6 @@ def run_page(page: Path, session: Session) -> list:
             example.evaluate()
         except AssertionError as exc:
             failures.append(str(exc))
-    document.namespace["failures"] = failures
     return document.namespace.get("blocks", []), failures
 
 
