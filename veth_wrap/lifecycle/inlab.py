@@ -147,7 +147,9 @@ def capture_argv(namespace: str, interface: str, path: Optional[str] = None,
         have = ", ".join(sorted(st.links)) if st else "nothing"
         raise UsageError(f"{namespace} has no interface {interface!r}", f"it has: {have}")
     # -Z root: Debian's tcpdump otherwise opens the file as user tcpdump, after dropping root
-    argv = ["tcpdump", "-n", "-i", interface, "-Z", "root"]
+    # --immediate-mode: each packet reaches tcpdump at once, not when libpcap's buffer times
+    # out (1 s), so a capture stopped right after the traffic still holds it
+    argv = ["tcpdump", "-n", "--immediate-mode", "-i", interface, "-Z", "root"]
     if path:
         argv += ["-U", "-w", path]  # -U: each packet reaches the file at once
     elif background:
