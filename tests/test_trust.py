@@ -3,13 +3,17 @@ opened through a link, destroy leaves nothing of its own and nothing of anyone e
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
+from conftest import RUN_ID
+from hosts import sim_hosts_fixture
 
 from veth_wrap.model.names import p2p_ifname
 
 pytestmark = pytest.mark.integration
+sim_hosts = sim_hosts_fixture()
 
 
 @pytest.fixture
@@ -34,3 +38,123 @@ def test_capture_filter_is_never_an_option(pair, cli, tmp_path, background):
         time.sleep(0.1)
     assert not evil.exists()
     assert "Traceback" not in done.stderr
+
+
+def _plant(link: str, target) -> None:
+    os.makedirs(os.path.dirname(link), exist_ok=True)
+    os.symlink(str(target), link)
+
+
+def _unplant(link: str) -> None:
+    if os.path.islink(link):
+        os.unlink(link)
+    parent = os.path.dirname(link)
+    if parent != "/etc/netns" and os.path.isdir(parent) and not os.listdir(parent):
+        os.rmdir(parent)
+
+
+def _one_line(text: str) -> bool:
+    return len(text.strip().splitlines()) == 1 and "Traceback" not in text
+
+
+@pytest.mark.parametrize("at", ["folder", "file"])
+def test_create_refuses_a_link_where_a_hosts_file_goes(netns, cli, tmp_path, unchanged, at):
+    a, b = netns.name(), netns.name()
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "hosts").write_text("theirs\n")
+    link = f"/etc/netns/{b}" + ("/hosts" if at == "file" else "")
+    _plant(link, target / "hosts" if at == "file" else target)
+    try:
+        done = cli("create", a, b)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert link in done.stderr and "symbolic link" in done.stderr
+        assert _one_line(done.stderr), done.stderr
+        assert os.listdir(target) == ["hosts"] and (target / "hosts").read_text() == "theirs\n"
+        assert not os.path.exists(f"/etc/netns/{a}")
+    finally:
+        _unplant(link)
+
+
+@pytest.mark.parametrize("at", ["folder", "file"])
+def test_destroy_removes_nothing_through_a_link(netns, cli, tmp_path, unchanged, at):
+    a, b = netns.name(), netns.name()
+    done = cli("create", a, b, "--no-verify")
+    assert done.returncode == 0, done.stderr
+    target = tmp_path / "target"
+    target.mkdir()
+    ours = open(f"/etc/netns/{b}/hosts").read()  # vethwrap's own text, marks and all
+    (target / "hosts").write_text(ours)
+    os.unlink(f"/etc/netns/{b}/hosts")
+    if at == "folder":
+        os.rmdir(f"/etc/netns/{b}")
+    link = f"/etc/netns/{b}" + ("/hosts" if at == "file" else "")
+    _plant(link, target / "hosts" if at == "file" else target)
+    try:
+        gone = cli("destroy", a, b)
+        assert gone.returncode == 0, gone.stdout + gone.stderr
+        assert f"{link} is a symbolic link" in gone.stderr
+        assert os.path.islink(link) and (target / "hosts").read_text() == ours
+        assert not os.path.exists(f"/etc/netns/{a}")
+    finally:
+        _unplant(link)
+
+
+RUN_PATHS = ["/run/vethwrap", "/run/vethwrap/lock", "/run/vethwrap/logs",
+             "/run/vethwrap/logs/{lab}", "/run/vethwrap/logs/{lab}/{a}",
+             "/run/vethwrap/logs/{lab}/{a}/sleep.log"]
+
+
+@pytest.mark.parametrize("path", RUN_PATHS)
+def test_links_under_run_vethwrap_are_refused(sim_hosts, tmp_path, path):
+    """In a simulated host (its own /run): a link at each path vethwrap opens there."""
+    host = sim_hosts.add("solo")
+    a, b = f"vt{RUN_ID}ra", f"vt{RUN_ID}rb"
+    link = path.format(lab=a, a=a)
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "theirs").write_text("theirs\n")
+    refusing = ["create", a, b, "--no-verify"]
+    if link.startswith("/run/vethwrap/"):  # the lock's folder is fine: create, then run
+        done = host.vethwrap(*refusing)
+        assert done.returncode == 0, done.stderr
+        refusing = ["run", a, "--", "sleep", "600"]
+    host.run("mkdir", "-p", os.path.dirname(link))
+    host.run("rm", "-f", link)
+    host.run("ln", "-s", str(target / "theirs" if link.endswith(("lock", ".log")) else target),
+             link)
+    done = host.vethwrap(*refusing)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"{link} is a symbolic link" in done.stderr and _one_line(done.stderr), done.stderr
+    assert os.listdir(target) == ["theirs"] and (target / "theirs").read_text() == "theirs\n"
+    if "logs" in link:  # destroy leaves the link and what it points at
+        gone = host.vethwrap("destroy", a, b)
+        assert gone.returncode == 0, gone.stderr
+        assert host.netns() == [] and (target / "theirs").read_text() == "theirs\n"
+        assert os.listdir(target) == ["theirs"]
+        if link.count("/") <= 4:  # a link inside the lab's own log folder goes with it
+            assert f"{link} is a symbolic link" in gone.stderr
+            assert host.run("test", "-L", link, check=False).returncode == 0
+
+
+@pytest.mark.parametrize("openat2", [True, False])
+def test_nofollow_names_the_link_with_and_without_openat2(tmp_path, monkeypatch, openat2):
+    from veth_wrap.errors import LinkRefused
+    from veth_wrap.run import nofollow
+
+    if not openat2:
+        monkeypatch.setattr(nofollow, "_openat2", False)
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "hosts").write_text("theirs\n")
+    os.symlink(tmp_path / "real", tmp_path / "link")
+    for call in (lambda: nofollow.read_text(f"{tmp_path}/link/hosts"),
+                 lambda: nofollow.write(f"{tmp_path}/link/hosts", b"ours\n"),
+                 lambda: nofollow.makedirs(f"{tmp_path}/link/deeper"),
+                 lambda: nofollow.listdir(f"{tmp_path}/link")):
+        with pytest.raises(LinkRefused) as found:
+            call()
+        assert found.value.path == f"{tmp_path}/link"
+    nofollow.remove(f"{tmp_path}/link")  # the link goes; what it points at stays
+    assert not os.path.lexists(tmp_path / "link")
+    assert (tmp_path / "real" / "hosts").read_text() == "theirs\n"
+    assert nofollow.read_text(f"{tmp_path}/real/hosts") == "theirs\n"

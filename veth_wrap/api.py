@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
 
@@ -218,7 +217,8 @@ def destroy_built(built: Built, runner: Optional[Runner] = None,
     namespaces = built.lab.namespaces()
     fast = teardown_of(built.plan, namespaces)
     if fast is not None:
-        logs = [path for path in (f"{LOG_ROOT}/{built.lab.name}",) if os.path.exists(path)]
+        logs, links = hostsfiles.present([f"{LOG_ROOT}/{built.lab.name}"])
+        fast.notes += [f"{link} is a symbolic link: left as it is" for link in links]
         fast.steps += hosts.removal_steps(hostsfiles.read(namespaces).values(), logs)
         fast.doomed = procs.inodes(namespaces)
         try:

@@ -49,10 +49,13 @@ def complete(plan: Teardown, targets: list[str], facts: dict, views: dict, lab: 
     files = list(hostsfiles.read(targets).values())
     files += [f for name in going for f in hostsfiles.marked(name)]
     logs = [log_dir(sorted(facts[ns].labs())[0], ns) for ns in doomed_names if facts[ns].labs()]
-    logs = [path for path in logs + [f"{LOG_ROOT}/{name}" for name in going]
-            if os.path.exists(path)]
+    logs, links = hostsfiles.present(logs + [f"{LOG_ROOT}/{name}" for name in going])
+    links += [f.link for f in files if f.link]
+    notes = [f"{link} is a symbolic link: left as it is, and nothing removed through it"
+             for link in dict.fromkeys(links)]
     return dataclasses.replace(plan, steps=plan.steps + hosts.removal_steps(files, logs),
-                               pending=procs.scan(doomed), doomed=doomed, holders=holders)
+                               pending=procs.scan(doomed), doomed=doomed, holders=holders,
+                               notes=plan.notes + notes)
 
 
 @contextmanager

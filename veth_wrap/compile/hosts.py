@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Iterable, Optional
 
+from veth_wrap.errors import LinkRefused
 from veth_wrap.model.names import Mark
 from veth_wrap.model.procfacts import HOSTS_ROLE, NETNS_ETC, HostsFile, hosts_path
 from veth_wrap.model.topology import Lab
@@ -63,10 +64,14 @@ def _text(lab: Lab, addresses: dict[tuple[str, int], Optional[str]]) -> str:
 def write_plan(lab: Lab, found: dict[str, HostsFile]) -> Plan:
     """mkdir and tee steps for the files that differ from what they should say.
 
-    A file vethwrap did not write is left alone, with a note. Rollback removes files and
+    A file vethwrap did not write is left alone, with a note; a symbolic link where a file or
+    folder goes is refused (LinkRefused), before anything changes. Rollback removes files and
     folders that the plan created. The steps need no kernel state and change none (group
     BESIDE): a big lab's walker writes them while the bridge's ports are attached.
     """
+    linked = next((f for f in found.values() if f.link), None)
+    if linked:  # someone else's link where a file of the lab goes: write nothing through it
+        raise LinkRefused(linked.link)
     plan = Plan()
     wanted = contents(lab)
     todo: dict[str, list[str]] = {}

@@ -11,11 +11,11 @@ from typing import Mapping, Optional, Sequence
 
 from veth_wrap.errors import VethwrapError
 from veth_wrap.model.procfacts import LOG_ROOT, Proc, Stopped
+from veth_wrap.run import nofollow
 from veth_wrap.run.lock import LOCK_DIR, open_dir
 from veth_wrap.run.runner import require
 
 KILL_WAIT = 5.0  # seconds a SIGKILLed process may take to go (it may be in the kernel)
-DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class StillRunning(VethwrapError):
@@ -24,21 +24,15 @@ class StillRunning(VethwrapError):
 
 def open_log(lab: str, netns: str, name: str) -> tuple[int, str]:
     """Create LOG_ROOT/LAB/NS/NAME.log afresh (0600, folders 0700), never through a symlink."""
-    fd = open_dir(LOCK_DIR)  # refuses a /run/vethwrap owned by someone else
+    os.close(open_dir(LOCK_DIR))  # refuses a /run/vethwrap owned by someone else
+    fd = nofollow.open_dir(f"{LOG_ROOT}/{lab}/{netns}", create=0o700)
+    path = f"{LOG_ROOT}/{lab}/{netns}/{name}.log"
     try:
-        for part in (LOG_ROOT.rsplit("/", 1)[1], lab, netns):
-            try:
-                os.mkdir(part, 0o700, dir_fd=fd)
-            except FileExistsError:
-                pass
-            inner = os.open(part, DIR_FLAGS, dir_fd=fd)
-            os.close(fd)
-            fd = inner
-        log = os.open(f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
-                      | os.O_CLOEXEC, 0o600, dir_fd=fd)
+        log = nofollow.open_in(fd, f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+                               | os.O_CLOEXEC, path)
     finally:
         os.close(fd)
-    return log, f"{LOG_ROOT}/{lab}/{netns}/{name}.log"
+    return log, path
 
 
 def start(netns: str, argv: Sequence[str], env: Mapping[str, str], log_fd: int,
