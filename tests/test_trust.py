@@ -3,11 +3,12 @@ opened through a link, destroy leaves nothing of its own and nothing of anyone e
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
 import pytest
-from conftest import RUN_ID
+from conftest import RUN_ID, ip
 from hosts import sim_hosts_fixture
 
 from veth_wrap.model.names import p2p_ifname
@@ -158,3 +159,31 @@ def test_nofollow_names_the_link_with_and_without_openat2(tmp_path, monkeypatch,
     assert not os.path.lexists(tmp_path / "link")
     assert (tmp_path / "real" / "hosts").read_text() == "theirs\n"
     assert nofollow.read_text(f"{tmp_path}/real/hosts") == "theirs\n"
+
+
+def _inside(ns: str) -> dict:
+    """What a namespace holds that create may change: links, lo, forwarding."""
+    links = json.loads(ip("-n", ns, "-j", "addr", "show").stdout)
+    forward = ip("netns", "exec", ns, "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip()
+    forward6 = ip("netns", "exec", ns, "sysctl", "-n",
+                  "net.ipv6.conf.all.forwarding").stdout.strip()
+    return {"links": sorted((link["ifname"], "UP" in link["flags"], link.get("ifalias"),
+                             sorted(a["local"] for a in link.get("addr_info", [])))
+                            for link in links), "forward": (forward, forward6)}
+
+
+@pytest.mark.parametrize("shape", [("pair", 2, []), ("chain", 3, []), ("chain6", 3, ["-6"]),
+                                   ("bridge", 3, [])])
+def test_destroy_in_namespaces_that_were_there_before(unchanged, netns, cli, shape):
+    topology, count, extra = shape
+    spaces = [netns.make() for _ in range(count)]
+    before = {ns: _inside(ns) for ns in spaces}
+    made = cli("create", *spaces, "-t", topology.rstrip("6"), *extra)
+    assert made.returncode == 0, made.stderr
+    assert os.path.exists(f"/etc/netns/{spaces[0]}/hosts")
+    gone = cli("destroy", *spaces)
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    assert {ns: _inside(ns) for ns in spaces} == before
+    assert not any(os.path.exists(f"/etc/netns/{ns}") for ns in spaces)
+    again = cli("destroy", *spaces)
+    assert again.returncode == 0 and "nothing of vethwrap's" in again.stderr + again.stdout
