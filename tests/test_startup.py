@@ -36,7 +36,9 @@ LIBRARY = {"veth_wrap.api", "veth_wrap.check", "veth_wrap.check.readback",
            "veth_wrap.compile.hosts", "veth_wrap.compile.vxlan", "veth_wrap.kernel.hostsfiles",
            "veth_wrap.kernel.procs", "veth_wrap.lifecycle", "veth_wrap.model.hosts",
            "veth_wrap.model.hostshare", "veth_wrap.model.procfacts", "veth_wrap.run.services",
-           "veth_wrap.run.files"}
+           "veth_wrap.run.files",
+           # namespaces that were there before; vethwrap's paths opened without links
+           "veth_wrap.compile.borrow", "veth_wrap.run.nofollow"}
 COMMANDS = {  # name: (run as uid 65534, modules allowed beyond BASE)
     "--help": (False, set()),
     "--version": (False, OUTPUT),

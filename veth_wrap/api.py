@@ -64,14 +64,21 @@ def plan(lab: Lab, runner: Optional[Runner] = None) -> Plan:
     facts = state.read(present, runner, forwarding=lab.forwarding)
     root = state.read_root(runner) if any(e.netns is None for e in lab.ends()) else None
     return with_hosts(create_plan(lab, facts, root, netem_for(lab), caps.has_ipv6()), lab,
-                      hostsfiles.read(lab.namespaces()))
+                      hostsfiles.read(lab.namespaces()), stale=_stale(lab, existing, runner))
 
 
-def with_hosts(steps: Plan, lab: Lab, found: dict, dropped: Iterable = ()) -> Plan:
+def _stale(lab: Lab, existing: Iterable[str], runner: Runner) -> list:
+    """Hosts files of namespaces that are gone, other than the lab's own (rewritten anyway)."""
+    return [f for f in hostsfiles.stale(existing, runner) if f.netns not in lab.namespaces()]
+
+
+def with_hosts(steps: Plan, lab: Lab, found: dict, dropped: Iterable = (),
+               stale: Iterable = ()) -> Plan:
     """The plan followed by the steps that write the lab's hosts files (lab names resolve),
-    and remove those of namespaces an edited lab dropped."""
+    and remove those of namespaces an edited lab dropped, and of namespaces that are gone."""
     names = hosts.write_plan(lab, found)
     names.steps += hosts.removal_steps(dropped) if dropped else []
+    names.steps += hosts.stale_steps(stale)
     return Plan(steps.steps + names.steps, steps.notes + names.notes)
 
 
@@ -150,7 +157,7 @@ def update_plan(lab: Lab, runner: Optional[Runner] = None) -> Plan:
     view = inventory.labs(everything, root).get(lab.name)
     dropped = [ns for ns in view.created if ns not in lab.namespaces()] if view else []
     return with_hosts(steps, lab, hostsfiles.read(lab.namespaces()),
-                      hostsfiles.read(dropped).values())
+                      hostsfiles.read(dropped).values(), _stale(lab, everything, runner))
 
 
 def update(lab: Lab, runner: Optional[Runner] = None, check: bool = True,

@@ -42,12 +42,15 @@ def complete(plan: Teardown, targets: list[str], facts: dict, views: dict, lab: 
     doomed = procs.inodes(doomed_names)
     going = _labs_going(views, doomed_names, targets, facts, lab, everything)
     holders = {}
+    # only labs this host knows (by name, hosts file or log): a namespace named in another
+    # mount namespace (a container's, a simulated host's) looks unnamed from here
     for inode, (mark, pid) in procs.orphans(procs.named_inodes(), runner).items():
-        if everything or mark.lab in going:
+        if mark.lab in going:
             doomed[inode] = f"(unnamed, lab {mark.lab})"
             holders[inode] = pid
     files = list(hostsfiles.read(targets).values())
     files += [f for name in going for f in hostsfiles.marked(name)]
+    files += hostsfiles.stale(state.list_netns(runner), runner)
     logs = [log_dir(sorted(facts[ns].labs())[0], ns) for ns in doomed_names if facts[ns].labs()]
     logs, links = hostsfiles.present(logs + [f"{LOG_ROOT}/{name}" for name in going])
     links += [f.link for f in files if f.link]

@@ -107,16 +107,21 @@ def _span(group: list[str]) -> str:
     return group[0] if len(group) == 1 else f"{group[0]} to {group[-1]} ({len(group)})"
 
 
-def removal_steps(files: Iterable[HostsFile], logs: Iterable[str] = ()) -> list[Step]:
+def removal_steps(files: Iterable[HostsFile], logs: Iterable[str] = (),
+                  comment: str = "the lab's hosts files and service logs") -> list[Step]:
     """Remove vethwrap's hosts files (and their folders once empty) and service logs."""
     ours = [f for f in dict((f.netns, f) for f in files).values() if f.ours]
     paths = [f.path for f in ours] + list(dict.fromkeys(logs))
     steps = []
     if paths:
-        steps.append(Step((Op(("-rf", "--", *paths)),), program="rm",
-                          comment="the lab's hosts files and service logs"))
+        steps.append(Step((Op(("-rf", "--", *paths)),), program="rm", comment=comment))
     empty = [f"{NETNS_ETC}/{f.netns}" for f in ours if not f.others]
     if empty:
         steps.append(Step((Op(("--ignore-fail-on-non-empty", "--", *empty)),), program="rmdir",
                           comment="their folders, when nothing else is in them"))
     return steps
+
+
+def stale_steps(files: Iterable[HostsFile]) -> list[Step]:
+    """Remove the hosts files of namespaces that are gone (or were made again by others)."""
+    return removal_steps(files, comment="hosts files whose namespace is gone")

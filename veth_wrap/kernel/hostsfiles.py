@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from typing import Iterable, Optional
 
 from veth_wrap.errors import LinkRefused
+from veth_wrap.kernel import state
+from veth_wrap.kernel.procs import NETNS_RUN
 from veth_wrap.model.procfacts import LOG_ROOT, NETNS_ETC, HostsFile, hosts_mark, hosts_path
 from veth_wrap.run import nofollow
+from veth_wrap.run.runner import Runner
 
 
 def read(names: Iterable[str]) -> dict[str, HostsFile]:
@@ -27,15 +31,41 @@ def read_one(name: str) -> HostsFile:
         return HostsFile(name)
     others = tuple(entry for entry in entries if entry != "hosts")
     try:
-        content = nofollow.read_text(hosts_path(name))
+        found = nofollow.read_text(hosts_path(name))
     except LinkRefused as exc:
         return HostsFile(name, exists=True, dir_exists=True, others=others, link=exc.path)
     except OSError:  # a folder or a pipe where the file goes: not vethwrap's
         return HostsFile(name, dir_exists=True, exists=True, others=others)
-    if content is None:
+    if found is None:
         return HostsFile(name, dir_exists=True, others=others)
+    content, info = found
     first = content.split("\n", 1)[0]
-    return HostsFile(name, content, True, True, hosts_mark(first), others)
+    return HostsFile(name, content, True, True, hosts_mark(first), others,
+                     mtime_ns=info.st_mtime_ns)
+
+
+def stale(existing: Iterable[str], runner: Runner) -> list[HostsFile]:
+    """vethwrap's hosts files whose namespace is gone: deleted, or deleted and made again.
+
+    A namespace made after its file was written (its nsfs inode is newer) is read: it has the
+    file while it holds a mark of the file's lab (vethwrap made or borrowed it since).
+    """
+    existing = set(existing)
+    found = marked()
+    gone = [f for f in found if f.netns not in existing]
+    newer = [f for f in found if f.netns in existing and _born(f.netns) > f.mtime_ns]
+    if newer:
+        facts = state.read([f.netns for f in newer], runner, routes=False)
+        gone += [f for f in newer if f.netns in facts and f.mark.lab not in facts[f.netns].labs()]
+    return sorted(gone, key=lambda f: f.netns)
+
+
+def _born(netns: str) -> int:
+    """When the namespace was made: its nsfs inode's change time (0 if unknown)."""
+    try:
+        return os.stat(f"{NETNS_RUN}/{netns}").st_ctime_ns
+    except OSError:
+        return 0
 
 
 def marked(lab: Optional[str] = None) -> list[HostsFile]:

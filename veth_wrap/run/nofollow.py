@@ -117,8 +117,9 @@ def _parent(path: str) -> Iterator[Optional[tuple[int, str]]]:
         os.close(fd)
 
 
-def read_text(path: str, limit: int = 1 << 20) -> Optional[str]:
-    """The text of a file (its first limit bytes); None when it or its folder is absent."""
+def read_text(path: str, limit: int = 1 << 20) -> Optional[tuple[str, os.stat_result]]:
+    """(the text of a file, its first limit bytes; its stat); None when it or its folder is
+    absent."""
     with _parent(path) as found:
         if found is None:
             return None
@@ -128,9 +129,10 @@ def read_text(path: str, limit: int = 1 << 20) -> Optional[str]:
         except FileNotFoundError:
             return None
     with os.fdopen(fd, errors="replace") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", path)
-        return f.read(limit)
+        return f.read(limit), info
 
 
 def listdir(path: str) -> Optional[list[str]]:
