@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 
 import pytest
@@ -216,3 +217,51 @@ def test_hosts_files_of_gone_namespaces_are_found_and_removed(sim_hosts, remover
     doctor = json.loads(host.vethwrap("doctor", "--json").stdout)
     found = next(check for check in doctor["checks"] if check["name"] == "hosts files")
     assert found["status"] == "ok", found
+
+
+def _ends_now(*spaces: str) -> dict:
+    """Addresses, MTU and qdiscs of every link in the namespaces."""
+    found = {}
+    for ns in spaces:
+        for link in json.loads(ip("-n", ns, "-j", "addr", "show").stdout):
+            qdisc = subprocess.run(["tc", "-n", ns, "-j", "qdisc", "show", "dev", link["ifname"]],
+                                   capture_output=True, text=True, check=True).stdout
+            found[(ns, link["ifname"])] = (link["mtu"], sorted(a["local"] for a in
+                                                               link.get("addr_info", [])), qdisc)
+    return found
+
+
+@pytest.mark.parametrize("first, again, named", [
+    (["--subnet", "10.77.0.0/24"], ["--subnet", "10.78.0.0/24"], ["addresses"]),
+    ([], ["--mtu", "9000"], ["mtu"]),
+    (["--rate", "2mbit"], ["--rate", "1mbit", "--mtu", "4000"], ["rate", "mtu"]),
+    ([], ["--loss", "1%"], ["loss"]),
+    ([], ["-6"], ["addresses"]),
+])
+def test_create_again_with_other_options_is_refused(netns, cli, unchanged, first, again,
+                                                    named):
+    a, b = netns.name(), netns.name()
+    assert cli("create", a, b, "--no-verify", *first).returncode == 0
+    try:
+        before = _ends_now(a, b)
+        done = cli("create", a, b, "--no-verify", *again)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert _one_line(done.stderr) and "already built with other options" in done.stderr
+        for option in named:
+            assert f"{option}: {a}:{p2p_ifname(b)} has " in done.stderr, done.stderr
+        assert _ends_now(a, b) == before
+        same = cli("create", a, b, "--no-verify", *first)
+        assert same.returncode == 0 and _ends_now(a, b) == before
+    finally:
+        assert cli("destroy", a, b).returncode == 0
+
+
+def test_create_again_with_the_same_rate_in_other_words_changes_nothing(netns, cli, unchanged):
+    a, b = netns.name(), netns.name()
+    assert cli("create", a, b, "--no-verify", "--rate", "1mbit").returncode == 0
+    try:
+        done = cli("create", a, b, "--no-verify", "--rate", "1000kbit", "--json")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["changed"] is False
+    finally:
+        assert cli("destroy", a, b).returncode == 0

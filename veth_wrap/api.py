@@ -63,8 +63,21 @@ def plan(lab: Lab, runner: Optional[Runner] = None) -> Plan:
     present = [ns for ns in lab.namespaces() if ns in existing]
     facts = state.read(present, runner, forwarding=lab.forwarding)
     root = state.read_root(runner) if any(e.netns is None for e in lab.ends()) else None
-    return with_hosts(create_plan(lab, facts, root, netem_for(lab), caps.has_ipv6()), lab,
-                      hostsfiles.read(lab.namespaces()), stale=_stale(lab, existing, runner))
+    steps = create_plan(lab, facts, root, netem_for(lab), caps.has_ipv6())
+    _refuse_other_options(lab, facts, runner)
+    return with_hosts(steps, lab, hostsfiles.read(lab.namespaces()),
+                      stale=_stale(lab, existing, runner))
+
+
+def _refuse_other_options(lab: Lab, facts: dict, runner: Runner) -> None:
+    """A lab already built, asked with other addresses, MTU, MAC or impairments: exit 2."""
+    from veth_wrap.compile import drift
+
+    if not any(lab.name in st.labs() for st in facts.values()):
+        return
+    asks = any(end.opts and end.opts.impaired for end in lab.ends())
+    held = _impairments([ns for ns in lab.namespaces() if ns in facts], runner) if asks else {}
+    drift.refuse(lab, drift.differences(lab, facts, held))
 
 
 def _stale(lab: Lab, existing: Iterable[str], runner: Runner) -> list:
