@@ -265,3 +265,44 @@ def test_create_again_with_the_same_rate_in_other_words_changes_nothing(netns, c
         assert json.loads(done.stdout)["changed"] is False
     finally:
         assert cli("destroy", a, b).returncode == 0
+
+
+UNUSABLE = ["127.0.0.0/8", "127.0.0.0/24", "fe80::/64", "169.254.0.0/16", "0.0.0.0/0", "::/0",
+            "224.0.0.0/4", "239.1.0.0/24", "ff02::/64", "0.0.0.0/8", "96.0.0.0/3", "::/64"]
+
+
+@pytest.mark.parametrize("subnet", UNUSABLE)
+def test_unusable_networks_are_refused_before_anything_changes(netns, cli, unchanged, tmp_path,
+                                                               subnet):
+    a, b = netns.name(), netns.name()
+    started = time.monotonic()
+    done = cli("create", a, b, "--subnet", subnet)
+    assert done.returncode == 2 and _one_line(done.stderr), done.stderr
+    assert subnet.split("/")[0] in done.stderr
+    assert time.monotonic() - started < 5
+    lab = tmp_path / "lab.yaml"
+    lab.write_text(f"name: {a}\nsubnet: {subnet}\nnamespaces: [{a}, {b}]\nlinks: [[{a}, {b}]]\n")
+    for argv in (("validate", "-f", str(lab)), ("up", "-f", str(lab))):
+        done = cli(*argv)
+        assert done.returncode == 2 and "subnet" in done.stderr, done.stderr
+    assert not os.path.exists(f"/etc/netns/{a}")
+
+
+def test_link_addresses_and_lo_in_a_lab_file_are_refused(netns, cli, unchanged, tmp_path):
+    a, b = netns.name(), netns.name()
+    lab = tmp_path / "lab.yaml"
+    for link in ("{between: [A, B], interfaces: [lo, eth0]}",
+                 "{between: [A, B], addresses: [224.0.0.1/24, 10.1.0.2/24]}",
+                 "{between: [A, B], addresses: ['fe80::1/64', 'fe80::2/64']}"):
+        lab.write_text(f"name: {a}\nnamespaces: [{a}, {b}]\nlinks: ["
+                       f"{link.replace('A', a).replace('B', b)}]\n")
+        for argv in (("validate", "-f", str(lab)), ("up", "-f", str(lab))):
+            done = cli(*argv)
+            assert done.returncode == 2, (link, done.stderr)
+    lab.write_text(f"name: {a}\nnamespaces: [{a}, {b}]\n"
+                   f"links: [{{between: [{a}, {b}], interfaces: [eth0, eth1]}}]\n")
+    done = cli("up", "-f", str(lab), "--no-verify")  # host-like names inside a lab are fine
+    try:
+        assert done.returncode == 0, done.stderr
+    finally:
+        assert cli("destroy", a, b).returncode == 0
