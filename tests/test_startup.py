@@ -38,7 +38,7 @@ LIBRARY = {"veth_wrap.api", "veth_wrap.check", "veth_wrap.check.readback",
            "veth_wrap.model.hostshare", "veth_wrap.model.procfacts", "veth_wrap.run.services",
            "veth_wrap.run.files",
            # namespaces that were there before; vethwrap's paths opened without links
-           "veth_wrap.compile.borrow", "veth_wrap.run.nofollow"}
+           "veth_wrap.compile.borrow", "veth_wrap.run.nofollow", "veth_wrap.model.neighbours"}
 COMMANDS = {  # name: (run as uid 65534, modules allowed beyond BASE)
     "--help": (False, set()),
     "--version": (False, OUTPUT),

@@ -306,3 +306,39 @@ def test_link_addresses_and_lo_in_a_lab_file_are_refused(netns, cli, unchanged, 
         assert done.returncode == 0, done.stderr
     finally:
         assert cli("destroy", a, b).returncode == 0
+
+
+def test_a_lab_that_can_fill_the_neighbour_table_is_warned_about(netns, cli, unchanged):
+    limit_path = "/proc/sys/net/ipv4/neigh/default/gc_thresh3"
+    limit = int(open(limit_path).read())
+    members = 2
+    while members * (members - 1) < limit:  # a bridge of k members: k(k-1) ARP entries
+        members += 1
+    spaces = [netns.name() for _ in range(members)]
+    done = cli("create", *spaces, "--no-verify")
+    try:
+        assert done.returncode == 0, done.stderr
+        assert f"can make {members * (members - 1)} IPv4 neighbour entries" in done.stderr
+        assert f"gc_thresh3 = {limit}" in done.stderr
+        assert "sysctl -w net.ipv4.neigh.default.gc_thresh3=" in done.stderr
+        assert int(open(limit_path).read()) == limit  # vethwrap changed no host setting
+    finally:
+        assert cli("destroy", *spaces).returncode == 0
+    small = [netns.name(), netns.name()]
+    done = cli("create", *small, "--no-verify")
+    try:
+        assert done.returncode == 0 and "neighbour" not in done.stderr
+    finally:
+        assert cli("destroy", *small).returncode == 0
+
+
+def test_neighbour_entries_of_each_shape():
+    from veth_wrap.model import shapes
+    from veth_wrap.model.neighbours import entries
+
+    assert entries(shapes.build(["a", "b"]), 4) == 2
+    assert entries(shapes.build(["a", "b", "c"], kind=shapes.Kind.CHAIN), 4) == 4
+    assert entries(shapes.build(list("abcd"), kind=shapes.Kind.MESH), 4) == 12
+    assert entries(shapes.build(list("abcde")), 4) == 20
+    dual = shapes.build(list("abcde"), ipv6=True)
+    assert entries(dual, 4) == 20 and entries(dual, 6) == 40  # and each link-local address

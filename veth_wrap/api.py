@@ -92,7 +92,16 @@ def with_hosts(steps: Plan, lab: Lab, found: dict, dropped: Iterable = (),
     names = hosts.write_plan(lab, found)
     names.steps += hosts.removal_steps(dropped) if dropped else []
     names.steps += hosts.stale_steps(stale)
-    return Plan(steps.steps + names.steps, steps.notes + names.notes)
+    return Plan(steps.steps + names.steps, steps.notes + names.notes,
+                neighbour_warnings(lab))
+
+
+def neighbour_warnings(lab: Lab) -> list[str]:
+    """Warnings for a lab whose neighbour entries can reach the kernel's table limit."""
+    from veth_wrap.model.neighbours import warning
+
+    tables = [caps.neighbour_table(version) for version in lab.versions()]
+    return [text for text in (warning(lab, t) for t in tables if t) if text]
 
 
 def create(lab: Lab, runner: Optional[Runner] = None, check: bool = True,
@@ -112,7 +121,8 @@ def create(lab: Lab, runner: Optional[Runner] = None, check: bool = True,
         # verification's first read rides in the last batch
         outcome = (apply(with_readback(steps, lab) if check else steps, runner, progress)
                    if not steps.empty else Outcome())
-        built = Built(lab, steps, notes=[n for n in steps.notes if hosts.FOREIGN in n])
+        built = Built(lab, steps, notes=steps.warnings + [n for n in steps.notes
+                                                          if hosts.FOREIGN in n])
         if check:
             try:
                 built.report = verify(lab, runner, seen=readback.seen(outcome.read))

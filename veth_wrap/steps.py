@@ -119,6 +119,7 @@ class Plan:
 
     steps: list[Step] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # what the user should know first
 
     def add(self, ops: Iterable[Op], netns: Optional[str] = None, comment: str = "",
             program: str = "ip", group: str = "") -> None:

@@ -79,7 +79,7 @@ def up(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
     if dry_run:
         steps = api.update_plan(lab)
         emit_script(steps.script(f"vethwrap up: lab {lab.name} from {_shown(file)}"))
-        for note in steps.notes:
+        for note in steps.warnings + steps.notes:
             say(note)
         return
     require_root()
