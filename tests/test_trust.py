@@ -342,3 +342,16 @@ def test_neighbour_entries_of_each_shape():
     assert entries(shapes.build(list("abcde")), 4) == 20
     dual = shapes.build(list("abcde"), ipv6=True)
     assert entries(dual, 4) == 20 and entries(dual, 6) == 40  # and each link-local address
+
+
+def test_a_namespace_half_deleted_by_someone_else_does_not_fail_a_read(sim_hosts):
+    """`ip netns del` unbinds /run/netns/NAME before it removes the file (and `ip netns add`
+    makes the file before it binds it): a read of every namespace meanwhile must go on."""
+    host = sim_hosts.add("solo")
+    a, b = f"vt{RUN_ID}da", f"vt{RUN_ID}db"
+    assert host.vethwrap("create", a, b, "--no-verify").returncode == 0
+    host.run("touch", f"/run/netns/vt{RUN_ID}dhalf")  # a name without a namespace bound
+    for argv in (("show",), ("destroy", "--lab", a, "--dry-run"), ("destroy", "--lab", a)):
+        done = host.vethwrap(*argv)
+        assert done.returncode == 0, (argv, done.stderr)
+    assert host.netns() == [f"vt{RUN_ID}dhalf"]
