@@ -39,7 +39,9 @@ LIBRARY = {"veth_wrap.api", "veth_wrap.check", "veth_wrap.check.readback",
            "veth_wrap.model.hostshare", "veth_wrap.model.procfacts", "veth_wrap.run.services",
            "veth_wrap.run.files", "veth_wrap.lifecycle.inlab", "veth_wrap.lifecycle.service",
            "veth_wrap.lifecycle.teardown", "veth_wrap.model.servicespec", "veth_wrap.run.cgroups",
-           "veth_wrap.run.rundir"}
+           "veth_wrap.run.rundir",
+           # namespaces that were there before; vethwrap's paths opened without links
+           "veth_wrap.compile.borrow", "veth_wrap.run.nofollow", "veth_wrap.model.neighbours"}
 COMMANDS = {  # name: (run as uid 65534, modules allowed beyond BASE)
     "--help": (False, set()),
     "--version": (False, OUTPUT),

@@ -156,7 +156,8 @@ def capture_argv(namespace: str, interface: str, path: Optional[str] = None,
         argv.append("-l")  # line-buffered, so the log fills as packets come
     if count:
         argv += ["-c", str(count)]
-    return argv + ([filter_expr] if filter_expr else [])
+    # "--": the filter is the user's text, never an option (a filter of -w... writes a file)
+    return argv + (["--", filter_expr] if filter_expr else [])
 
 
 def exec_in(namespace: str, argv: Sequence[str]) -> None:
