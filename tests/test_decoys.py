@@ -33,10 +33,12 @@ ROOT = [_link("lo", 1), _link("eth0", 2), _link("vp-foo", 3, "vethwrap/too/few")
 
 @pytest.fixture(autouse=True)
 def no_hosts_files(monkeypatch):
-    """The recorded kernel has no /etc/netns: the machine's own files are not its."""
-    from veth_wrap.kernel import hostsfiles
+    """The recorded kernel has no /etc/netns and no unnamed namespaces: the machine's own
+    files and processes (other labs running meanwhile) are not its."""
+    from veth_wrap.kernel import hostsfiles, procs
 
     monkeypatch.setattr(hostsfiles, "stale", lambda existing, runner: [])
+    monkeypatch.setattr(procs, "orphans", lambda inodes, runner: {})
 
 
 def _answer(argv: tuple, stdin):
