@@ -218,3 +218,35 @@ def test_log_files_are_private(tmp_path, monkeypatch):
         os.unlink(path)
         os.rmdir(os.path.dirname(path))
         os.rmdir(os.path.dirname(os.path.dirname(path)))
+
+
+def test_files_under_run_vethwrap_are_reached_without_following_links(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root: the files live under /run/vethwrap")
+    from conftest import RUN_ID
+
+    from veth_wrap.run import rundir
+
+    lab = f"vtunit{RUN_ID}"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "kept").write_text("not vethwrap's")
+    base = f"{rundir.LOCK_DIR}/logs"
+    try:
+        os.close(rundir.write_file(["logs", lab, "ns"], "svc.log"))
+        os.symlink(outside, f"{base}/{lab}/linked")
+        os.symlink(outside / "kept", f"{base}/{lab}/ns/other.log")
+        with pytest.raises(rundir.LinkRefused, match=f"{base}/{lab}/linked is a symbolic link"):
+            rundir.write_file(["logs", lab, "linked"], "svc.log")
+        with pytest.raises(rundir.LinkRefused, match="linked is a symbolic link"):
+            rundir.read_file(["logs", lab, "linked"], "kept")
+        with pytest.raises(rundir.LinkRefused, match="other.log is a symbolic link"):
+            rundir.read_file(["logs", lab, "ns"], "other.log")
+        with pytest.raises(rundir.LinkRefused):
+            rundir.remove(["logs", lab, "linked", "kept"])
+        rundir.remove(["logs", lab, "ns", "other.log"])  # the link goes, not what it names
+        files.run_builtin(["rm", "-rf", "--", f"{base}/{lab}"], None)
+        assert not os.path.lexists(f"{base}/{lab}")
+        assert (outside / "kept").read_text() == "not vethwrap's"
+    finally:
+        files.run_builtin(["rm", "-rf", "--", f"{base}/{lab}"], None)

@@ -73,6 +73,15 @@ def check_limits(limits: Limits) -> None:
 
 def make(folder: str, limits: Limits) -> int:
     """Create the service's cgroup (afresh), set its limits; returns its cgroup.procs, open."""
+    try:
+        return _make(folder, limits)
+    except OSError as exc:
+        raise PreflightError(f"cannot make the service's cgroup {path(folder)}: "
+                             f"{exc.strerror}", "services need a writable cgroup v2 hierarchy: "
+                             "run as root on the host (see 'vethwrap doctor')") from None
+
+
+def _make(folder: str, limits: Limits) -> int:
     _mkdir(top())
     if limits:
         _enable(hierarchy(), limits.controllers())
