@@ -189,6 +189,15 @@ def test_dry_run_of_destroy_lists_the_processes_first():
     assert lines[2:] == ["#   a pid 42 (nap): sleep 60", "#   a pid 43: cat"]
 
 
+def test_dry_run_of_destroy_names_the_service_cgroups():
+    teardown = Teardown(pending=[Proc(42, 1, ("nginx",), "web", "l", netns="a", cgroup="l:a:web")],
+                        cgroups=["l:a:web", "l:b:gone"])
+    lines = teardown.script("vethwrap destroy")
+    assert lines[-1] == "#   service cgroup(s): l:a:web, l:b:gone"
+    assert Teardown(cgroups=["l:b:gone"]).script()[:2] == [
+        "# first, empty and remove service cgroups", "#   service cgroup(s): l:b:gone"]
+
+
 def test_service_names_name_files_safely():
     assert check_service_name("web-1.v2") == "web-1.v2"
     for bad in ("", "../x", "a/b", "-x", ".hidden", "x" * 65):
