@@ -89,7 +89,11 @@ def _make(folder: str, limits: Limits) -> int:
     where = path(folder)
     if os.path.isdir(where):
         os.rmdir(where)  # left empty by a service that ended: its limits may differ
-    _mkdir(where)
+    try:
+        _mkdir(where)
+    except FileNotFoundError:  # a stop elsewhere removed vethwrap's folder as it emptied
+        _mkdir(top())
+        _mkdir(where)
     for name, value in limits.files().items():
         if os.path.exists(f"{where}/{name}"):
             _write(f"{where}/{name}", value)
