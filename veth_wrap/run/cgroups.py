@@ -18,6 +18,7 @@ from veth_wrap.errors import PreflightError
 from veth_wrap.model.servicespec import CGROUP_TOP, Limits, parse_cgroup_name
 
 PREFERRED = ("/sys/fs/cgroup", "/sys/fs/cgroup/unified")
+OPTIONAL = ("memory.swap.max",)  # absent without swap accounting: no swap to limit then
 
 
 @lru_cache(maxsize=1)
@@ -82,21 +83,27 @@ def make(folder: str, limits: Limits) -> int:
 
 
 def _make(folder: str, limits: Limits) -> int:
-    _mkdir(top())
-    if limits:
-        _enable(hierarchy(), limits.controllers())
-        _enable(top(), limits.controllers())
     where = path(folder)
-    if os.path.isdir(where):
-        os.rmdir(where)  # left empty by a service that ended: its limits may differ
-    try:
-        _mkdir(where)
-    except FileNotFoundError:  # a stop elsewhere removed vethwrap's folder as it emptied
+    for again in (True, False):
         _mkdir(top())
-        _mkdir(where)
+        if limits:
+            _enable(hierarchy(), limits.controllers())
+            _enable(top(), limits.controllers())
+        if os.path.isdir(where):
+            os.rmdir(where)  # left empty by a service that ended: its limits may differ
+        try:
+            _mkdir(where)
+            break
+        except FileNotFoundError:  # a stop elsewhere removed vethwrap's emptied folder
+            if not again:
+                raise
     for name, value in limits.files().items():
         if os.path.exists(f"{where}/{name}"):
             _write(f"{where}/{name}", value)
+        elif name not in OPTIONAL:
+            os.rmdir(where)
+            raise PreflightError(f"{where} has no {name}: the kernel did not give it the "
+                                 "controller", "see 'cat /sys/fs/cgroup/cgroup.controllers'")
     return os.open(f"{where}/cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
 
 
