@@ -103,7 +103,7 @@ def _make(folder: str, limits: Limits) -> int:
         elif name not in OPTIONAL:
             os.rmdir(where)
             raise PreflightError(f"{where} has no {name}: the kernel did not give it the "
-                                 "controller", "see 'cat /sys/fs/cgroup/cgroup.controllers'")
+                                 "controller", f"see 'cat {hierarchy()}/cgroup.controllers'")
     return os.open(f"{where}/cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
 
 
