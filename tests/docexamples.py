@@ -1,7 +1,9 @@
 """The console examples of README.md and docs/: found by Sybil, run on real namespaces, compared.
 
 A ```console block holds `$ ` lines, each followed by the output the page shows; a `$ ` line
-ending in `# exit N` expects that status (0 otherwise). Each line runs through `sh -c` as a
+ending in `# exit N` expects that status (0 otherwise). A `$ ` line that opens a here-document
+(`cat > FILE <<'EOF'`) takes the lines up to its terminator as part of the command, so a page
+writes the files its examples need where the reader sees them. Each line runs through `sh -c` as a
 user would paste it, stdout and stderr together, in the page's order, one page a session. The
 page's namespaces (ns0, ns1, ...) get a per-run name and lab files `--prefix`, so nothing meets
 what else is on the machine; the output is turned back into the page's names and both sides are
@@ -28,6 +30,7 @@ from sybil.parsers.markdown import CodeBlockParser
 
 ROOT = Path(__file__).resolve().parent.parent
 EXIT_NOTE = re.compile(r"\s+#\s*exit (\d+)\s*$")
+HEREDOC = re.compile(r"(?<!<)<<-?(?!<)\s*(['\"]?)(\w+)\1")  # a here-document's terminator word
 # commands that read a lab file and change the kernel: their labs get the run's --prefix
 PREFIXED = ("up", "down", "show", "pingall", "destroy")
 ANY_LINES = "\x00"
@@ -95,7 +98,8 @@ class Step:
 
     @property
     def command(self) -> str:
-        return EXIT_NOTE.sub("", self.line)
+        first, sep, body = self.line.partition("\n")  # the note is on the first line
+        return EXIT_NOTE.sub("", first) + sep + body
 
     def matches(self) -> bool:
         return self.actual_status == self.status and same(self.shown, self.actual)
@@ -104,10 +108,16 @@ class Step:
 def steps(source: str) -> list[Step]:
     """The `$ ` lines of a console block, each with the lines shown after it."""
     found: list[Step] = []
+    until = None  # the terminator of the here-document being read
     for text in source.splitlines():
-        if text.startswith("$ "):
+        if until is not None:
+            found[-1].line += "\n" + text
+            until = None if text == until else until
+        elif text.startswith("$ "):
             note = EXIT_NOTE.search(text)
             found.append(Step(text[2:], int(note.group(1)) if note else 0, []))
+            opened = HEREDOC.search(EXIT_NOTE.sub("", text))
+            until = opened.group(2) if opened else None
         elif found:
             found[-1].shown.append(text)
         elif text.strip():
@@ -229,7 +239,8 @@ def rewrite(page: Path, blocks: list) -> int:
         for step in block:
             changed += not step.matches()
             note = "" if keep or not step.actual_status else f"  # exit {step.actual_status}"
-            lines.append(f"$ {step.line if keep else step.command + note}")
+            first, sep, body = (step.line if keep else step.command).partition("\n")
+            lines.append(f"$ {first}{note}{sep}{body}")
             lines.extend(step.shown if keep else step.actual)
         start = example.start + text[example.start:].index("\n") + 1
         end = example.start + text[example.start:example.end].rindex("```")

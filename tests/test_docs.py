@@ -74,6 +74,14 @@ def test_normalising_keeps_what_matters():
     assert not same(["a", "...", "z"], ["a", "b"])
 
 
+def test_here_documents_belong_to_their_command():
+    block = "$ cat > f <<'EOF'\nline\n$ not a command\nEOF\n$ cat f  # exit 1\nline\n"
+    first, second = docexamples.steps(block)
+    assert first.command == "cat > f <<'EOF'\nline\n$ not a command\nEOF" and not first.shown
+    assert (second.command, second.status, second.shown) == ("cat f", 1, ["line"])
+    assert len(docexamples.steps("$ cat <<< word\nword\n")) == 1
+
+
 def _python_blocks() -> list[str]:
     found = []
     for page in PAGES:
