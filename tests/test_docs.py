@@ -128,8 +128,9 @@ def _commands() -> set[str]:
         cli._register_all()
     found = {info.name or info.callback.__name__.replace("_", "-")
              for info in cli.app.registered_commands}
-    for group in cli.app.registered_groups:
-        found |= {f"{group.name} {info.name}" for info in group.typer_instance.registered_commands}
+    for group in cli.app.registered_groups:  # a hidden group is vethwrap's own, not the user's
+        found |= {f"{group.name} {info.name}" for info in group.typer_instance.registered_commands
+                  if not group.hidden}
     return found
 
 

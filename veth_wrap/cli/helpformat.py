@@ -12,8 +12,9 @@ import typer.core
 PANELS = {
     "create": "Labs", "destroy": "Labs", "show": "Labs",
     "ping": "Traffic", "pingall": "Traffic", "link": "Traffic", "capture": "Traffic",
+    "partition": "Traffic", "heal": "Traffic",
     "run": "Software", "exec": "Software", "ps": "Software", "stop": "Software",
-    "logs": "Software",
+    "restart": "Software", "logs": "Software",
     "diagnose": "Explain", "doctor": "Explain",
     "up": "Files", "down": "Files", "validate": "Files", "graph": "Files",
 }
