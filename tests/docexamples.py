@@ -8,7 +8,8 @@ user would paste it, stdout and stderr together, in the page's order, one page a
 page's namespaces (ns0, ns1, ...) get a per-run name and lab files `--prefix`, so nothing meets
 what else is on the machine; the output is turned back into the page's names and both sides are
 normalised (times, PIDs, MACs, addresses derived from names, table widths) before they are
-compared. An output line that is only `...` stands for any lines.
+compared. An output line that is only `...` stands for any lines. A page keeps the files it
+writes in `/tmp/nsN-WORD`: a run names that folder like its namespaces, and removes it after.
 
 `python3 tests/docexamples.py [PAGE ...]` runs pages the same way, with the page's own names
 (it refuses when one is taken), and writes back the blocks that drifted; `--check` compares
@@ -20,6 +21,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -130,7 +132,25 @@ def normalise(lines: list[str]) -> str:
     text = "\n".join(ANY_LINES if line.strip() == "..." else line for line in lines)
     for pattern, replacement in VOLATILE:
         text = re.sub(pattern, replacement, text)
-    return " ".join(BOX.sub(" ", text).split())
+    return " ".join(" ".join(_pid_order(text.split("\n"))).split())
+
+
+def _pid_order(lines: list[str]) -> list[str]:
+    """Lines, box lines taken out; each run of lines naming a PID sorted by its words.
+
+    Processes are listed in PID order, and PIDs wrap (at 32768 on many hosts): the order of
+    two processes started seconds apart varies from run to run, their lines do not.
+    """
+    words = [" ".join(BOX.sub(" ", line).split()) for line in lines]
+    found: list[str] = []
+    run: list[str] = []
+    for line in words + [""]:
+        if "<pid>" in line:
+            run.append(line)
+            continue
+        found += sorted(run) + [line]
+        run = []
+    return found[:-1]
 
 
 def same(shown: list[str], actual: list[str]) -> bool:
@@ -217,6 +237,9 @@ def namespaces_of(prefixes: tuple[str, ...]) -> list[str]:
 
 def cleanup(stem: str, env: dict) -> list[str]:
     """Remove what a page left with the run's names, by exact name; returns those names."""
+    for folder in Path("/tmp").glob(f"{stem}[0-9]*-*"):  # a page's files, named by the run
+        if folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder, ignore_errors=True)
     left = namespaces_of((stem, f"vethwrap-{stem}"))
     if left:
         subprocess.run(["vethwrap", "destroy", "-q", *left], env=env, capture_output=True,

@@ -72,6 +72,10 @@ def test_normalising_keeps_what_matters():
     assert not same(["verified: 2/2 probes answered"], ["verified: 1/2 probes answered"])
     assert not same(["lab ns0 is already built"], ["lab ns0 (pair)", "lab ns0 is already built"])
     assert not same(["a", "...", "z"], ["a", "b"])
+    stopped = ["stopped ns1 pid 32760 (web) with SIGTERM", "stopped ns1 pid 300 (dns) with SIGTERM"]
+    assert same(stopped, stopped[::-1])  # listed in PID order, and PIDs wrap
+    assert not same(stopped, [stopped[0], stopped[0]])
+    assert not same(["a", *stopped], [stopped[0], "a", stopped[1]])
 
 
 def test_here_documents_belong_to_their_command():
