@@ -46,8 +46,9 @@ def complete(plan: Teardown, targets: list[str], facts: dict, views: dict, lab: 
     return dataclasses.replace(plan, steps=plan.steps + hosts.removal_steps(files, logs),
                                pending=procs.scan(doomed), doomed=doomed, holders=holders,
                                notes=plan.notes + notes,
-                               cgroups=cgroups.services() if everything
-                               else service_groups(going, doomed_names + list(targets)))
+                               # the cgroup hierarchy is the machine's, shared with other
+                               # hosts on it: only the services of labs this host knows go
+                               cgroups=service_groups(going, doomed_names + list(targets)))
 
 
 def service_groups(labs: Iterable[str], namespaces: Iterable[str]) -> list[str]:
