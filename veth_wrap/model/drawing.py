@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Optional
 
 from veth_wrap.model.topology import Bridge, End, Lab, Link
@@ -39,8 +40,11 @@ def text(lab: Lab) -> str:
     head = f"lab {lab.name} ({lab.kind.value})" + (f", subnet {lab.subnet}" if lab.subnet else "")
     lines = [head]
     bridged, p2p = _split(lab)
-    if lab.bridges and bridged:
-        lines += [""] + _hub_rows(lab.bridges[0], bridged)
+    for bridge in lab.bridges:  # each LAN a box of its own, its members beside it
+        members = [link for link in bridged
+                   if (link.b.netns, link.b.master) == (bridge.netns, bridge.name)]
+        if members:
+            lines += [""] + _hub_rows(bridge, members)
     if p2p:
         lines += [""] + _p2p_rows(p2p)
     linked = {end.netns for end in lab.ends()}
@@ -87,10 +91,12 @@ def _p2p_rows(links: list[Link]) -> list[str]:
 
 
 def _hub_rows(bridge: Bridge, links: list[Link]) -> list[str]:
-    label = [f"bridge {bridge.name}", f"in {_place(bridge.netns)}"]
+    nets = dict.fromkeys(str(ipaddress.ip_interface(a).network)
+                         for link in links for a in link.a.addresses)
+    label = [f"bridge {bridge.name}", f"in {_place(bridge.netns)}"] + list(nets)
     width = max(len(text) for text in label) + 2
     right_w = max(len(_place(link.a.netns)) for link in links) + 2
-    inner = label + [""] * (3 * len(links) - len(label))
+    inner = label[:3 * len(links)] + [""] * (3 * len(links) - len(label))
     lefts = []
     for i in range(len(links)):
         rows = [f"│ {inner[3 * i + k].ljust(width - 2)} " + ("├" if k == 1 else "│")

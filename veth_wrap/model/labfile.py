@@ -9,7 +9,7 @@ from typing import Any, Optional, Union
 
 from veth_wrap.errors import UsageError
 from veth_wrap.model import hosts as hostfile
-from veth_wrap.model import names, safeyaml
+from veth_wrap.model import lanroutes, names, safeyaml
 from veth_wrap.model.labparts import BuilderParts, Where
 from veth_wrap.model.names import Role
 from veth_wrap.model.topology import DEFAULT_SUBNET, End, Kind, Lab, Link
@@ -139,19 +139,32 @@ class _Builder(BuilderParts):
         self.subnet = self._network(data, ("subnet",))
         self.members = self._namespaces(data.get("namespaces"))
         self.ns = {orig: self.prefix + orig for orig in self.members}
-        bridge, hub = self._bridges(data.get("bridges"))
+        self.given = lanroutes.given_networks(data)  # the pool leaves these alone
+        bridges, hub = self._bridges(data.get("bridges"))
         self._links(data.get("links"))
         routes = self._routes(data.get("routes"))
         forwarding = self._forwarding(data.get("forwarding"))
         self._check_ifnames()
+        graph = lanroutes.Graph.of(self.links)
+        for place, message in graph.overlaps(self._shared_net()):
+            self.doc.fail(self.places.get(place, ("links",)), message,
+                          "give each LAN and link a subnet of its own")
+        if "routes" not in data:
+            routes = graph.routes()
+        forwarding += [ns for ns in graph.routers() if ns not in forwarding]
         hosts = hostfile.read(self, data)  # None without a hosts section
         if self.doc.problems:
             return None
         return Lab(self.name, Kind.CUSTOM, tuple(self.ns[m] for m in self.members),
-                   tuple(self.links), hub=hub, bridges=(bridge,) if bridge else (),
+                   tuple(self.links), hub=hub, bridges=tuple(bridges),
                    routes=tuple(routes), forwarding=tuple(forwarding),
                    subnet=str(self.subnet) if self.subnet else None,
                    extra={"hosts": hosts} if hosts else {})
+
+    def _shared_net(self):
+        """The subnet a lone bridge shares with the links' /30s (they overlap by design)."""
+        shared = [h.net for h in getattr(self, "_heads", []) if h.shared]
+        return shared[0] if shared else None
 
     def _check(self, where: Where, func, value) -> bool:
         """Run a names.check_* on value; record its refusal."""
@@ -278,15 +291,21 @@ class _Builder(BuilderParts):
         pair = self._two(value, where + ("addresses",), "addresses (or none: [null, null])")
         if pair is None:
             return ((), ())
-        return tuple((self._address(addr, where + ("addresses", k), self.subnet),)
-                     if addr is not None else () for k, addr in enumerate(pair))
+        found = tuple((self._address(addr, where + ("addresses", k), None),)
+                      if addr is not None else () for k, addr in enumerate(pair))
+        ends = [ipaddress.ip_interface(a[0]) for a in found if a and a[0]]
+        if len(ends) == 2 and ends[1].ip not in ends[0].network \
+                and ends[0].ip not in ends[1].network:
+            self.doc.fail(where + ("addresses",), f"{ends[0]} and {ends[1]} share no subnet",
+                          "give both ends addresses of one subnet")
+        return found
 
     def _link_subnets(self, count: int):
         """/30 (or /126) blocks of the lab subnet for links without addresses, skipping used."""
         if count == 0:
             return iter(())
-        net = self.subnet or ipaddress.ip_network(DEFAULT_SUBNET)
-        taken = list(self._bridge_nets)
+        net = getattr(self, "pool", None) or self.subnet or ipaddress.ip_network(DEFAULT_SUBNET)
+        taken = list(self._bridge_nets) + [g for g in self.given if g.prefixlen < 30]
         found = []
         for block in net.subnets(new_prefix=30 if net.version == 4 else 126):
             hosts = [ipaddress.ip_address(int(block.network_address) + k) for k in (1, 2)]

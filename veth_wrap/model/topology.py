@@ -102,6 +102,10 @@ class Lab:
         """The links whose first end is inside one namespace."""
         return list(self._links_by_first.get(netns, ()))
 
+    def links_to(self, netns: Optional[str]) -> list[Link]:
+        """The links whose second end is inside one namespace."""
+        return list(self._links_by_second.get(netns, ()))
+
     def address_of(self, netns: str, seen_from: Optional[str] = None,
                    version: Optional[int] = None) -> Optional[str]:
         """The address to reach netns at: on the link shared with seen_from, else its first."""
@@ -132,6 +136,13 @@ class Lab:
         found: dict[Optional[str], list[Link]] = {}
         for link in self.links:
             found.setdefault(link.a.netns, []).append(link)
+        return found
+
+    @cached_property
+    def _links_by_second(self) -> dict[Optional[str], list[Link]]:
+        found: dict[Optional[str], list[Link]] = {}
+        for link in self.links:
+            found.setdefault(link.b.netns, []).append(link)
         return found
 
     @cached_property
