@@ -185,3 +185,26 @@ def test_ipv6_lans_get_ipv6_routes():
     lab = labfile.parse(text)
     assert {(r.netns, r.dest, r.via) for r in lab.routes} == {
         ("a", "default", "fd00:71::1"), ("b", "default", "fd00:71:0:1::1")}
+
+
+@pytest.mark.integration
+def test_create_lan_shorthand_builds_two_lans_and_a_router(netns, cli, unchanged):
+    a, b, r, c, d = (netns.name() for _ in range(5))
+    planned = cli("create", "--lan", f"{a},{b},{r}", "--lan", f"{r},{c},{d}", "--dry-run")
+    assert planned.returncode == 0 and "link add lan2 type bridge" in planned.stdout
+    built = cli("create", "--lan", f"{a},{b},{r}", "--lan", f"{r},{c},{d}",
+                "--subnet", "10.74.0.0/16", "--json")
+    assert built.returncode == 0, built.stderr
+    _all_green(cli, a, 5)
+    assert _routes(a, "10.74.1.2")["gateway"] == "10.74.0.3"
+    assert cli("destroy", "--lab", a).returncode == 0
+
+
+def test_lan_shorthand_refusals(cli):
+    for args, words in ((["--lan", "a,b", "x"], "does not go with namespaces"),
+                        (["--lan", "a,a"], "names a namespace twice"),
+                        (["--lan", "a,b", "--lan", "b,c", "--subnet", "10.0.0.0/30"], "no room"),
+                        ([], "name the namespaces")):
+        refused = cli("create", *args, "--dry-run")
+        assert refused.returncode == 2 and words in refused.stderr, refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1

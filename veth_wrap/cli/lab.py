@@ -25,7 +25,11 @@ def register(app: typer.Typer) -> None:
 
 @guarded
 def create(
-    namespaces: List[str] = typer.Argument(..., help="Namespaces to join (created if absent)."),
+    namespaces: Optional[List[str]] = typer.Argument(
+        None, help="Namespaces to join (created if absent)."),
+    lan: Optional[List[str]] = typer.Option(
+        None, "--lan", help="A LAN of comma-separated namespaces, e.g. --lan a,b,r --lan r,c,d: "
+        "one bridge each, a namespace on two a router."),
     topology: Optional[Kind] = typer.Option(
         None, "--topology", "-t", case_sensitive=False,
         help="pair (default for two), bridge (default for more), chain or mesh."),
@@ -58,9 +62,17 @@ def create(
     if topology is Kind.CUSTOM:
         raise UsageError("--topology custom is for lab files", "use pair, bridge, chain or mesh")
     opts = link_opts(delay, jitter, loss, rate, mtu)
-    nets = shapes.parse_subnets(subnet, "--subnet") if subnet is not None else None
-    built_lab = shapes.build(namespaces, kind=topology, subnet=nets, lab=lab,
-                             host_bridge=host_bridge, opts=opts, ipv6=ipv6, direction=direction)
+    if lan:
+        built_lab = _lans(lan, namespaces, topology, subnet, lab, host_bridge, opts, ipv6)
+    elif not namespaces:
+        raise UsageError("name the namespaces to join, or give --lan groups",
+                         "e.g. 'vethwrap create ns0 ns1' or 'vethwrap create --lan a,b,r "
+                         "--lan r,c,d'")
+    else:
+        nets = shapes.parse_subnets(subnet, "--subnet") if subnet is not None else None
+        built_lab = shapes.build(namespaces, kind=topology, subnet=nets, lab=lab,
+                                 host_bridge=host_bridge, opts=opts, ipv6=ipv6,
+                                 direction=direction)
     if dry_run:
         emit_script(api.plan(built_lab).script(f"vethwrap create: lab {built_lab.name}"))
         return
@@ -75,6 +87,22 @@ def create(
     from veth_wrap.cli.views import print_made
 
     print_made(built, json_out, f"lab {built_lab.name} is already built as asked; nothing changed")
+
+
+def _lans(groups: List[str], namespaces, topology, subnet, lab, host_bridge, opts, ipv6):
+    """The lab of --lan groups; what does not go with them is refused."""
+    from veth_wrap.model import lanspec
+
+    clash = [word for word, given in (("namespaces", namespaces), ("--topology", topology),
+                                      ("--ipv6", ipv6), ("link options", opts)) if given]
+    if clash:
+        raise UsageError(f"--lan does not go with {clash[0]}",
+                         "name every namespace in --lan groups; for more, write a lab file")
+    if subnet is not None:
+        from veth_wrap.model.topology import parse_subnet
+
+        parse_subnet(subnet, "--subnet")
+    return lanspec.lans(groups, subnet, lab, host_bridge)
 
 
 @guarded

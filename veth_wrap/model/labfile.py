@@ -47,6 +47,7 @@ class _Doc:
     data: Any
     lines: dict = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    parts: list[tuple[str, str, str]] = field(default_factory=list)  # (key, message, hint)
 
     def fail(self, where: Where, message: str, hint: str = "") -> None:
         """Record a problem at the line of `where` (or of its nearest parent)."""
@@ -57,6 +58,7 @@ class _Doc:
         key = _key_text(where) or "(top)"
         self.problems.append(f"{self.source}:{line}: {key}: {message}"
                              + (f" ({hint})" if hint else ""))
+        self.parts.append((key, message, hint))
 
 
 def _key_text(where: Where) -> str:
@@ -99,6 +101,17 @@ def parse(text: str, source: str = "<lab>", prefix: str = "") -> Lab:
     lab = _Builder(doc, prefix).build()
     if doc.problems or lab is None:
         raise LabFileError(source, doc.problems or [f"{source}:1: nothing could be read"])
+    return lab
+
+
+def from_data(data: dict, source: str) -> Lab:
+    """Validate a lab given as plain data (the CLI's shorthand) as a file is; the first
+    problem is refused as a UsageError naming source and key (there is no line)."""
+    doc = _Doc(source, data)
+    lab = _Builder(doc, "").build()
+    if doc.parts or lab is None:
+        key, message, hint = doc.parts[0] if doc.parts else ("", "nothing could be read", "")
+        raise UsageError(f"{source} {key}: {message}", hint or "check the values given")
     return lab
 
 
