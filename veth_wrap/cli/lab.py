@@ -67,7 +67,7 @@ def create(
     elif not namespaces:
         raise UsageError("name the namespaces to join, or give --lan groups",
                          "e.g. 'vethwrap create ns0 ns1' or 'vethwrap create --lan a,b,r "
-                         "--lan r,c,d'")
+                         "--lan r,c,d'; see 'vethwrap create --help'")
     else:
         nets = shapes.parse_subnets(subnet, "--subnet") if subnet is not None else None
         built_lab = shapes.build(namespaces, kind=topology, subnet=nets, lab=lab,
