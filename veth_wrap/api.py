@@ -156,8 +156,23 @@ def update_plan(lab: Lab, runner: Optional[Runner] = None) -> Plan:
 
 def update(lab: Lab, runner: Optional[Runner] = None, check: bool = True,
            progress: Optional[Progress] = None) -> Built:
-    """Make the kernel hold exactly lab (adding and removing), then verify it, as create does."""
-    return create(lab, runner, check, progress, planner=update_plan)
+    """Make the kernel hold exactly lab (adding and removing), then verify it, as create does.
+
+    Then the exec commands of an imported file (containerlab, Kathara) run, in the
+    namespaces this run made: their addresses and routes come after the links.
+    """
+    if "exec" not in lab.extra:
+        return create(lab, runner, check, progress, planner=update_plan)
+    # the file's own commands address the ends: probes wait for them; the links are read back
+    built = create(lab, runner, False, progress, planner=update_plan)
+    made = {key[1] for step in built.plan.steps for op in step.ops for key in op.creates
+            if key[0] == "netns"}
+    built.notes += lifecycle.run_execs(lab.extra["exec"], made)
+    if check:
+        built.report = verify(lab, runner or default_runner(), reach=False)
+        if not built.report.ok:
+            raise _does_not_verify(lab, built.report)
+    return built
 
 
 def destroy_targets(namespaces: Iterable[str] = (), lab: Optional[str] = None,

@@ -225,6 +225,21 @@ def start(namespace: str, argv: Sequence[str], name: Optional[str] = None,
     argv = list(argv)
     if not argv:
         raise UsageError("no command given", f"e.g. vethwrap run {namespace} -- sleep 60")
+    service = _launch(namespace, argv, name, env, runner, log, **popen)
+    entered = services.entered(service.pid, service.netns_inode, time.monotonic() + 5)
+    if not entered:
+        raise service._failed(f"{service.name} in {namespace} ended as it started"
+                              f"{service._status()}",
+                              "see the log lines above")
+    if wait_port is not None:
+        service.wait_port(wait_port, timeout)
+    return service
+
+
+def _launch(namespace: str, argv: list[str], name: Optional[str],
+            env: Optional[Mapping[str, str]], runner: Optional[Runner], log: bool,
+            **popen: object) -> Service:
+    """Start argv in a lab's namespace, named and logged, under the lock; its Service."""
     name = check_service_name(name or os.path.basename(argv[0]))
     lab = lab_of(namespace, runner)
     if shutil.which(argv[0]) is None:
@@ -240,14 +255,7 @@ def start(namespace: str, argv: Sequence[str], name: Optional[str] = None,
         finally:
             if fd is not None:
                 os.close(fd)
-        service = Service(namespace, name, process.pid, path, lab, inode, process)
-        entered = services.entered(process.pid, inode, time.monotonic() + 5)
-    if not entered:
-        raise service._failed(f"{name} in {namespace} ended as it started{service._status()}",
-                              "see the log lines above")
-    if wait_port is not None:
-        service.wait_port(wait_port, timeout)
-    return service
+    return Service(namespace, name, process.pid, path, lab, inode, process)
 
 
 def _refuse_duplicate(namespace: str, inode: int, name: str) -> None:
@@ -336,3 +344,37 @@ def capture_argv(namespace: str, interface: str, path: Optional[str] = None,
 def exec_in(namespace: str, argv: Sequence[str]) -> None:
     """Replace this process with argv run inside the namespace (stdio and status pass)."""
     exec_replace(["ip", "netns", "exec", namespace, *argv])
+
+
+EXEC_WAIT = 10.0  # seconds an exec command may take before it counts as a service
+
+
+def run_execs(execs: Sequence[tuple[str, Sequence[str]]], made: set[str],
+              wait: float = EXEC_WAIT) -> list[str]:
+    """Run each (namespace, argv) whose namespace this run made, in order; notes back.
+
+    A command that ends must end well (else ServiceFailed with its log); one still running
+    after `wait` seconds stays, as a service of the lab (vethwrap ps, logs, stop).
+    """
+    import re
+    import shlex
+    import subprocess
+
+    notes = []
+    for i, (namespace, argv) in enumerate(execs):
+        if namespace not in made:
+            continue
+        base = re.sub(r"[^A-Za-z0-9_.-]", "-", os.path.basename(argv[0]))
+        # no wait to see it enter the namespace: `ip addr add` may be done before a look
+        service = _launch(namespace, list(argv), f"exec{i + 1}-{base}"[:64], None, None, True)
+        try:
+            code = service.process.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            notes.append(f"{namespace}: {shlex.join(argv)} still runs, as service "
+                         f"{service.name}")
+            continue
+        if code != 0:
+            raise service._failed(f"in {namespace}, {shlex.join(argv)} failed (exit status "
+                                  f"{code})", f"see 'vethwrap logs {namespace} {service.name}'"
+                                  "; the lab stays for a look")
+    return notes

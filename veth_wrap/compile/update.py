@@ -78,12 +78,17 @@ def _namespace_ops(lab: Lab, ns: str, facts: dict[str, NetnsState], gone: set) -
             _drop(link, ns, facts, gone)
             ops.append(Op(("link", "del", link.ifname)))
             continue
-        end = wanted.get(link.ifname)
+        end = wanted.get(link.ifname) if _owns_addresses(lab) else None
         for address in link.addresses if end else ():
             if address not in end.addresses:
                 gone.add(("addr", ns, address))
                 ops.append(Op(("addr", "del", address, "dev", link.ifname)))
-    return ops + _route_ops(lab, ns, st, gone)
+    return ops + (_route_ops(lab, ns, st, gone) if _owns_addresses(lab) else [])
+
+
+def _owns_addresses(lab: Lab) -> bool:
+    """False for an imported lab: its exec commands address and route, not the file."""
+    return "exec" not in lab.extra
 
 
 def _route_ops(lab: Lab, ns: str, st: NetnsState, gone: set) -> list[Op]:

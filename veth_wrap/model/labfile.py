@@ -115,6 +115,17 @@ def from_data(data: dict, source: str) -> Lab:
     return lab
 
 
+def from_doc(data: dict, lines: dict, source: str, prefix: str = "",
+             problems: Optional[list[str]] = None) -> Lab:
+    """Validate a lab converted from another format: lines map its keys to the source's
+    lines; problems already found there are reported first, with the builder's."""
+    doc = _Doc(source, data, lines, list(problems or []))
+    lab = _Builder(doc, prefix).build()
+    if doc.problems or lab is None:
+        raise LabFileError(source, doc.problems or [f"{source}:1: nothing could be read"])
+    return lab
+
+
 def _compose(text: str, source: str) -> _Doc:
     """Parse YAML (bounded in values and depth) keeping the line of every value."""
     try:
@@ -304,7 +315,8 @@ class _Builder(BuilderParts):
         pair = self._two(value, where + ("addresses",), "addresses (or none: [null, null])")
         if pair is None:
             return ((), ())
-        found = tuple((self._address(addr, where + ("addresses", k), None),)
+        found = tuple(tuple(self._address(one, where + ("addresses", k), None)
+                            for one in (addr if isinstance(addr, list) else [addr]))
                       if addr is not None else () for k, addr in enumerate(pair))
         ends = [ipaddress.ip_interface(a[0]) for a in found if a and a[0]]
         if len(ends) == 2 and ends[1].ip not in ends[0].network \

@@ -11,7 +11,8 @@ from veth_wrap.model.names import Role
 from veth_wrap.model.topology import DEFAULT_SUBNET, Bridge, End, Link, Route
 
 Where = tuple  # a path of keys and indexes inside the document, e.g. ("links", 0, "between")
-BRIDGE_KEYS = {"name", "members", "where", "subnet", "interface", "addresses"}
+BRIDGE_KEYS = {"name", "members", "where", "subnet", "interface", "addresses", "interfaces",
+               "ports"}
 LAN_PREFIX = {4: 24, 6: 64}  # the size of a LAN the pool gives a bridge without a subnet
 MULTI_LAN_POOL = "10.0.0.0/16"  # the pool of a lab of several LANs that names no subnet
 
@@ -145,15 +146,32 @@ class BuilderParts:
     def _bridge_links(self, head: LanHead) -> Bridge:
         """The member links of one bridge, addressed from its subnet."""
         addresses = self._bridge_addresses(head.item, head.where, head.members, head.net)
+        ifnames = self._named(head, "interfaces")
+        ports = self._named(head, "ports")
         for ns in head.members:
-            port = names.port_ifname(self.ns[ns], head.index)
-            self.places[(self.ns[ns], head.ifname)] = head.where + ("members",)
+            port = ports.get(ns) or names.port_ifname(self.ns[ns], head.index)
+            ifname = ifnames.get(ns) or head.ifname
+            self.places[(self.ns[ns], ifname)] = head.where + ("members",)
             self.places[(head.place, port)] = head.where + ("members",)
             self.links.append(Link(
-                End(self.ns[ns], head.ifname, Role.MEMBER,
-                    tuple(x for x in [addresses.get(ns)] if x)),
+                End(self.ns[ns], ifname, Role.MEMBER, tuple(x for x in [addresses.get(ns)] if x)),
                 End(head.place, port, Role.PORT, master=head.name)))
         return Bridge(head.place, head.name)
+
+    def _named(self, head: LanHead, key: str) -> dict:
+        """A bridge's per-member interface (or port) names: member -> a valid name."""
+        given = head.item.get(key) or {}
+        if not isinstance(given, dict):
+            self.doc.fail(head.where + (key,), "expected a mapping of member: interface name")
+            return {}
+        found = {}
+        for ns, name in given.items():
+            at = head.where + (key, ns)
+            if ns not in head.members:
+                self.doc.fail(at, f"{ns!r} is not a member of this bridge", "add it to members")
+            elif self.ifname_ok(at, str(name)):
+                found[ns] = str(name)
+        return found
 
     def _bridge_members(self, item: dict, where: Where) -> list[str]:
         found: list[str] = []
