@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
-from veth_wrap.compile import vxlan
+from veth_wrap.compile import uplink, vxlan
 from veth_wrap.compile.bridge import Wiring, bridge_ops, end_ip_ops, mark
 from veth_wrap.errors import ConflictError, UsageError
 from veth_wrap.model.facts import LinkState, NetnsState
@@ -71,6 +71,7 @@ def create_plan(lab: Lab, facts: dict[str, NetnsState], root: Optional[NetnsStat
                      comment=f"ports onto {bridge.name}")
     vxlan.add_tunnels(plan, lab, facts)  # a lab over several hosts: this host's VXLAN ends
     _option_steps(plan, lab, facts, root, netem)
+    uplink.add_gateways(plan, lab, facts)  # last: a namespace's routes are in place first
     busy = {step.netns for step in plan.steps} | {ns for ns, ops in inside.items() if ops}
     for ns in lab.namespaces():
         if ns in facts and ns not in busy:

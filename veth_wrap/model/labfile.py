@@ -14,7 +14,7 @@ from veth_wrap.model.labparts import BuilderParts, Where
 from veth_wrap.model.names import Role
 from veth_wrap.model.topology import DEFAULT_SUBNET, End, Kind, Lab, Link
 
-KEYS = {"name", "subnet", "namespaces", "links", "bridges", "routes", "forwarding",
+KEYS = {"name", "subnet", "namespaces", "links", "bridges", "routes", "forwarding", "uplink",
         *hostfile.KEYS}
 LINK_OPTION_KEYS = ("delay", "jitter", "loss", "rate", "mtu")
 LINK_KEYS = {"between", "interfaces", "addresses", "direction", *LINK_OPTION_KEYS}
@@ -173,8 +173,9 @@ class _Builder(BuilderParts):
         for place, message in graph.overlaps(self._shared_net()):
             self.doc.fail(self.places.get(place, ("links",)), message,
                           "give each LAN and link a subnet of its own")
-        if "routes" not in data:
-            routes = graph.routes()
+        uplinks = self._uplinks(data.get("uplink"))
+        if "routes" not in data:  # with an uplink, only its namespaces get a way out
+            routes = graph.routes(defaults=not uplinks)
         forwarding += [ns for ns in graph.routers() if ns not in forwarding]
         hosts = hostfile.read(self, data)  # None without a hosts section
         if self.doc.problems:
@@ -183,7 +184,7 @@ class _Builder(BuilderParts):
                    tuple(self.links), hub=hub, bridges=tuple(bridges),
                    routes=tuple(routes), forwarding=tuple(forwarding),
                    subnet=str(self.subnet) if self.subnet else None,
-                   extra={"hosts": hosts} if hosts else {})
+                   extra={"hosts": hosts} if hosts else {}, uplinks=uplinks)
 
     def _shared_net(self):
         """The subnet a lone bridge shares with the links' /30s (they overlap by design)."""

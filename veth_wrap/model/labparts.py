@@ -260,6 +260,40 @@ class BuilderParts:
                         (ipaddress.ip_interface(a).network, end.ifname) for a in end.addresses)
         return next((ifname for net, ifname in self._nets.get(netns, ()) if via in net), None)
 
+    def _uplinks(self, value) -> tuple:
+        """uplink: [ns, ...] or {namespaces: [...], forward: ["8080:web:80", ...]}."""
+        if value is None:
+            return ()
+        from veth_wrap.errors import UsageError
+        from veth_wrap.model import uplinks
+
+        given = {"namespaces": value} if isinstance(value, list) else value
+        if not isinstance(given, dict):
+            self.doc.fail(("uplink",), "expected a list of namespaces, or a mapping with "
+                          "namespaces and forward")
+            return ()
+        for key in sorted(set(given) - uplinks.KEYS):
+            self.doc.fail(("uplink", key), "unknown key", "expected namespaces, forward")
+        where = ("uplink",) if isinstance(value, list) else ("uplink", "namespaces")
+        chosen = [ns for i, ns in enumerate(self._list(given.get("namespaces"), where,
+                                                       "namespaces"))
+                  if self._member(ns, where + (i,))]
+        forwards = []
+        for i, text in enumerate(self._list(given.get("forward"), ("uplink", "forward"),
+                                            "forwards")):
+            try:
+                host_port, ns, port = uplinks.forward(text)
+            except UsageError as exc:
+                self.doc.fail(("uplink", "forward", i), exc.message, exc.hint)
+                continue
+            if self._member(ns, ("uplink", "forward", i)):
+                forwards.append((host_port, ns, port))
+        try:
+            return uplinks.build(chosen, forwards, lambda name: self.ns[name])
+        except UsageError as exc:
+            self.doc.fail(("uplink", "forward"), exc.message, exc.hint)
+            return ()
+
     def _forwarding(self, value) -> list[str]:
         result = []
         for i, ns in enumerate(self._list(value, ("forwarding",), "namespaces")):

@@ -83,12 +83,16 @@ class Graph:
                 widest = (net, k)
         return problems
 
-    def routes(self) -> list[Route]:
-        """Every namespace's routes to the segments it is not on."""
+    def routes(self, defaults: bool = True) -> list[Route]:
+        """Every namespace's routes to the segments it is not on.
+
+        defaults=False: routes to each segment even where a default would do (a lab with an
+        uplink leaves the way out to the namespaces that have one).
+        """
         routers = set(self.routers())
         found: list[Route] = []
         for ns in self.on:
-            found += self._default(ns, routers) or self._shortest(ns, routers)
+            found += (defaults and self._default(ns, routers)) or self._shortest(ns, routers)
         return found
 
     def _default(self, ns: str, routers: set) -> list[Route]:

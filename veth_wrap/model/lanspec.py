@@ -6,13 +6,13 @@ from typing import Optional, Sequence
 
 from veth_wrap.errors import UsageError
 from veth_wrap.model import labfile, names
-from veth_wrap.model.topology import Lab
+from veth_wrap.model.topology import Lab, Uplink
 
 SOURCE = "--lan"
 
 
 def lans(groups: Sequence[str], subnet: Optional[str] = None, lab: Optional[str] = None,
-         host_bridge: bool = False) -> Lab:
+         host_bridge: bool = False, uplinks: Sequence[Uplink] = ()) -> Lab:
     """A lab with one bridge per group of comma-separated namespaces, routed as a lab file is.
 
     The bridges are lan1, lan2...; a namespace in several groups is a router between them.
@@ -34,4 +34,7 @@ def lans(groups: Sequence[str], subnet: Optional[str] = None, lab: Optional[str]
     data = {"name": lab or next(iter(members)), "namespaces": list(members), "bridges": bridges}
     if subnet is not None:
         data["subnet"] = subnet
+    if uplinks:
+        data["uplink"] = {"namespaces": [u.netns for u in uplinks],
+                          "forward": [f"{h}:{u.netns}:{p}" for u in uplinks for h, p in u.forwards]}
     return labfile.from_data(data, SOURCE)

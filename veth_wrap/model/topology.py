@@ -70,6 +70,17 @@ class Route:
 
 
 @dataclass(frozen=True)
+class Uplink:
+    """A namespace that reaches the host's networks through a user-mode gateway (pasta).
+
+    forwards: (host port, port in the namespace) pairs, TCP, from the host into the lab.
+    """
+
+    netns: str
+    forwards: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True)
 class Lab:
     """A whole topology: what `create` builds and `destroy` removes."""
 
@@ -83,6 +94,7 @@ class Lab:
     forwarding: tuple[str, ...] = ()
     subnet: Optional[str] = None
     extra: dict = field(default_factory=dict, compare=False, hash=False)
+    uplinks: tuple[Uplink, ...] = ()
 
     def namespaces(self) -> tuple[str, ...]:
         """Every namespace the lab uses, the hub last."""
