@@ -149,14 +149,18 @@ def test_up_of_an_edit_adding_a_lan_and_a_router_applies_the_difference(
     assert cli("down", "-f", str(path)).returncode == 0
 
 
+def _refused(text: str, source: str) -> list[str]:
+    with pytest.raises(labfile.LabFileError) as caught:
+        labfile.parse(text, source)
+    return caught.value.problems
+
+
 def test_overlapping_lans_are_refused_with_their_lines():
     text = ("name: o\nnamespaces: [a, b, c]\nbridges:\n"
             "  - {name: x, subnet: 10.1.0.0/16, members: [a, b]}\n"
             "  - {name: y, subnet: 10.1.2.0/24, members: [b, c]}\n")
-    with pytest.raises(labfile.LabFileError) as caught:
-        labfile.parse(text, "o.yaml")
-    assert caught.value.problems[0].startswith("o.yaml:5: bridges[1].members: subnet "
-                                               "10.1.2.0/24"), caught.value.problems
+    problems = _refused(text, "o.yaml")
+    assert problems[0].startswith("o.yaml:5: bridges[1].members: subnet 10.1.2.0/24"), problems
 
 
 def test_a_host_with_two_routers_on_its_lan_gets_routes_not_a_default():
@@ -208,3 +212,37 @@ def test_lan_shorthand_refusals(cli):
         refused = cli("create", *args, "--dry-run")
         assert refused.returncode == 2 and words in refused.stderr, refused.stderr
         assert len(refused.stderr.strip().splitlines()) == 1
+
+
+SIX = """\
+name: {lab}
+subnet: fd00:75::/48
+namespaces: [{a}, {r}, {b}, {sw}]
+bridges:
+  - {{name: l1, members: [{r}, {a}]}}
+  - {{name: l2, members: [{r}, {b}], where: {sw}}}
+"""
+
+
+@pytest.mark.integration
+def test_ipv6_lans_and_a_bridge_in_a_namespace_of_the_file(netns, cli, tmp_path, unchanged):
+    n = _names(netns, "lab", "a", "r", "b", "sw")
+    path, built = _up(cli, tmp_path, SIX, n)
+    assert built["verified"] is True
+    shown = subprocess.run(["ip", "-n", n["sw"], "-j", "link", "show", "type", "bridge"],
+                           capture_output=True, text=True, check=True).stdout
+    assert [link["ifname"] for link in json.loads(shown)] == ["l2"]
+    assert _routes(n["a"], "fd00:75:0:1::2")["gateway"] == "fd00:75::1"
+    matrix = json.loads(cli("pingall", "--lab", n["lab"], "-6", "--json").stdout)
+    assert matrix["answered"] == 6 == len(matrix["pairs"]), matrix  # sw holds no address
+    assert cli("down", "-f", str(path)).returncode == 0
+
+
+def test_unreachable_and_own_gateways_are_refused_with_their_lines():
+    text = ("name: g\nnamespaces: [a, b]\nlinks:\n  - [a, b]\nroutes:\n"
+            "  a:\n    - {to: 10.9.0.0/16, via: 10.0.0.1}\n"
+            "    - {to: 10.8.0.0/16, via: 10.5.5.5}\n")
+    problems = [p.split(" (")[0] for p in _refused(text, "g.yaml")]
+    assert problems == ["g.yaml:7: routes.a[0].via: 10.0.0.1 is an address of a itself",
+                        "g.yaml:8: routes.a[1].via: no interface of a is on a subnet holding "
+                        "10.5.5.5"]

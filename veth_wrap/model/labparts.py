@@ -244,6 +244,10 @@ class BuilderParts:
             self.doc.fail(where + ("via",), f"{item['via']!r} is not an address", "e.g. 10.0.0.2")
             return None
         dev = item.get("dev") or self._dev_towards(self.ns[ns], via)
+        if dev is not None and str(via) in self._own.get(self.ns[ns], ()):
+            self.doc.fail(where + ("via",), f"{via} is an address of {ns} itself",
+                          "route via a neighbour's address on that link")
+            return None
         if dev is None:
             self.doc.fail(where + ("via",), f"no interface of {ns} is on a subnet holding {via}",
                           "route via an address on one of its links")
@@ -254,10 +258,13 @@ class BuilderParts:
         # indexed once: thousands of routes times thousands of links would take minutes
         if getattr(self, "_nets", None) is None:
             self._nets: dict = {}
+            self._own: dict = {}
             for link in self.links:
                 for end in (link.a, link.b):
                     self._nets.setdefault(end.netns, []).extend(
                         (ipaddress.ip_interface(a).network, end.ifname) for a in end.addresses)
+                    self._own.setdefault(end.netns, set()).update(
+                        str(ipaddress.ip_interface(a).ip) for a in end.addresses)
         return next((ifname for net, ifname in self._nets.get(netns, ()) if via in net), None)
 
     def _uplinks(self, value) -> tuple:
