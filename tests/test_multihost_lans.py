@@ -36,3 +36,29 @@ def test_two_lans_over_two_hosts_route_through_the_core(sim_hosts, unchanged):
         done = host.vethwrap("down", "-f", path, "--prefix", PREFIX, "--host", host.name)
         assert done.returncode == 0, done.stderr
         assert host.snapshot() == before[host.name]
+
+
+ROOTED = """\
+name: rooted
+namespaces: [a, r, b, c]
+bridges:
+  - {name: hostlan1, where: root, subnet: 10.63.1.0/24, members: [r, a]}
+  - {name: hostlan2, where: root, subnet: 10.63.2.0/24, members: [r, b, c]}
+"""
+
+
+@pytest.mark.parametrize("how", ["lab", "namespaces"])
+def test_lans_in_a_hosts_root_namespace_are_removed_whole(sim_hosts, tmp_path, how, unchanged):
+    host = sim_hosts.add("solo")
+    path = tmp_path / "rooted.yaml"
+    path.write_text(ROOTED)
+    before = host.snapshot()
+    built = host.vethwrap("up", "-f", str(path), "--prefix", PREFIX)
+    assert built.returncode == 0, built.stderr
+    assert {"hostlan1", "hostlan2", f"vp1-{PREFIX}b"} <= set(host.links())
+    assert host.vethwrap("pingall", "--lab", f"{PREFIX}rooted").returncode == 0
+    names = [PREFIX + n for n in ("a", "r", "b", "c")]
+    args = ["--lab", f"{PREFIX}rooted"] if how == "lab" else names
+    gone = host.vethwrap("destroy", *args)
+    assert gone.returncode == 0, gone.stderr
+    assert host.snapshot() == before
