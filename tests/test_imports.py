@@ -154,3 +154,23 @@ def test_kathara_options_and_node_folders_are_named(tmp_path):
     assert "lab.conf:4: not a lab.conf line" in text and "lab.conf:3: a[mem]" in text
     assert "b/: files for the node's container are not copied" in text
     assert shutil.which("sh")
+
+
+TWO = "name: x\ntopology:\n  nodes: {a: {kind: linux}, b: {kind: linux}}\n"
+
+
+@pytest.mark.parametrize("text, words", [
+    ("", "a containerlab file is a mapping"),
+    ("name: x\ntopology: 3\n", "topology: expected a mapping"),
+    (TWO + "  links: 5\n", "topology.links: expected a list"),
+    (TWO + "  links: [{endpoints: 'a:eth1'}]\n", "expected two endpoints"),
+    (TWO + "  links: [{endpoints: [1, 2]}]\n", "1 is not node:interface"),
+    (TWO + "  kinds: {linux: 5}\n", "topology.kinds.linux: expected a mapping"),
+    (TWO + "  defaults: linux\n", "topology.defaults: expected a mapping"),
+    ("name: x\ntopology:\n  nodes: {a: null, b: {kind: linux}}\n", "nodes.a: no kind"),
+    (TWO + "  links: [{endpoints: ['a:eth1', 'a:eth2']}]\n", "two different namespaces"),
+])
+def test_broken_containerlab_files_are_refused_in_one_go(text, words):
+    with pytest.raises(labfile.LabFileError) as caught:
+        foreign.parse(text, "t.clab.yml", ignore_unsupported=True)
+    assert any(words in p for p in caught.value.problems), caught.value.problems

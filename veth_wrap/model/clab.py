@@ -98,12 +98,15 @@ class _Reader:
             groups = {"": value} if section == "defaults" else value
             for name, group in (groups.items() if isinstance(groups, dict) else ()):
                 where = ("topology", section) + ((name,) if name else ())
-                for key in sorted(set(group or {}) - {"kind", "image"}):
+                if not isinstance(group, dict):
+                    self.refuse(where, f"{'.'.join(map(str, where))}: expected a mapping")
+                    continue
+                for key in sorted(set(group) - {"kind", "image"}):
                     self.unsupported(where + (key,), f"{'.'.join(map(str, where))}.{key}: "
                                      "not supported by namespaces")
-                if section == "defaults" and isinstance(group, dict):
+                if section == "defaults":
                     kind = group.get("kind", kind)
-                if isinstance(group, dict) and group.get("image"):
+                if group.get("image"):
                     self.out.notes.append(self.out.at(self.line(*where, "image"), "images are "
                                           "not used: namespaces share the host's programs"))
         return kind
@@ -129,6 +132,9 @@ class _Reader:
                 self.out.lines[("bridges", len(self.bridges))] = self.line(*where)
                 self.bridges[str(name)] = {"name": str(name), "members": [], "addresses": {},
                                            "interfaces": {}, "ports": {}}
+            elif kind is None:
+                self.refuse(where, f"nodes.{name}: no kind (give kind: linux, or a default "
+                            "under topology.defaults)")
             else:
                 self.unsupported(where + ("kind",), f"nodes.{name}.kind: {kind!r} is not "
                                  "supported by namespaces (linux and bridge are)")
@@ -152,6 +158,8 @@ class _Reader:
             self.refuse(where, f"nodes.{name}.exec: expected a list of commands")
 
     def _links(self, links) -> None:
+        if links is not None and not isinstance(links, list):
+            self.refuse(("topology", "links"), "topology.links: expected a list of links")
         for i, link in enumerate(links if isinstance(links, list) else []):
             where = ("topology", "links", i)
             if not isinstance(link, dict):
@@ -163,8 +171,9 @@ class _Reader:
                 self.unsupported(where + ("type",), f"links[{i}].type: {link['type']!r} is "
                                  "not supported by namespaces (veth is)")
                 continue
+            given = link.get("endpoints")
             ends = [self._endpoint(e, where + ("endpoints", k), i)
-                    for k, e in enumerate(link.get("endpoints") or [])]
+                    for k, e in enumerate(given if isinstance(given, list) else [])]
             if len(ends) != 2 or None in ends:
                 if len(ends) != 2:
                     self.refuse(where, f"links[{i}].endpoints: expected two endpoints")
