@@ -55,6 +55,10 @@ def test_two_lans_and_a_router(netns, cli, tmp_path, unchanged):
     _all_green(cli, n["lab"], 5)
     drawn = cli("graph", "--lab", n["lab"]).stdout
     assert "bridge lan1" in drawn and "bridge lan2" in drawn and "10.71.2.0/24" in drawn
+    subprocess.run(["ip", "netns", "exec", n["r"], "sysctl", "-qw", "net.ipv4.ip_forward=0"],
+                   check=True)
+    found = json.loads(cli("diagnose", n["a"], "10.71.2.2", "--json").stdout)
+    assert found["cause"] == "forwarding-disabled", found
     assert cli("down", "-f", str(path)).returncode == 0
 
 
