@@ -150,6 +150,13 @@ def test_up_of_an_edit_adding_a_lan_and_a_router_applies_the_difference(
     _all_green(cli, n["lab"], 7)
     again = cli("up", "-f", str(path))
     assert again.returncode == 0 and "nothing changed" in again.stderr
+    path.write_text(TWO_LANS.format(**n))  # and back: the LAN and its router go
+    shrunk = cli("up", "-f", str(path))
+    assert shrunk.returncode == 0, shrunk.stderr
+    hub = subprocess.run(["ip", "-n", f"vethwrap-{n['lab']}", "-j", "link", "show"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "lan3" not in {link["ifname"] for link in json.loads(hub)}
+    _all_green(cli, n["lab"], 5)
     assert cli("down", "-f", str(path)).returncode == 0
 
 
