@@ -125,8 +125,19 @@ def test_create_uplink_from_the_command_line(sim_hosts, unchanged):
     lab_host.ip("route", "add", "default", "via", world.address)
     _serve(world, world.address, 7001, "outside")
     a, b = PREFIX + "ca", PREFIX + "cb"
+    lab_host.ip("netns", "add", b)  # there before: it stays, with nothing of the lab's
     built = lab_host.vethwrap("create", a, b, "--uplink", b)
     assert built.returncode == 0, built.stderr
     assert _fetch(lab_host, world.address, 7001, b) == "outside"
     assert _fetch(lab_host, world.address, 7001, a).startswith("failed")
+    shown = lab_host.vethwrap("show", b).stdout
+    assert "vwuplink" in shown
+    served = _pastas(b)
+    assert len(served) == 1
     assert lab_host.vethwrap("destroy", a, b).returncode == 0
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{served[0]}"):
+        assert time.monotonic() < deadline, "pasta outlived its tap"
+        time.sleep(0.05)
+    assert lab_host.netns() == [b]
+    assert len(lab_host.ip("-n", b, "-o", "link").stdout.splitlines()) == 1  # lo alone

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from veth_wrap.model.facts import LabView, NetnsState, target_address
+from veth_wrap.model.names import Role
 
 
 @dataclass(frozen=True)
@@ -47,4 +48,5 @@ def run_matrix(facts: dict[str, NetnsState], views: dict[str, LabView],
 def _addressed(st: Optional[NetnsState], version: Optional[int]) -> bool:
     """True when a namespace has an address (of the IP version) on a link of vethwrap's."""
     return st is not None and any((":" in a) == (version == 6) or version is None
-                                  for link in st.marked() for a in link.addresses)
+                                  for link in st.marked() if link.mark.role != Role.UPLINK
+                                  for a in link.addresses)

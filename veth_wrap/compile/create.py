@@ -322,7 +322,7 @@ def check_conflicts(lab: Lab, facts: dict[str, NetnsState], root: Optional[Netns
                                 f"remove it first: vethwrap destroy {ns}")
         wanted = {end.ifname for end in lab.ends_in(ns)} | {b.name for b in lab.bridges
                                                             if b.netns == ns}
-        wanted |= vxlan.tunnel_names(lab, ns)
+        wanted |= vxlan.tunnel_names(lab, ns) | uplink.uplink_names(lab, ns)
         for link in state.marked():
             if link.ifname not in wanted:
                 raise ConflictError(

@@ -10,7 +10,9 @@ pasta ends by itself when its namespace is deleted, so destroy, rollback and a `
 
 from __future__ import annotations
 
+from veth_wrap.compile.bridge import mark
 from veth_wrap.model.facts import NetnsState
+from veth_wrap.model.names import Role
 from veth_wrap.model.topology import Lab, Uplink
 from veth_wrap.steps import Op, Plan
 
@@ -26,6 +28,14 @@ def add_gateways(plan: Plan, lab: Lab, facts: dict[str, NetnsState]) -> None:
         plan.add([Op(pasta_words(uplink), creates=(("link", uplink.netns, UPLINK),),
                      gone_with=frozenset({("netns", uplink.netns)}))], program="pasta",
                  comment=f"uplink of {uplink.netns} to the host's networks (NAT by pasta)")
+        # marked, the tap is found from the kernel: destroy deletes it, and pasta ends
+        plan.add([Op(("link", "set", UPLINK, "alias", mark(lab, Role.UPLINK)))],
+                 netns=uplink.netns, comment=f"mark the uplink of {uplink.netns}")
+
+
+def uplink_names(lab: Lab, ns: str) -> set[str]:
+    """The uplink tap a namespace of lab has, as a set (empty without one)."""
+    return {UPLINK} if any(u.netns == ns for u in lab.uplinks) else set()
 
 
 def pasta_words(uplink: Uplink) -> tuple[str, ...]:

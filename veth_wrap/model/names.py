@@ -108,6 +108,7 @@ class Role:
     MEMBER = "member"  # a member's end of its link to the bridge
     PORT = "port"  # the bridge's end of a link
     BRIDGE = "bridge"
+    UPLINK = "uplink"  # the tap of a namespace's uplink (pasta's): no lab address on it
 
 
 @dataclass(frozen=True)
