@@ -23,14 +23,17 @@ class Segment:
 
     key: tuple
     ends: list[End] = field(default_factory=list)
+    _networks: Optional[list[Network]] = None
 
     def networks(self) -> list[Network]:
-        """The subnets its addresses are on, in order of first use."""
-        found: dict = {}
-        for end in self.ends:
-            for address in end.addresses:
-                found.setdefault(ipaddress.ip_interface(address).network, None)
-        return list(found)
+        """The subnets its addresses are on, in order of first use (read once)."""
+        if self._networks is None:
+            found: dict = {}
+            for end in self.ends:
+                for address in end.addresses:
+                    found.setdefault(ipaddress.ip_interface(address).network, None)
+            self._networks = list(found)
+        return self._networks
 
 
 @dataclass
@@ -108,7 +111,11 @@ class Graph:
                 for via in _vias(mine, gateways[0])]
 
     def _shortest(self, ns: str, routers: set) -> list[Route]:
-        """Breadth first over routers: each segment reached through its first hop."""
+        """Breadth first over routers: each segment reached through its first hop.
+
+        The subnets behind one first hop are summed up (collapse_addresses: exactly their
+        union), so that a chain of 1,000 /30 links takes a few routes a namespace, not 1,000.
+        """
         direct = {k for k, _ in self.on[ns]}
         have = {net for k in direct for net in self.segments[k].networks()}
         hop: dict[str, tuple[End, End]] = {}
@@ -119,23 +126,34 @@ class Graph:
                     hop[end.netns] = (mine, end)
                     queue.append(end.netns)
         reached = set(direct)
-        found = []
+        behind: dict[tuple, list[Network]] = {}  # (my end, gateway end) -> remote subnets
         while queue:
             router = queue.popleft()
-            mine, gateway = hop[router]
             for k, _ in self.on[router]:
                 if k in reached:
                     continue
                 reached.add(k)
-                found += [Route(ns, str(net), via, mine.ifname)
-                          for net in self.segments[k].networks() if net not in have
-                          for via in _vias(mine, gateway, net.version)]
-                have.update(self.segments[k].networks())
+                behind.setdefault(hop[router], []).extend(
+                    net for net in self.segments[k].networks() if net not in have)
                 for end in self.segments[k].ends:
                     if end.netns in routers and end.netns not in hop and end.netns != ns:
-                        hop[end.netns] = (mine, gateway)
+                        hop[end.netns] = hop[router]
                         queue.append(end.netns)
-        return found
+        return [route for (mine, gateway), nets in behind.items()
+                for route in _summed(ns, mine, gateway, nets)]
+
+
+def _summed(ns: str, mine: End, gateway: End, nets: list[Network]) -> list[Route]:
+    """Routes to nets through gateway, each IP version's subnets collapsed to fewest."""
+    found = []
+    for version in (4, 6):
+        mine_nets = [n for n in nets if n.version == version]
+        vias = _vias(mine, gateway, version)
+        if not mine_nets or not vias:
+            continue
+        found += [Route(ns, str(net), vias[0], mine.ifname)
+                  for net in ipaddress.collapse_addresses(mine_nets)]
+    return found
 
 
 def _vias(mine: End, gateway: End, version: Optional[int] = None) -> list[str]:
