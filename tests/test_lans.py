@@ -257,3 +257,21 @@ def test_unreachable_and_own_gateways_are_refused_with_their_lines():
     assert problems == ["g.yaml:7: routes.a[0].via: 10.0.0.1 is an address of a itself",
                         "g.yaml:8: routes.a[1].via: no interface of a is on a subnet holding "
                         "10.5.5.5"]
+
+
+def test_routes_behind_one_hop_are_collapsed_and_cover_every_segment_exactly():
+    import ipaddress
+
+    names = [f"n{i}" for i in range(64)]
+    text = (f"name: c\nsubnet: 10.0.0.0/16\nnamespaces: [{', '.join(names)}]\nlinks:\n"
+            + "".join(f"  - [{a}, {b}]\n" for a, b in zip(names, names[1:])))
+    lab = labfile.parse(text)
+    assert {(r.dest, r.via) for r in lab.routes if r.netns == "n0"} == {("default", "10.0.0.2")}
+    mine = [r for r in lab.routes if r.netns == "n1"]
+    assert 0 < len(mine) <= 12 and {r.dev for r in mine} == {"vw-n2"}  # not 62
+    covered = [ipaddress.ip_network(r.dest) for r in mine]
+    for link in lab.links[1:]:  # every segment beyond n1 is reached, by exactly one route
+        net = ipaddress.ip_interface(link.a.addresses[0]).network
+        assert sum(net.subnet_of(c) for c in covered) == 1, net
+    assert not any(ipaddress.ip_interface(lab.links[0].a.addresses[0]).network.overlaps(c)
+                   for c in covered)
