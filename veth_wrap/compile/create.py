@@ -41,14 +41,7 @@ def create_plan(lab: Lab, facts: dict[str, NetnsState], root: Optional[NetnsStat
     _add_namespaces(plan, lab, [ns for ns in missing if ns not in late and ns != final],
                     [] if inward else after + (_netns_add(lab, final, False) if final else []),
                     marked=not inward)
-    if lab.hub:
-        hub_state = facts.get(lab.hub, NetnsState(lab.hub))
-        hub_ops = _lo_ops(lab, lab.hub, hub_state, Role.HUB) if lab.hub in facts \
-            else [_lo_mark(lab, lab.hub)] if inward else []
-        plan.add(hub_ops + _made_in(lab, wirings, lab.hub), netns=lab.hub,
-                 comment=f"bridge in {lab.hub}")
-    for ns in dict.fromkeys(b.netns for b in lab.bridges if b.netns not in (None, lab.hub)):
-        plan.add(_made_in(lab, wirings, ns), netns=ns, comment=f"bridge in {ns}")
+    _bridge_steps(plan, lab, facts, wirings, inward)
     order = ([final] if final else []) + [ns for ns in lab.members if ns != final]
     rank = {ns: i for i, ns in enumerate(order)}
     inside = {ns: wired.inward.get(ns, []) + _member_ops(lab, ns, facts, wired.raised.get(ns),
@@ -65,10 +58,9 @@ def create_plan(lab: Lab, facts: dict[str, NetnsState], root: Optional[NetnsStat
                  group=group)
     if inward:
         plan.add(after, comment="root namespace")
-    for bridge, wiring in zip(lab.bridges, wirings):
-        if wiring.attach:
-            plan.add(wiring.ports + wiring.attach, netns=bridge.netns,
-                     comment=f"ports onto {bridge.name}")
+    for bridge, wiring in zip(lab.bridges, wirings):  # ports join once members are up
+        plan.add(wiring.ports + wiring.attach if wiring.attach else [], netns=bridge.netns,
+                 comment=f"ports onto {bridge.name}")
     vxlan.add_tunnels(plan, lab, facts)  # a lab over several hosts: this host's VXLAN ends
     _option_steps(plan, lab, facts, root, netem)
     uplink.add_gateways(plan, lab, facts)  # last: a namespace's routes are in place first
@@ -77,6 +69,20 @@ def create_plan(lab: Lab, facts: dict[str, NetnsState], root: Optional[NetnsStat
         if ns in facts and ns not in busy:
             plan.notes.append(f"{ns}: already as asked")
     return plan
+
+
+def _bridge_steps(plan: Plan, lab: Lab, facts: dict[str, NetnsState], wirings: list[Wiring],
+                  inward: bool) -> None:
+    """The bridges' own steps: those in the hub (with its lo), then those in namespaces of
+    the file (the root's go with the root ops)."""
+    if lab.hub:
+        hub_state = facts.get(lab.hub, NetnsState(lab.hub))
+        hub_ops = _lo_ops(lab, lab.hub, hub_state, Role.HUB) if lab.hub in facts \
+            else [_lo_mark(lab, lab.hub)] if inward else []
+        plan.add(hub_ops + _made_in(lab, wirings, lab.hub), netns=lab.hub,
+                 comment=f"bridge in {lab.hub}")
+    for ns in dict.fromkeys(b.netns for b in lab.bridges if b.netns not in (None, lab.hub)):
+        plan.add(_made_in(lab, wirings, ns), netns=ns, comment=f"bridge in {ns}")
 
 
 def _state_of(ns: Optional[str], facts: dict[str, NetnsState],
