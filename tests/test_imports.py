@@ -174,3 +174,13 @@ def test_broken_containerlab_files_are_refused_in_one_go(text, words):
     with pytest.raises(labfile.LabFileError) as caught:
         foreign.parse(text, "t.clab.yml", ignore_unsupported=True)
     assert any(words in p for p in caught.value.problems), caught.value.problems
+
+
+def test_kathara_lab_name_comes_from_lab_name_else_the_folder(tmp_path):
+    folder = tmp_path / "my lab"
+    folder.mkdir()
+    conf = folder / "lab.conf"
+    conf.write_text('a[0]="A"\nb[0]="A"\n')
+    assert foreign.parse(conf.read_text(), str(conf)).name == "my-lab"
+    conf.write_text('LAB_NAME="ospf_simple"\na[0]="A"\nb[0]="A"\n')
+    assert foreign.parse(conf.read_text(), str(conf)).name == "ospf_simple"

@@ -1,9 +1,10 @@
 """Kathara labs (a folder with lab.conf) read as labs of namespaces.
 
 Each collision domain becomes a bridge, each `NODE[N]=DOMAIN` line the node's interface ethN
-on it, and `NODE.startup` beside lab.conf runs inside the node's namespace (it is a shell
-script by nature: run as `sh FILE`) once the links are up. Node options a namespace cannot
-honour, and node folders (copied into containers by Kathara), are named with their lines.
+on it, and `NODE.startup` beside lab.conf runs inside the node's namespace (a shell script by
+nature: run as `bash FILE`, as Kathara does) once the links are up. The lab is named by
+LAB_NAME, else after its folder. Node options a namespace cannot honour, and node folders
+(copied into containers by Kathara), are named with their lines.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 from veth_wrap.model.clab import Imported
 
 LINE = re.compile(r'\s*([A-Za-z0-9_.-]+)\[([A-Za-z0-9_]+)\]\s*=\s*"?([^"]*)"?\s*\Z')
-META = re.compile(r"\s*LAB_[A-Z_]+\s*=")
+META = re.compile(r'\s*LAB_([A-Z_]+)\s*=\s*"?([^"]*)"?\s*\Z')
 
 
 def convert(text: str, source: str) -> Imported:
@@ -23,9 +24,12 @@ def convert(text: str, source: str) -> Imported:
     folder = os.path.dirname(os.path.abspath(source))
     nodes: list[str] = []
     domains: dict[str, dict] = {}
-    images = []
+    images, named = [], ""
     for number, raw in enumerate(text.splitlines(), 1):
-        if not raw.strip() or raw.lstrip().startswith("#") or META.match(raw):
+        meta = META.match(raw)
+        if meta and meta.group(1) == "NAME":
+            named = meta.group(2).strip()
+        if not raw.strip() or raw.lstrip().startswith("#") or meta:
             continue
         found = LINE.match(raw)
         if not found:
@@ -47,8 +51,8 @@ def convert(text: str, source: str) -> Imported:
                          f"({', '.join(images)})")
     for node in nodes:
         _startup(out, folder, node)
-    name = os.path.basename(folder)
-    out.data = {"name": re.sub(r"[^A-Za-z0-9_.-]", "-", name).lstrip(".-") or "kathara",
+    name = named or re.sub(r"[^A-Za-z0-9_.-]", "-", os.path.basename(folder)).lstrip(".-")
+    out.data = {"name": name or "kathara",
                 "namespaces": nodes, "bridges": list(domains.values()), "routes": {}}
     return out
 
@@ -81,7 +85,7 @@ def _startup(out: Imported, folder: str, node: str) -> None:
     if os.path.islink(path):
         out.problems.append(out.at(1, f"{path} is a symbolic link; give the file itself"))
     elif os.path.isfile(path):
-        out.execs.append((node, ("sh", path)))
+        out.execs.append((node, ("bash", path)))  # as Kathara runs it
     if os.path.isdir(os.path.join(folder, node)):
         out.unsupported.append(out.at(1, f"{node}/: files for the node's container are not "
                                       "copied (namespaces share the host's files)"))
