@@ -88,6 +88,14 @@ def _pastas(netns: str) -> list[int]:
     return found
 
 
+def _all_gone(pids: list[int]) -> None:
+    """Wait (10 s at most) until none of the gateways runs any more."""
+    deadline = time.monotonic() + 10
+    while any(os.path.exists(f"/proc/{pid}") for pid in pids):
+        assert time.monotonic() < deadline, "a gateway outlived its lab"
+        time.sleep(0.05)
+
+
 def test_an_uplink_reaches_outside_and_a_forward_reaches_in(sim_hosts, tmp_path, unchanged):
     lab_host, world = sim_hosts.add("labhost"), sim_hosts.add("world")
     sim_hosts.link(lab_host, world)
@@ -112,10 +120,7 @@ def test_an_uplink_reaches_outside_and_a_forward_reaches_in(sim_hosts, tmp_path,
     assert len(served) == 2
     down = lab_host.vethwrap("down", "-f", str(path), "--prefix", PREFIX)
     assert down.returncode == 0, down.stderr
-    deadline = time.monotonic() + 10
-    while any(os.path.exists(f"/proc/{pid}") for pid in served):
-        assert time.monotonic() < deadline, "pasta outlived its namespace"
-        time.sleep(0.05)
+    _all_gone(served)
     assert _host_state(lab_host) == before
 
 
@@ -135,9 +140,23 @@ def test_create_uplink_from_the_command_line(sim_hosts, unchanged):
     served = _pastas(b)
     assert len(served) == 1
     assert lab_host.vethwrap("destroy", a, b).returncode == 0
-    deadline = time.monotonic() + 10
-    while os.path.exists(f"/proc/{served[0]}"):
-        assert time.monotonic() < deadline, "pasta outlived its tap"
-        time.sleep(0.05)
+    _all_gone(served)
     assert lab_host.netns() == [b]
     assert len(lab_host.ip("-n", b, "-o", "link").stdout.splitlines()) == 1  # lo alone
+
+
+def test_destroy_all_finds_an_uplinked_lab_from_the_kernel_alone(sim_hosts, tmp_path, unchanged):
+    lab_host, world = sim_hosts.add("labhost"), sim_hosts.add("world")
+    sim_hosts.link(lab_host, world)
+    lab_host.ip("route", "add", "default", "via", world.address)
+    path = tmp_path / "up.yaml"
+    path.write_text(LAB)
+    before = _host_state(lab_host)
+    built = lab_host.vethwrap("up", "-f", str(path), "--prefix", PREFIX, "--no-verify")
+    assert built.returncode == 0, built.stderr
+    served = _pastas(PREFIX + "r") + _pastas(PREFIX + "web")
+    path.unlink()  # as after a crash: nothing but the kernel knows the lab
+    gone = lab_host.vethwrap("destroy", "--all")  # inside the simulated host only
+    assert gone.returncode == 0, gone.stderr
+    _all_gone(served)
+    assert _host_state(lab_host) == before

@@ -27,7 +27,7 @@ from veth_wrap.model.linkopts import LinkOpts
 from veth_wrap.model.procfacts import LOG_ROOT
 from veth_wrap.model.topology import Lab
 from veth_wrap.run.lock import locked
-from veth_wrap.run.runner import Runner, default_runner
+from veth_wrap.run.runner import Runner, default_runner, require
 from veth_wrap.run.walker import Outcome, Progress, apply, rollback
 from veth_wrap.steps import Plan
 
@@ -87,12 +87,18 @@ def create(lab: Lab, runner: Optional[Runner] = None, check: bool = True,
     traffic stays in place for diagnosis. planner: plan (create) or update_plan (up).
     """
     runner = runner or default_runner()
+    if lab.uplinks:
+        require("pasta")  # named with its package before anything changes
     with locked():
         steps = (planner or plan)(lab, runner)
         lifecycle.stop_in_dropped(steps)  # up of a file that drops namespaces: as destroy does
         # verification's first read rides in the last batch
-        outcome = (apply(with_readback(steps, lab) if check else steps, runner, progress)
-                   if not steps.empty else Outcome())
+        try:
+            outcome = (apply(with_readback(steps, lab) if check else steps, runner, progress)
+                       if not steps.empty else Outcome())
+        except VethwrapError:  # rolled back: a gateway whose namespace went ends with it
+            lifecycle.end_stray_gateways([uplink.netns for uplink in lab.uplinks])
+            raise
         built = Built(lab, steps, notes=[n for n in steps.notes if hosts.FOREIGN in n])
         if check:
             try:
@@ -215,6 +221,8 @@ def destroy(namespaces: Iterable[str] = (), lab: Optional[str] = None, everythin
         with lifecycle.pinned(steps):
             steps.stopped = lifecycle.stop_inside(steps.doomed, grace)
             apply(steps, runner, progress)
+            # after their taps went (ending one first would take its tap with it)
+            steps.stopped += lifecycle.end_gateways(steps.gateways, grace)
             # a process that entered a namespace meanwhile keeps it alive, nameless: end it
             steps.stopped += lifecycle.stop_inside(steps.doomed, grace)
     return steps

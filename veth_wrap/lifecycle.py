@@ -19,6 +19,7 @@ from typing import Iterable, Iterator, Mapping, Optional, Sequence
 
 from veth_wrap.compile import hosts
 from veth_wrap.compile.destroy import Teardown
+from veth_wrap.compile.uplink import UPLINK
 from veth_wrap.errors import ConflictError, PreflightError, ServiceFailed, UsageError
 from veth_wrap.kernel import hostsfiles, inventory, procs, state
 from veth_wrap.model import names
@@ -51,8 +52,22 @@ def complete(plan: Teardown, targets: list[str], facts: dict, views: dict, lab: 
     logs = [log_dir(sorted(facts[ns].labs())[0], ns) for ns in doomed_names if facts[ns].labs()]
     logs = [path for path in logs + [f"{LOG_ROOT}/{name}" for name in going]
             if os.path.exists(path)]
+    gateways = procs.gateways(None) if everything else procs.gateways(
+        doomed_names + [ns for ns, name in plan.links if name == UPLINK], labs=going)
     return dataclasses.replace(plan, steps=plan.steps + hosts.removal_steps(files, logs),
-                               pending=procs.scan(doomed), doomed=doomed, holders=holders)
+                               pending=procs.scan(doomed) + gateways, doomed=doomed,
+                               holders=holders, gateways=gateways)
+
+
+def end_gateways(gateways: list[Proc], grace: float = GRACE) -> list[Stopped]:
+    """End uplink gateways (pasta runs in the host's namespace: no namespace scan finds it)."""
+    return services.stop(gateways, grace) if gateways else []
+
+
+def end_stray_gateways(namespaces: Iterable[str], grace: float = GRACE) -> list[Stopped]:
+    """End the gateways of namespaces that are gone (a rollback deleted them)."""
+    stray = [p for p in procs.gateways(namespaces) if procs.netns_inode(p.netns or "") is None]
+    return end_gateways(stray, grace)
 
 
 @contextmanager
@@ -99,7 +114,10 @@ def stop_in_dropped(steps: Plan) -> list[Stopped]:
     """End the processes in namespaces a plan deletes (an edited lab dropped them)."""
     dropped = [op.args[2] for step in steps.steps for op in step.ops
                if op.args[:2] == ("netns", "del")]
-    return stop_inside(procs.inodes(dropped), GRACE) if dropped else []
+    if not dropped:
+        return []
+    gateways = procs.gateways(dropped)  # read now: the namespaces go when the plan runs
+    return stop_inside(procs.inodes(dropped), GRACE) + end_gateways(gateways)
 
 
 def stop_inside(doomed: Mapping[int, str], grace: float) -> list[Stopped]:

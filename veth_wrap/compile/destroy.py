@@ -23,6 +23,7 @@ class Teardown(Plan):
     doomed: dict[int, str] = field(default_factory=dict)  # netns inode -> name or label
     stopped: list[Stopped] = field(default_factory=list)
     holders: dict[int, int] = field(default_factory=dict)  # unnamed netns inode -> a pid in it
+    gateways: list[Proc] = field(default_factory=list)  # uplink gateways (pasta) that go
 
     def script(self, header: str = "") -> list[str]:
         """The dry run: the processes that would be stopped first, then the commands."""

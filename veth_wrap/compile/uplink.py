@@ -4,8 +4,8 @@ pasta runs in the host's namespace and gives the lab namespace a tap interface, 
 with the host's address and default route; what the namespace sends out is carried by
 pasta's own sockets on the host. Nothing on the host changes: no forwarding, no firewall
 rule, no address; only the ports asked for are bound on the host, forwarded into the lab.
-pasta ends by itself when its namespace is deleted, so destroy, rollback and a `destroy
---all` after a crash need no step of their own.
+pasta is started through env with the lab's identity in its environment; destroy finds it
+by that and ends it (pasta does not always end by itself when its namespace goes).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 from veth_wrap.compile.bridge import mark
 from veth_wrap.model.facts import NetnsState
 from veth_wrap.model.names import Role
+from veth_wrap.model.procfacts import ENV_LAB, ENV_NETNS, ENV_SERVICE, UPLINK_SERVICE
 from veth_wrap.model.topology import Lab, Uplink
 from veth_wrap.steps import Op, Plan
 
@@ -25,8 +26,9 @@ def add_gateways(plan: Plan, lab: Lab, facts: dict[str, NetnsState]) -> None:
         state = facts.get(uplink.netns)
         if state is not None and UPLINK in state.links:
             continue
-        plan.add([Op(pasta_words(uplink), creates=(("link", uplink.netns, UPLINK),),
-                     gone_with=frozenset({("netns", uplink.netns)}))], program="pasta",
+        plan.add([Op(identity(lab, uplink.netns) + ("pasta",) + pasta_words(uplink),
+                     creates=(("link", uplink.netns, UPLINK),),
+                     gone_with=frozenset({("netns", uplink.netns)}))], program="env",
                  comment=f"uplink of {uplink.netns} to the host's networks (NAT by pasta)")
         # marked, the tap is found from the kernel: destroy deletes it, and pasta ends
         plan.add([Op(("link", "set", UPLINK, "alias", mark(lab, Role.UPLINK)))],
@@ -36,6 +38,11 @@ def add_gateways(plan: Plan, lab: Lab, facts: dict[str, NetnsState]) -> None:
 def uplink_names(lab: Lab, ns: str) -> set[str]:
     """The uplink tap a namespace of lab has, as a set (empty without one)."""
     return {UPLINK} if any(u.netns == ns for u in lab.uplinks) else set()
+
+
+def identity(lab: Lab, ns: str) -> tuple[str, ...]:
+    """env's words that name pasta as the lab's: destroy finds it by them (kernel/procs)."""
+    return (f"{ENV_SERVICE}={UPLINK_SERVICE}", f"{ENV_LAB}={lab.name}", f"{ENV_NETNS}={ns}")
 
 
 def pasta_words(uplink: Uplink) -> tuple[str, ...]:

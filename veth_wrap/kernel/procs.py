@@ -7,7 +7,7 @@ import os
 from typing import Iterable, Optional
 
 from veth_wrap.model.names import Mark, Role
-from veth_wrap.model.procfacts import ENV_LAB, ENV_SERVICE, Proc
+from veth_wrap.model.procfacts import ENV_LAB, ENV_NETNS, ENV_SERVICE, UPLINK_SERVICE, Proc
 from veth_wrap.run.runner import Runner, default_runner, in_batches
 
 NETNS_RUN = "/run/netns"
@@ -79,6 +79,30 @@ def scan(wanted: dict[int, str]) -> list[Proc]:
     return found
 
 
+def gateways(namespaces: Optional[Iterable[str]] = None, labs: Iterable[str] = ()
+             ) -> list[Proc]:
+    """The uplink gateways (pasta, in the host's namespace) serving namespaces or labs.
+
+    They are found by the identity vethwrap started them with (VETHWRAP_SERVICE=uplink and
+    the namespace and lab, in their environment); None for namespaces: every one.
+    """
+    names = None if namespaces is None else set(namespaces)
+    labs = set(labs)
+    found = []
+    for pid in pids():
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = dict(_pairs(f.read()))
+        except OSError:
+            continue
+        if env.get(ENV_SERVICE) != UPLINK_SERVICE:
+            continue
+        if names is None or env.get(ENV_NETNS) in names or env.get(ENV_LAB) in labs:
+            proc = describe(pid, _inode_of(pid) or 0, env.get(ENV_NETNS))
+            found += [proc] if proc else []
+    return found
+
+
 def describe(pid: int, inode: int, netns: Optional[str]) -> Optional[Proc]:
     """A process's command line, service identity and times; None once it is gone."""
     try:
@@ -100,7 +124,7 @@ def describe(pid: int, inode: int, netns: Optional[str]) -> Optional[Proc]:
 def _pairs(blob: bytes) -> Iterable[tuple[str, str]]:
     for item in blob.split(b"\0"):
         key, sep, value = item.partition(b"=")
-        if sep and key in (ENV_SERVICE.encode(), ENV_LAB.encode()):
+        if sep and key in (ENV_SERVICE.encode(), ENV_LAB.encode(), ENV_NETNS.encode()):
             yield key.decode(), value.decode(errors="replace")
 
 
