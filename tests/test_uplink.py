@@ -4,6 +4,7 @@ service in the lab, and nothing on the host changes."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -118,6 +119,8 @@ def test_an_uplink_reaches_outside_and_a_forward_reaches_in(sim_hosts, tmp_path,
     assert again.returncode == 0 and "nothing changed" in again.stderr, again.stderr
     served = _pastas(r) + _pastas(web)
     assert len(served) == 2
+    listed = json.loads(lab_host.vethwrap("ps", "--lab", PREFIX + "up", "--json").stdout)
+    assert sorted(p["pid"] for p in listed["processes"] if p["name"] == "uplink") == sorted(served)
     down = lab_host.vethwrap("down", "-f", str(path), "--prefix", PREFIX)
     assert down.returncode == 0, down.stderr
     _all_gone(served)

@@ -306,7 +306,10 @@ def processes(namespaces: Iterable[str] = (), lab: Optional[str] = None,
         for inode, (mark, _) in procs.orphans(procs.named_inodes(), runner).items():
             if lab is None or mark.lab == lab:
                 wanted[inode] = f"(unnamed, lab {mark.lab})"
-    return sorted(procs.scan(wanted), key=lambda p: (p.netns or "", p.pid))
+    # the uplink gateways run in the host's namespace, serving one of these
+    gateways = procs.gateways(namespaces) if namespaces else \
+        procs.gateways([], labs=[lab]) if lab else procs.gateways(None)
+    return sorted(procs.scan(wanted) + gateways, key=lambda p: (p.netns or "", p.pid))
 
 
 def stop(namespace: str, target: str, grace: float = GRACE) -> list[Stopped]:
