@@ -133,3 +133,25 @@ def cli():
                               text=True, input=input, env=full_env, user=user, timeout=600)
 
     return run
+
+
+@pytest.fixture
+def prefixed(request):
+    """A unique name prefix for lab files; remember(path) notes a file built with it, and
+    every namespace of the labs noted is deleted by exact name at the end."""
+    from veth_wrap.model import foreign
+
+    prefix = f"vt{RUN_ID}{abs(hash(request.node.nodeid)) % 4096:x}-"
+    used: list = []
+
+    def cleanup():
+        existing = set(kernel_snapshot()[0])
+        for ns in sorted({ns for lab in used for ns in lab.namespaces()} & existing):
+            ip("netns", "del", ns, check=False)
+
+    def remember(path):
+        used.append(foreign.parse(open(path).read(), str(path), prefix, ignore_unsupported=True))
+        return prefix
+
+    request.addfinalizer(cleanup)
+    return remember

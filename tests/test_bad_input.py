@@ -67,7 +67,7 @@ def test_unprivileged_create_is_refused_and_points_to_dry_run(unchanged, netns):
 
 @pytest.mark.parametrize("args, needle", [
     (["create", "x", "y", "--bogus"], "No such option: --bogus"),
-    (["create"], "Missing argument"),
+    (["create"], "name the namespaces to join, or give --lan groups"),
     (["nosuchcommand"], "No such command 'nosuchcommand'"),
     (["ping", "x", "10.0.0.1", "--count", "0"], "--count"),
     (["create", "x", "y", "--topology", "ring"], "ring"),

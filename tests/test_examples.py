@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import uuid
 from pathlib import Path
 
 import pytest
@@ -12,29 +11,7 @@ from veth_wrap.model import labfile
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
-RUN_ID = uuid.uuid4().hex[:4]
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def prefixed(request):
-    """A unique name prefix; every namespace of the labs built with it is deleted by name."""
-    prefix = f"vt{RUN_ID}{abs(hash(request.node.nodeid)) % 4096:x}-"
-    used: list = []
-
-    def cleanup():
-        existing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-        names = {line.split()[0] for line in existing.splitlines() if line}
-        mine = {ns for lab in used for ns in lab.namespaces()}
-        for ns in sorted(mine & names):
-            subprocess.run(["ip", "netns", "del", ns], check=False)
-
-    def remember(path):
-        used.append(labfile.load(path, prefix))
-        return prefix
-
-    request.addfinalizer(cleanup)
-    return remember
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)

@@ -24,11 +24,13 @@ BASE = {"veth_wrap", "veth_wrap.cli", "veth_wrap.cli.app", "veth_wrap.cli.common
         "annotated_doc"}
 OUTPUT = {"veth_wrap.cli.output"}
 MODEL = {"veth_wrap.model.labfile", "veth_wrap.model.labparts", "veth_wrap.model.linkopts",
+         "veth_wrap.model.foreign", "veth_wrap.model.lanroutes",
          "veth_wrap.model.shapes", "veth_wrap.model.safeyaml", "veth_wrap.model.hosts", "yaml",
          "veth_wrap.model.labservices", "veth_wrap.model.servicespec"}
 LIBRARY = {"veth_wrap.api", "veth_wrap.check", "veth_wrap.check.readback",
            "veth_wrap.check.verify", "veth_wrap.compile", "veth_wrap.compile.create",
-           "veth_wrap.compile.bridge", "veth_wrap.compile.destroy", "veth_wrap.kernel",
+           "veth_wrap.compile.bridge", "veth_wrap.compile.destroy", "veth_wrap.compile.uplink",
+           "veth_wrap.kernel",
            "veth_wrap.kernel.caps",
            "veth_wrap.kernel.inventory", "veth_wrap.kernel.state", "veth_wrap.model.facts",
            "veth_wrap.run", "veth_wrap.run.lock", "veth_wrap.run.runner",

@@ -21,6 +21,7 @@ from veth_wrap.lifecycle.inlab import (  # noqa: F401 (the services' API, re-exp
     open_log,
     processes,
     restart,
+    run_execs,
     stop,
 )
 from veth_wrap.lifecycle.service import Service, start  # noqa: F401
@@ -28,7 +29,7 @@ from veth_wrap.model.linkopts import LinkOpts
 from veth_wrap.model.procfacts import LOG_ROOT
 from veth_wrap.model.topology import Lab
 from veth_wrap.run.lock import locked
-from veth_wrap.run.runner import Runner, default_runner
+from veth_wrap.run.runner import Runner, default_runner, require
 from veth_wrap.run.walker import Outcome, Progress, apply, rollback
 from veth_wrap.steps import Plan
 
@@ -117,12 +118,18 @@ def create(lab: Lab, runner: Optional[Runner] = None, check: bool = True,
     traffic stays in place for diagnosis. planner: plan (create) or update_plan (up).
     """
     runner = runner or default_runner()
+    if lab.uplinks:
+        require("pasta")  # named with its package before anything changes
     with locked():
         steps = (planner or plan)(lab, runner)
         lifecycle.stop_in_dropped(steps)  # up of a file that drops namespaces: as destroy does
         # verification's first read rides in the last batch
-        outcome = (apply(with_readback(steps, lab) if check else steps, runner, progress)
-                   if not steps.empty else Outcome())
+        try:
+            outcome = (apply(with_readback(steps, lab) if check else steps, runner, progress)
+                       if not steps.empty else Outcome())
+        except VethwrapError:  # rolled back: a gateway whose namespace went ends with it
+            lifecycle.end_stray_gateways([uplink.netns for uplink in lab.uplinks])
+            raise
         built = Built(lab, steps, notes=steps.warnings + [n for n in steps.notes
                                                           if hosts.FOREIGN in n])
         if check:
@@ -187,8 +194,23 @@ def update_plan(lab: Lab, runner: Optional[Runner] = None) -> Plan:
 
 def update(lab: Lab, runner: Optional[Runner] = None, check: bool = True,
            progress: Optional[Progress] = None) -> Built:
-    """Make the kernel hold exactly lab (adding and removing), then verify it, as create does."""
-    return create(lab, runner, check, progress, planner=update_plan)
+    """Make the kernel hold exactly lab (adding and removing), then verify it, as create does.
+
+    Then the exec commands of an imported file (containerlab, Kathara) run, in the
+    namespaces this run made: their addresses and routes come after the links.
+    """
+    if "exec" not in lab.extra:
+        return create(lab, runner, check, progress, planner=update_plan)
+    # the file's own commands address the ends: probes wait for them; the links are read back
+    built = create(lab, runner, False, progress, planner=update_plan)
+    made = {key[1] for step in built.plan.steps for op in step.ops for key in op.creates
+            if key[0] == "netns"}
+    built.notes += run_execs(lab.extra["exec"], made)
+    if check:
+        built.report = verify(lab, runner or default_runner(), reach=False)
+        if not built.report.ok:
+            raise _does_not_verify(lab, built.report)
+    return built
 
 
 def destroy_targets(namespaces: Iterable[str] = (), lab: Optional[str] = None,
@@ -231,6 +253,8 @@ def destroy(namespaces: Iterable[str] = (), lab: Optional[str] = None, everythin
         with lifecycle.pinned(steps):
             steps.stopped = lifecycle.stop_inside(steps.doomed, grace, steps.cgroups)
             apply(steps, runner, progress)
+            # after their taps went (ending one first would take its tap with it)
+            steps.stopped += lifecycle.end_gateways(steps.gateways, grace)
             # a process that entered a namespace meanwhile keeps it alive, nameless: end it
             steps.stopped += lifecycle.stop_inside(steps.doomed, grace)
     return steps

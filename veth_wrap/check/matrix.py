@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from veth_wrap.model.facts import LabView, NetnsState, target_address
+from veth_wrap.model.names import Role
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,8 @@ def run_matrix(facts: dict[str, NetnsState], views: dict[str, LabView],
     pairs = []
     for view in views.values():
         members = [m for m in view.members if only is None or m in only]
-        for src in members:
+        # a namespace that only holds a bridge has no address to send from
+        for src in (m for m in members if _addressed(facts.get(m), version)):
             for dst in members:
                 address = target_address(facts, src, dst, version) if src != dst else None
                 if address:
@@ -41,3 +43,10 @@ def run_matrix(facts: dict[str, NetnsState], views: dict[str, LabView],
                           timeout=timeout * count)
     return [Cell(lab, src, dst, addr, r.replied, r.rtt_ms, r.error)
             for (lab, src, dst, addr), r in zip(pairs, results)]
+
+
+def _addressed(st: Optional[NetnsState], version: Optional[int]) -> bool:
+    """True when a namespace has an address (of the IP version) on a link of vethwrap's."""
+    return st is not None and any((":" in a) == (version == 6) or version is None
+                                  for link in st.marked() if link.mark.role != Role.UPLINK
+                                  for a in link.addresses)

@@ -114,7 +114,7 @@ def _check_end(end: End, st: Optional[NetnsState]) -> list[str]:
 def ring(lab: Lab) -> list[tuple[str, str, str]]:
     """(source, target namespace, address): each member to the next, the last to the first."""
     pairs = []
-    members = lab.members
+    members = [ns for ns in lab.members if lab.address_of(ns)]  # bridge holders have none
     for i, source in enumerate(members):
         target = members[(i + 1) % len(members)]
         if len(members) == 2 and i == 1:

@@ -31,10 +31,10 @@ def namespaces_argument(help_text: str):
 def lab_name(lab: Optional[str], file: Optional[Path], prefix: str = "") -> Optional[str]:
     """The lab named by --lab or by -f FILE (not both), validated; None when neither is given."""
     from veth_wrap.errors import UsageError
-    from veth_wrap.model import labfile, names
+    from veth_wrap.model import foreign, names
 
     if lab is not None and file is not None:
         raise UsageError("give --lab NAME or -f FILE, not both", "they both name a lab")
     if file is not None:
-        return labfile.lab_name(file, prefix)
+        return foreign.lab_name(file, prefix)
     return names.check_lab(prefix + lab) if lab is not None else None

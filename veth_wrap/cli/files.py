@@ -30,13 +30,25 @@ HOST = typer.Option(None, "--host", help="A lab over several hosts: build this h
 ALL_HOSTS = typer.Option(False, "--all-hosts", help="Run it on every host of the file over ssh.")
 
 
-def load(path: Path, prefix: str = ""):
-    """The file's Lab (`-` reads stdin); with several problems, each goes to stderr first."""
+IGNORE = typer.Option(False, "--ignore-unsupported",
+                      help="Build an imported file (containerlab, Kathara) without what a "
+                      "namespace cannot honour, instead of refusing it.")
+
+
+def load(path: Path, prefix: str = "", ignore_unsupported: bool = False):
+    """The file's Lab (`-` reads stdin); with several problems, each goes to stderr first.
+
+    Besides vethwrap's lab files: containerlab's *.clab.yml and Kathara's lab.conf.
+    """
     from veth_wrap.cli.output import say
-    from veth_wrap.model import labfile
+    from veth_wrap.model import foreign, labfile
 
     try:
-        return labfile.parse(file_text(path), labfile.source_name(path), prefix)
+        lab = foreign.parse(file_text(path), labfile.source_name(path), prefix,
+                            ignore_unsupported)
+        for note in lab.extra.get("notes", []):
+            say(note)
+        return lab
     except labfile.LabFileError as exc:
         if len(exc.problems) > 1:
             for problem in exc.problems[:SHOWN_PROBLEMS]:
@@ -64,13 +76,17 @@ _read: dict[str, str] = {}
 def up(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
        no_verify: bool = typer.Option(False, "--no-verify", help="Skip the reachability check."),
        json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
-       host: Optional[str] = HOST, all_hosts: bool = ALL_HOSTS) -> None:
-    """Build the lab a file describes, or bring a built one in line with an edited file."""
+       host: Optional[str] = HOST, all_hosts: bool = ALL_HOSTS,
+       ignore_unsupported: bool = IGNORE) -> None:
+    """Build the lab a file describes, or bring a built one in line with an edited file.
+
+    The file may also be a containerlab topology (*.clab.yml) or a Kathara lab.conf.
+    """
     from veth_wrap import api
     from veth_wrap.cli.output import emit_script, say
     from veth_wrap.model.hosts import of_lab
 
-    lab = load(file, prefix)
+    lab = load(file, prefix, ignore_unsupported)
     if of_lab(lab) is not None or host or all_hosts:
         from veth_wrap.cli import hosts
 
@@ -82,6 +98,7 @@ def up(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
         steps = api.update_plan(lab)
         started = labservices.commands(lab)
         emit_script(steps.script(f"vethwrap up: lab {lab.name} from {_shown(file)}")
+                    + _exec_lines(lab)
                     + (["# then its services, in order"] + started if started else []))
         for note in steps.warnings + steps.notes:
             say(note)
@@ -116,6 +133,16 @@ def _start_services(lab) -> None:
             say(f"{spec.name} runs in {netns}: pid {service.pid}{port}")
 
 
+def _exec_lines(lab) -> list[str]:
+    """The dry run's lines for the commands an imported file runs in its new namespaces."""
+    import shlex
+
+    execs = lab.extra.get("exec") or []
+    head = ["# then, in each namespace this run makes, its commands from the file"]
+    return (head + [f"ip netns exec {shlex.quote(ns)} {shlex.join(argv)}" for ns, argv in execs]
+            if execs else [])
+
+
 @guarded
 def down(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
          json_out: bool = JSON, host: Optional[str] = HOST, all_hosts: bool = ALL_HOSTS,
@@ -125,14 +152,14 @@ def down(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
     from veth_wrap import api
     from veth_wrap.cli.output import emit_script
     from veth_wrap.cli.views import print_removed
-    from veth_wrap.model import labfile
+    from veth_wrap.model import foreign
 
     if host or all_hosts or str(file) == "-":  # these need the hosts: the whole file
         from veth_wrap.cli import hosts
 
         hosts.down(load(file, prefix), file_text(file), host, all_hosts, prefix, dry_run, json_out)
         return
-    name = labfile.lab_name(file, prefix)
+    name = foreign.lab_name(file, prefix)
     require_root()
     if dry_run:
         steps = api.destroy_targets(lab=name)
@@ -143,13 +170,14 @@ def down(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
 
 
 @guarded
-def validate(file: Path = FILE, prefix: str = PREFIX, json_out: bool = JSON) -> None:
+def validate(file: Path = FILE, prefix: str = PREFIX, json_out: bool = JSON,
+             ignore_unsupported: bool = IGNORE) -> None:
     """Check a lab file without touching the kernel; report every problem at once."""
     from veth_wrap.cli.output import emit_json, line
     from veth_wrap.model import labfile
 
     try:
-        lab = load(file, prefix)
+        lab = load(file, prefix, ignore_unsupported)
     except labfile.LabFileError as exc:
         if json_out:
             emit_json({"file": str(file), "valid": False, "problems": list(exc.problems)})

@@ -25,7 +25,11 @@ def register(app: typer.Typer) -> None:
 
 @guarded
 def create(
-    namespaces: List[str] = typer.Argument(..., help="Namespaces to join (created if absent)."),
+    namespaces: Optional[List[str]] = typer.Argument(
+        None, help="Namespaces to join (created if absent)."),
+    lan: Optional[List[str]] = typer.Option(
+        None, "--lan", help="A LAN of comma-separated namespaces, e.g. --lan a,b,r --lan r,c,d: "
+        "one bridge each, a namespace on two a router."),
     topology: Optional[Kind] = typer.Option(
         None, "--topology", "-t", case_sensitive=False,
         help="pair (default for two), bridge (default for more), chain or mesh."),
@@ -48,6 +52,12 @@ def create(
     mtu: Optional[int] = typer.Option(None, "--mtu", help="MTU of every link, e.g. 9000."),
     direction: str = typer.Option("both", "--direction",
                                   help="both ends, or a-to-b: only the first end's egress."),
+    uplink: Optional[List[str]] = typer.Option(
+        None, "--uplink", help="A namespace that reaches the host's networks through NAT "
+        "(pasta, a user-mode gateway; nothing else on the host changes)."),
+    forward: Optional[List[str]] = typer.Option(
+        None, "--forward", help="HOSTPORT:NAMESPACE:PORT: a TCP port of the host forwarded "
+        "into the lab (its namespace gets an uplink)."),
 ) -> None:
     """Create namespaces and wire them with veth pairs, then verify they ping."""
     from veth_wrap import api
@@ -58,9 +68,20 @@ def create(
     if topology is Kind.CUSTOM:
         raise UsageError("--topology custom is for lab files", "use pair, bridge, chain or mesh")
     opts = link_opts(delay, jitter, loss, rate, mtu)
-    nets = shapes.parse_subnets(subnet, "--subnet") if subnet is not None else None
-    built_lab = shapes.build(namespaces, kind=topology, subnet=nets, lab=lab,
-                             host_bridge=host_bridge, opts=opts, ipv6=ipv6, direction=direction)
+    gateways = _uplinks(uplink or [], forward or [])
+    if lan:
+        built_lab = _lans(lan, namespaces, topology, subnet, lab, host_bridge, opts, ipv6,
+                          gateways)
+    elif not namespaces:
+        raise UsageError("name the namespaces to join, or give --lan groups",
+                         "e.g. 'vethwrap create ns0 ns1' or 'vethwrap create --lan a,b,r "
+                         "--lan r,c,d'; see 'vethwrap create --help'")
+    else:
+        nets = shapes.parse_subnets(subnet, "--subnet") if subnet is not None else None
+        built_lab = shapes.build(namespaces, kind=topology, subnet=nets, lab=lab,
+                                 host_bridge=host_bridge, opts=opts, ipv6=ipv6,
+                                 direction=direction)
+        built_lab = _with_uplinks(built_lab, gateways)
     if dry_run:
         steps = api.plan(built_lab)
         emit_script(steps.script(f"vethwrap create: lab {built_lab.name}"))
@@ -78,6 +99,43 @@ def create(
     from veth_wrap.cli.views import print_made
 
     print_made(built, json_out, f"lab {built_lab.name} is already built as asked; nothing changed")
+
+
+def _uplinks(names: List[str], forwards: List[str]):
+    """The --uplink and --forward options as Uplinks (checked against the lab later)."""
+    if not names and not forwards:
+        return ()
+    from veth_wrap.model import uplinks
+
+    return uplinks.build(names, [uplinks.forward(text) for text in forwards])
+
+
+def _with_uplinks(built, gateways):
+    """The lab with its uplinks, each in one of its namespaces."""
+    import dataclasses
+
+    for gateway in gateways:
+        if gateway.netns not in built.members:
+            raise UsageError(f"--uplink {gateway.netns}: not a namespace of the lab",
+                             "name one of the namespaces being joined")
+    return dataclasses.replace(built, uplinks=gateways)
+
+
+def _lans(groups: List[str], namespaces, topology, subnet, lab, host_bridge, opts, ipv6,
+          gateways=()):
+    """The lab of --lan groups; what does not go with them is refused."""
+    from veth_wrap.model import lanspec
+
+    clash = [word for word, given in (("namespaces", namespaces), ("--topology", topology),
+                                      ("--ipv6", ipv6), ("link options", opts)) if given]
+    if clash:
+        raise UsageError(f"--lan does not go with {clash[0]}",
+                         "name every namespace in --lan groups; for more, write a lab file")
+    if subnet is not None:
+        from veth_wrap.model.topology import parse_subnet
+
+        parse_subnet(subnet, "--subnet")
+    return lanspec.lans(groups, subnet, lab, host_bridge, gateways)
 
 
 @guarded

@@ -36,13 +36,21 @@ class Wiring:
 
     made: list[Op] = field(default_factory=list)
     attach: list[Op] = field(default_factory=list)
-    raised: dict[str, str] = field(default_factory=dict)  # member namespace -> its end, up
+    raised: dict[str, list[str]] = field(default_factory=dict)  # member -> its ends, up
     inward: dict[str, list[Op]] = field(default_factory=dict)  # member -> its veth, made there
     ports: list[Op] = field(default_factory=list)  # ports made from members, set up with attach
 
+    def join(self, other: Wiring) -> None:
+        """Add another bridge's ops after these (ports and attachments stay per bridge)."""
+        self.made += other.made
+        for ns, ends in other.raised.items():
+            self.raised.setdefault(ns, []).extend(ends)
+        for ns, ops in other.inward.items():
+            self.inward.setdefault(ns, []).extend(ops)
+
 
 def bridge_ops(lab: Lab, state: NetnsState, where: Optional[str],
-                quiet: tuple[str, ...] = (), inward: bool = False) -> Wiring:
+               quiet: tuple[str, ...] = (), inward: bool = False, index: int = 0) -> Wiring:
     """The bridge and, for each member, a veth whose end is created in the member.
 
     With IPv6 (not quiet) the ends come up here, long before the ports join the bridge: an
@@ -50,7 +58,7 @@ def bridge_ops(lab: Lab, state: NetnsState, where: Optional[str],
     1,000 ports make that a million frames that overflow the kernel's backlog. Quiet ends
     send nothing, and come up inside their members, where `addrgenmode none` goes first.
     """
-    bridge = lab.bridges[0].name
+    bridge = lab.bridges[index].name
     wired = Wiring()
     if bridge not in state.links:
         # a snooping bridge joins the all-snoopers group and sends MLD reports of its own
@@ -64,7 +72,7 @@ def bridge_ops(lab: Lab, state: NetnsState, where: Optional[str],
             wired.made.append(Op(("link", "set", bridge, "up")))
     for link in lab.links:
         port, member = link.b, link.a
-        if port.master != bridge:  # lab files mix in p2p links
+        if port.master != bridge or port.netns != where:  # lab files mix in p2p links
             continue
         have = state.links.get(port.ifname)
         if have is None and inward:
@@ -74,7 +82,7 @@ def bridge_ops(lab: Lab, state: NetnsState, where: Optional[str],
         elif have is None:
             wired.made += _port_ops(lab, port, member, where, quiet)
             if not sized(member) and not quiet:  # else it comes up inside, set up first
-                wired.raised[member.netns] = member.ifname
+                wired.raised.setdefault(member.netns, []).append(member.ifname)
         if have is None or have.master != bridge:
             wired.attach.append(Op(("link", "set", port.ifname, "master", bridge),
                                    ("link", "set", port.ifname, "nomaster"), undo_netns=where,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
-from veth_wrap.compile import borrow, vxlan
+from veth_wrap.compile import borrow, uplink, vxlan
 from veth_wrap.compile.bridge import Wiring, bridge_ops, end_ip_ops, mark
 from veth_wrap.errors import ConflictError, UsageError
 from veth_wrap.model.facts import LinkState, NetnsState
@@ -28,25 +28,24 @@ def create_plan(lab: Lab, facts: dict[str, NetnsState], root: Optional[NetnsStat
     plan = Plan()
     missing = [ns for ns in lab.namespaces() if ns not in facts]
     after = _forwarding_ops(lab, facts)
-    wired = Wiring()
-    if lab.bridges and lab.bridges[0].netns is None:
-        wired = bridge_ops(lab, root or NetnsState(None), None, lab_quiet)
-        after += wired.made
     inward = _member_side(lab) and bool(lab_quiet)  # IPv6 ends come up early (bridge.py)
+    wirings = [bridge_ops(lab, _state_of(bridge.netns, facts, root), bridge.netns, lab_quiet,
+                          inward, i) for i, bridge in enumerate(lab.bridges)]
+    wired = Wiring()
+    for bridge, wiring in zip(lab.bridges, wirings):
+        wired.join(wiring)
+        if bridge.netns is None:
+            after += wiring.made
     late = [ns for ns in missing if inward and ns in lab.members]  # added just before use
     final = _made_last(lab, missing, after, inward)
     _add_namespaces(plan, lab, [ns for ns in missing if ns not in late and ns != final],
                     [] if inward else after + (_netns_add(lab, final, False) if final else []),
                     marked=not inward)
-    if lab.hub:
-        hub_state = facts.get(lab.hub, NetnsState(lab.hub))
-        hub_ops = _lo_ops(lab, lab.hub, hub_state, Role.HUB) if lab.hub in facts \
-            else [_lo_mark(lab, lab.hub)] if inward else []
-        wired = bridge_ops(lab, hub_state, lab.hub, lab_quiet, inward)
-        plan.add(hub_ops + wired.made, netns=lab.hub, comment=f"bridge in {lab.hub}")
+    _bridge_steps(plan, lab, facts, wirings, inward)
     order = ([final] if final else []) + [ns for ns in lab.members if ns != final]
+    rank = {ns: i for i, ns in enumerate(order)}
     inside = {ns: wired.inward.get(ns, []) + _member_ops(lab, ns, facts, wired.raised.get(ns),
-                                                         lab_quiet, final) for ns in order}
+                                                         lab_quiet, rank) for ns in order}
     if final:  # its step follows its `netns add` at once, and marks it first
         inside[final] = [_lo_mark(lab, final)] + inside[final]
     # a big bridge's members are independent of each other: the walker may run them at once
@@ -59,17 +58,45 @@ def create_plan(lab: Lab, facts: dict[str, NetnsState], root: Optional[NetnsStat
                  group=group)
     if inward:
         plan.add(after, comment="root namespace")
-    if wired.attach:
-        bridge = lab.bridges[0]
-        plan.add(wired.ports + wired.attach, netns=bridge.netns,
+    for bridge, wiring in zip(lab.bridges, wirings):  # ports join once members are up
+        plan.add(wiring.ports + wiring.attach if wiring.attach else [], netns=bridge.netns,
                  comment=f"ports onto {bridge.name}")
     vxlan.add_tunnels(plan, lab, facts)  # a lab over several hosts: this host's VXLAN ends
     _option_steps(plan, lab, facts, root, netem)
+    uplink.add_gateways(plan, lab, facts)  # last: a namespace's routes are in place first
     busy = {step.netns for step in plan.steps} | {ns for ns, ops in inside.items() if ops}
     for ns in lab.namespaces():
         if ns in facts and ns not in busy:
             plan.notes.append(f"{ns}: already as asked")
     return plan
+
+
+def _bridge_steps(plan: Plan, lab: Lab, facts: dict[str, NetnsState], wirings: list[Wiring],
+                  inward: bool) -> None:
+    """The bridges' own steps: those in the hub (with its lo), then those in namespaces of
+    the file (the root's go with the root ops)."""
+    if lab.hub:
+        hub_state = facts.get(lab.hub, NetnsState(lab.hub))
+        hub_ops = _lo_ops(lab, lab.hub, hub_state, Role.HUB) if lab.hub in facts \
+            else [_lo_mark(lab, lab.hub)] if inward else []
+        plan.add(hub_ops + _made_in(lab, wirings, lab.hub), netns=lab.hub,
+                 comment=f"bridge in {lab.hub}")
+    for ns in dict.fromkeys(b.netns for b in lab.bridges if b.netns not in (None, lab.hub)):
+        plan.add(_made_in(lab, wirings, ns), netns=ns, comment=f"bridge in {ns}")
+
+
+def _state_of(ns: Optional[str], facts: dict[str, NetnsState],
+              root: Optional[NetnsState]) -> NetnsState:
+    """What the kernel holds in a namespace (None: the root) before the plan."""
+    if ns is None:
+        return root or NetnsState(None)
+    return facts.get(ns, NetnsState(ns))
+
+
+def _made_in(lab: Lab, wirings: list[Wiring], ns: Optional[str]) -> list[Op]:
+    """The ops of every bridge that lives in ns."""
+    return [op for bridge, wiring in zip(lab.bridges, wirings) if bridge.netns == ns
+            for op in wiring.made]
 
 
 def _add_namespaces(plan: Plan, lab: Lab, missing: list[str], after: list[Op],
@@ -105,27 +132,27 @@ def quiet_words(lab: Lab, host_ipv6: bool = True) -> tuple[str, ...]:
 
 
 def _member_ops(lab: Lab, ns: str, facts: dict[str, NetnsState],
-                raised: Optional[str] = None, quiet: tuple[str, ...] = (),
-                final: Optional[str] = None) -> list[Op]:
+                raised: Optional[list[str]] = None, quiet: tuple[str, ...] = (),
+                rank: Optional[dict[str, int]] = None) -> list[Op]:
     """What one member needs done inside it.
 
-    A namespace made by this plan has lo done already, and `raised` names the end that an
-    earlier step created here and brought up. final: see _made_last.
+    A namespace made by this plan has lo done already, and `raised` names the ends that an
+    earlier step created here and brought up. rank: each member's place in the plan.
     """
     state = facts.get(ns, NetnsState(ns))
-    ops = _veth_ops(lab, ns, facts, final)
+    ops = _veth_ops(lab, ns, facts, rank or {})
     if ns in facts:
         ops += _lo_ops(lab, ns, state, Role.NETNS)
     if raised:
-        up = LinkState(raised, 0, "veth", True, "UP", ())
-        state = dataclasses.replace(state, links={**state.links, raised: up})
+        ups = {name: LinkState(name, 0, "veth", True, "UP", ()) for name in raised}
+        state = dataclasses.replace(state, links={**state.links, **ups})
     return ops + _end_ops(lab, ns, state, quiet) + _route_ops(lab, ns, state)
 
 
 def _member_side(lab: Lab) -> bool:
     """True for a bridge in a hub that every link hangs off: each member's step is then
     independent of the others, and makes its own veth with the port end in the hub."""
-    return bool(lab.bridges) and lab.hub is not None and lab.bridges[0].netns == lab.hub \
+    return len(lab.bridges) == 1 and lab.hub is not None and lab.bridges[0].netns == lab.hub \
         and all(link.b.master for link in lab.links)
 
 
@@ -218,18 +245,20 @@ def _made_last(lab: Lab, missing: list[str], after: list[Op], inward: bool) -> O
     return last
 
 
-def _veth_ops(lab: Lab, ns: str, facts: dict[str, NetnsState],
-              final: Optional[str] = None) -> list[Op]:
-    """Point-to-point links made from ns, with both ends in place: those whose first end
-    lives there, but those to final (made from there), and in final those to it too."""
-    pairs = [(link.a, link.b) for link in lab.links_from(ns) if link.b.netns != final
-             or ns == final]
-    if ns == final:
-        pairs += [(link.b, link.a) for link in lab.links if link.b.netns == ns
-                  and link.a.netns not in (None, ns)]
+def _veth_ops(lab: Lab, ns: str, facts: dict[str, NetnsState], rank: dict[str, int]) -> list[Op]:
+    """Point-to-point links made from ns: those to namespaces whose steps come later.
+
+    Whichever end's namespace comes first in the plan makes the link, so that a ring of
+    links (r1-r2, ..., r4-r1) has every link in place before a step brings an end up.
+    """
+    mine, later = rank.get(ns, -1), len(rank)
+    pairs = [(link.a, link.b) for link in lab.links_from(ns)
+             if rank.get(link.b.netns, later) > mine]
+    pairs += [(link.b, link.a) for link in lab.links_to(ns)
+              if link.a.netns is not None and rank.get(link.a.netns, later) > mine]
     ops = []
     for here, there in pairs:
-        if there.netns is None or here.role == Role.MEMBER:
+        if there.netns is None or here.role in (Role.MEMBER, Role.PORT):  # bridge_ops
             continue
         if ns in facts and here.ifname in facts[ns].links:
             continue
@@ -246,6 +275,8 @@ def _end_ops(lab: Lab, ns: str, state: NetnsState, quiet: tuple[str, ...] = ()) 
     """Mark, address and bring up every end inside ns (a new one quiet first, if asked)."""
     ops = []
     for end in lab.ends_in(ns):
+        if end.master:  # a port of a bridge that lives here: bridge_ops made it
+            continue
         have = state.links.get(end.ifname)
         within = frozenset({("link", ns, end.ifname)})
         up = ("link", "set", end.ifname, "up")
@@ -300,7 +331,7 @@ def check_conflicts(lab: Lab, facts: dict[str, NetnsState], root: Optional[Netns
                                 f"remove it first: vethwrap destroy {ns}")
         wanted = {end.ifname for end in lab.ends_in(ns)} | {b.name for b in lab.bridges
                                                             if b.netns == ns}
-        wanted |= vxlan.tunnel_names(lab, ns)
+        wanted |= vxlan.tunnel_names(lab, ns) | uplink.uplink_names(lab, ns)
         for link in state.marked():
             if link.ifname not in wanted:
                 raise ConflictError(

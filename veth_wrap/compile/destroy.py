@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
@@ -24,6 +25,7 @@ class Teardown(Plan):
     stopped: list[Stopped] = field(default_factory=list)
     holders: dict[int, int] = field(default_factory=dict)  # unnamed netns inode -> a pid in it
     cgroups: list[str] = field(default_factory=list)  # service cgroups (LAB:NS:NAME) to empty
+    gateways: list[Proc] = field(default_factory=list)  # uplink gateways (pasta) that go
 
     def script(self, header: str = "") -> list[str]:
         """The dry run: the processes that would be stopped first, then the commands."""
@@ -127,10 +129,19 @@ def _root_ops(targets: list[str], views: dict[str, LabView], root: Optional[Netn
         roles = {name: root.links[name].mark.role for name in view.root_links
                  if name in root.links and root.links[name].mark}
         ports = [name for name, role in roles.items() if role == Role.PORT]
-        whole = all(name in going for name in ports) if ports else view.name in named
+        # a lab of several bridges names its other ports vp1-NS, vp2-NS...: by their member
+        going |= _ports_of(ports, targets)
+        whole = view.name in named or (bool(ports) and all(name in going for name in ports))
         ops += [Op(("link", "del", name)) for name, role in roles.items()
                 if whole or (role == Role.PORT and name in going)]
     return ops
+
+
+def _ports_of(ports: list[str], targets: list[str]) -> set[str]:
+    """The ports named after one of targets, whatever the number of their bridge."""
+    numbers = {int(m.group(1) or 0) for m in (re.match(r"vp(\d*)-", p) for p in ports) if m}
+    names = {port_ifname(ns, k) for k in numbers for ns in targets}
+    return {name for name in ports if name in names}
 
 
 def teardown_of(plan: Plan, namespaces: Iterable[str]) -> Optional[Teardown]:

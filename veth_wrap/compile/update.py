@@ -6,8 +6,10 @@ import dataclasses
 from typing import Optional
 
 from veth_wrap.compile.create import create_plan
+from veth_wrap.compile.uplink import uplink_names
 from veth_wrap.model.facts import LabView, NetnsState, find_peer, labs
 from veth_wrap.model.hostshare import tunnel_ends
+from veth_wrap.model.names import Role
 from veth_wrap.model.topology import Lab
 from veth_wrap.steps import Op, Plan
 
@@ -69,7 +71,7 @@ def _drop(link, ns: Optional[str], facts: _Facts, gone: set) -> None:
 def _namespace_ops(lab: Lab, ns: str, facts: dict[str, NetnsState], gone: set) -> list[Op]:
     st = facts[ns]
     wanted = {end.ifname: end for end in lab.ends_in(ns) + tunnel_ends(lab, ns)}
-    bridges = {b.name for b in lab.bridges if b.netns == ns}
+    bridges = {b.name for b in lab.bridges if b.netns == ns} | uplink_names(lab, ns)
     ops = []
     for link in sorted(st.marked(), key=lambda item: item.ifname):
         if link.mark.lab != lab.name or ("link", ns, link.ifname) in gone:
@@ -78,17 +80,23 @@ def _namespace_ops(lab: Lab, ns: str, facts: dict[str, NetnsState], gone: set) -
             _drop(link, ns, facts, gone)
             ops.append(Op(("link", "del", link.ifname)))
             continue
-        end = wanted.get(link.ifname)
+        end = wanted.get(link.ifname) if _owns_addresses(lab) else None
         for address in link.addresses if end else ():
             if address not in end.addresses:
                 gone.add(("addr", ns, address))
                 ops.append(Op(("addr", "del", address, "dev", link.ifname)))
-    return ops + _route_ops(lab, ns, st, gone)
+    return ops + (_route_ops(lab, ns, st, gone) if _owns_addresses(lab) else [])
+
+
+def _owns_addresses(lab: Lab) -> bool:
+    """False for an imported lab: its exec commands address and route, not the file."""
+    return "exec" not in lab.extra
 
 
 def _route_ops(lab: Lab, ns: str, st: NetnsState, gone: set) -> list[Op]:
     """Routes via a gateway on the lab's staying links that the Lab does not list."""
     ours = {link.ifname for link in st.marked() if link.mark.lab == lab.name
+            and link.mark.role != Role.UPLINK  # its default route is pasta's
             and ("link", ns, link.ifname) not in gone}
     wanted = {(r.dest, r.via) for r in lab.routes if r.netns == ns}
     ops = []

@@ -7,7 +7,7 @@ import os
 from typing import Iterable, Optional
 
 from veth_wrap.model.names import Mark, Role
-from veth_wrap.model.procfacts import Proc
+from veth_wrap.model.procfacts import ENV_LAB, ENV_NETNS, ENV_SERVICE, UPLINK_SERVICE, Proc
 from veth_wrap.model.servicespec import WaitPort, cgroup_name, service_of
 from veth_wrap.run import cgroups
 from veth_wrap.run.runner import Runner, default_runner, in_batches
@@ -82,6 +82,30 @@ def scan(wanted: dict[int, str]) -> list[Proc]:
     return found
 
 
+def gateways(namespaces: Optional[Iterable[str]] = None, labs: Iterable[str] = ()
+             ) -> list[Proc]:
+    """The uplink gateways (pasta, in the host's namespace) serving namespaces or labs.
+
+    They are found by the identity vethwrap started them with (VETHWRAP_SERVICE=uplink and
+    the namespace and lab, in their environment); None for namespaces: every one.
+    """
+    names = None if namespaces is None else set(namespaces)
+    labs = set(labs)
+    found = []
+    for pid in pids():
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = dict(_pairs(f.read()))
+        except OSError:
+            continue
+        if env.get(ENV_SERVICE) != UPLINK_SERVICE:
+            continue
+        if names is None or env.get(ENV_NETNS) in names or env.get(ENV_LAB) in labs:
+            proc = describe(pid, _inode_of(pid) or 0, env.get(ENV_NETNS))
+            found += [proc] if proc else []
+    return found
+
+
 def describe(pid: int, inode: int, netns: Optional[str]) -> Optional[Proc]:
     """A process's command line, service (its cgroup says which) and times; None once gone."""
     try:
@@ -114,6 +138,13 @@ def inodes_to_names() -> dict[int, str]:
         return inodes(os.listdir(NETNS_RUN))
     except OSError:
         return {}
+
+
+def _pairs(blob: bytes) -> Iterable[tuple[str, str]]:
+    for item in blob.split(b"\0"):
+        key, sep, value = item.partition(b"=")
+        if sep and key in (ENV_SERVICE.encode(), ENV_LAB.encode(), ENV_NETNS.encode()):
+            yield key.decode(), value.decode(errors="replace")
 
 
 def _comm(pid: int) -> str:

@@ -8,7 +8,7 @@ from typing import BinaryIO, Iterable, Optional, Sequence
 
 from veth_wrap.errors import UsageError
 from veth_wrap.kernel import inventory, procs, state
-from veth_wrap.lifecycle.service import GRACE, Service, lab_of, launch
+from veth_wrap.lifecycle.service import GRACE, Service, lab_of, launch, spawn
 from veth_wrap.lifecycle.teardown import members
 from veth_wrap.model import names
 from veth_wrap.model.procfacts import Proc, Stopped
@@ -45,7 +45,10 @@ def processes(namespaces: Iterable[str] = (), lab: Optional[str] = None,
         for inode, (mark, _) in procs.orphans(procs.named_inodes(), runner).items():
             if lab is None or mark.lab == lab:
                 wanted[inode] = f"(unnamed, lab {mark.lab})"
-    return sorted(procs.scan(wanted), key=lambda p: (p.netns or "", p.pid))
+    # the uplink gateways run in the host's namespace, serving one of these
+    gateways = procs.gateways(namespaces) if namespaces else \
+        procs.gateways([], labs=[lab]) if lab else procs.gateways(None)
+    return sorted(procs.scan(wanted) + gateways, key=lambda p: (p.netns or "", p.pid))
 
 
 def stop(namespace: str, target: str, grace: float = GRACE) -> list[Stopped]:
@@ -163,3 +166,38 @@ def capture_argv(namespace: str, interface: str, path: Optional[str] = None,
 def exec_in(namespace: str, argv: Sequence[str]) -> None:
     """Replace this process with argv run inside the namespace (stdio and status pass)."""
     exec_replace(["ip", "netns", "exec", namespace, *argv])
+
+
+EXEC_WAIT = 10.0  # seconds an exec command may take before it counts as a service
+
+
+def run_execs(execs: Sequence[tuple[str, Sequence[str]]], made: set[str],
+              wait: float = EXEC_WAIT) -> list[str]:
+    """Run each (namespace, argv) whose namespace this run made, in order; notes back.
+
+    A command that ends must end well (else ServiceFailed with its log); one still running
+    after `wait` seconds stays, as a service of the lab (vethwrap ps, logs, stop).
+    """
+    import re
+    import shlex
+    import subprocess
+
+    notes = []
+    for i, (namespace, argv) in enumerate(execs):
+        if namespace not in made:
+            continue
+        base = re.sub(r"[^A-Za-z0-9_.-]", "-", os.path.basename(argv[0]))
+        spec = ServiceSpec(check_service_name(f"exec{i + 1}-{base}"[:64]), tuple(argv))
+        # no wait to see it enter the namespace: `ip addr add` may be done before a look
+        service = spawn(namespace, lab_of(namespace), spec)
+        try:
+            code = service.process.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            notes.append(f"{namespace}: {shlex.join(argv)} still runs, as service "
+                         f"{service.name}")
+            continue
+        if code != 0:
+            raise service._failed(f"in {namespace}, {shlex.join(argv)} failed (exit status "
+                                  f"{code})", f"see 'vethwrap logs {namespace} {service.name}'"
+                                  "; the lab stays for a look")
+    return notes

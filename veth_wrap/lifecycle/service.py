@@ -197,15 +197,8 @@ def start(namespace: str, argv: Sequence[str], name: Optional[str] = None,
 def launch(namespace: str, lab: str, spec: ServiceSpec, timeout: float = 10.0,
            log: bool = True, **popen: object) -> Service:
     """Start a checked spec in its cgroup and wait until it is ready."""
-    if shutil.which(spec.argv[0]) is None:
-        raise PreflightError(f"{spec.argv[0]}: command not found", "check the name and PATH")
-    inode = procs.netns_inode(namespace)
-    folder = cgroup_name(lab, namespace, spec.name)
-    with locked():
-        _refuse_duplicate(namespace, folder, spec.name)
-        process, path = _spawn(namespace, lab, spec, folder, log, popen)
-        service = Service(namespace, spec.name, process.pid, path, lab, inode, process, spec)
-        services.entered(process.pid, inode, time.monotonic() + 5)
+    service = spawn(namespace, lab, spec, log, wait_entered=True, **popen)
+    folder, process = cgroup_name(lab, namespace, spec.name), service.process
     if not service.alive():  # a daemon's first process may be gone: its cgroup tells
         cgroups.remove(folder)
         raise service._failed(f"{spec.name} in {namespace} ended as it started"
@@ -216,6 +209,22 @@ def launch(namespace: str, lab: str, spec: ServiceSpec, timeout: float = 10.0,
         service.wait_cmd(spec.wait_cmd, timeout)
     if process.poll() is not None:  # a daemon: its first process has handed over
         service.pid = min(service.pids(), default=service.pid)
+    return service
+
+
+def spawn(namespace: str, lab: str, spec: ServiceSpec, log: bool = True,
+          wait_entered: bool = False, **popen: object) -> Service:
+    """Start a checked spec in a fresh cgroup, under the lock; no readiness wait."""
+    if shutil.which(spec.argv[0]) is None:
+        raise PreflightError(f"{spec.argv[0]}: command not found", "check the name and PATH")
+    inode = procs.netns_inode(namespace)
+    folder = cgroup_name(lab, namespace, spec.name)
+    with locked():
+        _refuse_duplicate(namespace, folder, spec.name)
+        process, path = _spawn(namespace, lab, spec, folder, log, popen)
+        service = Service(namespace, spec.name, process.pid, path, lab, inode, process, spec)
+        if wait_entered:
+            services.entered(process.pid, inode, time.monotonic() + 5)
     return service
 
 

@@ -10,6 +10,7 @@ from typing import Iterable, Iterator, Mapping, Optional
 
 from veth_wrap.compile import hosts
 from veth_wrap.compile.destroy import Teardown
+from veth_wrap.compile.uplink import UPLINK
 from veth_wrap.kernel import hostsfiles, procs, state
 from veth_wrap.model.procfacts import LOG_ROOT, Proc, Stopped, log_dir
 from veth_wrap.model.servicespec import parse_cgroup_name
@@ -43,9 +44,11 @@ def complete(plan: Teardown, targets: list[str], facts: dict, views: dict, lab: 
     links += [f.link for f in files if f.link]
     notes = [f"{link} is a symbolic link: left as it is, and nothing removed through it"
              for link in dict.fromkeys(links)]
+    gateways = procs.gateways(None) if everything else procs.gateways(
+        doomed_names + [ns for ns, name in plan.links if name == UPLINK], labs=going)
     return dataclasses.replace(plan, steps=plan.steps + hosts.removal_steps(files, logs),
-                               pending=procs.scan(doomed), doomed=doomed, holders=holders,
-                               notes=plan.notes + notes,
+                               pending=procs.scan(doomed) + gateways, doomed=doomed,
+                               holders=holders, gateways=gateways, notes=plan.notes + notes,
                                # the cgroup hierarchy is the machine's, shared with other
                                # hosts on it: only the services of labs this host knows go
                                cgroups=service_groups(going, doomed_names + list(targets)))
@@ -106,8 +109,22 @@ def stop_in_dropped(steps: Plan) -> list[Stopped]:
     """End the processes in namespaces a plan deletes (an edited lab dropped them)."""
     dropped = [op.args[2] for step in steps.steps for op in step.ops
                if op.args[:2] == ("netns", "del")]
+    if not dropped:
+        return []
     groups = service_groups((), dropped)
-    return stop_inside(procs.inodes(dropped), GRACE, groups) if dropped else []
+    gateways = procs.gateways(dropped)  # read now: the namespaces go when the plan runs
+    return stop_inside(procs.inodes(dropped), GRACE, groups) + end_gateways(gateways)
+
+
+def end_gateways(gateways: list[Proc], grace: float = GRACE) -> list[Stopped]:
+    """End uplink gateways (pasta runs in the host's namespace: no namespace scan finds it)."""
+    return services.stop(gateways, grace) if gateways else []
+
+
+def end_stray_gateways(namespaces: Iterable[str], grace: float = GRACE) -> list[Stopped]:
+    """End the gateways of namespaces that are gone (a rollback deleted them)."""
+    stray = [p for p in procs.gateways(namespaces) if procs.netns_inode(p.netns or "") is None]
+    return end_gateways(stray, grace)
 
 
 def stop_inside(doomed: Mapping[int, str], grace: float, groups: Iterable[str] = ()

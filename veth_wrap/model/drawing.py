@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Optional
 
 from veth_wrap.model.topology import Bridge, End, Lab, Link
@@ -39,8 +40,11 @@ def text(lab: Lab) -> str:
     head = f"lab {lab.name} ({lab.kind.value})" + (f", subnet {lab.subnet}" if lab.subnet else "")
     lines = [head]
     bridged, p2p = _split(lab)
-    if lab.bridges and bridged:
-        lines += [""] + _hub_rows(lab.bridges[0], bridged)
+    for bridge in lab.bridges:  # each LAN a box of its own, its members beside it
+        members = [link for link in bridged
+                   if (link.b.netns, link.b.master) == (bridge.netns, bridge.name)]
+        if members:
+            lines += [""] + _hub_rows(bridge, members)
     if p2p:
         lines += [""] + _p2p_rows(p2p)
     linked = {end.netns for end in lab.ends()}
@@ -87,10 +91,12 @@ def _p2p_rows(links: list[Link]) -> list[str]:
 
 
 def _hub_rows(bridge: Bridge, links: list[Link]) -> list[str]:
-    label = [f"bridge {bridge.name}", f"in {_place(bridge.netns)}"]
+    nets = dict.fromkeys(str(ipaddress.ip_interface(a).network)
+                         for link in links for a in link.a.addresses)
+    label = [f"bridge {bridge.name}", f"in {_place(bridge.netns)}"] + list(nets)
     width = max(len(text) for text in label) + 2
     right_w = max(len(_place(link.a.netns)) for link in links) + 2
-    inner = label + [""] * (3 * len(links) - len(label))
+    inner = label[:3 * len(links)] + [""] * (3 * len(links) - len(label))
     lefts = []
     for i in range(len(links)):
         rows = [f"│ {inner[3 * i + k].ljust(width - 2)} " + ("├" if k == 1 else "│")
@@ -104,16 +110,22 @@ def _label(end: End) -> str:
     return "\\n".join(part for part in (end.ifname, _addrs(end)) if part)
 
 
+def _bridge_id(netns: Optional[str], name: str) -> str:
+    """A bridge's node: two labs' hubs, the root and a namespace may each hold one lan."""
+    return f"bridge:{_place(netns)}/{name}"
+
+
 def dot(lab: Lab) -> str:
     """Graphviz: namespaces as boxes, the bridge as an ellipse, ends as edge labels."""
     lines = [f'graph "{lab.name}" {{', "  rankdir=LR;", '  node [shape=box, fontname="monospace"];',
              '  edge [fontname="monospace", fontsize=10];']
     lines += [f'  "{ns}";' for ns in lab.members]
     for bridge in lab.bridges:
-        lines.append(f'  "bridge:{bridge.name}" [shape=ellipse, '
+        lines.append(f'  "{_bridge_id(bridge.netns, bridge.name)}" [shape=ellipse, '
                      f'label="bridge {bridge.name}\\nin {_place(bridge.netns)}"];')
     for link in lab.links:
-        b_node = f"bridge:{link.b.master}" if link.b.master else _place(link.b.netns)
+        b_node = _bridge_id(link.b.netns, link.b.master) if link.b.master \
+            else _place(link.b.netns)
         lines.append(f'  "{_place(link.a.netns)}" -- "{b_node}" '
                      f'[taillabel="{_label(link.a)}", headlabel="{_label(link.b)}"];')
     return "\n".join(lines + ["}"]) + "\n"
@@ -124,11 +136,12 @@ def mermaid(lab: Lab) -> str:
     ids = {ns: f"n{i}" for i, ns in enumerate(lab.members)}
     lines = ["graph LR"] + [f'  {ids[ns]}["{ns}"]' for ns in lab.members]
     for i, bridge in enumerate(lab.bridges):
-        ids[f"bridge:{bridge.name}"] = f"br{i}"
+        ids[_bridge_id(bridge.netns, bridge.name)] = f"br{i}"
         lines.append(f'  br{i}(("bridge {bridge.name}"))')
     for link in lab.links:
         a = ids.get(link.a.netns, "root")
-        b = ids.get(f"bridge:{link.b.master}") if link.b.master else ids.get(link.b.netns, "root")
+        b = ids.get(_bridge_id(link.b.netns, link.b.master)) if link.b.master \
+            else ids.get(link.b.netns, "root")
         words = f"{link.a.ifname} {_addrs(link.a)} -- {link.b.ifname} {_addrs(link.b)}"
         lines.append(f'  {a} ---|"{" ".join(words.split())}"| {b}')
     return "\n".join(lines) + "\n"

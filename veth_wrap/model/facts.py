@@ -147,6 +147,8 @@ def target_address(facts: dict[str, NetnsState], source: str, target: str,
         return None
     fallback = None
     for link in sorted(st.marked(), key=lambda item: item.ifname):
+        if link.mark.role == Role.UPLINK:  # the host's address, lent by pasta
+            continue
         mine = [a.split("/")[0] for a in link.addresses
                 if version is None or (":" in a) == (version == 6)]
         if not mine:

@@ -19,9 +19,8 @@ def _crossings(lab: Lab, hosts: Hosts) -> list[str]:
         lines.append(f"{link.a.netns} ({hosts.of(link.a.netns).name}) ── vxlan "
                      f"{hostshare.vni(lab.name, hostshare.link_key(link))} ── "
                      f"{link.b.netns} ({hosts.of(link.b.netns).name})")
-    spread = hostshare.bridge_hosts(lab, hosts)
-    if len(spread) > 1:
-        bridge = lab.bridges[0]
+    for _, bridge in hostshare.stretched(lab, hosts):
+        spread = hostshare.bridge_hosts(lab, hosts, bridge)
         lines.append(f"bridge {bridge.name} over {', '.join(h.name for h in spread)}: vxlan "
                      f"{hostshare.vni(lab.name, f'bridge/{bridge.name}')}, one bridge per host")
     return lines

@@ -21,7 +21,7 @@ from veth_wrap.errors import UsageError
 from veth_wrap.model import names
 from veth_wrap.model.hosts import Host, Hosts, of_lab
 from veth_wrap.model.names import Role
-from veth_wrap.model.topology import End, Lab, Link
+from veth_wrap.model.topology import Bridge, End, Lab, Link
 
 VNI_MIN = 4096  # small VNIs are the ones people pick by hand
 VNI_SPAN = 2 ** 24 - VNI_MIN
@@ -60,9 +60,10 @@ def link_key(link: Link) -> str:
     return f"link/{link.a.netns}/{link.a.ifname}/{link.b.netns}/{link.b.ifname}"
 
 
-def tunnel_ifname(lab: str) -> str:
-    """The VXLAN port of a stretched bridge, in the lab's hub."""
-    return "vx-" + names.short(lab, names.IFNAMSIZ - 3)
+def tunnel_ifname(lab: str, index: int = 0) -> str:
+    """The VXLAN port of the lab's stretched bridge number `index`, in the lab's hub."""
+    head = "vx-" if index == 0 else f"vx{index}-"
+    return head + names.short(lab, names.IFNAMSIZ - len(head))
 
 
 def crossing(lab: Lab, hosts: Hosts) -> list[Link]:
@@ -71,10 +72,18 @@ def crossing(lab: Lab, hosts: Hosts) -> list[Link]:
             and hosts.of(link.a.netns) != hosts.of(link.b.netns)]
 
 
-def bridge_hosts(lab: Lab, hosts: Hosts) -> list[Host]:
-    """The hosts holding members of the lab's bridge, in file order."""
-    members = {link.a.netns for link in lab.links if link.b.master}
+def bridge_hosts(lab: Lab, hosts: Hosts, bridge: Optional[Bridge] = None) -> list[Host]:
+    """The hosts holding members of one bridge (default: the first), in file order."""
+    bridge = bridge or lab.bridges[0]
+    members = {link.a.netns for link in lab.links
+               if (link.b.netns, link.b.master) == (bridge.netns, bridge.name)}
     return [host for host in hosts.hosts if members & set(host.namespaces)]
+
+
+def stretched(lab: Lab, hosts: Hosts) -> list[tuple[int, Bridge]]:
+    """(index, bridge) of each bridge with members on more than one host."""
+    return [(i, bridge) for i, bridge in enumerate(lab.bridges)
+            if len(bridge_hosts(lab, hosts, bridge)) > 1]
 
 
 def check_vnis(lab: Lab, hosts: Hosts) -> dict[int, str]:
@@ -82,8 +91,8 @@ def check_vnis(lab: Lab, hosts: Hosts) -> dict[int, str]:
     found: dict[int, str] = {}
     uses = [(link_key(link), f"link {link.a.netns}-{link.b.netns}")
             for link in crossing(lab, hosts)]
-    if len(bridge_hosts(lab, hosts)) > 1:
-        uses.append((f"bridge/{lab.bridges[0].name}", f"bridge {lab.bridges[0].name}"))
+    uses += [(f"bridge/{bridge.name}", f"bridge {bridge.name}")
+             for _, bridge in stretched(lab, hosts)]
     for key, what in uses:
         number = vni(lab.name, key)
         if number in found:
@@ -100,21 +109,25 @@ def share(lab: Lab, name: str, underlay: Underlay) -> Lab:
     check_vnis(lab, hosts)
     local = set(host.namespaces)
     limit = underlay.mtu - OVERHEAD[host.version]
-    stretched = len(bridge_hosts(lab, hosts)) > 1
+    spread = stretched(lab, hosts)
+    wide = {bridge.name for _, bridge in spread}
     links, tunnels = [], []
     for link in lab.links:
         if link.b.master:
             if link.a.netns in local:
-                links.append(_fit(link, limit) if stretched else link)
+                links.append(_fit(link, limit) if link.b.master in wide else link)
         elif link.a.netns in local and link.b.netns in local:
             links.append(link)
         elif link.a.netns in local or link.b.netns in local:
             tunnels.append(_link_tunnel(lab, hosts, host, link, underlay, limit))
-    bridged = any(link.b.master for link in links)
-    if stretched and bridged:
-        tunnels.append(_bridge_tunnel(lab, hosts, host, underlay, limit))
+    here = {link.b.master for link in links if link.b.master}  # bridges with members here
+    tunnels += [_bridge_tunnel(lab, hosts, host, underlay, limit, i, bridge)
+                for i, bridge in spread if bridge.name in here]
+    bridged = bool(here)
     return Lab(lab.name, lab.kind, tuple(ns for ns in lab.members if ns in local), tuple(links),
-               hub=lab.hub if bridged else None, bridges=lab.bridges if bridged else (),
+               hub=lab.hub if bridged else None,
+               bridges=tuple(b for b in lab.bridges if b.name in here),
+               uplinks=tuple(u for u in lab.uplinks if u.netns in local),
                routes=tuple(r for r in lab.routes if r.netns in local),
                forwarding=tuple(ns for ns in lab.forwarding if ns in local), subnet=lab.subnet,
                extra={"hosts": hosts, "host": name, "tunnels": tuple(tunnels), "full": lab})
@@ -166,13 +179,12 @@ def _link_tunnel(lab: Lab, hosts: Hosts, host: Host, link: Link, underlay: Under
 
 
 def _bridge_tunnel(lab: Lab, hosts: Hosts, host: Host, underlay: Underlay,
-                   limit: int) -> Tunnel:
-    bridge = lab.bridges[0]
-    others = [h for h in bridge_hosts(lab, hosts) if h.name != host.name]
+                   limit: int, index: int, bridge: Bridge) -> Tunnel:
+    others = [h for h in bridge_hosts(lab, hosts, bridge) if h.name != host.name]
     far = tuple((hosts.of(link.a.netns).name, link.a.netns, link.a.addresses[0].split("/")[0])
-                for link in lab.links if link.b.master and link.a.addresses
+                for link in lab.links if link.b.master == bridge.name and link.a.addresses
                 and link.a.netns not in host.namespaces)
-    end = End(lab.hub, tunnel_ifname(lab.name), Role.PORT, master=bridge.name)
+    end = End(lab.hub, tunnel_ifname(lab.name, index), Role.PORT, master=bridge.name)
     return Tunnel(end, vni(lab.name, f"bridge/{bridge.name}"), host.underlay,
                   tuple(h.underlay for h in others), hosts.port, limit, underlay.dev, far)
 

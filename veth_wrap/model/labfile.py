@@ -9,7 +9,7 @@ from typing import Any, Optional, Union
 
 from veth_wrap.errors import UsageError
 from veth_wrap.model import hosts as hostfile
-from veth_wrap.model import labservices, names, safeyaml
+from veth_wrap.model import labservices, lanroutes, names, safeyaml
 from veth_wrap.model.labparts import BuilderParts, Where
 from veth_wrap.model.names import Role
 from veth_wrap.model.topology import (
@@ -22,7 +22,7 @@ from veth_wrap.model.topology import (
     unusable,
 )
 
-KEYS = {"name", "subnet", "namespaces", "links", "bridges", "routes", "forwarding",
+KEYS = {"name", "subnet", "namespaces", "links", "bridges", "routes", "forwarding", "uplink",
         *hostfile.KEYS, labservices.KEY}
 LINK_OPTION_KEYS = ("delay", "jitter", "loss", "rate", "mtu")
 LINK_KEYS = {"between", "interfaces", "addresses", "direction", *LINK_OPTION_KEYS}
@@ -55,6 +55,7 @@ class _Doc:
     data: Any
     lines: dict = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    parts: list[tuple[str, str, str]] = field(default_factory=list)  # (key, message, hint)
 
     def fail(self, where: Where, message: str, hint: str = "") -> None:
         """Record a problem at the line of `where` (or of its nearest parent)."""
@@ -65,6 +66,7 @@ class _Doc:
         key = _key_text(where) or "(top)"
         self.problems.append(f"{self.source}:{line}: {key}: {message}"
                              + (f" ({hint})" if hint else ""))
+        self.parts.append((key, message, hint))
 
 
 def _key_text(where: Where) -> str:
@@ -110,6 +112,28 @@ def parse(text: str, source: str = "<lab>", prefix: str = "") -> Lab:
     return lab
 
 
+def from_data(data: dict, source: str) -> Lab:
+    """Validate a lab given as plain data (the CLI's shorthand) as a file is; the first
+    problem is refused as a UsageError naming source and key (there is no line)."""
+    doc = _Doc(source, data)
+    lab = _Builder(doc, "").build()
+    if doc.parts or lab is None:
+        key, message, hint = doc.parts[0] if doc.parts else ("", "nothing could be read", "")
+        raise UsageError(f"{source} {key}: {message}", hint or "check the values given")
+    return lab
+
+
+def from_doc(data: dict, lines: dict, source: str, prefix: str = "",
+             problems: Optional[list[str]] = None) -> Lab:
+    """Validate a lab converted from another format: lines map its keys to the source's
+    lines; problems already found there are reported first, with the builder's."""
+    doc = _Doc(source, data, lines, list(problems or []))
+    lab = _Builder(doc, prefix).build()
+    if doc.problems or lab is None:
+        raise LabFileError(source, doc.problems or [f"{source}:1: nothing could be read"])
+    return lab
+
+
 def _compose(text: str, source: str) -> _Doc:
     """Parse YAML (bounded in values and depth) keeping the line of every value."""
     try:
@@ -147,21 +171,36 @@ class _Builder(BuilderParts):
         self.subnet = self._network(data, ("subnet",))
         self.members = self._namespaces(data.get("namespaces"))
         self.ns = {orig: self.prefix + orig for orig in self.members}
-        bridge, hub = self._bridges(data.get("bridges"))
+        self.given = lanroutes.given_networks(data)  # the pool leaves these alone
+        bridges, hub = self._bridges(data.get("bridges"))
         self._links(data.get("links"))
         routes = self._routes(data.get("routes"))
         forwarding = self._forwarding(data.get("forwarding"))
         self._check_ifnames()
+        graph = lanroutes.Graph.of(self.links)
+        for place, message in graph.overlaps(self._shared_net()):
+            self.doc.fail(self.places.get(place, ("links",)), message,
+                          "give each LAN and link a subnet of its own")
+        uplinks = self._uplinks(data.get("uplink"))
+        if "routes" not in data:  # with an uplink, only its namespaces get a way out
+            routes = graph.routes(defaults=not uplinks)
+        forwarding += [ns for ns in graph.routers() if ns not in forwarding]
         hosts = hostfile.read(self, data)  # None without a hosts section
         services = labservices.read(self, data)
         if self.doc.problems:
             return None
         return Lab(self.name, Kind.CUSTOM, tuple(self.ns[m] for m in self.members),
-                   tuple(self.links), hub=hub, bridges=(bridge,) if bridge else (),
+                   tuple(self.links), hub=hub, bridges=tuple(bridges),
                    routes=tuple(routes), forwarding=tuple(forwarding),
                    subnet=str(self.subnet) if self.subnet else None,
                    extra={key: value for key, value in (("hosts", hosts),
-                                                        (labservices.KEY, services)) if value})
+                                                        (labservices.KEY, services)) if value},
+                   uplinks=uplinks)
+
+    def _shared_net(self):
+        """The subnet a lone bridge shares with the links' /30s (they overlap by design)."""
+        shared = [h.net for h in getattr(self, "_heads", []) if h.shared]
+        return shared[0] if shared else None
 
     def _check(self, where: Where, func, value) -> bool:
         """Run a names.check_* on value; record its refusal."""
@@ -296,15 +335,22 @@ class _Builder(BuilderParts):
         pair = self._two(value, where + ("addresses",), "addresses (or none: [null, null])")
         if pair is None:
             return ((), ())
-        return tuple((self._address(addr, where + ("addresses", k), self.subnet),)
-                     if addr is not None else () for k, addr in enumerate(pair))
+        found = tuple(tuple(self._address(one, where + ("addresses", k), None)
+                            for one in (addr if isinstance(addr, list) else [addr]))
+                      if addr is not None else () for k, addr in enumerate(pair))
+        ends = [ipaddress.ip_interface(a[0]) for a in found if a and a[0]]
+        if len(ends) == 2 and ends[1].ip not in ends[0].network \
+                and ends[0].ip not in ends[1].network:
+            self.doc.fail(where + ("addresses",), f"{ends[0]} and {ends[1]} share no subnet",
+                          "give both ends addresses of one subnet")
+        return found
 
     def _link_subnets(self, count: int):
         """/30 (or /126) blocks of the lab subnet for links without addresses, skipping used."""
         if count == 0:
             return iter(())
-        net = self.subnet or ipaddress.ip_network(DEFAULT_SUBNET)
-        taken = list(self._bridge_nets)
+        net = getattr(self, "pool", None) or self.subnet or ipaddress.ip_network(DEFAULT_SUBNET)
+        taken = list(self._bridge_nets) + [g for g in self.given if g.prefixlen < 30]
         found = []
         for block in net.subnets(new_prefix=30 if net.version == 4 else 126):
             hosts = [ipaddress.ip_address(int(block.network_address) + k) for k in (1, 2)]

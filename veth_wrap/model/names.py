@@ -67,18 +67,31 @@ def p2p_ifname(peer: str) -> str:
 
 
 def member_ifname(lab: str) -> str:
-    """A member namespace's end of its link to the lab's bridge."""
+    """A member namespace's end of its link to the lab's (first) bridge.
+
+    A lab's further bridges are named after the bridge instead (see lan_member_ifname).
+    """
     return "vb-" + short(lab, IFNAMSIZ - 3)
 
 
-def port_ifname(member: str) -> str:
-    """The bridge's end of the link to namespace `member`."""
-    return "vp-" + short(member, IFNAMSIZ - 3)
+def lan_member_ifname(bridge: str) -> str:
+    """A member's end of its link to a lab's second or later bridge, named after the bridge."""
+    return "vb-" + short(bridge, IFNAMSIZ - 3)
 
 
-def bridge_name(lab: str) -> str:
-    """The lab's bridge device."""
-    return "vbr-" + short(lab, IFNAMSIZ - 4)
+def port_ifname(member: str, index: int = 0) -> str:
+    """The end, at the lab's bridge number `index`, of the link to namespace `member`.
+
+    The first bridge's ports keep the plain name; ports of the others carry the bridge's
+    number, so that one hub holds the ports of a router on several bridges.
+    """
+    head = "vp-" if index == 0 else f"vp{index}-"
+    return head + short(member, IFNAMSIZ - len(head))
+
+
+def bridge_name(lab: str, index: int = 0) -> str:
+    """The lab's bridge device number `index` (when the file names none)."""
+    return "vbr-" + short(lab if index == 0 else f"{lab}{index}", IFNAMSIZ - 4)
 
 
 def hub_netns(lab: str) -> str:
@@ -95,6 +108,7 @@ class Role:
     MEMBER = "member"  # a member's end of its link to the bridge
     PORT = "port"  # the bridge's end of a link
     BRIDGE = "bridge"
+    UPLINK = "uplink"  # the tap of a namespace's uplink (pasta's): no lab address on it
     BORROWED = "borrowed"  # on lo: a namespace that was there before (see Borrowed)
 
 

@@ -12,6 +12,7 @@ from veth_wrap.model.servicespec import check_service_name  # noqa: F401 (its ol
 ENV_SERVICE = "VETHWRAP_SERVICE"
 ENV_LAB = "VETHWRAP_LAB"
 ENV_NETNS = "VETHWRAP_NETNS"
+UPLINK_SERVICE = "uplink"  # the service name of a namespace's uplink gateway (pasta)
 HOSTS_ROLE = "hosts"
 NETNS_ETC = "/etc/netns"
 LOG_ROOT = "/run/vethwrap/logs"

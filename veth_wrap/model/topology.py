@@ -70,6 +70,17 @@ class Route:
 
 
 @dataclass(frozen=True)
+class Uplink:
+    """A namespace that reaches the host's networks through a user-mode gateway (pasta).
+
+    forwards: (host port, port in the namespace) pairs, TCP, from the host into the lab.
+    """
+
+    netns: str
+    forwards: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True)
 class Lab:
     """A whole topology: what `create` builds and `destroy` removes."""
 
@@ -83,6 +94,7 @@ class Lab:
     forwarding: tuple[str, ...] = ()
     subnet: Optional[str] = None
     extra: dict = field(default_factory=dict, compare=False, hash=False)
+    uplinks: tuple[Uplink, ...] = ()
 
     def namespaces(self) -> tuple[str, ...]:
         """Every namespace the lab uses, the hub last."""
@@ -101,6 +113,10 @@ class Lab:
     def links_from(self, netns: Optional[str]) -> list[Link]:
         """The links whose first end is inside one namespace."""
         return list(self._links_by_first.get(netns, ()))
+
+    def links_to(self, netns: Optional[str]) -> list[Link]:
+        """The links whose second end is inside one namespace."""
+        return list(self._links_by_second.get(netns, ()))
 
     def address_of(self, netns: str, seen_from: Optional[str] = None,
                    version: Optional[int] = None) -> Optional[str]:
@@ -132,6 +148,13 @@ class Lab:
         found: dict[Optional[str], list[Link]] = {}
         for link in self.links:
             found.setdefault(link.a.netns, []).append(link)
+        return found
+
+    @cached_property
+    def _links_by_second(self) -> dict[Optional[str], list[Link]]:
+        found: dict[Optional[str], list[Link]] = {}
+        for link in self.links:
+            found.setdefault(link.b.netns, []).append(link)
         return found
 
     @cached_property

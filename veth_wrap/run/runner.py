@@ -13,7 +13,7 @@ from veth_wrap.errors import CommandFailed, PreflightError
 from veth_wrap.steps import PARALLEL_FROM, spread
 
 PACKAGES = {"ip": "iproute2", "tc": "iproute2", "ping": "iputils-ping", "sysctl": "procps",
-            "nsenter": "util-linux", "tcpdump": "tcpdump"}
+            "nsenter": "util-linux", "tcpdump": "tcpdump", "pasta": "passt"}
 T = TypeVar("T")
 
 
