@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from typing import Iterable, Optional
@@ -102,7 +103,9 @@ def gateways(namespaces: Optional[Iterable[str]] = None, labs: Iterable[str] = (
             continue
         if names is None or env.get(ENV_NETNS) in names or env.get(ENV_LAB) in labs:
             proc = describe(pid, _inode_of(pid) or 0, env.get(ENV_NETNS))
-            found += [proc] if proc else []
+            # a gateway has no cgroup of its own: its environment names it
+            found += [dataclasses.replace(proc, service=UPLINK_SERVICE,
+                                          lab=env.get(ENV_LAB))] if proc else []
     return found
 
 
