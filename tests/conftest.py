@@ -133,3 +133,17 @@ def cli():
                               text=True, input=input, env=full_env, user=user, timeout=600)
 
     return run
+
+
+def run_inner_pytest(folder, source: str) -> subprocess.CompletedProcess:
+    """Run `source` as test_inner.py in folder with a pytest of its own, the plugin loaded."""
+    import importlib.metadata
+    from pathlib import Path
+
+    (folder / "test_inner.py").write_text(source)
+    plugins = [ep.name for ep in importlib.metadata.entry_points(group="pytest11")]
+    extra = [] if "vethwrap" in plugins else ["-p", "veth_wrap.pytest_plugin"]
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           *extra, "test_inner.py"], cwd=folder, env=env,
+                          capture_output=True, text=True, timeout=300)

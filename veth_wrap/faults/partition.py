@@ -129,19 +129,23 @@ def fault_services(namespaces: Sequence[str], lab: Optional[str] = None) -> list
             and (lab is None or p.lab == lab)]
 
 
-def held(lab: Optional[str] = None, runner: Optional[Runner] = None
-         ) -> tuple[list[model.FaultTable], list[Proc]]:
-    """vethwrap's partition tables and fault services, of one lab or of all."""
+def held(lab: Optional[str] = None, runner: Optional[Runner] = None,
+         within: Optional[Sequence[str]] = None) -> tuple[list[model.FaultTable], list[Proc]]:
+    """vethwrap's partition tables and fault services, of one lab or of all.
+
+    within: the lab's namespaces when the caller knows them (the fixture), else they are
+    found by the lab's marks."""
     runner = runner or default_runner()
-    spaces = lab_namespaces(lab, runner)
+    spaces = list(within) if within is not None else lab_namespaces(lab, runner)
     tables = [t for t in faultread.tables(spaces, runner).values()
               if t.ours and (lab is None or t.mark.lab == lab)]
     return tables, fault_services(spaces, lab)
 
 
-def heal_plan(lab: Optional[str] = None, runner: Optional[Runner] = None) -> Healed:
+def heal_plan(lab: Optional[str] = None, runner: Optional[Runner] = None,
+              within: Optional[Sequence[str]] = None) -> Healed:
     """What heal would do: the services it stops and the tables it removes."""
-    tables, services = held(lab, runner)
+    tables, services = held(lab, runner, within)
     healed = Healed(tables, plan=compile_faults.heal_plan(tables, lab), services=services)
     healed.plan.notes += [f"stop {p.service} in {p.netns} (pid {p.pid}): it undoes its fault"
                           for p in services]
@@ -149,7 +153,7 @@ def heal_plan(lab: Optional[str] = None, runner: Optional[Runner] = None) -> Hea
 
 
 def heal(lab: Optional[str] = None, runner: Optional[Runner] = None,
-         keep: Sequence[str] = ()) -> Healed:
+         keep: Sequence[str] = (), within: Optional[Sequence[str]] = None) -> Healed:
     """Remove every fault vethwrap placed (in lab, or everywhere), and only those.
 
     Fault services are stopped first (the timeline before what it started), each undoing
@@ -158,7 +162,7 @@ def heal(lab: Optional[str] = None, runner: Optional[Runner] = None,
     """
     runner = runner or default_runner()
     with locked():
-        healed = heal_plan(lab, runner)
+        healed = heal_plan(lab, runner, within)
         services = [p for p in healed.services if p.service not in keep]
         services.sort(key=lambda p: p.service != model.TIMELINE)
         for proc in services:
