@@ -147,3 +147,18 @@ def run_inner_pytest(folder, source: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            *extra, "test_inner.py"], cwd=folder, env=env,
                           capture_output=True, text=True, timeout=300)
+
+
+def until(check, what: str, timeout: float = 30.0, deadline: float | None = None,
+          every: float = 0.05):
+    """Poll check() until it returns something true (returned), or fail naming what was
+    awaited once the deadline (monotonic; now + timeout by default) passes."""
+    import time
+
+    deadline = deadline if deadline is not None else time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"not reached in time: {what}"
+        time.sleep(every)

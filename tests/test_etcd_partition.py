@@ -9,6 +9,7 @@ import shutil
 import time
 
 import pytest
+from conftest import until
 
 from veth_wrap import pytest_plugin
 
@@ -54,16 +55,6 @@ def _status(lab, member: str) -> dict:
             "revision": found["header"]["revision"], "term": found["header"]["raft_term"]}
 
 
-def _until(check, what: str, deadline: float):
-    """Poll check() until it returns something true, or fail naming what was awaited."""
-    while True:
-        found = check()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"not within the test's minute: {what}"
-        time.sleep(0.2)
-
-
 def _leader(lab, members: list[str]) -> str:
     """The member all of members agree leads (empty while they do not agree)."""
     seen = {m: _status(lab, m) for m in members}
@@ -75,23 +66,24 @@ def _leader(lab, members: list[str]) -> str:
 def test_the_majority_elects_a_leader_and_the_isolated_member_refuses_reads(
         vethwrap_lab, tmp_path):
     deadline = time.monotonic() + WHOLE_TEST
+    wait = {"deadline": deadline, "every": 0.2}
     lab = vethwrap_lab(MEMBERS)
     data = tmp_path / "etcd"
     try:
         _start(lab, data)
-        first = _until(lambda: _leader(lab, MEMBERS), "a first leader", deadline)
+        first = until(lambda: _leader(lab, MEMBERS), "a first leader", **wait)
         assert _ctl(lab, first, "put", "before", "1").returncode == 0
         rest = [m for m in MEMBERS if m != first]
         with lab.partition([first], rest):
-            second = _until(lambda: _leader(lab, rest), "a leader of the majority", deadline)
+            second = until(lambda: _leader(lab, rest), "a leader of the majority", **wait)
             assert second != first
-            wrote = _until(lambda: _ctl(lab, second, "put", "during", "2").returncode == 0,
-                           "a write the majority accepts", deadline)
+            wrote = until(lambda: _ctl(lab, second, "put", "during", "2").returncode == 0,
+                           "a write the majority accepts", **wait)
             assert wrote
             refused = _ctl(lab, first, "get", "during", timeout="2s")
             assert refused.returncode != 0  # a linearizable read needs a quorum
             assert _ctl(lab, first, "get", "during", "--consistency=s").stdout == ""
-        agreed = _until(lambda: _same_revision(lab), "one revision on every member", deadline)
+        agreed = until(lambda: _same_revision(lab), "one revision on every member", **wait)
         assert agreed and _ctl(lab, first, "get", "during", "--print-value-only").stdout == "2\n"
     finally:
         lab.stop_started()

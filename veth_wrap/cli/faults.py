@@ -17,6 +17,7 @@ def register(app: typer.Typer) -> None:
 
     app.command()(partition)
     app.command()(heal)
+    app.command()(faults)
     link_app.command("flap")(flap)
     app.add_typer(agent_app, name="fault-agent", hidden=True)
 
@@ -169,3 +170,68 @@ def timed(namespace: Optional[str], interface: Optional[str], lab: Optional[str]
         return
     line(f"{namespace}:{interface}: impairments: {impairments_text(result['impairments'])} "
          f"for {duration} (a service of the lab restores the earlier ones)")
+
+
+@agent_app.command("timeline")
+@guarded
+def agent_timeline(lab: str, events: str) -> None:
+    """Run a timeline's events (the service `vethwrap faults` starts)."""
+    import json
+
+    from veth_wrap.faults import timeline
+    from veth_wrap.model.timeline import Event
+
+    timeline.run(lab, [Event.from_json(item) for item in json.loads(events)], _emit)
+
+
+@guarded
+def faults(
+    file: Optional[str] = typer.Option(None, "--file", "-f",
+                                       help="A timeline: YAML list of {at: 5s, partition: ...}, "
+                                       "{at: 20s, heal: true}, {at: 25s, flap: ...} events."),
+    lab: Optional[str] = lab_option(),
+    seed: Optional[int] = typer.Option(None, "--seed",
+                                       help="Draw a random timeline from this seed instead."),
+    duration: str = typer.Option("60s", "--duration", help="With --seed: how long it runs."),
+    dry_run: bool = typer.Option(False, "--dry-run", "-n",
+                                 help="Print the timeline's events instead of running them."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Run a timeline of faults in the background, as a service of the lab; each event goes
+    to its log as a JSON line with its wall-clock time (vethwrap logs NS fault-timeline)."""
+    from veth_wrap.cli.output import emit_json, line
+    from veth_wrap.faults import timeline
+
+    events = _timeline(file, seed, lab, duration)
+    require_root()
+    prepared = timeline.prepare(lab or events[1], events[0])
+    if dry_run:
+        emit_json([e.to_json() for e in prepared.events])
+        return
+    service = timeline.start(prepared)
+    if json_out:
+        emit_json({**service.to_json(), "events": [e.to_json() for e in prepared.events]})
+        return
+    line(f"lab {prepared.lab}: a timeline of {len(prepared.events)} event(s) runs as service "
+         f"{service.name} in {service.namespace} (pid {service.pid}); its log: vethwrap logs "
+         f"{service.namespace} {service.name}; stop it and undo its faults: vethwrap heal "
+         f"--lab {prepared.lab}")
+
+
+def _timeline(file: Optional[str], seed: Optional[int], lab: Optional[str], duration: str):
+    """(events, the lab the file names) from -f FILE or --seed N (one of them)."""
+    from veth_wrap.model import faults as model
+    from veth_wrap.model import safeyaml
+    from veth_wrap.model import timeline as parse
+
+    if (file is None) == (seed is None):
+        raise UsageError("give a timeline file (-f FILE) or --seed N", "one of them, not both")
+    if file is not None:
+        data = safeyaml.compose(safeyaml.read_text(file)).data
+        return parse.parse(data), parse.lab_of(data)
+    if lab is None:
+        raise UsageError("--seed draws from a lab's namespaces", "name it: --lab NAME")
+    from veth_wrap.faults import timeline
+
+    return timeline.drawn(seed, lab, model.seconds(duration, "--duration")), lab
+
