@@ -256,3 +256,20 @@ def test_a_table_of_vethwrap_s_name_without_its_mark_is_left_alone(netns, cli):
         assert "table inet vethwrap" in tables
     finally:
         cli("destroy", "--lab", lab.name)
+
+
+def test_destroy_takes_partitions_out_of_namespaces_that_stay(netns, cli):
+    a, b, c = netns.make(), netns.make(), netns.make()  # there before: destroy leaves them
+    assert cli("create", a, b, c).returncode == 0
+    assert cli("partition", a, f"{b},{c}").returncode == 0  # the lab found from the names
+    assert all(_has_table(ns) for ns in (a, b, c))
+    done = cli("destroy", "--lab", a)
+    assert done.returncode == 0, done.stderr
+    assert not any(_has_table(ns) for ns in (a, b, c))
+    assert {a, b, c} <= {line.split()[0] for line in ip("netns", "list").stdout.splitlines()}
+
+
+def _has_table(ns: str) -> bool:
+    listed = subprocess.run(["ip", "netns", "exec", ns, "nft", "list", "tables"],
+                            capture_output=True, text=True, check=True).stdout
+    return "table inet vethwrap" in listed

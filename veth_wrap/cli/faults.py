@@ -12,13 +12,11 @@ from veth_wrap.errors import UsageError
 
 
 def register(app: typer.Typer) -> None:
-    """Attach partition, heal, faults, link flap and the hidden fault-agent commands."""
-    from veth_wrap.cli.link import link_app
-
+    """Attach partition, heal, faults and the hidden fault-agent commands (cli/link attaches
+    `link flap`)."""
     app.command()(partition)
     app.command()(heal)
     app.command()(faults)
-    link_app.command("flap")(flap)
     app.add_typer(agent_app, name="fault-agent", hidden=True)
 
 
