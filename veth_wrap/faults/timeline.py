@@ -122,8 +122,9 @@ def run(lab: str, events: Sequence[Event], emit: Emit) -> None:
         if stop.wait(max(start + event.at - time.monotonic(), 0)):
             emit({"event": "stopped", "lab": lab})
             return
-        began = time.monotonic()
+        began, wall = time.monotonic(), round(time.time(), 3)  # the log line comes after
         shown = {k: v for k, v in event.to_json().items() if k != "action"}
+        shown["began"] = wall
         try:
             said = _do(lab, event)
         except VethwrapError as error:
