@@ -117,3 +117,16 @@ def test_a_drawn_timeline_is_the_seed_s_own_and_stays_in_bounds():
     partitions = [e for e in one if e.action == "partition"]
     heals = [e for e in one if e.action == "heal"]
     assert len(partitions) == len(heals)
+
+
+def test_a_timeline_file_that_cannot_be_read_is_one_refusal(tmp_path):
+    with pytest.raises(UsageError, match="cannot be read") as refused:
+        timeline.load(str(tmp_path / "missing.yaml"))
+    assert "timeline file" in refused.value.hint
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("events: [\n")
+    with pytest.raises(UsageError, match=r"broken.yaml:2: not valid YAML"):
+        timeline.load(str(broken))
+    good = tmp_path / "good.yaml"
+    good.write_text("lab: x\nevents:\n  - {at: 1s, heal: true}\n")
+    assert timeline.load(str(good)) == ([timeline.Event(1.0, "heal")], "x")

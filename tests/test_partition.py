@@ -62,7 +62,7 @@ def _kernel(names: list[str]) -> dict:
     return state
 
 
-@pytest.mark.parametrize("kind", [Kind.BRIDGE, Kind.CHAIN])
+@pytest.mark.parametrize("kind", [Kind.BRIDGE, Kind.CHAIN, Kind.MESH])
 @pytest.mark.parametrize("shape", ["two", "three"])
 def test_partitions_cut_exactly_the_pairs_across_groups(netns, cli, kind, shape):
     lab = _lab(netns, kind, 5)

@@ -219,14 +219,12 @@ def faults(
 def _timeline(file: Optional[str], seed: Optional[int], lab: Optional[str], duration: str):
     """(events, the lab the file names) from -f FILE or --seed N (one of them)."""
     from veth_wrap.model import faults as model
-    from veth_wrap.model import safeyaml
     from veth_wrap.model import timeline as parse
 
     if (file is None) == (seed is None):
         raise UsageError("give a timeline file (-f FILE) or --seed N", "one of them, not both")
     if file is not None:
-        data = safeyaml.compose(safeyaml.read_text(file)).data
-        return parse.parse(data), parse.lab_of(data)
+        return parse.load(file)
     if lab is None:
         raise UsageError("--seed draws from a lab's namespaces", "name it: --lab NAME")
     from veth_wrap.faults import timeline

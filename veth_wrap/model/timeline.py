@@ -164,6 +164,19 @@ def _random_flap(rng: random.Random, links: dict[str, str], at: float, hold: flo
         "up": f"{up:.2f}s", "count": str(count)})
 
 
+def load(path: str) -> tuple[list[Event], Optional[str]]:
+    """(events, the lab it names) from a timeline file, read with the lab files' bounds."""
+    from veth_wrap.model import safeyaml
+
+    try:
+        data = safeyaml.compose(safeyaml.read_text(path)).data
+    except safeyaml.Refused as exc:  # its `line` is a number: say it as a plain refusal
+        where = f"{path}:{exc.line}" if exc.line else path
+        raise UsageError(f"timeline {where}: {exc.message}",
+                         exc.hint.replace("lab file", "timeline file")) from None
+    return parse(data), lab_of(data)
+
+
 def lab_of(data: Any) -> Optional[str]:
     """The lab a timeline file names with `lab:`, if it does."""
     if isinstance(data, dict) and isinstance(data.get("lab"), str):
