@@ -137,14 +137,16 @@ def test_heal_gives_back_exactly_the_kernel_state_before(netns, cli):
         assert cli("partition", "--lab", lab.name, f"{a},{b}", c).returncode == 0
         flap = cli("link", "flap", d, lab.ends_in(d)[0].ifname, "--down", "0.3s", "--up", "0.3s")
         assert flap.returncode == 0, flap.stderr
+        lossy = cli("link", "set", b, lab.ends_in(b)[0].ifname, "--loss", "20%", "--for", "300s")
+        assert lossy.returncode == 0, lossy.stderr
         assert _kernel(spaces) != before
         shown = json.loads(cli("show", "--lab", lab.name, "--json").stdout)["labs"][0]["faults"]
         assert {p["namespace"] for p in shown["partitions"]} == {a, b, c}
-        assert [s["namespace"] for s in shown["services"]] == [d]
+        assert sorted(s["namespace"] for s in shown["services"]) == sorted([b, d])
         healed = cli("heal", "--lab", lab.name, "--json")
         assert healed.returncode == 0, healed.stderr
         report = json.loads(healed.stdout)
-        assert len(report["tables"]) == 3 and len(report["stopped"]) == 1
+        assert len(report["tables"]) == 3 and len(report["stopped"]) == 2
         _wait_for(lambda: _kernel(spaces) == before, "the kernel state of before",
                   lambda: _differences(before, _kernel(spaces)))
         assert cli("heal", "--lab", lab.name).stdout.startswith("no faults")

@@ -123,10 +123,19 @@ def lab_namespaces(lab: Optional[str], runner: Runner) -> list[str]:
 
 def fault_services(namespaces: Sequence[str], lab: Optional[str] = None) -> list[Proc]:
     """The services that hold faults (flaps, timed restores, timelines) in the namespaces."""
-    found = api.processes(namespaces) if namespaces else []
+    found = _processes(namespaces) if namespaces else []
     # the leader only: what a service runs (ip, tc) inherits its name for a moment
     return [p for p in found if model.is_fault_service(p.service) and p.session == p.pid
             and (lab is None or p.lab == lab)]
+
+
+def _processes(namespaces: Sequence[str]) -> list[Proc]:
+    """The processes in the namespaces, those deleted meanwhile left out (a busy host)."""
+    try:
+        return api.processes(namespaces)
+    except UsageError:
+        still = set(state.list_netns())
+        return api.processes([ns for ns in namespaces if ns in still])
 
 
 def held(lab: Optional[str] = None, runner: Optional[Runner] = None,
