@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import List, Optional
 
 import typer
@@ -33,6 +34,10 @@ def partition(
     groups: List[str] = typer.Argument(..., help="Groups of namespaces, each A,B,... "
                                        "(a lab's short names work with --lab)."),
     lab: Optional[str] = lab_option(),
+    file: Optional[Path] = typer.Option(
+        None, "--file", "-f", help="The lab file of a lab over several hosts: addresses come "
+        "from it, and this host's namespaces get their part (run it on each host)."),
+    prefix: str = typer.Option("", "--prefix", help="With -f: the prefix the lab was built with."),
     oneway: bool = typer.Option(False, "--oneway",
                                 help="Drop only what the first group sends to the others."),
     dry_run: bool = typer.Option(False, "--dry-run", "-n",
@@ -40,16 +45,19 @@ def partition(
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Cut groups of a lab's namespaces apart; the namespaces not named hear everyone."""
-    from veth_wrap.cli.output import emit_json, emit_script, line
+    from veth_wrap.cli.output import emit_json, emit_script, line, say
     from veth_wrap.faults import partition as faults
 
     parsed = _groups(groups)
+    built = _lab_file(file, prefix, lab)
     require_root()  # the dry run reads the namespaces' addresses too
     if dry_run:
-        placed = faults.partition_plan(parsed, lab, oneway)
+        placed = faults.partition_plan(parsed, lab, oneway, built=built)
         emit_script(placed.plan.script(f"vethwrap partition {' '.join(groups)}"))
         return
-    placed = faults.partition(parsed, lab, oneway)
+    placed = faults.partition(parsed, lab, oneway, built=built)
+    for note in placed.plan.notes:
+        say(note)
     if json_out:
         emit_json(placed.to_json())
         return
@@ -57,6 +65,17 @@ def partition(
     shown = arrow.join(",".join(group) for group in placed.partition.groups)
     line(f"lab {placed.partition.lab} partitioned: {shown} (undo: vethwrap heal --lab "
          f"{placed.partition.lab})")
+
+
+def _lab_file(file: Optional[Path], prefix: str, lab: Optional[str]):
+    """The lab -f FILE describes (None without -f); refused beside --lab."""
+    if file is None:
+        return None
+    if lab is not None:
+        raise UsageError("give --lab NAME or -f FILE, not both", "they both name a lab")
+    from veth_wrap.cli.files import load
+
+    return load(file, prefix)
 
 
 @guarded

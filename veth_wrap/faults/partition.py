@@ -12,6 +12,7 @@ from veth_wrap.kernel import faultread, inventory, state
 from veth_wrap.model import faults as model
 from veth_wrap.model import names
 from veth_wrap.model.procfacts import Proc, Stopped
+from veth_wrap.model.topology import Lab
 from veth_wrap.run.lock import locked
 from veth_wrap.run.runner import Runner, default_runner
 from veth_wrap.run.walker import apply
@@ -60,14 +61,20 @@ def resolve(name: str, lab: Optional[str], existing: Sequence[str]) -> str:
 
 
 def partition_plan(groups: Sequence[Sequence[str]], lab: Optional[str] = None,
-                   oneway: bool = False, runner: Optional[Runner] = None) -> Placed:
-    """The plan that cuts the groups apart (short names resolve inside lab)."""
+                   oneway: bool = False, runner: Optional[Runner] = None,
+                   built: Optional[Lab] = None) -> Placed:
+    """The plan that cuts the groups apart (short names resolve inside lab).
+
+    built: the lab as a lab file describes it, for a lab over several hosts: its addresses
+    come from the file, and only the namespaces on this host get their tables."""
     model.check_groups(groups)
     for name in (n for g in groups for n in g):
         names.check_netns(name)
     lab = names.check_lab(lab) if lab is not None else None
     runner = runner or default_runner()
     existing = state.list_netns(runner)
+    if built is not None:
+        return _from_file(groups, built, oneway, existing, runner)
     real = [[resolve(n, lab, existing) for n in g] for g in groups]
     model.check_groups(real)  # two short names may name one namespace
     flat = [n for g in real for n in g]
@@ -78,6 +85,26 @@ def partition_plan(groups: Sequence[Sequence[str]], lab: Optional[str] = None,
                       for a in link.addresses] for ns in flat}
     held = faultread.tables(part.unheard(), runner)
     return Placed(part, compile_faults.partition_plan(part, addresses, held))
+
+
+def _from_file(groups: Sequence[Sequence[str]], built: Lab, oneway: bool,
+               existing: Sequence[str], runner: Runner) -> Placed:
+    """partition_plan for a lab file's lab: names and addresses from the file."""
+    prefix = built.extra.get("prefix", "")
+    real = []
+    for group in groups:
+        real.append([n if n in built.members else prefix + n for n in group])
+        for name, ns in zip(group, real[-1]):
+            if ns not in built.members:
+                raise UsageError(f"{name!r} is not a namespace of lab {built.name}",
+                                 f"its namespaces: {', '.join(built.members)}")
+    model.check_groups(real)
+    part = model.Partition(built.name, tuple(tuple(g) for g in real), oneway)
+    addresses = {ns: [a for end in built.ends_in(ns) for a in end.addresses]
+                 for g in real for ns in g}
+    here = set(existing)
+    held = faultread.tables([ns for ns in part.unheard() if ns in here], runner)
+    return Placed(part, compile_faults.partition_plan(part, addresses, held, here))
 
 
 def _common_lab(flat: list[str], facts: dict, lab: Optional[str]) -> str:
@@ -101,11 +128,11 @@ def _common_lab(flat: list[str], facts: dict, lab: Optional[str]) -> str:
 
 
 def partition(groups: Sequence[Sequence[str]], lab: Optional[str] = None, oneway: bool = False,
-              runner: Optional[Runner] = None) -> Placed:
+              runner: Optional[Runner] = None, built: Optional[Lab] = None) -> Placed:
     """Cut the groups apart; rolled back whole if any namespace fails."""
     runner = runner or default_runner()
     with locked():
-        placed = partition_plan(groups, lab, oneway, runner)
+        placed = partition_plan(groups, lab, oneway, runner, built)
         apply(placed.plan, runner)
     return placed
 
