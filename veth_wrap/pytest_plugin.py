@@ -71,8 +71,8 @@ class TestLab:
         from veth_wrap.faults import scoped
 
         for fault in reversed(self.faults):
-            if fault.what.startswith("impairment"):
-                fault.undo()  # heal knows services and tables; these the fixture put back
+            if not fault.healed:
+                fault.undo()  # heal knows services and tables; the fixture puts these back
         return scoped.heal(self.lab.name, self.lab.namespaces())
 
     def impaired(self, name: str, interface: Optional[str] = None, **options: str):

@@ -15,9 +15,11 @@ from veth_wrap.model.linkopts import LinkOpts
 class Scoped:
     """A fault in place; undo() (once) at a with block's end, or at teardown."""
 
-    def __init__(self, what: str, undo: Callable[[], None], detail: object = None) -> None:
+    def __init__(self, what: str, undo: Callable[[], None], detail: object = None,
+                 healed: bool = True) -> None:
         self.what = what
         self.detail = detail  # what placing it returned (a Placed, ends read back, a Service)
+        self.healed = healed  # heal finds it in the kernel (a table, a service) and undoes it
         self._undo: Optional[Callable[[], None]] = undo
 
     @property
@@ -65,7 +67,9 @@ def impaired(namespace: str, ifnames: Sequence[str], opts: LinkOpts) -> Scoped:
         for name, held in before.items():
             api.link_set(namespace, name, agents.previous_opts(held), True)
 
-    return Scoped(f"impairment of {namespace}", undo, done)
+    # a plain impairment is the lab's setting, not a marked fault: only this object knows
+    # what to put back, so heal leaves it to the owner
+    return Scoped(f"impairment of {namespace}", undo, done, healed=False)
 
 
 def flap(namespace: str, ifname: str, down: str, up: str, count: Optional[int]) -> Scoped:
