@@ -15,8 +15,9 @@ HEAL = "partitioned by vethwrap (vethwrap heal)"
 
 
 def from_drops(drops: list) -> Finding | None:
-    """The finding for the first drop by a vethwrap partition among drops (firewall.Drop)."""
-    for drop in drops:
+    """The finding for the first drop by a vethwrap partition among drops (firewall.Drop),
+    the requests' before the replies' (where both drop, the requests never came back)."""
+    for drop in sorted(drops, key=lambda d: d.packet.what != "requests"):
         raw = drop.rule.raw if drop.rule is not None else None
         mark = Mark.parse((raw or {}).get("comment"))
         if mark is None or mark.role != ROLE or drop.chain.table != TABLE:
