@@ -7,7 +7,7 @@ from typing import Optional, Sequence
 
 from veth_wrap import api
 from veth_wrap.compile import faults as compile_faults
-from veth_wrap.errors import UsageError
+from veth_wrap.errors import CommandFailed, UsageError
 from veth_wrap.kernel import faultread, inventory, state
 from veth_wrap.model import faults as model
 from veth_wrap.model import names
@@ -62,11 +62,13 @@ def resolve(name: str, lab: Optional[str], existing: Sequence[str]) -> str:
 
 def partition_plan(groups: Sequence[Sequence[str]], lab: Optional[str] = None,
                    oneway: bool = False, runner: Optional[Runner] = None,
-                   built: Optional[Lab] = None) -> Placed:
+                   built: Optional[Lab] = None, check: bool = True) -> Placed:
     """The plan that cuts the groups apart (short names resolve inside lab).
 
     built: the lab as a lab file describes it, for a lab over several hosts: its addresses
-    come from the file, and only the namespaces on this host get their tables."""
+    come from the file, and only the namespaces on this host get their tables. check: read
+    the tables in place first and refuse (the run leaves that to `create table`, and reads
+    them only when a step fails)."""
     model.check_groups(groups)
     for name in (n for g in groups for n in g):
         names.check_netns(name)
@@ -74,7 +76,7 @@ def partition_plan(groups: Sequence[Sequence[str]], lab: Optional[str] = None,
     runner = runner or default_runner()
     existing = state.list_netns(runner)
     if built is not None:
-        return _from_file(groups, built, oneway, existing, runner)
+        return _from_file(groups, built, oneway, existing, runner, check)
     real = [[resolve(n, lab, existing) for n in g] for g in groups]
     model.check_groups(real)  # two short names may name one namespace
     flat = [n for g in real for n in g]
@@ -83,12 +85,12 @@ def partition_plan(groups: Sequence[Sequence[str]], lab: Optional[str] = None,
     part = model.Partition(lab, tuple(tuple(g) for g in real), oneway)
     addresses = {ns: [a for link in facts[ns].links.values() if link.ifname != "lo"
                       for a in link.addresses] for ns in flat}
-    held = faultread.tables(part.unheard(), runner)
+    held = faultread.tables(part.unheard(), runner) if check else {}
     return Placed(part, compile_faults.partition_plan(part, addresses, held))
 
 
 def _from_file(groups: Sequence[Sequence[str]], built: Lab, oneway: bool,
-               existing: Sequence[str], runner: Runner) -> Placed:
+               existing: Sequence[str], runner: Runner, check: bool) -> Placed:
     """partition_plan for a lab file's lab: names and addresses from the file."""
     prefix = built.extra.get("prefix", "")
     real = []
@@ -103,7 +105,8 @@ def _from_file(groups: Sequence[Sequence[str]], built: Lab, oneway: bool,
     addresses = {ns: [a for end in built.ends_in(ns) for a in end.addresses]
                  for g in real for ns in g}
     here = set(existing)
-    held = faultread.tables([ns for ns in part.unheard() if ns in here], runner)
+    held = faultread.tables([ns for ns in part.unheard() if ns in here],
+                            runner) if check else {}
     return Placed(part, compile_faults.partition_plan(part, addresses, held, here))
 
 
@@ -132,8 +135,12 @@ def partition(groups: Sequence[Sequence[str]], lab: Optional[str] = None, oneway
     """Cut the groups apart; rolled back whole if any namespace fails."""
     runner = runner or default_runner()
     with locked():
-        placed = partition_plan(groups, lab, oneway, runner, built)
-        apply(placed.plan, runner)
+        placed = partition_plan(groups, lab, oneway, runner, built, check=False)
+        try:
+            apply(placed.plan, runner)
+        except CommandFailed:  # rolled back; a table in place says why in one line
+            partition_plan(groups, lab, oneway, runner, built)
+            raise
     return placed
 
 
