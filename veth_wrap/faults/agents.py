@@ -27,6 +27,7 @@ from veth_wrap.steps import Op, Plan
 
 Emit = Callable[[dict], None]  # one event, written as a JSON line to the service's log
 IMPAIRMENTS = ("delay", "jitter", "loss", "rate")
+READY_WITHIN = 30.0  # seconds a restore service may take to start Python on a loaded host
 
 
 def agent_argv(*words: str) -> list[str]:
@@ -124,6 +125,8 @@ def start_timed(namespace: str, ifname: str, opts: LinkOpts, seconds: float) -> 
                                               f"{time.time() + seconds:.3f}", json.dumps(keep)),
                         name=name)
     try:
+        # its SIGTERM handler is in place once it says so: a heal from then on restores
+        service.wait_log('"event": "waiting"', timeout=READY_WITHIN)
         return api.link_set(namespace, ifname, opts, clear=False)
     except VethwrapError:
         service.stop()  # it restores what it holds: what the end held before
