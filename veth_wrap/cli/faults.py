@@ -160,13 +160,13 @@ def agent_flap(namespace: str, interface: str, down: float, up: float, count: in
 
 @agent_app.command("restore")
 @guarded
-def agent_restore(namespace: str, interface: str, until: float, keep: str) -> None:
-    """Restore a link's impairments at a time (the service `link set --for` starts)."""
+def agent_restore(namespace: str, interface: str, seconds: float, keep: str) -> None:
+    """Restore a link's impairments after a while (the service `link set --for` starts)."""
     import json
 
     from veth_wrap.faults import agents
 
-    agents.restore(namespace, interface, until, json.loads(keep), _emit)
+    agents.restore(namespace, interface, seconds, json.loads(keep), _emit)
 
 
 def timed(namespace: Optional[str], interface: Optional[str], lab: Optional[str], opts,
