@@ -9,14 +9,12 @@ import time
 
 import pytest
 from conftest import ip
-from hosts import sim_hosts_fixture
 
 from veth_wrap import api
 from veth_wrap.model import shapes
 from veth_wrap.model.topology import Kind
 
 pytestmark = pytest.mark.integration
-sim_hosts = sim_hosts_fixture()
 
 
 def _lab(netns, kind: Kind, count: int):
@@ -277,22 +275,3 @@ def _has_table(ns: str) -> bool:
     listed = subprocess.run(["ip", "netns", "exec", ns, "nft", "list", "tables"],
                             capture_output=True, text=True, check=True).stdout
     return "table inet vethwrap" in listed
-
-
-def test_destroy_all_on_a_host_after_a_crash_leaves_no_fault(sim_hosts, tmp_path):
-    host = sim_hosts.add("solo")
-    before = host.snapshot()
-    assert host.vethwrap("create", "f1", "f2", "f3", "--lab", "crash").returncode == 0
-    assert host.vethwrap("partition", "--lab", "crash", "f1", "f2,f3").returncode == 0
-    assert host.vethwrap("link", "flap", "f2", "vb-crash", "--down", "5s").returncode == 0
-    timed = host.vethwrap("link", "set", "f3", "vb-crash", "--loss", "5%", "--for", "300s")
-    assert timed.returncode == 0, timed.stderr
-    # what a test run that crashed leaves: faults that only the kernel knows of
-    shown = json.loads(host.vethwrap("show", "--json").stdout)["labs"][0]["faults"]
-    assert shown["partitions"] and shown["services"]
-    gone = host.vethwrap("destroy", "--all", "--json")
-    assert gone.returncode == 0, gone.stderr
-    assert host.snapshot() == before
-    stopped = {s["name"] for s in json.loads(gone.stdout)["stopped"]}
-    assert {"fault-flap-vb-crash", "fault-restore-vb-crash"} <= stopped
-    assert not host.run("ls", "/run/vethwrap/logs", check=False).stdout.strip()
