@@ -13,6 +13,7 @@ import pytest
 from conftest import until
 
 from veth_wrap import api
+from veth_wrap.faults.partition import fault_services
 from veth_wrap.model import shapes
 from veth_wrap.model.topology import Kind
 
@@ -33,7 +34,7 @@ def _carrier_changes(ns: str, ifname: str) -> int:
 
 
 def _services(ns: str) -> list[str]:
-    return [p.service for p in api.processes([ns]) if p.service and p.pid == p.session]
+    return [p.service for p in fault_services([ns])]
 
 
 def test_link_flap_from_the_cli_is_counted_by_carrier_changes(netns, cli):

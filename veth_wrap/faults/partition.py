@@ -157,10 +157,12 @@ def lab_namespaces(lab: Optional[str], runner: Runner) -> list[str]:
 
 def fault_services(namespaces: Sequence[str], lab: Optional[str] = None) -> list[Proc]:
     """The services that hold faults (flaps, timed restores, timelines) in the namespaces."""
-    found = _processes(namespaces) if namespaces else []
-    # the leader only: what a service runs (ip, tc) inherits its name for a moment
-    return [p for p in found if model.is_fault_service(p.service) and p.session == p.pid
-            and (lab is None or p.lab == lab)]
+    found = [p for p in (_processes(namespaces) if namespaces else [])
+             if model.is_fault_service(p.service) and (lab is None or p.lab == lab)]
+    # the service itself only: what it runs (ip, tc, each in a session of its own) inherits
+    # its name for a moment
+    pids = {p.pid for p in found}
+    return [p for p in found if p.parent not in pids]
 
 
 def _processes(namespaces: Sequence[str]) -> list[Proc]:
