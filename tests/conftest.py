@@ -155,3 +155,32 @@ def prefixed(request):
 
     request.addfinalizer(cleanup)
     return remember
+
+
+def run_inner_pytest(folder, source: str) -> subprocess.CompletedProcess:
+    """Run `source` as test_inner.py in folder with a pytest of its own, the plugin loaded."""
+    import importlib.metadata
+    from pathlib import Path
+
+    (folder / "test_inner.py").write_text(source)
+    plugins = [ep.name for ep in importlib.metadata.entry_points(group="pytest11")]
+    extra = [] if "vethwrap" in plugins else ["-p", "veth_wrap.pytest_plugin"]
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           *extra, "test_inner.py"], cwd=folder, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def until(check, what: str, timeout: float = 30.0, deadline: float | None = None,
+          every: float = 0.05):
+    """Poll check() until it returns something true (returned), or fail naming what was
+    awaited once the deadline (monotonic; now + timeout by default) passes."""
+    import time
+
+    deadline = deadline if deadline is not None else time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"not reached in time: {what}"
+        time.sleep(every)

@@ -187,3 +187,33 @@ def test_diagnose_follows_a_crossing_link_to_the_underlay(sim_hosts, wan, unchan
     broken = json.loads(left.vethwrap("diagnose", a1, "10.61.0.2", "--json").stdout)
     assert broken["cause"] == "underlay-unreachable", broken
     assert "192.168.77.99 does not answer" in broken["summary"]
+
+
+def test_a_partition_across_hosts_cuts_the_crossing_pairs_only(sim_hosts, wan, unchanged):
+    left, right = _two(sim_hosts)
+    before = {host.name: host.snapshot() for host in (left, right)}
+    for host in (left, right):
+        assert host.vethwrap("up", "-f", wan, "--prefix", PREFIX, "--host",
+                             host.name).returncode == 0
+    a1, b1, a2, b2 = (PREFIX + n for n in ("a1", "b1", "a2", "b2"))
+    for host in (left, right):  # each host places its own namespaces' part
+        done = host.vethwrap("partition", "-f", wan, "--prefix", PREFIX, "a1,a2", "b1")
+        assert done.returncode == 0, done.stderr
+        assert "on another host" in done.stderr
+    for host, ns in ((left, a1), (left, a2), (right, b1)):
+        assert "inet vethwrap" in host.run("ip", "netns", "exec", ns, "nft", "list",
+                                           "tables").stdout
+    assert "inet vethwrap" not in right.run("ip", "netns", "exec", b2, "nft", "list",
+                                            "tables").stdout
+    assert left.run("ip", "netns", "exec", a1, "ping", "-c1", "-W1", "10.61.0.2",
+                    check=False).returncode != 0  # a1 -/- b1 over the VXLAN link
+    assert left.run("ip", "netns", "exec", a2, "ping", "-c2", "-W2", "10.61.1.2",
+                    check=False).returncode == 0  # b2 was not named: a2 still hears it
+    for host in (left, right):
+        assert host.vethwrap("heal", "--lab", f"{PREFIX}wan").returncode == 0
+    assert left.run("ip", "netns", "exec", a1, "ping", "-c2", "-W2", "10.61.0.2",
+                    check=False).returncode == 0
+    for host in (left, right):
+        assert host.vethwrap("down", "-f", wan, "--prefix", PREFIX, "--host",
+                             host.name).returncode == 0
+        assert host.snapshot() == before[host.name]

@@ -62,7 +62,7 @@ def _kernel(names: list[str]) -> dict:
     return state
 
 
-@pytest.mark.parametrize("kind", [Kind.BRIDGE, Kind.CHAIN])
+@pytest.mark.parametrize("kind", [Kind.BRIDGE, Kind.CHAIN, Kind.MESH])
 @pytest.mark.parametrize("shape", ["two", "three"])
 def test_partitions_cut_exactly_the_pairs_across_groups(netns, cli, kind, shape):
     lab = _lab(netns, kind, 5)
@@ -137,14 +137,16 @@ def test_heal_gives_back_exactly_the_kernel_state_before(netns, cli):
         assert cli("partition", "--lab", lab.name, f"{a},{b}", c).returncode == 0
         flap = cli("link", "flap", d, lab.ends_in(d)[0].ifname, "--down", "0.3s", "--up", "0.3s")
         assert flap.returncode == 0, flap.stderr
+        lossy = cli("link", "set", b, lab.ends_in(b)[0].ifname, "--loss", "20%", "--for", "300s")
+        assert lossy.returncode == 0, lossy.stderr
         assert _kernel(spaces) != before
         shown = json.loads(cli("show", "--lab", lab.name, "--json").stdout)["labs"][0]["faults"]
         assert {p["namespace"] for p in shown["partitions"]} == {a, b, c}
-        assert [s["namespace"] for s in shown["services"]] == [d]
+        assert sorted(s["namespace"] for s in shown["services"]) == sorted([b, d])
         healed = cli("heal", "--lab", lab.name, "--json")
         assert healed.returncode == 0, healed.stderr
         report = json.loads(healed.stdout)
-        assert len(report["tables"]) == 3 and len(report["stopped"]) == 1
+        assert len(report["tables"]) == 3 and len(report["stopped"]) == 2
         _wait_for(lambda: _kernel(spaces) == before, "the kernel state of before",
                   lambda: _differences(before, _kernel(spaces)))
         assert cli("heal", "--lab", lab.name).stdout.startswith("no faults")
@@ -256,3 +258,20 @@ def test_a_table_of_vethwrap_s_name_without_its_mark_is_left_alone(netns, cli):
         assert "table inet vethwrap" in tables
     finally:
         cli("destroy", "--lab", lab.name)
+
+
+def test_destroy_takes_partitions_out_of_namespaces_that_stay(netns, cli):
+    a, b, c = netns.make(), netns.make(), netns.make()  # there before: destroy leaves them
+    assert cli("create", a, b, c).returncode == 0
+    assert cli("partition", a, f"{b},{c}").returncode == 0  # the lab found from the names
+    assert all(_has_table(ns) for ns in (a, b, c))
+    done = cli("destroy", "--lab", a)
+    assert done.returncode == 0, done.stderr
+    assert not any(_has_table(ns) for ns in (a, b, c))
+    assert {a, b, c} <= {line.split()[0] for line in ip("netns", "list").stdout.splitlines()}
+
+
+def _has_table(ns: str) -> bool:
+    listed = subprocess.run(["ip", "netns", "exec", ns, "nft", "list", "tables"],
+                            capture_output=True, text=True, check=True).stdout
+    return "table inet vethwrap" in listed

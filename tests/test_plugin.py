@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_inner_pytest
 
 # Where the package is installed (CI: pip install -e), the pytest11 entry point already gives
 # the fixture; importing it here also serves a plain checkout.
@@ -72,13 +72,7 @@ def test_fails_after_building(vethwrap_lab):
 
 
 def test_lab_is_removed_even_when_the_test_fails(tmp_path):
-    (tmp_path / "test_inner.py").write_text(INNER)
-    plugins = [ep.name for ep in importlib.metadata.entry_points(group="pytest11")]
-    extra = [] if "vethwrap" in plugins else ["-p", "veth_wrap.pytest_plugin"]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                             *extra, "test_inner.py"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = run_inner_pytest(tmp_path, INNER)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "this test fails on purpose" in result.stdout
     made = (tmp_path / "names.txt").read_text().split()

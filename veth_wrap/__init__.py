@@ -4,6 +4,8 @@ The package is layered; each layer imports only those below it (setup.cfg's impo
 contract checks it):
 
   cli/      typer commands and rendering; the only code that prints; maps errors to exits
+  faults/   faults for the software under test: partitions, heal, flaps, timed impairments,
+            timelines (over api: its services and link changes)
   api       the library facade the CLI and the pytest fixture use
   explain/  diagnose and doctor: evidence read from the kernel -> causes -> fixes
   check/    verify, ping, the in-process ICMP probe, reachability waves, pingall

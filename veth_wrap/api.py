@@ -235,9 +235,20 @@ def destroy_targets(namespaces: Iterable[str] = (), lab: Optional[str] = None,
         targets = list(namespaces) + hubs
     named = set(views) if everything else {lab} if lab else set()
     result = destroy_plan(targets, facts, views, root, named)
+    result.steps += _partitions_kept(targets, result.namespaces, runner)
     if lab and lab not in views:
         result.notes.append(f"lab {lab}: nothing of it in the kernel, nothing to do")
     return lifecycle.complete(result, targets, facts, views, lab, everything, runner)
+
+
+def _partitions_kept(targets: list[str], doomed: list[str], runner: Runner) -> list:
+    """Removal of vethwrap's partition tables in namespaces that stay (deleted ones take
+    theirs with them)."""
+    from veth_wrap.compile.faults import heal_plan
+    from veth_wrap.kernel import faultread
+
+    kept = [ns for ns in targets if ns not in doomed and ns in state.list_netns(runner)]
+    return heal_plan(faultread.tables(kept, runner).values()).steps if kept else []
 
 
 def destroy(namespaces: Iterable[str] = (), lab: Optional[str] = None, everything: bool = False,

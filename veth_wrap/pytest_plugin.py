@@ -21,6 +21,7 @@ class TestLab:
     names: dict[str, str] = field(default_factory=dict)
     started: list = field(default_factory=list)  # Popens and Services, stopped at teardown
     created: object = None  # what api.create returned: teardown removes what it made, by name
+    faults: list = field(default_factory=list)  # partitions, impairments, flaps: undone first
 
     def __getitem__(self, name: str) -> str:
         """The real namespace name for a name the test used."""
@@ -54,6 +55,60 @@ class TestLab:
         service = api.start(self[ns], argv, **kwargs)
         self.started.append(service)
         return service
+
+    def partition(self, *groups: Sequence[str], oneway: bool = False):
+        """Cut groups of the test's names apart: `with lab.partition(["a"], ["b", "c"]):`.
+
+        Undone at the block's end (or by lab.heal(), or at teardown), also when the test fails.
+        """
+        from veth_wrap.faults import scoped
+
+        real = [[self[name] for name in group] for group in groups]
+        return self._keep(scoped.partition(self.lab.name, self.lab.namespaces(), real, oneway))
+
+    def heal(self):
+        """Undo every fault of the lab: partitions, flaps, timed impairments, timelines."""
+        from veth_wrap.faults import scoped
+
+        for fault in reversed(self.faults):
+            if not fault.healed:
+                fault.undo()  # heal knows services and tables; the fixture puts these back
+        return scoped.heal(self.lab.name, self.lab.namespaces())
+
+    def impaired(self, name: str, interface: Optional[str] = None, **options: str):
+        """Impair namespace `name`'s ends (or one): `with lab.impaired("a", loss="20%"):`.
+
+        options: delay, jitter, loss, rate, as for `vethwrap link set`. What the ends held
+        before comes back at the block's end, or at teardown.
+        """
+        from veth_wrap.faults import scoped
+        from veth_wrap.model.linkopts import link_opts
+
+        ends = [interface] if interface else [end.ifname for end in self.lab.ends_in(self[name])]
+        return self._keep(scoped.impaired(self[name], ends, link_opts(**options)))
+
+    def flap(self, name: str, down: str = "1s", up: str = "1s", count: Optional[int] = None,
+             interface: Optional[str] = None):
+        """Flap namespace `name`'s link (its first, or `interface`) in the background."""
+        from veth_wrap.faults import scoped
+
+        ifname = interface or self.lab.ends_in(self[name])[0].ifname
+        return self._keep(scoped.flap(self[name], ifname, down, up, count))
+
+    def _keep(self, fault):
+        self.faults.append(fault)
+        return fault
+
+    def undo_faults(self) -> None:
+        """Teardown: every fault the test placed is undone, newest first, then the lab healed."""
+        from veth_wrap.faults import scoped
+
+        try:
+            for fault in reversed(self.faults):
+                fault.undo()
+        finally:
+            if self.faults:
+                scoped.heal(self.lab.name, self.lab.namespaces())
 
     def stop_started(self) -> None:
         """End what popen and start began, by PID: SIGTERM, a moment, then SIGKILL."""
@@ -90,13 +145,14 @@ class LabFactory:
     def __call__(self, namespaces: Sequence[str], topology: Union[str, None] = None,
                  subnet: Optional[str] = None, verify: bool = True) -> TestLab:
         """Build a pair/bridge/chain/mesh of the given (short) namespace names."""
-        from veth_wrap.model import shapes
+        from veth_wrap.model import labfile, shapes
         from veth_wrap.model.topology import Kind
 
         prefix = self._next_prefix()
         real = {name: prefix + name for name in namespaces}
         lab = shapes.build(list(real.values()), kind=Kind(topology) if topology else None,
                            subnet=subnet, lab=prefix.rstrip("-"))
+        lab = labfile.with_prefix(lab, prefix)  # the short names resolve inside the lab
         return self._build(TestLab(lab, real), verify)
 
     def from_file(self, path, verify: bool = True) -> TestLab:
@@ -120,6 +176,8 @@ class LabFactory:
 
         for built in reversed(self.built):
             try:
+                if built.created is not None:
+                    _undo_faults(built)
                 built.stop_started()
                 if built.created is not None:  # stops what runs inside, deletes by name
                     api.destroy_built(built.created)
@@ -129,6 +187,16 @@ class LabFactory:
                 for ns in built.lab.namespaces():
                     if os.path.lexists(f"/run/netns/{ns}"):  # a process only when one is left
                         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def _undo_faults(built: TestLab) -> None:
+    """Undo a test's faults before its lab goes; one that cannot be undone goes with the lab."""
+    from veth_wrap.errors import VethwrapError
+
+    try:
+        built.undo_faults()
+    except VethwrapError:
+        pass  # destroy below removes every fault service and table with the lab
 
 
 @pytest.fixture

@@ -13,13 +13,16 @@ from veth_wrap.errors import (
     UsageError,
 )
 
-link_app = typer.Typer(help="Change a live link: delay, jitter, loss, rate, MTU, MAC.",
+link_app = typer.Typer(help="Change a live link: delay, jitter, loss, rate, MTU, MAC; flap it.",
                        no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
-    """Attach `link set` and `exec`."""
+    """Attach `link set`, `link flap` and `exec`."""
+    from veth_wrap.cli.faults import flap
+
     link_app.command("set")(link_set)
+    link_app.command("flap")(flap)
     app.add_typer(link_app, name="link")
     app.command("exec", context_settings={"allow_extra_args": True,
                                           "ignore_unknown_options": True})(exec_command)

@@ -97,8 +97,9 @@ def print_show(facts, root, views, only, json_out: bool,
 
 def _fault_lines(faults: dict) -> list[str]:
     """The faults vethwrap placed, one line each, and how to undo them all."""
-    lines = [f"  {p['namespace']} drops what {', '.join(p['drops_from_namespaces'])} send "
-             f"({p['way']} partition, {p['dropped_packets']} packet(s) dropped)"
+    lines = [f"  {p['namespace']} drops what {', '.join(p['drops_from_namespaces'])} "
+             f"send{'s' if len(p['drops_from_namespaces']) == 1 else ''} ({p['way']} "
+             f"partition, {p['dropped_packets']} packet(s) dropped)"
              for p in faults["partitions"]]
     lines += [f"  {s['namespace']}: service {s['name']} (pid {s['pid']})"
               for s in faults["services"]]

@@ -6,7 +6,8 @@ the namespaces are independent, so their steps share a group and run several at 
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from typing import AbstractSet as Set
+from typing import Iterable, Mapping, Optional
 
 from veth_wrap.errors import ConflictError
 from veth_wrap.model.faults import FAMILY, TABLE, FaultTable, Partition, table_script
@@ -21,14 +22,18 @@ def delete_words(netns: str) -> tuple[str, ...]:
 
 
 def partition_plan(partition: Partition, addresses: Mapping[str, Iterable[str]],
-                   held: Mapping[str, FaultTable]) -> Plan:
+                   held: Mapping[str, FaultTable], here: Optional[Set[str]] = None) -> Plan:
     """The steps that place partition; addresses: each member's addresses as read.
 
+    here: the namespaces on this host (a lab over several hosts); the others get a note.
     Refused when a namespace it touches holds a partition already (heal first) or a table
     of vethwrap's name that vethwrap did not write.
     """
     plan = Plan()
     for ns, sources in partition.unheard().items():
+        if here is not None and ns not in here:
+            plan.notes.append(f"{ns} is on another host: run the same partition there")
+            continue
         _refuse_held(partition.lab, ns, held.get(ns))
         dropped = [a for source in sources for a in addresses.get(source, ())]
         script = table_script(partition.mark(), dropped)
@@ -54,5 +59,7 @@ def heal_plan(tables: Iterable[FaultTable], lab: str | None = None) -> Plan:
     """The steps that remove vethwrap's partition tables (of one lab, when given)."""
     plan = Plan()
     ours = [t for t in tables if t.ours and (lab is None or t.mark.lab == lab)]
-    plan.add((Op(delete_words(t.netns)) for t in ours), comment="vethwrap's partition tables")
+    for table in ours:  # one step each, in a group: a big lab's go as several batches at once
+        plan.add([Op(delete_words(table.netns))], comment=f"{table.netns}'s partition table",
+                 group=GROUP)
     return plan

@@ -55,10 +55,23 @@ def _neighbours(lab: Lab) -> dict[str, set[str]]:
 
 def _text(lab: Lab, addresses: dict[tuple[str, int], Optional[str]]) -> str:
     lines = [header(lab), *LOCALHOST]
+    names = aliases(lab)
     for version in lab.versions():
-        lines += [f"{addresses[(ns, version)]}\t{ns}" for ns in lab.members
+        lines += [f"{addresses[(ns, version)]}\t{ns}{names.get(ns, '')}" for ns in lab.members
                   if addresses.get((ns, version))]
     return "\n".join(lines) + "\n"
+
+
+def aliases(lab: Lab) -> dict[str, str]:
+    """{member: "\tSHORT"} for a lab whose names got a prefix (the fixture, lab files built
+    with one): the names the test or file wrote resolve too. A short name that is another
+    member's whole name is left out."""
+    prefix = lab.extra.get("prefix", "")
+    if not prefix:
+        return {}
+    taken = set(lab.namespaces())
+    return {ns: f"\t{ns[len(prefix):]}" for ns in lab.members
+            if ns.startswith(prefix) and ns[len(prefix):] and ns[len(prefix):] not in taken}
 
 
 def write_plan(lab: Lab, found: dict[str, HostsFile]) -> Plan:

@@ -105,10 +105,6 @@ def diagnose(namespace: str, dest: str, runner: Runner | None = None,
         received, said = _ping(namespace, dest, runner, count=1, wait=settle)
     if received and not verbose:
         return _healthy(namespace, dest, said)
-    if not received:  # a partition of vethwrap's explains it before any other reading
-        from veth_wrap.explain.partitions import partitioned
-
-        causes = _listed(partitioned(nets, namespace, dest), "partition") + causes
     diag = Diagnosis(namespace, dest, received, None, "", [said], processes=2)
     if not received and not nets.holders(dest):  # held on another host, through VXLAN?
         from veth_wrap.explain.crossing import across

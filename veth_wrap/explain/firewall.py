@@ -172,6 +172,8 @@ def parse_nft(data: dict | list) -> list[Chain]:
     """Parse `nft -j -a list ruleset` output into chains with rules."""
     items = data.get("nftables", []) if isinstance(data, dict) else data
     chains: dict[tuple[str, str, str], Chain] = {}
+    sets = {(s["family"], s["table"], s["name"]): s.get("elem", [])
+            for s in (item["set"] for item in items if "set" in item)}
     for item in items:
         if "chain" in item:
             c = item["chain"]
@@ -181,16 +183,16 @@ def parse_nft(data: dict | list) -> list[Chain]:
             r = item["rule"]
             chain = chains.get((r["family"], r["table"], r["chain"]))
             if chain is not None:
-                chain.rules.append(_nft_rule(r))
+                chain.rules.append(_nft_rule(r, sets))
     return list(chains.values())
 
 
-def _nft_rule(r: dict) -> Rule:
+def _nft_rule(r: dict, sets: dict | None = None) -> Rule:
     verdict, conds, counter = "", [], None
     for expr in r.get("expr", []):
         kind = next(iter(expr))
         if kind == "match":
-            conds.append(_nft_match(expr["match"]))
+            conds.append(_named_set(_nft_match(expr["match"]), r, sets or {}))
         elif kind == "counter":
             counter = expr["counter"].get("packets", 0)
         elif kind in ("accept", "drop", "reject", "jump", "goto", "return"):
@@ -217,6 +219,16 @@ def _nft_match(match: dict) -> Cond:
     else:
         name = "unknown"
     return name, negated, _nft_values(right)
+
+
+def _named_set(cond: Cond, rule: dict, sets: dict) -> Cond:
+    """A match on a named set (`ip saddr @blocked`) with the set's elements as its values."""
+    name, negated, values = cond
+    if len(values) == 1 and values[0].startswith("@"):
+        elems = sets.get((rule["family"], rule["table"], values[0][1:]))
+        if elems is not None:
+            return name, negated, tuple(v for e in elems for v in _nft_values(e))
+    return cond
 
 
 def _nft_values(right) -> tuple[str, ...]:

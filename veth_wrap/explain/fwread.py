@@ -139,7 +139,13 @@ def inspect(nets: Nets, places: list[Place], packets: tuple[Packet, Packet],
 
 
 def finding(drops: list[Drop], packets: tuple[Packet, Packet]) -> Finding:
-    """A finding that names every dropping rule or policy and the commands that undo it."""
+    """A finding that names every dropping rule or policy and the commands that undo it
+    (a partition of vethwrap's: that, and heal)."""
+    from veth_wrap.explain.partitions import from_drops
+
+    cut = from_drops(drops)
+    if cut is not None:
+        return cut
     bridged = [d for d in drops if d.place.role == "bridge" and d.chain.family != "bridge"]
     first = (bridged or drops)[0]
     cause = Cause.BR_NETFILTER_DROP if bridged else Cause.FIREWALL_DROP

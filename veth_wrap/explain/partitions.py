@@ -1,36 +1,34 @@
-"""Whether a partition vethwrap placed explains the silence: read the tables at both ends."""
+"""A drop by a partition vethwrap placed: named as such, with heal as the fix.
+
+The firewall reading finds the rule like any other (its set of addresses resolved); the
+rule's comment carries vethwrap's mark, so the finding says whose it is and how to undo it.
+"""
 
 from __future__ import annotations
 
 from veth_wrap.explain.findings import Cause, Finding
-from veth_wrap.explain.nets import Nets
-from veth_wrap.kernel import faultread
+from veth_wrap.explain.nets import label
+from veth_wrap.model.faults import ROLE, TABLE
+from veth_wrap.model.names import Mark
 
 HEAL = "partitioned by vethwrap (vethwrap heal)"
 
 
-def partitioned(nets: Nets, namespace: str, dest: str) -> Finding | None:
-    """A finding when the destination's namespace drops what namespace sends, or namespace
-    drops the replies, by a partition of vethwrap's; None otherwise."""
-    holders = [ns for ns, _ in nets.holders(dest) if ns != namespace]
-    tables = faultread.tables([namespace, *holders], nets)
-    mine = [a.split("/")[0] for link in nets.links.get(namespace, {}).values()
-            for a in link.addresses]
-    for holder in holders:
-        table = tables.get(holder)
-        if table is not None and table.ours and set(mine) & set(table.addresses):
-            return _finding(table, f"{holder} drops what {namespace} sends", "forward")
-    table = tables.get(namespace)
-    if table is not None and table.ours and dest in table.addresses:
-        return _finding(table, f"{namespace} drops the replies of {dest}", "reply")
+def from_drops(drops: list) -> Finding | None:
+    """The finding for the first drop by a vethwrap partition among drops (firewall.Drop),
+    the requests' before the replies' (where both drop, the requests never came back)."""
+    for drop in sorted(drops, key=lambda d: d.packet.what != "requests"):
+        raw = drop.rule.raw if drop.rule is not None else None
+        mark = Mark.parse((raw or {}).get("comment"))
+        if mark is None or mark.role != ROLE or drop.chain.table != TABLE:
+            continue
+        where = label(drop.place.ns)
+        found = Finding(Cause.PARTITIONED,
+                        f"{HEAL}: {where} drops the {drop.packet.what} from "
+                        f"{drop.packet.src}",
+                        [f"{where}: nft table {drop.chain.family} {TABLE}, mark {mark.text()}, "
+                         f"{drop.rule.counter or 0} packet(s) dropped so far"],
+                        namespace=drop.place.ns, decided_by="firewall")
+        found.fix(["vethwrap", "heal", "--lab", mark.lab], None)
+        return found
     return None
-
-
-def _finding(table, what: str, direction: str) -> Finding:
-    lab = table.mark.lab
-    found = Finding(Cause.PARTITIONED, f"{HEAL}: {what}",
-                    [f"{table.netns}: nft table inet vethwrap, mark {table.mark.text()}, "
-                     f"{table.dropped} packet(s) dropped so far"],
-                    namespace=table.netns, direction=direction, decided_by="partition")
-    found.fix(["vethwrap", "heal", "--lab", lab], None)
-    return found

@@ -27,6 +27,7 @@ from veth_wrap.steps import Op, Plan
 
 Emit = Callable[[dict], None]  # one event, written as a JSON line to the service's log
 IMPAIRMENTS = ("delay", "jitter", "loss", "rate")
+READY_WITHIN = 30.0  # seconds a restore service may take to start Python on a loaded host
 
 
 def agent_argv(*words: str) -> list[str]:
@@ -120,22 +121,27 @@ def start_timed(namespace: str, ifname: str, opts: LinkOpts, seconds: float) -> 
     _refuse_running(namespace, name)
     held = api.describe(namespace, ifname)["impairments"]
     keep = {key: held[key] for key in IMPAIRMENTS if key in held}
-    service = api.start(namespace, agent_argv("restore", namespace, ifname,
-                                              f"{time.time() + seconds:.3f}", json.dumps(keep)),
-                        name=name)
+    service = api.start(namespace, agent_argv("restore", namespace, ifname, f"{seconds:g}",
+                                              json.dumps(keep)), name=name)
     try:
+        # its SIGTERM handler is in place once it says so: a heal from then on restores
+        service.wait_log('"event": "waiting"', timeout=READY_WITHIN)
         return api.link_set(namespace, ifname, opts, clear=False)
     except VethwrapError:
         service.stop()  # it restores what it holds: what the end held before
         raise
 
 
-def restore(namespace: str, ifname: str, until: float, keep: dict, emit: Emit) -> None:
-    """Wait until the wall-clock time `until` (or a stop), then put keep back on the end."""
+def restore(namespace: str, ifname: str, seconds: float, keep: dict, emit: Emit) -> None:
+    """Wait `seconds` from now (or a stop), then put keep back on the end.
+
+    The command that starts this service changes the end once it says it waits, so the
+    time counts from about the change."""
     stop = until_stopped()
-    emit({"event": "waiting", "namespace": namespace, "interface": ifname, "until": until,
-          "restores": keep})
-    stopped = stop.wait(max(until - time.time(), 0))
+    until = time.time() + seconds
+    emit({"event": "waiting", "namespace": namespace, "interface": ifname,
+          "until": round(until, 3), "restores": keep})
+    stopped = stop.wait(seconds)
     if stopped:  # heal or destroy holds the lock and waits for this service to end
         apply(api.link_plan(namespace, ifname, previous_opts(keep), True))
     else:

@@ -7,11 +7,12 @@ from typing import Optional, Sequence
 
 from veth_wrap import api
 from veth_wrap.compile import faults as compile_faults
-from veth_wrap.errors import UsageError
+from veth_wrap.errors import CommandFailed, UsageError
 from veth_wrap.kernel import faultread, inventory, state
 from veth_wrap.model import faults as model
 from veth_wrap.model import names
 from veth_wrap.model.procfacts import Proc, Stopped
+from veth_wrap.model.topology import Lab
 from veth_wrap.run.lock import locked
 from veth_wrap.run.runner import Runner, default_runner
 from veth_wrap.run.walker import apply
@@ -60,14 +61,22 @@ def resolve(name: str, lab: Optional[str], existing: Sequence[str]) -> str:
 
 
 def partition_plan(groups: Sequence[Sequence[str]], lab: Optional[str] = None,
-                   oneway: bool = False, runner: Optional[Runner] = None) -> Placed:
-    """The plan that cuts the groups apart (short names resolve inside lab)."""
+                   oneway: bool = False, runner: Optional[Runner] = None,
+                   built: Optional[Lab] = None, check: bool = True) -> Placed:
+    """The plan that cuts the groups apart (short names resolve inside lab).
+
+    built: the lab as a lab file describes it, for a lab over several hosts: its addresses
+    come from the file, and only the namespaces on this host get their tables. check: read
+    the tables in place first and refuse (the run leaves that to `create table`, and reads
+    them only when a step fails)."""
     model.check_groups(groups)
     for name in (n for g in groups for n in g):
         names.check_netns(name)
     lab = names.check_lab(lab) if lab is not None else None
     runner = runner or default_runner()
     existing = state.list_netns(runner)
+    if built is not None:
+        return _from_file(groups, built, oneway, existing, runner, check)
     real = [[resolve(n, lab, existing) for n in g] for g in groups]
     model.check_groups(real)  # two short names may name one namespace
     flat = [n for g in real for n in g]
@@ -76,8 +85,29 @@ def partition_plan(groups: Sequence[Sequence[str]], lab: Optional[str] = None,
     part = model.Partition(lab, tuple(tuple(g) for g in real), oneway)
     addresses = {ns: [a for link in facts[ns].links.values() if link.ifname != "lo"
                       for a in link.addresses] for ns in flat}
-    held = faultread.tables(part.unheard(), runner)
+    held = faultread.tables(part.unheard(), runner) if check else {}
     return Placed(part, compile_faults.partition_plan(part, addresses, held))
+
+
+def _from_file(groups: Sequence[Sequence[str]], built: Lab, oneway: bool,
+               existing: Sequence[str], runner: Runner, check: bool) -> Placed:
+    """partition_plan for a lab file's lab: names and addresses from the file."""
+    prefix = built.extra.get("prefix", "")
+    real = []
+    for group in groups:
+        real.append([n if n in built.members else prefix + n for n in group])
+        for name, ns in zip(group, real[-1]):
+            if ns not in built.members:
+                raise UsageError(f"{name!r} is not a namespace of lab {built.name}",
+                                 f"its namespaces: {', '.join(built.members)}")
+    model.check_groups(real)
+    part = model.Partition(built.name, tuple(tuple(g) for g in real), oneway)
+    addresses = {ns: [a for end in built.ends_in(ns) for a in end.addresses]
+                 for g in real for ns in g}
+    here = set(existing)
+    held = faultread.tables([ns for ns in part.unheard() if ns in here],
+                            runner) if check else {}
+    return Placed(part, compile_faults.partition_plan(part, addresses, held, here))
 
 
 def _common_lab(flat: list[str], facts: dict, lab: Optional[str]) -> str:
@@ -101,12 +131,16 @@ def _common_lab(flat: list[str], facts: dict, lab: Optional[str]) -> str:
 
 
 def partition(groups: Sequence[Sequence[str]], lab: Optional[str] = None, oneway: bool = False,
-              runner: Optional[Runner] = None) -> Placed:
+              runner: Optional[Runner] = None, built: Optional[Lab] = None) -> Placed:
     """Cut the groups apart; rolled back whole if any namespace fails."""
     runner = runner or default_runner()
     with locked():
-        placed = partition_plan(groups, lab, oneway, runner)
-        apply(placed.plan, runner)
+        placed = partition_plan(groups, lab, oneway, runner, built, check=False)
+        try:
+            apply(placed.plan, runner)
+        except CommandFailed:  # rolled back; a table in place says why in one line
+            partition_plan(groups, lab, oneway, runner, built)
+            raise
     return placed
 
 
@@ -123,25 +157,40 @@ def lab_namespaces(lab: Optional[str], runner: Runner) -> list[str]:
 
 def fault_services(namespaces: Sequence[str], lab: Optional[str] = None) -> list[Proc]:
     """The services that hold faults (flaps, timed restores, timelines) in the namespaces."""
-    found = api.processes(namespaces) if namespaces else []
-    # the leader only: what a service runs (ip, tc) inherits its name for a moment
-    return [p for p in found if model.is_fault_service(p.service) and p.session == p.pid
-            and (lab is None or p.lab == lab)]
+    found = [p for p in (_processes(namespaces) if namespaces else [])
+             if model.is_fault_service(p.service) and (lab is None or p.lab == lab)]
+    # the service itself only: what it runs (ip, tc, each in a session of its own) inherits
+    # its name for a moment
+    pids = {p.pid for p in found}
+    return [p for p in found if p.parent not in pids]
 
 
-def held(lab: Optional[str] = None, runner: Optional[Runner] = None
-         ) -> tuple[list[model.FaultTable], list[Proc]]:
-    """vethwrap's partition tables and fault services, of one lab or of all."""
+def _processes(namespaces: Sequence[str]) -> list[Proc]:
+    """The processes in the namespaces, those deleted meanwhile left out (a busy host)."""
+    try:
+        return api.processes(namespaces)
+    except UsageError:
+        still = set(state.list_netns())
+        return api.processes([ns for ns in namespaces if ns in still])
+
+
+def held(lab: Optional[str] = None, runner: Optional[Runner] = None,
+         within: Optional[Sequence[str]] = None) -> tuple[list[model.FaultTable], list[Proc]]:
+    """vethwrap's partition tables and fault services, of one lab or of all.
+
+    within: the lab's namespaces when the caller knows them (the fixture), else they are
+    found by the lab's marks."""
     runner = runner or default_runner()
-    spaces = lab_namespaces(lab, runner)
+    spaces = list(within) if within is not None else lab_namespaces(lab, runner)
     tables = [t for t in faultread.tables(spaces, runner).values()
               if t.ours and (lab is None or t.mark.lab == lab)]
     return tables, fault_services(spaces, lab)
 
 
-def heal_plan(lab: Optional[str] = None, runner: Optional[Runner] = None) -> Healed:
+def heal_plan(lab: Optional[str] = None, runner: Optional[Runner] = None,
+              within: Optional[Sequence[str]] = None) -> Healed:
     """What heal would do: the services it stops and the tables it removes."""
-    tables, services = held(lab, runner)
+    tables, services = held(lab, runner, within)
     healed = Healed(tables, plan=compile_faults.heal_plan(tables, lab), services=services)
     healed.plan.notes += [f"stop {p.service} in {p.netns} (pid {p.pid}): it undoes its fault"
                           for p in services]
@@ -149,7 +198,7 @@ def heal_plan(lab: Optional[str] = None, runner: Optional[Runner] = None) -> Hea
 
 
 def heal(lab: Optional[str] = None, runner: Optional[Runner] = None,
-         keep: Sequence[str] = ()) -> Healed:
+         keep: Sequence[str] = (), within: Optional[Sequence[str]] = None) -> Healed:
     """Remove every fault vethwrap placed (in lab, or everywhere), and only those.
 
     Fault services are stopped first (the timeline before what it started), each undoing
@@ -158,7 +207,7 @@ def heal(lab: Optional[str] = None, runner: Optional[Runner] = None,
     """
     runner = runner or default_runner()
     with locked():
-        healed = heal_plan(lab, runner)
+        healed = heal_plan(lab, runner, within)
         services = [p for p in healed.services if p.service not in keep]
         services.sort(key=lambda p: p.service != model.TIMELINE)
         for proc in services:

@@ -101,9 +101,12 @@ def split_addresses(addresses: Iterable[str]) -> dict[int, list[str]]:
 
 
 def table_script(mark: Mark, addresses: Iterable[str]) -> str:
-    """The `nft -f` text of one namespace's table: drop input from the addresses."""
+    """The `nft -f` text of one namespace's table: drop input from the addresses.
+
+    It starts with `create table`, which fails when the table is there: one transaction, so
+    a table in place (vethwrap's or another's) is never merged into, and nothing changes."""
     by_version = split_addresses(addresses)
-    lines = [f"table {FAMILY} {TABLE} {{"]
+    lines = [f"create table {FAMILY} {TABLE}", f"table {FAMILY} {TABLE} {{"]
     for version, (name, kind, _) in SETS.items():
         elems = by_version[version]
         elements = f" elements = {{ {', '.join(elems)} }};" if elems else ""

@@ -109,7 +109,16 @@ def parse(text: str, source: str = "<lab>", prefix: str = "") -> Lab:
     lab = _Builder(doc, prefix).build()
     if doc.problems or lab is None:
         raise LabFileError(source, doc.problems or [f"{source}:1: nothing could be read"])
-    return lab
+    return with_prefix(lab, prefix)
+
+
+def with_prefix(lab: Lab, prefix: str) -> Lab:
+    """The lab, knowing the prefix its names got: its hosts files list the names unprefixed."""
+    if not prefix:
+        return lab
+    import dataclasses
+
+    return dataclasses.replace(lab, extra={**lab.extra, "prefix": prefix})
 
 
 def from_data(data: dict, source: str) -> Lab:
