@@ -41,6 +41,7 @@ FILE_LAB = f"vt{RUN_ID}mf"
 EXAMPLES, STEPS = 15, 21  # about 230 steps (examples vary in length); at least 200 must run
 RAN = {"steps": 0, "examples": 0}
 TRACE = f"/tmp/vt{RUN_ID}-lifecycle.log"
+LAB_FILE = f"/tmp/{FILE_LAB}.yaml"
 
 
 def vethwrap(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -213,11 +214,10 @@ class Lifecycle(RuleBasedStateMachine):
             return
         text = f"name: {FILE_LAB}\nnamespaces: [{', '.join(members)}]\nlinks:\n" + "".join(
             f"  - [{a}, {b}]\n" for a, b in chain(members))
-        path = f"/tmp/{FILE_LAB}.yaml"
-        with open(path, "w") as f:
+        with open(LAB_FILE, "w") as f:
             f.write(text)
         log("up", *members)
-        api.update(labfile.load(path), check=False)
+        api.update(labfile.load(LAB_FILE), check=False)
         dropped = set(lab.members) - set(members) if lab else set()
         self.running = {s for s in self.running if s[1] not in dropped}
         self.labs[FILE_LAB] = Lab(FILE_LAB, members, chain(members), "custom")
@@ -433,6 +433,8 @@ def _clean() -> None:
             os.unlink(path)
         if os.path.isdir(f"/etc/netns/{ns}") and not os.listdir(f"/etc/netns/{ns}"):
             os.rmdir(f"/etc/netns/{ns}")
+    if os.path.exists(LAB_FILE):
+        os.unlink(LAB_FILE)
     logs = "/run/vethwrap/logs"
     for name in os.listdir(logs) if os.path.isdir(logs) else []:
         if name.startswith(f"vt{RUN_ID}m"):
