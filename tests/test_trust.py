@@ -355,3 +355,18 @@ def test_a_namespace_half_deleted_by_someone_else_does_not_fail_a_read(sim_hosts
         done = host.vethwrap(*argv)
         assert done.returncode == 0, (argv, done.stderr)
     assert host.netns() == [f"vt{RUN_ID}dhalf"]
+
+
+def test_a_bridge_named_like_a_host_interface_is_refused(netns, cli, unchanged, tmp_path):
+    """`where: root` with the name of a device the host has: its ports would join that."""
+    host_dev = next(link["ifname"] for link in json.loads(ip("-j", "link", "show").stdout)
+                    if link["ifname"] != "lo")
+    a, b = netns.name(), netns.name()
+    lab = tmp_path / "lab.yaml"
+    lab.write_text(f"name: {a}\nnamespaces: [{a}, {b}]\nbridges:\n"
+                   f"  - {{name: {host_dev}, where: root, members: [{a}, {b}]}}\n")
+    for argv in (("up", "-f", str(lab), "--dry-run"), ("up", "-f", str(lab))):
+        done = cli(*argv)
+        assert done.returncode == 2 and _one_line(done.stderr), done.stderr
+        assert f"interface {host_dev} already exists in the root namespace" in done.stderr
+    assert not os.path.exists(f"/etc/netns/{a}")
