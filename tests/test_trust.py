@@ -355,3 +355,46 @@ def test_a_namespace_half_deleted_by_someone_else_does_not_fail_a_read(sim_hosts
         done = host.vethwrap(*argv)
         assert done.returncode == 0, (argv, done.stderr)
     assert host.netns() == [f"vt{RUN_ID}dhalf"]
+
+
+def test_a_bridge_named_like_a_host_interface_is_refused(netns, cli, unchanged, tmp_path):
+    """`where: root` with the name of a device the host has: its ports would join that."""
+    host_dev = next(link["ifname"] for link in json.loads(ip("-j", "link", "show").stdout)
+                    if link["ifname"] != "lo")
+    a, b = netns.name(), netns.name()
+    lab = tmp_path / "lab.yaml"
+    lab.write_text(f"name: {a}\nnamespaces: [{a}, {b}]\nbridges:\n"
+                   f"  - {{name: {host_dev}, where: root, members: [{a}, {b}]}}\n")
+    for argv in (("up", "-f", str(lab), "--dry-run"), ("up", "-f", str(lab))):
+        done = cli(*argv)
+        assert done.returncode == 2 and _one_line(done.stderr), done.stderr
+        assert f"interface {host_dev} already exists in the root namespace" in done.stderr
+    assert not os.path.exists(f"/etc/netns/{a}")
+
+
+def test_options_are_compared_by_value_delay_and_jitter_too():
+    """The comparison create refuses by, on facts as read (netem is not on every kernel)."""
+    from veth_wrap.compile import drift
+    from veth_wrap.model import shapes
+    from veth_wrap.model.facts import LinkState, NetnsState
+    from veth_wrap.model.linkopts import LinkOpts
+    from veth_wrap.model.names import Mark
+
+    lab = shapes.with_opts(shapes.build(["a", "b"]), LinkOpts(delay="5ms", jitter="1ms"))
+    mark = Mark(lab.name, "end", "pair")
+
+    def facts(mtu=1500):
+        return {ns: NetnsState(ns, {end.ifname: LinkState(end.ifname, 2, "veth", True, "UP",
+                                                          end.addresses, mark, mtu=mtu)})
+                for ns, end in (("a", lab.links[0].a), ("b", lab.links[0].b))}
+
+    same = {ns: {end: {"delay": "5000us", "jitter": "1ms"}} for ns, end in
+            (("a", lab.links[0].a.ifname), ("b", lab.links[0].b.ifname))}
+    assert drift.differences(lab, facts(), same) == []
+    other = {"a": {lab.links[0].a.ifname: {"delay": "10ms"}}}
+    found = drift.differences(lab, facts(), other)
+    assert {(d.option, d.where) for d in found} == {
+        ("delay", f"a:{lab.links[0].a.ifname}"), ("jitter", f"a:{lab.links[0].a.ifname}"),
+        ("delay", f"b:{lab.links[0].b.ifname}"), ("jitter", f"b:{lab.links[0].b.ifname}")}
+    with pytest.raises(Exception, match="delay: a:vw-b has 10ms, asked 5ms"):
+        drift.refuse(lab, found)

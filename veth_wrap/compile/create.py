@@ -342,6 +342,20 @@ def check_conflicts(lab: Lab, facts: dict[str, NetnsState], root: Optional[Netns
     if root is not None:
         for end in lab.ends_in(None):
             _check_end(end, root)
+    for bridge in lab.bridges:
+        _check_bridge(lab, bridge, root if bridge.netns is None else facts.get(bridge.netns))
+
+
+def _check_bridge(lab: Lab, bridge, state: Optional[NetnsState]) -> None:
+    """A bridge's name taken by another device (the host's eth0, docker0, a bridge of
+    another lab): ports would be attached to it, so refuse."""
+    have = state.links.get(bridge.name) if state else None
+    if have is None or (have.kind == "bridge" and have.mark and have.mark.lab == lab.name):
+        return
+    where = bridge.netns or "the root namespace"
+    raise ConflictError(f"interface {bridge.name} already exists in {where} and is not the "
+                        f"bridge of lab {lab.name}", "give the bridge another name (name: under "
+                        "bridges), or remove that interface")
 
 
 def _check_end(end: End, state: NetnsState) -> None:

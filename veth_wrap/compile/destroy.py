@@ -95,8 +95,9 @@ def _kept(plan: Teardown, ns: str, st: NetnsState, facts: dict[str, NetnsState],
         if peer is not None:
             vanishing.add(peer)
     inside, outside = borrow.restore_ops(ns, st)
+    what = (["vethwrap's links"] if gone else []) + (["lo as create found it"] if inside else [])
     plan.add([Op(("link", "del", link.ifname)) for link in gone] + inside, netns=ns,
-             comment=f"vethwrap's links in {ns}, which stays")
+             comment=f"{' and '.join(what)} in {ns}, which stays")
     plan.links += [(ns, link.ifname) for link in gone]
     return outside
 
