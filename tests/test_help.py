@@ -77,7 +77,7 @@ def test_usage_line_shows_the_command_it_runs(name):
 
 
 def test_usage_lines_name_arguments_plainly():
-    assert _help("create").splitlines()[0] == "Usage: vethwrap create [OPTIONS] NS..."
+    assert _help("create").splitlines()[0] == "Usage: vethwrap create [OPTIONS] [NS...]"
     assert _help("link", "set").splitlines()[0] == \
         "Usage: vethwrap link set [OPTIONS] [NS] [INTERFACE]"
 

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PAIR = str(ROOT / "examples" / "pair.yaml")
 # what every command imports that is not the standard library: the CLI, its completion, typer
 BASE = {"veth_wrap", "veth_wrap.cli", "veth_wrap.cli.app", "veth_wrap.cli.common",
-        "veth_wrap.cli.complete", "veth_wrap.cli.helpformat", "veth_wrap.errors", "veth_wrap.model",
+        "veth_wrap.cli.complete", "veth_wrap.cli.helpformat", "veth_wrap.cli.faults", "veth_wrap.errors", "veth_wrap.model",
         "veth_wrap.model.names", "veth_wrap.model.topology", "typer", "shellingham",
         "annotated_doc"}
 OUTPUT = {"veth_wrap.cli.output"}
