@@ -33,6 +33,7 @@ LIBRARY = {"veth_wrap.api", "veth_wrap.check", "veth_wrap.check.readback",
            "veth_wrap.kernel.inventory", "veth_wrap.kernel.state", "veth_wrap.model.facts",
            "veth_wrap.run", "veth_wrap.run.lock", "veth_wrap.run.runner",
            "veth_wrap.run.walker", "veth_wrap.run.fuse", "veth_wrap.steps",
+           "veth_wrap.run.schedule", "veth_wrap.run.readback", "veth_wrap.run.processes",
            # lab names (hosts files), services and what destroy stops, labs over hosts
            "veth_wrap.compile.hosts", "veth_wrap.compile.vxlan", "veth_wrap.kernel.hostsfiles",
            "veth_wrap.kernel.procs", "veth_wrap.lifecycle", "veth_wrap.model.hosts",

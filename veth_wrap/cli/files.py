@@ -69,6 +69,7 @@ def up(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
     from veth_wrap import api
     from veth_wrap.cli.output import emit_script, say
     from veth_wrap.model.hosts import of_lab
+    from veth_wrap.run.walker import script
 
     lab = load(file, prefix)
     if of_lab(lab) is not None or host or all_hosts:
@@ -81,7 +82,7 @@ def up(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
 
         steps = api.update_plan(lab)
         started = labservices.commands(lab)
-        emit_script(steps.script(f"vethwrap up: lab {lab.name} from {_shown(file)}")
+        emit_script(script(steps, f"vethwrap up: lab {lab.name} from {_shown(file)}")
                     + (["# then its services, in order"] + started if started else []))
         for note in steps.notes:
             say(note)
@@ -126,6 +127,7 @@ def down(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
     from veth_wrap.cli.output import emit_script
     from veth_wrap.cli.views import print_removed
     from veth_wrap.model import labfile
+    from veth_wrap.run.walker import script
 
     if host or all_hosts or str(file) == "-":  # these need the hosts: the whole file
         from veth_wrap.cli import hosts
@@ -136,7 +138,7 @@ def down(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
     require_root()
     if dry_run:
         steps = api.destroy_targets(lab=name)
-        emit_script(steps.script(f"vethwrap down: lab {name}"))
+        emit_script(script(steps, f"vethwrap down: lab {name}"))
     else:
         steps = api.destroy(lab=name, grace=grace)
     print_removed(steps, dry_run, json_out, f"lab {name}", lab=name)

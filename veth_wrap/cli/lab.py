@@ -54,6 +54,7 @@ def create(
     from veth_wrap.cli.output import emit_script
     from veth_wrap.model import shapes
     from veth_wrap.model.linkopts import link_opts
+    from veth_wrap.run.walker import script
 
     if topology is Kind.CUSTOM:
         raise UsageError("--topology custom is for lab files", "use pair, bridge, chain or mesh")
@@ -62,7 +63,7 @@ def create(
     built_lab = shapes.build(namespaces, kind=topology, subnet=nets, lab=lab,
                              host_bridge=host_bridge, opts=opts, ipv6=ipv6, direction=direction)
     if dry_run:
-        emit_script(api.plan(built_lab).script(f"vethwrap create: lab {built_lab.name}"))
+        emit_script(script(api.plan(built_lab), f"vethwrap create: lab {built_lab.name}"))
         return
     require_root()
     try:
@@ -93,6 +94,7 @@ def destroy(
     from veth_wrap import api
     from veth_wrap.cli.output import emit_script
     from veth_wrap.model import names
+    from veth_wrap.run.walker import script
 
     namespaces = list(namespaces or [])
     chosen = sum([bool(namespaces), everything, lab is not None or file is not None])
@@ -105,7 +107,7 @@ def destroy(
     require_root()  # even the dry run reads the namespaces
     if dry_run:
         steps = api.destroy_targets(namespaces, lab, everything)
-        emit_script(steps.script("vethwrap destroy"))
+        emit_script(script(steps, "vethwrap destroy"))
     else:
         # one `netns del` per namespace; with --lab or --all the count is known only later
         count = len(namespaces) or None

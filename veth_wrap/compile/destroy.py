@@ -8,7 +8,7 @@ from typing import Iterable, Optional
 from veth_wrap.model.facts import LabView, NetnsState
 from veth_wrap.model.names import Role, port_ifname
 from veth_wrap.model.procfacts import Proc, Stopped
-from veth_wrap.steps import Op, Plan
+from veth_wrap.steps import Kind, Op, Plan
 
 
 @dataclass
@@ -69,14 +69,15 @@ def destroy_plan(targets: Iterable[str], facts: dict[str, NetnsState],
             doomed.append(ns)
         else:
             kept = [link.ifname for link in st.marked() if link.mark.role != Role.PORT]
-            plan.add((Op(("link", "del", name)) for name in kept), netns=ns,
+            plan.add((Op(Kind.DEL_LINK, ("link", "del", name), target=name) for name in kept),
+                     netns=ns,
                      comment=f"vethwrap's links in {ns}, which stays")
             plan.links += [(ns, name) for name in kept]
     doomed += _empty_hubs(targets, facts, views)
     root_ops = _root_ops(targets, views, root, frozenset(named))
     plan.add(root_ops, comment="vethwrap's links in the root namespace")
-    plan.links += [(None, op.args[-1]) for op in root_ops]
-    plan.add((Op(("netns", "del", ns)) for ns in doomed), comment="namespaces vethwrap created")
+    plan.links += [(None, op.target) for op in root_ops]
+    plan.add(_deletions(doomed), comment="namespaces vethwrap created")
     plan.namespaces = doomed
     return plan
 
@@ -110,7 +111,8 @@ def _root_ops(targets: list[str], views: dict[str, LabView], root: Optional[Netn
                  if name in root.links and root.links[name].mark}
         ports = [name for name, role in roles.items() if role == Role.PORT]
         whole = all(name in going for name in ports) if ports else view.name in named
-        ops += [Op(("link", "del", name)) for name, role in roles.items()
+        ops += [Op(Kind.DEL_LINK, ("link", "del", name), target=name)
+                for name, role in roles.items()
                 if whole or (role == Role.PORT and name in going)]
     return ops
 
@@ -132,6 +134,11 @@ def teardown_of(plan: Plan, namespaces: Iterable[str]) -> Optional[Teardown]:
     if not made or set(namespaces) - set(made):
         return None
     teardown = Teardown()
-    teardown.add((Op(("netns", "del", ns)) for ns in made), comment="namespaces vethwrap created")
+    teardown.add(_deletions(made), comment="namespaces vethwrap created")
     teardown.namespaces = made
     return teardown
+
+
+def _deletions(namespaces: Iterable[str]) -> list[Op]:
+    """`netns del` of each namespace."""
+    return [Op(Kind.DEL_NETNS, ("netns", "del", ns), target=ns, netns=ns) for ns in namespaces]

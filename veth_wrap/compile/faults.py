@@ -1,7 +1,7 @@
 """Faults -> plan steps: a partition's tables, and heal's removal of them. No I/O.
 
 Each table goes in with one `nft -f -` inside its namespace, undone by deleting the table;
-the namespaces are independent, so their steps share a group and run several at once.
+the namespaces are independent of each other, and their steps say so.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from typing import Iterable, Mapping
 
 from veth_wrap.errors import ConflictError
 from veth_wrap.model.faults import FAMILY, TABLE, FaultTable, Partition, table_script
-from veth_wrap.steps import Op, Plan, Step
+from veth_wrap.steps import Kind, Op, Plan, Step
 
-GROUP = "faults"
+INDEPENDENT = "faults"  # the label the steps of one partition share
 
 
 def delete_words(netns: str) -> tuple[str, ...]:
@@ -32,10 +32,11 @@ def partition_plan(partition: Partition, addresses: Mapping[str, Iterable[str]],
         _refuse_held(partition.lab, ns, held.get(ns))
         dropped = [a for source in sources for a in addresses.get(source, ())]
         script = table_script(partition.mark(), dropped)
-        op = Op(("netns", "exec", ns, "nft", "-f", "-"), delete_words(ns))
+        op = Op(Kind.ADD_FIREWALL, ("netns", "exec", ns, "nft", "-f", "-"), delete_words(ns),
+                target=ns, netns=ns)
         shown = ", ".join(sources)
         plan.steps.append(Step((op,), comment=f"{ns} stops hearing {shown}", input=script,
-                               group=GROUP))
+                               independent=INDEPENDENT))
     return plan
 
 
@@ -54,5 +55,6 @@ def heal_plan(tables: Iterable[FaultTable], lab: str | None = None) -> Plan:
     """The steps that remove vethwrap's partition tables (of one lab, when given)."""
     plan = Plan()
     ours = [t for t in tables if t.ours and (lab is None or t.mark.lab == lab)]
-    plan.add((Op(delete_words(t.netns)) for t in ours), comment="vethwrap's partition tables")
+    plan.add((Op(Kind.DEL_FIREWALL, delete_words(t.netns), target=t.netns, netns=t.netns)
+              for t in ours), comment="vethwrap's partition tables")
     return plan
