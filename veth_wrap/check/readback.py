@@ -20,7 +20,7 @@ ROUTED = (Kind.PAIR, Kind.CHAIN, Kind.MESH)  # kinds whose routes verification c
 
 @dataclass
 class Seen:
-    """What the build's last batch read back: facts by namespace, route devices by hop."""
+    """What the build read back: facts by namespace, route devices by hop."""
 
     facts: dict[str, NetnsState] = field(default_factory=dict)
     routes: dict[tuple[str, str], Optional[str]] = field(default_factory=dict)

@@ -122,7 +122,7 @@ def _member_side(lab: Lab) -> bool:
 
 
 def _netns_add(lab: Lab, ns: str, marked: bool) -> list[Op]:
-    """Add a namespace, and unless its own step follows at once, mark it in the same batch,
+    """Add a namespace, and unless its own step follows at once, mark it in the same step,
     so that a crash right after leaves it findable."""
     made = Op(Kind.ADD_NETNS, ("netns", "add", ns), ("netns", "del", ns),
               creates=(("netns", ns),), target=ns, netns=ns)

@@ -65,7 +65,7 @@ def write_plan(lab: Lab, found: dict[str, HostsFile]) -> Plan:
 
     A file vethwrap did not write is left alone, with a note. Rollback removes files and
     folders that the plan created. The steps need no kernel state and change none, so the
-    schedule may run them beside steps that do.
+    schedule may run them while steps that do run.
     """
     plan = Plan()
     wanted = contents(lab)
