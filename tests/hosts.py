@@ -11,6 +11,7 @@ underlay veth is created with its ends already inside the two hosts.
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -179,7 +180,8 @@ class Hosts:
                        "-o", "KbdInteractiveAuthentication=no",
                        "-o", "PermitRootLogin=prohibit-password",
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        here = f"cd {WORKTREE} && NO_COLOR=1 {sys.executable} -m veth_wrap"
+        here = shlex.join(["env", "-C", str(WORKTREE), "NO_COLOR=1", sys.executable, "-m",
+                           "veth_wrap"])
         env = {"VETHWRAP_SSH": f"ssh -F {keys / 'config'}", "VETHWRAP_REMOTE_COMMAND": here}
         for host in hosts:
             _wait_for_ssh(host, env)
@@ -190,7 +192,6 @@ SSHD = "/usr/sbin/sshd"
 
 
 def _wait_for_ssh(host: Host, env: dict, seconds: float = 10) -> None:
-    import shlex
     import time
 
     deadline = time.monotonic() + seconds

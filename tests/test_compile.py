@@ -197,7 +197,7 @@ def test_plan_is_empty_when_the_kernel_holds_the_lab(scenario, members, kind, la
     assert plan.notes and all(note.endswith("already as asked") for note in plan.notes)
 
 
-def test_plan_into_an_existing_plain_namespace_leaves_its_lo_unmarked():
+def test_plan_into_an_existing_plain_namespace_records_in_lo_what_it_changes():
     plan = create_plan(shapes.build(["h3f0", "h3new"]), recorded("plain"))
     assert steps(plan) == [
         ("ip netns add h3new", ""),  # its own step follows at once, and marks it
@@ -206,6 +206,7 @@ def test_plan_into_an_existing_plain_namespace_leaves_its_lo_unmarked():
          "link set vw-h3f0 addrgenmode none up alias vethwrap/h3f0/end/pair\n"
          "addr add 10.0.0.2/24 dev vw-h3f0\n"),
         ("ip -n h3f0 -batch -", "addr add 127.0.0.1/8 dev lo\nlink set lo up\n"
+         "link set lo alias vethwrap/h3f0/borrowed=lo-addr,lo-up/pair\n"
          "link set vw-h3new addrgenmode none up alias vethwrap/h3f0/end/pair\n"
          "addr add 10.0.0.1/24 dev vw-h3new\n"),
     ]

@@ -25,7 +25,7 @@ def test_version_comes_from_the_package_metadata(cli):
 def test_no_arguments_print_the_help_and_succeed(cli):
     done = cli()
     assert done.returncode == 0, done.stderr
-    assert "Commands" in done.stdout and "create" in done.stdout
+    assert "Labs:" in done.stdout and "create" in done.stdout  # the help, in its panels
 
 
 def test_an_unknown_command_suggests_the_closest(cli):

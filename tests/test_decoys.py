@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from fakes import RecordingRunner
 
 from veth_wrap import api
@@ -28,6 +29,16 @@ KERNEL = {
     "vethwrap-foo": [_link("lo", 1, "vethwrap/not/a-mark"), _link("vb-foo", 2, "vethwrap-ish")],
 }
 ROOT = [_link("lo", 1), _link("eth0", 2), _link("vp-foo", 3, "vethwrap/too/few")]
+
+
+@pytest.fixture(autouse=True)
+def no_hosts_files(monkeypatch):
+    """The recorded kernel has no /etc/netns and no unnamed namespaces: the machine's own
+    files and processes (other labs running meanwhile) are not its."""
+    from veth_wrap.kernel import hostsfiles, procs
+
+    monkeypatch.setattr(hostsfiles, "stale", lambda existing, runner: [])
+    monkeypatch.setattr(procs, "orphans", lambda inodes, runner: {})
 
 
 def _answer(argv: tuple, stdin):

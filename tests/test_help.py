@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -60,3 +61,37 @@ def _option_helps() -> list[tuple[str, str]]:
 def test_option_help_has_no_markup_that_rich_would_swallow(name, text):
     # typer renders help through rich markup, where "[default: x]" silently disappears
     assert "[" not in text, f"{name}: {text!r}"
+
+
+def _help(*args: str) -> str:
+    proc = subprocess.run([sys.executable, "-m", "veth_wrap", *args, "--help"],
+                          capture_output=True, text=True,
+                          env={"COLUMNS": "100", "NO_COLOR": "1", "PATH": "/usr/bin"})
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+@pytest.mark.parametrize("name", ["run", "exec"])
+def test_usage_line_shows_the_command_it_runs(name):
+    assert _help(name).splitlines()[0] == f"Usage: vethwrap {name} [OPTIONS] NS -- CMD [ARG]..."
+
+
+def test_usage_lines_name_arguments_plainly():
+    assert _help("create").splitlines()[0] == "Usage: vethwrap create [OPTIONS] NS..."
+    assert _help("link", "set").splitlines()[0] == \
+        "Usage: vethwrap link set [OPTIONS] [NS] [INTERFACE]"
+
+
+def test_top_level_help_groups_commands_in_panels():
+    text = _help()
+    panels = re.findall(r"^(\w+):\n((?:  .*\n?)+)", text, flags=re.M)
+    listed = {title: [row.split()[0] for row in rows.splitlines()] for title, rows in panels}
+    assert ["Labs", "Traffic", "Software", "Explain", "Files"] == \
+        [title for title in listed if title not in ("Options", "Commands")]
+    assert {"create", "destroy", "show"} <= set(listed["Labs"])
+    assert {"run", "exec", "ps", "stop", "logs"} <= set(listed["Software"])
+    assert {"diagnose", "doctor"} <= set(listed["Explain"])
+    assert {"up", "down", "validate", "graph"} <= set(listed["Files"])
+    everywhere = [name for title, names in listed.items() if title != "Options" for name in names]
+    groups = [group.name for group in cli.app.registered_groups]
+    assert sorted(everywhere) == sorted([*commands(), *groups])  # each command once

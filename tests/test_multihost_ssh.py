@@ -80,3 +80,79 @@ def test_ssh_that_fails_names_the_host(wired, unchanged, tmp_path):
     assert done.returncode == 1
     assert "ssh to host right (root@192.168.77.9) failed" in done.stderr
     assert left.netns() == [] and os.path.exists(path)
+
+
+HOSTILE_REMOTE = [
+    "'$(touch {canary})vethwrap'",
+    "'vethwrap; touch {canary}'",
+    "'`touch {canary}`'",
+    "[sh, -c, 'touch {canary}']",
+    "[vethwrap, '&&', touch, {canary}]",
+    "'touch {canary}'",
+]
+
+
+@pytest.mark.parametrize("value", HOSTILE_REMOTE)
+def test_remote_command_with_shell_text_is_refused(wired, unchanged, tmp_path, value):
+    left, right, path, env = wired
+    canary = tmp_path / "canary"
+    other = tmp_path / "hostile.yaml"
+    other.write_text(open(path).read() + f"remote_command: {value.format(canary=canary)}\n")
+    env = {k: v for k, v in env.items() if k != "VETHWRAP_REMOTE_COMMAND"}
+    for argv in (("validate", "-f", str(other)),
+                 ("up", "-f", str(other), "--prefix", PREFIX, "--all-hosts", "--dry-run"),
+                 ("up", "-f", str(other), "--prefix", PREFIX, "--all-hosts")):
+        done = left.vethwrap(*argv, env=env)
+        assert done.returncode == 2, (argv, done.stdout, done.stderr)
+        assert "remote_command" in done.stderr and len(done.stderr.strip().splitlines()) <= 2
+    assert not canary.exists()
+    assert left.netns() == [] and right.netns() == []
+
+
+def test_remote_command_from_the_environment_is_words(wired, unchanged, tmp_path):
+    left, _right, path, env = wired
+    canary = tmp_path / "canary"
+    env = dict(env, VETHWRAP_REMOTE_COMMAND=f"vethwrap; touch {canary}")
+    done = left.vethwrap("up", "-f", path, "--prefix", PREFIX, "--all-hosts", "--dry-run",
+                         env=env)
+    assert done.returncode == 2 and "VETHWRAP_REMOTE_COMMAND" in done.stderr
+    assert not canary.exists()
+
+
+SPY = """#!{python}
+import json, os, sys
+with open({record!r}, "a") as f:
+    f.write(json.dumps(sys.argv[1:]) + "\\n")
+os.chdir({worktree!r})
+os.execv(sys.executable, [sys.executable, "-m", "veth_wrap", *sys.argv[1:]])
+"""
+
+
+def test_dry_run_starts_only_vethwraps_dry_run_with_every_word_intact(wired, unchanged,
+                                                                      tmp_path):
+    import sys
+
+    from hosts import WORKTREE
+
+    left, right, path, env = wired
+    record = tmp_path / "argv.jsonl"
+    spy = tmp_path / "bin" / "vethwrap"
+    spy.parent.mkdir()
+    spy.write_text(SPY.format(python=sys.executable, record=str(record), worktree=str(WORKTREE)))
+    spy.chmod(0o755)
+    other = tmp_path / "spied.yaml"
+    other.write_text(open(path).read() + f"remote_command: [env, NO_COLOR=1, {spy}]\n")
+    env = {k: v for k, v in env.items() if k != "VETHWRAP_REMOTE_COMMAND"}
+    before = {host.name: host.snapshot() for host in (left, right)}
+    done = left.vethwrap("up", "-f", str(other), "--prefix", PREFIX, "--all-hosts", "--dry-run",
+                         env=env)
+    assert done.returncode == 0, done.stderr
+    for host in ("left", "right"):
+        shown = f"# host {host}: ssh 192.168.77.{1 if host == 'left' else 2} " \
+                f"'env NO_COLOR=1 {spy} up --prefix {PREFIX} --dry-run -f - --host {host}'"
+        assert shown in done.stdout, done.stdout
+    calls = sorted(json.loads(line) for line in record.read_text().splitlines())
+    assert calls == [["up", "--prefix", PREFIX, "--dry-run", "-f", "-", "--host", host]
+                     for host in ("left", "right")]
+    for host in (left, right):
+        assert host.snapshot() == before[host.name]

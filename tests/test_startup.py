@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PAIR = str(ROOT / "examples" / "pair.yaml")
 # what every command imports that is not the standard library: the CLI, its completion, typer
 BASE = {"veth_wrap", "veth_wrap.cli", "veth_wrap.cli.app", "veth_wrap.cli.common",
-        "veth_wrap.cli.complete", "veth_wrap.errors", "veth_wrap.model",
+        "veth_wrap.cli.complete", "veth_wrap.cli.helpformat", "veth_wrap.errors", "veth_wrap.model",
         "veth_wrap.model.names", "veth_wrap.model.topology", "typer", "shellingham",
         "annotated_doc"}
 OUTPUT = {"veth_wrap.cli.output"}
@@ -40,7 +40,9 @@ LIBRARY = {"veth_wrap.api", "veth_wrap.check", "veth_wrap.check.readback",
            "veth_wrap.model.hostshare", "veth_wrap.model.procfacts", "veth_wrap.run.services",
            "veth_wrap.run.files", "veth_wrap.lifecycle.inlab", "veth_wrap.lifecycle.service",
            "veth_wrap.lifecycle.teardown", "veth_wrap.model.servicespec", "veth_wrap.run.cgroups",
-           "veth_wrap.run.rundir"}
+           "veth_wrap.run.rundir",
+           # namespaces that were there before; vethwrap's paths opened without links
+           "veth_wrap.compile.borrow", "veth_wrap.run.nofollow", "veth_wrap.model.neighbours"}
 COMMANDS = {  # name: (run as uid 65534, modules allowed beyond BASE)
     "--help": (False, set()),
     "--version": (False, OUTPUT),

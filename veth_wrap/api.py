@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
 
@@ -66,16 +65,45 @@ def plan(lab: Lab, runner: Optional[Runner] = None) -> Plan:
     present = [ns for ns in lab.namespaces() if ns in existing]
     facts = state.read(present, runner, forwarding=lab.forwarding)
     root = state.read_root(runner) if any(e.netns is None for e in lab.ends()) else None
-    return with_hosts(create_plan(lab, facts, root, netem_for(lab), caps.has_ipv6()), lab,
-                      hostsfiles.read(lab.namespaces()))
+    steps = create_plan(lab, facts, root, netem_for(lab), caps.has_ipv6())
+    _refuse_other_options(lab, facts, runner)
+    return with_hosts(steps, lab, hostsfiles.read(lab.namespaces()),
+                      stale=_stale(lab, existing, runner))
 
 
-def with_hosts(steps: Plan, lab: Lab, found: dict, dropped: Iterable = ()) -> Plan:
+def _refuse_other_options(lab: Lab, facts: dict, runner: Runner) -> None:
+    """A lab already built, asked with other addresses, MTU, MAC or impairments: exit 2."""
+    from veth_wrap.compile import drift
+
+    if not any(lab.name in st.labs() for st in facts.values()):
+        return
+    asks = any(end.opts and end.opts.impaired for end in lab.ends())
+    held = _impairments([ns for ns in lab.namespaces() if ns in facts], runner) if asks else {}
+    drift.refuse(lab, drift.differences(lab, facts, held))
+
+
+def _stale(lab: Lab, existing: Iterable[str], runner: Runner) -> list:
+    """Hosts files of namespaces that are gone, other than the lab's own (rewritten anyway)."""
+    return [f for f in hostsfiles.stale(existing, runner) if f.netns not in lab.namespaces()]
+
+
+def with_hosts(steps: Plan, lab: Lab, found: dict, dropped: Iterable = (),
+               stale: Iterable = ()) -> Plan:
     """The plan followed by the steps that write the lab's hosts files (lab names resolve),
-    and remove those of namespaces an edited lab dropped."""
+    and remove those of namespaces an edited lab dropped, and of namespaces that are gone."""
     names = hosts.write_plan(lab, found)
     names.steps += hosts.removal_steps(dropped) if dropped else []
-    return Plan(steps.steps + names.steps, steps.notes + names.notes)
+    names.steps += hosts.stale_steps(stale)
+    return Plan(steps.steps + names.steps, steps.notes + names.notes,
+                neighbour_warnings(lab))
+
+
+def neighbour_warnings(lab: Lab) -> list[str]:
+    """Warnings for a lab whose neighbour entries can reach the kernel's table limit."""
+    from veth_wrap.model.neighbours import warning
+
+    tables = [caps.neighbour_table(version) for version in lab.versions()]
+    return [text for text in (warning(lab, t) for t in tables if t) if text]
 
 
 def create(lab: Lab, runner: Optional[Runner] = None, check: bool = True,
@@ -95,7 +123,8 @@ def create(lab: Lab, runner: Optional[Runner] = None, check: bool = True,
         # the schedule reads back what verification looks at first, with the build
         outcome = (apply(steps, runner, progress, reads_for(lab) if check else None)
                    if not steps.empty else Outcome())
-        built = Built(lab, steps, notes=[n for n in steps.notes if hosts.FOREIGN in n])
+        built = Built(lab, steps, notes=steps.warnings + [n for n in steps.notes
+                                                          if hosts.FOREIGN in n])
         if check:
             try:
                 built.report = verify(lab, runner, seen=readback.seen(outcome.read))
@@ -153,7 +182,7 @@ def update_plan(lab: Lab, runner: Optional[Runner] = None) -> Plan:
     view = inventory.labs(everything, root).get(lab.name)
     dropped = [ns for ns in view.created if ns not in lab.namespaces()] if view else []
     return with_hosts(steps, lab, hostsfiles.read(lab.namespaces()),
-                      hostsfiles.read(dropped).values())
+                      hostsfiles.read(dropped).values(), _stale(lab, everything, runner))
 
 
 def update(lab: Lab, runner: Optional[Runner] = None, check: bool = True,
@@ -220,7 +249,8 @@ def destroy_built(built: Built, runner: Optional[Runner] = None,
     namespaces = built.lab.namespaces()
     fast = teardown_of(built.plan, namespaces)
     if fast is not None:
-        logs = [path for path in (f"{LOG_ROOT}/{built.lab.name}",) if os.path.exists(path)]
+        logs, links = hostsfiles.present([f"{LOG_ROOT}/{built.lab.name}"])
+        fast.notes += [f"{link} is a symbolic link: left as it is" for link in links]
         fast.steps += hosts.removal_steps(hostsfiles.read(namespaces).values(), logs)
         fast.doomed = procs.inodes(namespaces)
         fast.cgroups = lifecycle.service_groups([built.lab.name], namespaces)

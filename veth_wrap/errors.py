@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 from enum import IntEnum
 from typing import Sequence
 
@@ -55,6 +56,17 @@ class PreflightError(VethwrapError):
     """The host cannot run the command: not root, a program missing, iproute2 too old."""
 
     exit_code = ExitStatus.REFUSED
+
+
+class LinkRefused(PreflightError):
+    """A symbolic link where a file or folder of vethwrap's goes: never followed."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"{path} is a symbolic link, where vethwrap keeps its own files; "
+                         "vethwrap does not follow it",
+                         f"if nothing needs it, remove the link (rm {shlex.quote(path)}) "
+                         "and run again")
+        self.path = path
 
 
 class CommandFailed(VethwrapError):

@@ -83,8 +83,9 @@ class Op:
             raise TypeError(f"Op needs a Kind first, got {self.kind!r}")
 
     def line(self) -> str:
-        """The op as a batch line; a word with spaces (a tc bytecode) gets -batch's quotes."""
-        return " ".join(f'"{word}"' if " " in word else word for word in self.args)
+        """The op as a batch line; a word with spaces (a tc bytecode) or none (an alias
+        cleared) gets -batch's quotes."""
+        return " ".join(f'"{word}"' if " " in word or not word else word for word in self.args)
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,7 @@ class Plan:
 
     steps: list[Step] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # what the user should know first
 
     def add(self, ops: Iterable[Op], netns: Optional[str] = None, comment: str = "",
             program: str = "ip", independent: str = "") -> None:

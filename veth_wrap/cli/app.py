@@ -8,6 +8,7 @@ from typing import Callable
 
 import typer
 
+from veth_wrap.cli import helpformat
 from veth_wrap.errors import ExitStatus, PreflightError, VethwrapError
 
 app = typer.Typer(
@@ -19,6 +20,7 @@ app = typer.Typer(
     # click's plain help: typer's rich panels import rich's markdown, pygments and more, which
     # would make `--help` several times slower than everything else it does
     rich_markup_mode=None,
+    cls=helpformat.Group,
 )
 
 _debug = {"on": False}
@@ -139,6 +141,7 @@ def _register_all() -> None:
     for name in COMMAND_MODULES:
         module = importlib.import_module(f".{name}", __package__)
         module.register(app)
+    helpformat.arrange(app)
 
 
 COMMAND_MODULES: list[str] = ["lab", "query", "diagnose", "files", "link", "services",

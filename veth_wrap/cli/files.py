@@ -84,7 +84,7 @@ def up(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
         started = labservices.commands(lab)
         emit_script(script(steps, f"vethwrap up: lab {lab.name} from {_shown(file)}")
                     + (["# then its services, in order"] + started if started else []))
-        for note in steps.notes:
+        for note in steps.warnings + steps.notes:
             say(note)
         return
     require_root()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Optional
 
@@ -124,6 +125,7 @@ def _everywhere(lab: Lab, text: str, command: list[str], prefix: str, dry_run: b
     words = command + named + (["--no-verify"] if no_verify else [])
     if dry_run:
         words.append("--dry-run")
+    remote.remote_command(lab)  # refuses a bad VETHWRAP_REMOTE_COMMAND before any ssh
     if command == ["up"] and not dry_run:
         results = remote.up_all(lab, text, words, ["down"] + named)
     else:
@@ -133,8 +135,9 @@ def _everywhere(lab: Lab, text: str, command: list[str], prefix: str, dry_run: b
         return
     for result in results:
         if dry_run:
-            out().print(f"# host {result.host.name} ({result.host.ssh})", markup=False,
-                        highlight=False)
+            line = remote.remote_line(lab, result.host, words)
+            out().print(f"# host {result.host.name}: ssh {result.host.ssh} {shlex.quote(line)}",
+                        markup=False, highlight=False)
             emit_script(result.stdout.splitlines())
         else:
             say(f"host {result.host.name}: {result.summary()}")

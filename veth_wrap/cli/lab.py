@@ -51,7 +51,7 @@ def create(
 ) -> None:
     """Create namespaces and wire them with veth pairs, then verify they ping."""
     from veth_wrap import api
-    from veth_wrap.cli.output import emit_script
+    from veth_wrap.cli.output import emit_script, say
     from veth_wrap.model import shapes
     from veth_wrap.model.linkopts import link_opts
     from veth_wrap.run.walker import script
@@ -63,7 +63,10 @@ def create(
     built_lab = shapes.build(namespaces, kind=topology, subnet=nets, lab=lab,
                              host_bridge=host_bridge, opts=opts, ipv6=ipv6, direction=direction)
     if dry_run:
-        emit_script(script(api.plan(built_lab), f"vethwrap create: lab {built_lab.name}"))
+        steps = api.plan(built_lab)
+        emit_script(script(steps, f"vethwrap create: lab {built_lab.name}"))
+        for warning in steps.warnings:
+            say(warning)
         return
     require_root()
     try:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
-from veth_wrap.compile import vxlan
+from veth_wrap.compile import borrow, vxlan
 from veth_wrap.compile.bridge import Wiring, bridge_ops, end_ip_ops, mark
 from veth_wrap.errors import ConflictError, UsageError
 from veth_wrap.model.facts import LinkState, NetnsState
 from veth_wrap.model.hostshare import tunnel_ends
-from veth_wrap.model.names import Role
+from veth_wrap.model.names import Borrowed, Role
 from veth_wrap.model.topology import BIG_LAB, End, Lab
 from veth_wrap.steps import Kind, Op, Plan
 
@@ -180,20 +180,23 @@ def _tc_ops(end: End, netem: bool) -> list[Op]:
 
 
 def _lo_ops(lab: Lab, ns: str, state: NetnsState, role: str) -> list[Op]:
-    """Bring lo up and, in a namespace vethwrap creates, mark it as the lab's."""
+    """Bring lo up; in a namespace vethwrap creates, mark it as the lab's; in one that was
+    there before, record in lo's mark what this changes (compile/borrow.py)."""
     ops = []
     lo = state.links.get("lo")
-    if lo is not None and not lo.up and "127.0.0.1/8" not in lo.addresses:
+    changes = borrow.lo_changes(state)
+    if Borrowed.LO_ADDR in changes:
         # lo up adds 127.0.0.1, which lo down keeps: added first, rollback deletes it last
-        ops.append(Op(Kind.SET_LO, ("addr", "add", "127.0.0.1/8", "dev", "lo"),
-                      ("addr", "del", "127.0.0.1/8", "dev", "lo"), undo_netns=ns,
+        ops.append(Op(Kind.SET_LO, ("addr", "add", borrow.LOOPBACK, "dev", "lo"),
+                      ("addr", "del", borrow.LOOPBACK, "dev", "lo"), undo_netns=ns,
                       gone_with=frozenset({("netns", ns)}), target="lo"))
     if lo is None or not lo.up:
         ops.append(Op(Kind.SET_LO, ("link", "set", "lo", "up"), ("link", "set", "lo", "down"),
                       undo_netns=ns, gone_with=frozenset({("netns", ns)}), target="lo"))
-    if state.lo_mark and state.lo_mark.lab == lab.name and state.lo_mark.role != role:
+    made = state.lo_mark and state.lo_mark.role in (Role.NETNS, Role.HUB)
+    if made and state.lo_mark.lab == lab.name and state.lo_mark.role != role:
         ops.append(Op(Kind.SET_LO, ("link", "set", "lo", "alias", mark(lab, role)), target="lo"))
-    return ops
+    return ops + ([] if made else borrow.mark_ops(lab, ns, state, changes))
 
 
 def _made_last(lab: Lab, missing: list[str], after: list[Op], inward: bool) -> Optional[str]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
-from veth_wrap.model.facts import LabView, NetnsState
+from veth_wrap.compile import borrow
+from veth_wrap.model.facts import LabView, NetnsState, find_peer
 from veth_wrap.model.names import Role, port_ifname
 from veth_wrap.model.procfacts import Proc, Stopped
 from veth_wrap.steps import Kind, Op, Plan
@@ -59,6 +60,8 @@ def destroy_plan(targets: Iterable[str], facts: dict[str, NetnsState],
     plan = Teardown()
     targets = [ns for ns in dict.fromkeys(targets)]
     doomed: list[str] = []
+    vanishing: set[tuple[Optional[str], str]] = set()  # peers that go with an end deleted
+    settings: list[Op] = []
     for ns in targets:
         st = facts.get(ns)
         if st is None:
@@ -68,11 +71,8 @@ def destroy_plan(targets: Iterable[str], facts: dict[str, NetnsState],
         elif st.lo_mark and st.lo_mark.role in (Role.NETNS, Role.HUB):
             doomed.append(ns)
         else:
-            kept = [link.ifname for link in st.marked() if link.mark.role != Role.PORT]
-            plan.add((Op(Kind.DEL_LINK, ("link", "del", name), target=name) for name in kept),
-                     netns=ns,
-                     comment=f"vethwrap's links in {ns}, which stays")
-            plan.links += [(ns, name) for name in kept]
+            settings += _kept(plan, ns, st, facts, root, vanishing)
+    plan.add(settings, comment="settings create changed there, put back")
     doomed += _empty_hubs(targets, facts, views)
     root_ops = _root_ops(targets, views, root, frozenset(named))
     plan.add(root_ops, comment="vethwrap's links in the root namespace")
@@ -80,6 +80,24 @@ def destroy_plan(targets: Iterable[str], facts: dict[str, NetnsState],
     plan.add(_deletions(doomed), comment="namespaces vethwrap created")
     plan.namespaces = doomed
     return plan
+
+
+def _kept(plan: Teardown, ns: str, st: NetnsState, facts: dict[str, NetnsState],
+          root: Optional[NetnsState], vanishing: set) -> list[Op]:
+    """Delete vethwrap's links in a namespace that stays (an end once: its peer goes with
+    it) and put lo back; returns the sysctl ops, run from the root namespace."""
+    gone = [link for link in st.marked()
+            if link.mark.role != Role.PORT and (ns, link.ifname) not in vanishing]
+    for link in gone:
+        peer = find_peer(link, ns, facts, root)
+        if peer is not None:
+            vanishing.add(peer)
+    inside, outside = borrow.restore_ops(ns, st)
+    plan.add([Op(Kind.DEL_LINK, ("link", "del", link.ifname), target=link.ifname)
+              for link in gone] + inside, netns=ns,
+             comment=f"vethwrap's links in {ns}, which stays")
+    plan.links += [(ns, link.ifname) for link in gone]
+    return outside
 
 
 def _empty_hubs(targets: list[str], facts: dict[str, NetnsState],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Iterable, Optional
 
+from veth_wrap.errors import LinkRefused
 from veth_wrap.model.names import Mark
 from veth_wrap.model.procfacts import HOSTS_ROLE, NETNS_ETC, HostsFile, hosts_path
 from veth_wrap.model.topology import Lab
@@ -63,10 +64,14 @@ def _text(lab: Lab, addresses: dict[tuple[str, int], Optional[str]]) -> str:
 def write_plan(lab: Lab, found: dict[str, HostsFile]) -> Plan:
     """mkdir and tee steps for the files that differ from what they should say.
 
-    A file vethwrap did not write is left alone, with a note. Rollback removes files and
+    A file vethwrap did not write is left alone, with a note; a symbolic link where a file or
+    folder goes is refused (LinkRefused), before anything changes. Rollback removes files and
     folders that the plan created. The steps need no kernel state and change none, so the
     schedule may run them while steps that do run.
     """
+    linked = next((f for f in found.values() if f.link), None)
+    if linked:  # someone else's link where a file of the lab goes: write nothing through it
+        raise LinkRefused(linked.link)
     plan = Plan()
     wanted = contents(lab)
     todo: dict[str, list[str]] = {}
@@ -102,17 +107,23 @@ def _span(group: list[str]) -> str:
     return group[0] if len(group) == 1 else f"{group[0]} to {group[-1]} ({len(group)})"
 
 
-def removal_steps(files: Iterable[HostsFile], logs: Iterable[str] = ()) -> list[Step]:
+def removal_steps(files: Iterable[HostsFile], logs: Iterable[str] = (),
+                  comment: str = "the lab's hosts files and service logs") -> list[Step]:
     """Remove vethwrap's hosts files (and their folders once empty) and service logs."""
     ours = [f for f in dict((f.netns, f) for f in files).values() if f.ours]
     paths = [f.path for f in ours] + list(dict.fromkeys(logs))
     steps = []
     if paths:
         steps.append(Step((Op(Kind.REMOVE_FILES, ("-rf", "--", *paths)),), program="rm",
-                          comment="the lab's hosts files and service logs"))
+                          comment=comment))
     empty = [f"{NETNS_ETC}/{f.netns}" for f in ours if not f.others]
     if empty:
         steps.append(Step((Op(Kind.REMOVE_DIRS, ("--ignore-fail-on-non-empty", "--", *empty)),),
                           program="rmdir",
                           comment="their folders, when nothing else is in them"))
     return steps
+
+
+def stale_steps(files: Iterable[HostsFile]) -> list[Step]:
+    """Remove the hosts files of namespaces that are gone (or were made again by others)."""
+    return removal_steps(files, comment="hosts files whose namespace is gone")

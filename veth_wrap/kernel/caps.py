@@ -24,6 +24,23 @@ def has_ipv6() -> bool:
     return os.path.isdir("/proc/sys/net/ipv6")
 
 
+def neighbour_table(version: int):
+    """The kernel's neighbour table of an IP version: gc_thresh3 and the entries in it now.
+
+    None where it cannot be read (the limits live in the initial network namespace only).
+    """
+    from veth_wrap.model.neighbours import Table
+
+    family = "ipv4" if version == 4 else "ipv6"
+    try:
+        limit = int(Path(f"/proc/sys/net/{family}/neigh/default/gc_thresh3").read_text())
+        stats = Path(f"/proc/net/stat/{'arp' if version == 4 else 'ndisc'}_cache").read_text()
+        used = int(stats.splitlines()[1].split()[0], 16)  # the first column, in hex
+    except (OSError, ValueError, IndexError):
+        return None
+    return Table(version, limit, used)
+
+
 @functools.cache
 def has_netem() -> bool:
     """True when this kernel has the netem qdisc (built in, loaded, or loadable)."""

@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 from typing import Iterable, Optional
 
+from veth_wrap.errors import LinkRefused
+from veth_wrap.kernel import state
+from veth_wrap.kernel.procs import NETNS_RUN
 from veth_wrap.model.procfacts import LOG_ROOT, NETNS_ETC, HostsFile, hosts_mark, hosts_path
-from veth_wrap.run import rundir
+from veth_wrap.run import nofollow
+from veth_wrap.run.runner import Runner
 
 
 def read(names: Iterable[str]) -> dict[str, HostsFile]:
@@ -15,37 +19,80 @@ def read(names: Iterable[str]) -> dict[str, HostsFile]:
 
 
 def read_one(name: str) -> HostsFile:
-    """One namespace's hosts file: its content, whose it is, and what else is beside it."""
-    folder = f"{NETNS_ETC}/{name}"
+    """One namespace's hosts file: its content, whose it is, and what else is beside it.
+
+    A symbolic link at the folder or the file (or above them) is recorded, never followed.
+    """
     try:
-        entries = tuple(sorted(os.listdir(folder)))
-    except OSError:
+        entries = nofollow.listdir(f"{NETNS_ETC}/{name}")
+    except LinkRefused as exc:
+        return HostsFile(name, link=exc.path)
+    if entries is None:
         return HostsFile(name)
     others = tuple(entry for entry in entries if entry != "hosts")
     try:
-        fd = os.open(hosts_path(name), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        # absent, or a symbolic link: either way not a file vethwrap wrote
-        return HostsFile(name, dir_exists=True, exists="hosts" in entries, others=others)
-    with os.fdopen(fd) as f:
-        content = f.read(1 << 20)
+        found = nofollow.read_text(hosts_path(name))
+    except LinkRefused as exc:
+        return HostsFile(name, exists=True, dir_exists=True, others=others, link=exc.path)
+    except OSError:  # a folder or a pipe where the file goes: not vethwrap's
+        return HostsFile(name, dir_exists=True, exists=True, others=others)
+    if found is None:
+        return HostsFile(name, dir_exists=True, others=others)
+    content, info = found
     first = content.split("\n", 1)[0]
-    return HostsFile(name, content, True, True, hosts_mark(first), others)
+    return HostsFile(name, content, True, True, hosts_mark(first), others,
+                     mtime_ns=info.st_mtime_ns)
+
+
+def stale(existing: Iterable[str], runner: Runner) -> list[HostsFile]:
+    """vethwrap's hosts files whose namespace is gone: deleted, or deleted and made again.
+
+    A namespace made after its file was written (its nsfs inode is newer) is read: it has the
+    file while it holds a mark of the file's lab (vethwrap made or borrowed it since).
+    """
+    existing = set(existing)
+    found = marked()
+    gone = [f for f in found if f.netns not in existing]
+    newer = [f for f in found if f.netns in existing and _born(f.netns) > f.mtime_ns]
+    if newer:
+        facts = state.read([f.netns for f in newer], runner, routes=False)
+        gone += [f for f in newer if f.netns in facts and f.mark.lab not in facts[f.netns].labs()]
+    return sorted(gone, key=lambda f: f.netns)
+
+
+def _born(netns: str) -> int:
+    """When the namespace was made: its nsfs inode's change time (0 if unknown)."""
+    try:
+        return os.stat(f"{NETNS_RUN}/{netns}").st_ctime_ns
+    except OSError:
+        return 0
 
 
 def marked(lab: Optional[str] = None) -> list[HostsFile]:
     """Every hosts file vethwrap wrote (of one lab, when given), found from the files alone."""
-    try:
-        names = sorted(os.listdir(NETNS_ETC))
-    except OSError:
-        return []
-    found = [read_one(name) for name in names]
+    found = [read_one(name) for name in _entries(NETNS_ETC)]
     return [f for f in found if f.ours and (lab is None or f.mark.lab == lab)]
 
 
 def log_labs() -> list[str]:
     """The labs that have service logs under /run/vethwrap/logs."""
+    return _entries(LOG_ROOT)
+
+
+def _entries(folder: str) -> list[str]:
     try:
-        return rundir.listdir([LOG_ROOT.rsplit("/", 1)[1]])
-    except OSError:
+        return nofollow.listdir(folder) or []
+    except (LinkRefused, OSError):
         return []
+
+
+def present(paths: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(the paths that are there, the symbolic links met on the way to the others)."""
+    found, links = [], []
+    for path in dict.fromkeys(paths):
+        try:
+            if nofollow.exists(path):
+                found.append(path)
+        except LinkRefused as exc:
+            links.append(exc.path)
+    return found, links

@@ -83,6 +83,8 @@ def read_docs(lines: Sequence[str], runner: Runner, strict: bool = True) -> list
             # Namespaces come and go while others work: read again without those gone, or,
             # once, when the failure said nothing (one caught half-made by `ip netns add`).
             still = set(list_netns(runner))
+            if isinstance(runner, ShRunner):
+                still = {name for name in still if _bound(name)}
             kept = [ln for ln in lines if ln.split()[2] in still]
             if len(kept) < len(lines):
                 docs = dict(zip(kept, read_docs(kept, runner)))
@@ -92,6 +94,15 @@ def read_docs(lines: Sequence[str], runner: Runner, strict: bool = True) -> list
             continue
         return _aligned(out, set(), len(lines))
     return []  # not reached: the second failure raised
+
+
+def _bound(name: str) -> bool:
+    """True when /run/netns/NAME holds a namespace now: `ip netns add` makes the file before
+    it binds the namespace there, and `ip netns del` unbinds it before it removes the file."""
+    try:
+        return os.stat(f"{NETNS_RUN}/{name}").st_dev == os.stat("/proc/self/ns/net").st_dev
+    except OSError:
+        return False
 
 
 def _tolerant(lines: list[str], runner: Runner) -> list:

@@ -147,14 +147,17 @@ def capture_argv(namespace: str, interface: str, path: Optional[str] = None,
         have = ", ".join(sorted(st.links)) if st else "nothing"
         raise UsageError(f"{namespace} has no interface {interface!r}", f"it has: {have}")
     # -Z root: Debian's tcpdump otherwise opens the file as user tcpdump, after dropping root
-    argv = ["tcpdump", "-n", "-i", interface, "-Z", "root"]
+    # --immediate-mode: each packet reaches tcpdump at once, not when libpcap's buffer times
+    # out (1 s), so a capture stopped right after the traffic still holds it
+    argv = ["tcpdump", "-n", "--immediate-mode", "-i", interface, "-Z", "root"]
     if path:
         argv += ["-U", "-w", path]  # -U: each packet reaches the file at once
     elif background:
         argv.append("-l")  # line-buffered, so the log fills as packets come
     if count:
         argv += ["-c", str(count)]
-    return argv + ([filter_expr] if filter_expr else [])
+    # "--": the filter is the user's text, never an option (a filter of -w... writes a file)
+    return argv + (["--", filter_expr] if filter_expr else [])
 
 
 def exec_in(namespace: str, argv: Sequence[str]) -> None:

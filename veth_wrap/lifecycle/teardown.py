@@ -10,7 +10,7 @@ from typing import Iterable, Iterator, Mapping, Optional
 
 from veth_wrap.compile import hosts
 from veth_wrap.compile.destroy import Teardown
-from veth_wrap.kernel import hostsfiles, procs
+from veth_wrap.kernel import hostsfiles, procs, state
 from veth_wrap.model.procfacts import LOG_ROOT, Proc, Stopped, log_dir
 from veth_wrap.model.servicespec import parse_cgroup_name
 from veth_wrap.run import cgroups, services
@@ -28,17 +28,23 @@ def complete(plan: Teardown, targets: list[str], facts: dict, views: dict, lab: 
     doomed = procs.inodes(doomed_names)
     going = _labs_going(views, doomed_names, targets, facts, lab, everything)
     holders = {}
+    # only labs this host knows (by name, hosts file or log): a namespace named in another
+    # mount namespace (a container's, a simulated host's) looks unnamed from here
     for inode, (mark, pid) in procs.orphans(procs.named_inodes(), runner).items():
-        if everything or mark.lab in going:
+        if mark.lab in going:
             doomed[inode] = f"(unnamed, lab {mark.lab})"
             holders[inode] = pid
     files = list(hostsfiles.read(targets).values())
     files += [f for name in going for f in hostsfiles.marked(name)]
+    files += hostsfiles.stale(state.list_netns(runner), runner)
     logs = [log_dir(sorted(facts[ns].labs())[0], ns) for ns in doomed_names if facts[ns].labs()]
-    logs = [path for path in logs + [f"{LOG_ROOT}/{name}" for name in going]
-            if os.path.exists(path)]
+    logs, links = hostsfiles.present(logs + [f"{LOG_ROOT}/{name}" for name in going])
+    links += [f.link for f in files if f.link]
+    notes = [f"{link} is a symbolic link: left as it is, and nothing removed through it"
+             for link in dict.fromkeys(links)]
     return dataclasses.replace(plan, steps=plan.steps + hosts.removal_steps(files, logs),
                                pending=procs.scan(doomed), doomed=doomed, holders=holders,
+                               notes=plan.notes + notes,
                                cgroups=service_groups(going, doomed_names + list(targets)))
 
 

@@ -8,14 +8,17 @@ file's document, with its lines, like every other file error.
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 from veth_wrap.model import names
 
 KEYS = ("hosts", "vxlan_port", "remote_command")
 HOST_KEYS = {"underlay", "namespaces", "ssh"}
 DEFAULT_PORT = 14789  # 4789, the IANA port, is often taken by other overlays or filtered
+# Characters a shell gives a meaning: a word holding one was written for a shell, and none reads it
+SHELL_SYNTAX = frozenset("|&;<>()$`\\\"'*?[]#~{}!")
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,7 @@ class Hosts:
 
     hosts: tuple[Host, ...]
     port: int = DEFAULT_PORT
-    remote_command: Optional[str] = None
+    remote_command: Optional[tuple[str, ...]] = None
 
     def get(self, name: str) -> Optional[Host]:
         """The host of that name, if the file has one."""
@@ -166,10 +169,37 @@ def _port(builder, data: dict) -> int:
     return value
 
 
-def _remote(builder, data: dict) -> Optional[str]:
+def _remote(builder, data: dict) -> Optional[tuple[str, ...]]:
     value = data.get("remote_command")
-    if value is not None and (not isinstance(value, str) or not value.strip()):
-        builder.doc.fail(("remote_command",), "expected the command that runs vethwrap on a host",
-                         "e.g. remote_command: /opt/venv/bin/vethwrap")
+    if value is None:
         return None
-    return value
+    words = [value] if isinstance(value, str) else value
+    problem = remote_problem(words)
+    if problem:
+        builder.doc.fail(("remote_command",), problem, "a program path, e.g. remote_command: "
+                         "/opt/venv/bin/vethwrap, or a list of words: [sudo, -n, vethwrap]")
+        return None
+    return tuple(words)
+
+
+def remote_problem(words: Sequence) -> Optional[str]:
+    """Why these words cannot be the command that runs vethwrap on a host (None: they can).
+
+    Words, not shell text: each is quoted when it crosses ssh, so shell syntax would be
+    a literal character; a word holding any is refused rather than quietly meaning
+    something else. The words must run vethwrap, as the program named last
+    (`.../vethwrap`) or as `PYTHON -m veth_wrap`, since even a dry run starts them.
+    """
+    if not isinstance(words, (list, tuple)) or not words:
+        return "expected a program path or a non-empty list of words"
+    for word in words:
+        if not isinstance(word, str) or not word:
+            return f"{word!r} is not a word"
+        bad = sorted({c for c in word if c in SHELL_SYNTAX or c.isspace() or not c.isprintable()})
+        if bad:
+            return (f"{word!r} holds shell syntax ({' '.join(map(repr, bad))}): "
+                    "words are passed as they are, never to a shell")
+    if os.path.basename(words[-1]) != "vethwrap" and list(words[-2:]) != ["-m", "veth_wrap"]:
+        return (f"{' '.join(words)!r} does not run vethwrap: it must end in a program "
+                "called vethwrap, or in -m veth_wrap")
+    return None

@@ -12,7 +12,15 @@ from veth_wrap.model import hosts as hostfile
 from veth_wrap.model import labservices, names, safeyaml
 from veth_wrap.model.labparts import BuilderParts, Where
 from veth_wrap.model.names import Role
-from veth_wrap.model.topology import DEFAULT_SUBNET, End, Kind, Lab, Link
+from veth_wrap.model.topology import (
+    DEFAULT_SUBNET,
+    USABLE_HINT,
+    End,
+    Kind,
+    Lab,
+    Link,
+    unusable,
+)
 
 KEYS = {"name", "subnet", "namespaces", "links", "bridges", "routes", "forwarding",
         *hostfile.KEYS, labservices.KEY}
@@ -183,6 +191,10 @@ class _Builder(BuilderParts):
             return None
         if "/" not in str(value):
             self.doc.fail(where, f"{value!r} has no prefix length", "write it like 10.0.0.0/24")
+        why = unusable(net)
+        if why:
+            self.doc.fail(where, f"{net} {why}", USABLE_HINT)
+            return None
         return net
 
     def _list(self, value, where: Where, what: str) -> list:
@@ -230,6 +242,10 @@ class _Builder(BuilderParts):
             return None
         if "/" not in str(value):
             self.doc.fail(where, f"{value!r} has no prefix length", "write it like 10.0.0.1/24")
+            return None
+        why = unusable(iface)
+        if why:
+            self.doc.fail(where, f"{iface} {why}", USABLE_HINT)
             return None
         if inside is not None and iface.ip not in inside:
             self.doc.fail(where, f"{value} is outside the subnet {inside}",

@@ -12,6 +12,7 @@ from veth_wrap.model.topology import DEFAULT_SUBNET, Bridge, End, Link, Route
 Where = tuple  # a path of keys and indexes inside the document, e.g. ("links", 0, "between")
 BRIDGE_KEYS = {"name", "members", "where", "subnet", "interface", "addresses"}
 ROUTE_KEYS = {"to", "via", "dev"}
+LOOPBACK = "lo"  # in every namespace already
 IP_WORDS = {"up", "down", "dev", "type", "name", "master", "alias", "peer", "netns", "mtu",
             "address", "help", "all", "group", "nomaster", "via", "default"}
 
@@ -23,6 +24,10 @@ class BuilderParts:
         """A valid interface name that `ip` will not read as one of its keywords."""
         if name in IP_WORDS:
             self.doc.fail(where, f"{name!r} is a word of the ip command", "pick another name")
+            return False
+        if name == LOOPBACK:
+            self.doc.fail(where, f"{name!r} is the loopback device every namespace has",
+                          "pick another name")
             return False
         return self._check(where, names.check_ifname, name)
 

@@ -95,6 +95,28 @@ class Role:
     MEMBER = "member"  # a member's end of its link to the bridge
     PORT = "port"  # the bridge's end of a link
     BRIDGE = "bridge"
+    BORROWED = "borrowed"  # on lo: a namespace that was there before (see Borrowed)
+
+
+class Borrowed:
+    """What create changed in a namespace that was there before, kept in lo's mark so that
+    destroy can put it back: role `borrowed=lo-up,ipv4-forward`."""
+
+    LO_UP = "lo-up"  # lo was down
+    LO_ADDR = "lo-addr"  # lo had no 127.0.0.1/8 (bringing it up adds it; down keeps it)
+    IPV4_FORWARD = "ipv4-forward"
+    IPV6_FORWARD = "ipv6-forward"
+
+    @staticmethod
+    def role(changes) -> str:
+        """The mark's role for these changes."""
+        return f"{Role.BORROWED}={','.join(sorted(changes))}"
+
+    @staticmethod
+    def changes(role: str) -> frozenset:
+        """The changes a borrowed role records (empty for any other role)."""
+        head, _, rest = role.partition("=")
+        return frozenset(filter(None, rest.split(","))) if head == Role.BORROWED else frozenset()
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,8 @@ class HostsFile:
     dir_exists: bool = False
     mark: Optional[Mark] = None
     others: tuple[str, ...] = field(default=())  # other files in /etc/netns/NS
+    link: str = ""  # a symbolic link met on the way to the file (never followed)
+    mtime_ns: int = 0
 
     @property
     def ours(self) -> bool:

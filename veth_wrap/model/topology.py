@@ -175,7 +175,42 @@ def parse_subnet(text: str, what: str = "subnet") -> Network:
     if net.num_addresses < 4:
         raise UsageError(f"{what} {text} is too small to hold hosts",
                          "use a prefix of /30 or shorter, such as 10.0.0.0/24")
+    why = unusable(net)
+    if why:
+        raise UsageError(f"{what} {net} {why}", USABLE_HINT)
     return net
+
+
+# The ipaddress module's classes of addresses a host never holds as a lab's own, and why
+SPECIAL = {
+    "is_unspecified": "is unspecified: it means any address",
+    "is_loopback": "is loopback: every namespace keeps it for its own lo",
+    "is_link_local": "is link-local: the kernel gives those out itself, one link at a time",
+    "is_multicast": "is multicast: group addresses, never an interface's own",
+}
+USABLE_HINT = "use a private unicast range, e.g. 10.0.0.0/24 or fd00:1::/64"
+
+
+def unusable(value) -> Optional[str]:
+    """Why a lab's hosts cannot take addresses from a network or address (None: they can).
+
+    A network is refused when it, its first or its last address falls in a class the
+    ipaddress module names special (so /1 networks that reach 0.0.0.0 or 127.0.0.0 too),
+    and when it is /0, every address at once.
+    """
+    if isinstance(value, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
+        if value.prefixlen == 0:
+            return "is /0: every address, the host's own too"
+        items = (value, value.network_address, value.broadcast_address)
+    else:
+        items = (getattr(value, "ip", value),)
+    for prop, why in SPECIAL.items():
+        found = next((item for item in items if getattr(item, prop)), None)
+        if found is items[0]:
+            return why
+        if found is not None:
+            return f"holds {found}, which {why}"
+    return None
 
 
 def check_members(members: Sequence[str]) -> tuple[str, ...]:

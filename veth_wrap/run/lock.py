@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 import stat
 from contextlib import contextmanager
 from typing import Iterator
 
-from veth_wrap.errors import PreflightError
+from veth_wrap.errors import LinkRefused, PreflightError
+from veth_wrap.run import nofollow
 
 LOCK_DIR = "/run/vethwrap"
 
 
 def open_dir(path: str) -> int:
     """Open (making it if needed) a root-owned directory, refusing symlinks and strangers."""
-    try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        pass
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    fd = nofollow.open_dir(path, create=0o700)
     info = os.fstat(fd)
     if info.st_uid != os.geteuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         os.close(fd)
@@ -35,15 +31,14 @@ def locked(path: str = LOCK_DIR) -> Iterator[None]:
     try:
         dir_fd = open_dir(path)
     except OSError as exc:
-        # O_NOFOLLOW|O_DIRECTORY on a symlink fails with ENOTDIR on Linux, ELOOP elsewhere
-        if exc.errno == errno.ELOOP or os.path.islink(path):
-            raise PreflightError(f"{path} is a symbolic link", f"remove it: rm {path}") from None
         raise PreflightError(f"cannot use {path}: {exc.strerror}",
                              "run as root; see 'vethwrap doctor'") from None
     try:
         fd = os.open("lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
                      dir_fd=dir_fd)
     except OSError as exc:
+        if nofollow.is_link(dir_fd, "lock"):
+            raise LinkRefused(f"{path}/lock") from None
         raise PreflightError(f"cannot open {path}/lock: {exc.strerror}",
                              f"remove it (rm {path}/lock) and run again") from None
     finally:

@@ -2,8 +2,8 @@
 
 The hosts run in parallel. `up_all` takes every host that this run changed back down when any
 host fails, so that a lab is up on all its hosts or on none. The command run on each host is
-`remote_command:` from the file, else VETHWRAP_REMOTE_COMMAND, else `vethwrap`; it is a shell
-prefix (ssh always hands the remote shell one string), and every word added to it is quoted.
+VETHWRAP_REMOTE_COMMAND, else `remote_command:` from the file, else `vethwrap`: words, each
+quoted (ssh hands the remote shell one string, so every word crosses it as shlex.join's text).
 VETHWRAP_SSH replaces the ssh command itself (e.g. `ssh -F ./ssh_config`).
 """
 
@@ -16,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Optional
 
-from veth_wrap.errors import RemoteFailed
-from veth_wrap.model.hosts import Host, of_lab
+from veth_wrap.errors import RemoteFailed, UsageError
+from veth_wrap.model.hosts import Host, of_lab, remote_problem
 from veth_wrap.model.topology import Lab
 from veth_wrap.run.runner import Result, Runner, default_runner
 
@@ -76,18 +76,33 @@ class HostResult:
                 "error": None if self.ok else self.reason()}
 
 
-def remote_command(lab: Lab) -> str:
-    """The shell prefix that runs vethwrap on a host."""
-    hosts = of_lab(lab)
-    return os.environ.get("VETHWRAP_REMOTE_COMMAND") or hosts.remote_command or "vethwrap"
+def remote_command(lab: Lab) -> list[str]:
+    """The words that run vethwrap on a host (VETHWRAP_REMOTE_COMMAND, as the shell splits it)."""
+    given = os.environ.get("VETHWRAP_REMOTE_COMMAND")
+    if not given:
+        return list(of_lab(lab).remote_command or ("vethwrap",))
+    try:
+        words = shlex.split(given)
+    except ValueError as exc:
+        raise UsageError(f"VETHWRAP_REMOTE_COMMAND cannot be split into words: {exc}",
+                         "e.g. VETHWRAP_REMOTE_COMMAND=/opt/venv/bin/vethwrap") from None
+    problem = remote_problem(words)
+    if problem:
+        raise UsageError(f"VETHWRAP_REMOTE_COMMAND: {problem}",
+                         "e.g. VETHWRAP_REMOTE_COMMAND='sudo -n /opt/venv/bin/vethwrap'")
+    return words
+
+
+def remote_line(lab: Lab, host: Host, words: list[str]) -> str:
+    """The one string ssh hands the host's shell: vethwrap WORDS -f - --host NAME, quoted."""
+    tail = words + ["-f", "-", "--host", host.name] + ([] if "--dry-run" in words else ["--json"])
+    return shlex.join(remote_command(lab) + tail)
 
 
 def ssh_argv(lab: Lab, host: Host, words: list[str]) -> list[str]:
     """ssh to the host running vethwrap WORDS -f - --host NAME --json."""
     ssh = shlex.split(os.environ.get("VETHWRAP_SSH", "ssh"))
-    tail = words + ["-f", "-", "--host", host.name] + ([] if "--dry-run" in words else ["--json"])
-    command = remote_command(lab) + " " + " ".join(shlex.quote(word) for word in tail)
-    return ssh + list(SSH_OPTIONS) + ["--", host.ssh, command]
+    return ssh + list(SSH_OPTIONS) + ["--", host.ssh, remote_line(lab, host, words)]
 
 
 def each(lab: Lab, text: str, words: list[str], runner: Optional[Runner] = None,

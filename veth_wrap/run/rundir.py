@@ -12,15 +12,11 @@ import shutil
 import stat
 from typing import Optional, Sequence
 
-from veth_wrap.errors import PreflightError
+from veth_wrap.errors import LinkRefused
 from veth_wrap.run.lock import LOCK_DIR, open_dir
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 LINK_ERRORS = (errno.ELOOP, errno.ENOTDIR)  # what O_NOFOLLOW on a link gives
-
-
-class LinkRefused(PreflightError):
-    """A symbolic link where vethwrap keeps its own files."""
 
 
 def _refuse_link(fd: int, name: str, where: str) -> None:
@@ -29,8 +25,7 @@ def _refuse_link(fd: int, name: str, where: str) -> None:
     except OSError:
         return
     if stat.S_ISLNK(info.st_mode):
-        raise LinkRefused(f"{where} is a symbolic link; vethwrap does not follow links under "
-                          f"{LOCK_DIR}", f"remove it: rm {where}")
+        raise LinkRefused(where)
 
 
 def _open_at(fd: int, name: str, flags: int, where: str, mode: int = 0o600) -> int:
