@@ -100,3 +100,18 @@ def test_independent_steps_that_each_start_a_process_run_at_once():
                   input="table", independent="faults") for ns in ("a", "b")]
     waves = schedule.waves(Plan(steps))
     assert len(waves) == 1 and len(waves[0]) == 2
+
+
+@pytest.mark.parametrize("kind", [Kind.PAIR, Kind.CHAIN, Kind.MESH, Kind.BRIDGE])
+@pytest.mark.parametrize("count", [2, 5, 20])
+def test_an_op_that_reaches_another_namespace_says_which(kind, count):
+    """The schedule learns where reads may ride from op.netns, not from the words: every
+    namespace an op's words name, other than its step's own, is its netns."""
+    if kind is Kind.PAIR and count != 2:
+        pytest.skip("a pair has two namespaces")
+    lab = shapes.build([f"n{i}" for i in range(count)], kind=kind)
+    for plan in (create_plan(lab, {}), create_plan(lab, {}, host_ipv6=False)):
+        for step in plan.steps:
+            for op in step.ops:
+                named = set(op.args) & set(lab.namespaces())
+                assert named <= {step.netns, op.netns}, (step.netns, op)
