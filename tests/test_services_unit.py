@@ -213,6 +213,15 @@ def test_dry_run_of_destroy_lists_the_processes_first():
     assert lines[2:] == ["#   a pid 42 (nap): sleep 60", "#   a pid 43: cat"]
 
 
+def test_dry_run_of_destroy_names_the_service_cgroups():
+    teardown = Teardown(pending=[Proc(42, 1, ("nginx",), "web", "l", netns="a", cgroup="l:a:web")],
+                        cgroups=["l:a:web", "l:b:gone"])
+    lines = teardown.script("vethwrap destroy")
+    assert lines[-1] == "#   service cgroup(s): l:a:web, l:b:gone"
+    assert Teardown(cgroups=["l:b:gone"]).script()[:2] == [
+        "# first, empty and remove service cgroups", "#   service cgroup(s): l:b:gone"]
+
+
 def test_service_names_name_files_safely():
     assert check_service_name("web-1.v2") == "web-1.v2"
     for bad in ("", "../x", "a/b", "-x", ".hidden", "x" * 65):
@@ -242,3 +251,35 @@ def test_log_files_are_private(tmp_path, monkeypatch):
         os.unlink(path)
         os.rmdir(os.path.dirname(path))
         os.rmdir(os.path.dirname(os.path.dirname(path)))
+
+
+def test_files_under_run_vethwrap_are_reached_without_following_links(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root: the files live under /run/vethwrap")
+    from conftest import RUN_ID
+
+    from veth_wrap.run import rundir
+
+    lab = f"vtunit{RUN_ID}"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "kept").write_text("not vethwrap's")
+    base = f"{rundir.LOCK_DIR}/logs"
+    try:
+        os.close(rundir.write_file(["logs", lab, "ns"], "svc.log"))
+        os.symlink(outside, f"{base}/{lab}/linked")
+        os.symlink(outside / "kept", f"{base}/{lab}/ns/other.log")
+        with pytest.raises(rundir.LinkRefused, match=f"{base}/{lab}/linked is a symbolic link"):
+            rundir.write_file(["logs", lab, "linked"], "svc.log")
+        with pytest.raises(rundir.LinkRefused, match="linked is a symbolic link"):
+            rundir.read_file(["logs", lab, "linked"], "kept")
+        with pytest.raises(rundir.LinkRefused, match="other.log is a symbolic link"):
+            rundir.read_file(["logs", lab, "ns"], "other.log")
+        with pytest.raises(rundir.LinkRefused):
+            rundir.remove(["logs", lab, "linked", "kept"])
+        rundir.remove(["logs", lab, "ns", "other.log"])  # the link goes, not what it names
+        files.run_builtin(OpKind.REMOVE_FILES, ["rm", "-rf", "--", f"{base}/{lab}"], None)
+        assert not os.path.lexists(f"{base}/{lab}")
+        assert (outside / "kept").read_text() == "not vethwrap's"
+    finally:
+        files.run_builtin(OpKind.REMOVE_FILES, ["rm", "-rf", "--", f"{base}/{lab}"], None)

@@ -18,8 +18,9 @@ contract checks it):
 
 Public API (imported lazily, so `import veth_wrap` stays cheap):
   Lab, Kind, build, load, parse, plan, apply, create, update, verify, destroy, draw,
-  start (a service in a lab's namespace: a Service with pid, log, wait_port(), stop()),
-  Service, processes, stop. (`start`, not `run`: `veth_wrap.run` is the process layer.)
+  start (a service in a lab's namespace, in a cgroup of its own: a Service with pid, log,
+  wait_port(), wait_cmd(), stop()), Service, Limits, processes, stop, restart. (`start`, not
+  `run`: `veth_wrap.run` is the process layer.)
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ _EXPORTS = {
     "Service": ("api", "Service"),
     "processes": ("api", "processes"),
     "stop": ("api", "stop"),
+    "restart": ("api", "restart"),
+    "Limits": ("model.servicespec", "Limits"),
 }
 
 __all__ = sorted(_EXPORTS)

@@ -31,11 +31,11 @@ class Teardown(Plan):
         if not self.pending and not self.cgroups:
             return lines
         told = [f"# first, stop {len(self.pending)} process(es) inside: SIGTERM, then SIGKILL "
-                f"after the grace period"]
+                f"after the grace period"] if self.pending else ["# first, empty and remove "
+                                                                "service cgroups"]
         told += [f"#   {p.netns} pid {p.pid}{f' ({p.service})' if p.service else ''}: "
                  f"{p.command()}" for p in self.pending]
-        told += [f"#   and remove service cgroup(s): {', '.join(self.cgroups)}"] if self.cgroups \
-            else []
+        told += [f"#   service cgroup(s): {', '.join(self.cgroups)}"] if self.cgroups else []
         at = 1 if header else 0
         return lines[:at] + told + lines[at:]
 

@@ -18,6 +18,7 @@ from typing import Mapping, Optional, Sequence, Union
 
 from veth_wrap.errors import ConflictError, PreflightError, ServiceFailed, UsageError
 from veth_wrap.kernel import procs, state
+from veth_wrap.lifecycle.teardown import members
 from veth_wrap.model import names
 from veth_wrap.model import procfacts as pf
 from veth_wrap.model.procfacts import Stopped
@@ -118,8 +119,6 @@ class Service:
 
     def stop(self, grace: float = GRACE) -> list[Stopped]:
         """Stop every process of the service: SIGTERM, grace, then cgroup.kill."""
-        from veth_wrap.lifecycle.teardown import members
-
         done = services.stop(members([self.cgroup]), grace, [self.cgroup])
         if self.process is not None:
             self.process.poll()

@@ -45,7 +45,8 @@ def complete(plan: Teardown, targets: list[str], facts: dict, views: dict, lab: 
     return dataclasses.replace(plan, steps=plan.steps + hosts.removal_steps(files, logs),
                                pending=procs.scan(doomed), doomed=doomed, holders=holders,
                                notes=plan.notes + notes,
-                               cgroups=service_groups(going, doomed_names + list(targets)))
+                               cgroups=cgroups.services() if everything
+                               else service_groups(going, doomed_names + list(targets)))
 
 
 def service_groups(labs: Iterable[str], namespaces: Iterable[str]) -> list[str]:

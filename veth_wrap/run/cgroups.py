@@ -18,6 +18,7 @@ from veth_wrap.errors import PreflightError
 from veth_wrap.model.servicespec import CGROUP_TOP, Limits, parse_cgroup_name
 
 PREFERRED = ("/sys/fs/cgroup", "/sys/fs/cgroup/unified")
+OPTIONAL = ("memory.swap.max",)  # absent without swap accounting: no swap to limit then
 
 
 @lru_cache(maxsize=1)
@@ -73,17 +74,36 @@ def check_limits(limits: Limits) -> None:
 
 def make(folder: str, limits: Limits) -> int:
     """Create the service's cgroup (afresh), set its limits; returns its cgroup.procs, open."""
-    _mkdir(top())
-    if limits:
-        _enable(hierarchy(), limits.controllers())
-        _enable(top(), limits.controllers())
+    try:
+        return _make(folder, limits)
+    except OSError as exc:
+        raise PreflightError(f"cannot make the service's cgroup {path(folder)}: "
+                             f"{exc.strerror}", "services need a writable cgroup v2 hierarchy: "
+                             "run as root on the host (see 'vethwrap doctor')") from None
+
+
+def _make(folder: str, limits: Limits) -> int:
     where = path(folder)
-    if os.path.isdir(where):
-        os.rmdir(where)  # left empty by a service that ended: its limits may differ
-    _mkdir(where)
+    for again in (True, False):
+        _mkdir(top())
+        if limits:
+            _enable(hierarchy(), limits.controllers())
+            _enable(top(), limits.controllers())
+        if os.path.isdir(where):
+            os.rmdir(where)  # left empty by a service that ended: its limits may differ
+        try:
+            _mkdir(where)
+            break
+        except FileNotFoundError:  # a stop elsewhere removed vethwrap's emptied folder
+            if not again:
+                raise
     for name, value in limits.files().items():
         if os.path.exists(f"{where}/{name}"):
             _write(f"{where}/{name}", value)
+        elif name not in OPTIONAL:
+            os.rmdir(where)
+            raise PreflightError(f"{where} has no {name}: the kernel did not give it the "
+                                 "controller", f"see 'cat {hierarchy()}/cgroup.controllers'")
     return os.open(f"{where}/cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
 
 
