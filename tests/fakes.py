@@ -25,3 +25,7 @@ class RecordingRunner:
         if check and result.returncode != 0:
             raise CommandFailed(key, result.returncode, result.stderr, stdin or "")
         return result
+
+    def run_file(self, kind, argv: Sequence[str], stdin: str | None = None) -> Result:
+        """A file step, recorded and answered as a command."""
+        return self.run(argv, stdin)

@@ -13,6 +13,8 @@ from veth_wrap.kernel import state
 from veth_wrap.kernel.inventory import labs
 from veth_wrap.model import names, shapes
 from veth_wrap.model.topology import End, Kind, Link
+from veth_wrap.run import schedule
+from veth_wrap.steps import Kind as OpKind
 
 DATA = Path(__file__).parent / "data" / "ip"
 
@@ -111,8 +113,8 @@ def test_no_addrgenmode_where_the_kernel_has_no_ipv6():
 
 def test_many_namespaces_go_in_batches_that_run_at_once():
     members = [f"ns{i}" for i in range(40)]
-    plan = create_plan(shapes.build(members), {})
-    groups = [step.group for step in plan.steps]
+    plan = schedule.shown(create_plan(shapes.build(members), {}))
+    groups = [step.independent for step in plan.steps]
     # the hub and its bridge alone, then each member's add and step (the walker runs
     # several such runs at once), then the ports
     assert groups == ["", "", *["members"] * 80, ""]
@@ -121,6 +123,32 @@ def test_many_namespaces_go_in_batches_that_run_at_once():
         add, inside = plan.steps[2 + 2 * i], plan.steps[3 + 2 * i]
         assert add.netns is None and add.ops[0].args == ("netns", "add", ns)
         assert inside.netns == ns and inside.ops[0].args[:4] == ("link", "set", "lo", "up")
+
+
+def test_a_few_independent_members_run_in_one_process():
+    """Below PARALLEL_FROM members a second process costs more than it saves."""
+    plan = create_plan(shapes.build([f"ns{i}" for i in range(5)]), {})
+    assert {step.independent for step in plan.steps} == {"", "members"}
+    waves = schedule.waves(plan)
+    assert all(len(wave) == 1 for wave in waves)
+    assert not any(step.independent for step in schedule.shown(plan).steps)
+
+
+def test_many_new_namespaces_of_a_chain_are_added_by_batches_at_once():
+    members = [f"c{i}" for i in range(30)]
+    plan = create_plan(shapes.build(members, kind=Kind.CHAIN), {})
+    adds = [op for op in plan.steps[0].ops if op.kind is OpKind.ADD_NETNS]
+    assert [op.target for op in adds] == members  # one step says what
+    shown = schedule.shown(plan).steps
+    assert [op.target for op in shown[0].ops] == ["c0", "c0"]  # alone: it may mount /run/netns
+    parts = [step for step in shown if step.independent == schedule.NAMESPACES]
+    assert len(parts) == schedule.AT_ONCE and shown[1:1 + len(parts)] == parts
+    marked = [op for op in plan.steps[0].ops if op.kind in (OpKind.ADD_NETNS, OpKind.MARK_NETNS)]
+    assert [op for step in shown[:1 + len(parts)] for op in step.ops] == marked
+    rest = shown[1 + len(parts)]  # then what needs them all: the routers' forwarding
+    assert rest.comment == "root namespace" and {op.kind for op in rest.ops} == {
+        OpKind.SET_SYSCTL}
+    assert len(schedule.waves(plan)[1]) == schedule.AT_ONCE
 
 
 def test_chain_plan_from_nothing():

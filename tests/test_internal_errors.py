@@ -17,9 +17,9 @@ pytestmark = pytest.mark.integration
 # hosts files, after the root batch built both namespaces) raises a TypeError.
 BUGGY = textwrap.dedent("""
     import sys
-    from veth_wrap.run import walker
+    from veth_wrap.run import processes
 
-    real, seen = walker._run_wave, []
+    real, seen = processes.run_wave, []
 
     def buggy(*args, **kwargs):
         seen.append(1)
@@ -27,7 +27,7 @@ BUGGY = textwrap.dedent("""
             raise TypeError("unsupported operand type(s) for +: 'int' and 'str'")
         return real(*args, **kwargs)
 
-    walker._run_wave = buggy
+    processes.run_wave = buggy
     from veth_wrap.cli.app import run
 
     sys.argv = ["vethwrap", *sys.argv[1:]]

@@ -8,12 +8,12 @@ import json
 import pytest
 from fakes import RecordingRunner
 
-from veth_wrap import steps
 from veth_wrap.check import reach
 from veth_wrap.check.probe import Probe, ProbeResult
 from veth_wrap.check.verify import HUB_SPEAKS_FROM, probe_pairs, ring, verify
 from veth_wrap.model import shapes
 from veth_wrap.model.topology import Kind
+from veth_wrap.run import schedule
 from veth_wrap.run.runner import Result
 
 
@@ -136,10 +136,10 @@ def test_a_chain_is_still_probed_around_the_ring():
 
 def test_spread_keeps_order_and_splits_evenly():
     items = list(range(10))
-    parts = steps.spread(items, 4)
+    parts = schedule.spread(items, 4)
     assert [x for part in parts for x in part] == items
     assert [len(part) for part in parts] == [3, 3, 2, 2]
-    assert steps.spread([1], 4) == [[1]] and steps.spread([], 4) == []
+    assert schedule.spread([1], 4) == [[1]] and schedule.spread([], 4) == []
 
 
 def _hub_json(lab) -> str:

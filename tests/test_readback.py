@@ -9,51 +9,57 @@ import importlib
 import pytest
 
 from veth_wrap import api
-from veth_wrap.check.readback import fold, implied_carrier
-from veth_wrap.check.verify import with_readback
+from veth_wrap.check.readback import implied_carrier
+from veth_wrap.check.verify import reads_for
 from veth_wrap.compile.create import create_plan
 from veth_wrap.errors import VethwrapError
 from veth_wrap.kernel import state
 from veth_wrap.model import shapes
 from veth_wrap.model.facts import LinkState, NetnsState
 from veth_wrap.model.topology import Kind
-from veth_wrap.steps import Op, Plan, Step
+from veth_wrap.run import schedule
+from veth_wrap.run.readback import fold
+from veth_wrap.steps import Kind as OpKind
+from veth_wrap.steps import Op, Plan, Reads, Step
+
+LINKS = OpKind.READ_LINKS
 
 
 def _reads(step: Step) -> list[tuple]:
-    return [op.read for op in step.ops if op.read]
+    return [(op.kind, op.netns) for op in step.ops if op.kind in (LINKS, OpKind.READ_ROUTE)]
 
 
 def test_each_namespace_is_read_at_the_end_of_its_own_last_step():
     lab = shapes.build(["ns0", "ns1", "ns2"], kind=Kind.CHAIN)
-    plan = with_readback(create_plan(lab, {}), lab)
-    inside = {step.netns: step for step in plan.steps if step.netns}
+    plan = create_plan(lab, {})
+    steps = fold(schedule.shown(plan).steps, reads_for(lab))
+    inside = {step.netns: step for step in steps if step.netns}
     for ns in lab.members:
         got = _reads(inside[ns])
-        assert got[0] == ("links", ns) and all(read[1] == ns for read in got), got
-        assert inside[ns].ops[-len(got)].read  # after every change in it
-    assert sum(len(_reads(step)) for step in plan.steps) == 3 + 3  # links each, a hop each
-    assert all(not op.read for step in plan.steps if step.netns is None for op in step.ops)
+        assert got[0] == (LINKS, ns) and all(read[1] == ns for read in got), got
+        assert inside[ns].ops[-len(got)].kind is LINKS  # after every change in it
+    assert sum(len(_reads(step)) for step in steps) == 3 + 3  # links each, a hop each
+    assert all(not _reads(step) for step in steps if step.netns is None)
     # the dry run never shows them
-    assert not any("addr show" in line or "route get" in line for line in plan.script())
+    shown = Plan(steps).script()
+    assert not any("addr show" in line or "route get" in line for line in shown)
 
 
 def test_a_namespace_touched_after_its_own_step_is_read_after_the_last_change():
-    plan = Plan([Step((Op(("link", "set", "x", "up")),), "ns0"),
-                 Step((Op(("link", "add", "y", "type", "veth", "peer", "name", "z", "netns",
-                           "ns0")),), "ns1")])
-    lab = shapes.build(["ns0", "ns1"])
-    got = fold(plan, lab, ["ns0", "ns1"], [])
-    assert _reads(got.steps[0]) == []  # ns1's step changed ns0 later
-    assert _reads(got.steps[1]) == [("links", "ns1")]
-    assert got.steps[2].netns == "ns0" and _reads(got.steps[2]) == [("links", "ns0")]
+    steps = [Step((Op(OpKind.SET_LINK, ("link", "set", "x", "up")),), "ns0"),
+             Step((Op(OpKind.ADD_VETH, ("link", "add", "y", "type", "veth", "peer", "name", "z",
+                                        "netns", "ns0"), netns="ns0"),), "ns1")]
+    got = fold(steps, Reads(("ns0", "ns1")))
+    assert _reads(got[0]) == []  # ns1's step changed ns0 later
+    assert _reads(got[1]) == [(LINKS, "ns1")]
+    assert got[2].netns == "ns0" and _reads(got[2]) == [(LINKS, "ns0")]
 
 
 def test_a_last_step_that_runs_alone_carries_the_reads_as_netns_exec_lines():
-    plan = Plan([Step((Op(("link", "set", "x", "up")),), "ns1", force=True)])
-    got = fold(plan, shapes.build(["ns0", "ns1"]), ["ns0", "ns1"], [])
-    assert len(got.steps) == 1
-    assert [op.args for op in got.steps[0].ops[1:]] == [
+    steps = [Step((Op(OpKind.SET_LINK, ("link", "set", "x", "up")),), "ns1", force=True)]
+    got = fold(steps, Reads(("ns0", "ns1")))
+    assert len(got) == 1
+    assert [op.args for op in got[0].ops[1:]] == [
         ("netns", "exec", "ns0", "ip", "-j", "-d", "addr", "show"), ("addr", "show")]
 
 
@@ -99,7 +105,7 @@ def test_a_far_end_that_never_comes_up_fails_the_create(netns, monkeypatch):
         plan = api.plan(lab, runner)
         last = max(i for i, step in enumerate(plan.steps) if step.netns == a)
         ops = tuple(dataclasses.replace(op, args=tuple(w for w in op.args if w != "up"))
-                    if op.args[:2] == ("link", "set") and "lo" not in op.args else op
+                    if op.kind is OpKind.SET_LINK else op
                     for op in plan.steps[last].ops)
         plan.steps[last] = dataclasses.replace(plan.steps[last], ops=ops)
         return plan

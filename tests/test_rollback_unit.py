@@ -86,14 +86,14 @@ def _lab_plan(count: int):
 
 
 def test_hosts_files_go_as_a_lane_beside_the_ports_after_the_members_wave():
-    from veth_wrap.run import walker
+    from veth_wrap.run import schedule
 
     plan = _lab_plan(40)
-    waves = walker._waves(plan.steps)
+    waves = schedule.waves(plan)
     wide = [i for i, wave in enumerate(waves) if len(wave) > 1]
     assert len(wide) == 2 and wide[1] == wide[0] + 1, [len(wave) for wave in waves]
     members, (ports, files) = waves[wide[0]], waves[wide[1]]
-    assert len(members) == walker.PARALLEL
+    assert len(members) == schedule.AT_ONCE
     assert [step.comment.split()[0] for run in ports for step in run] == ["ports"]
     # one lane: the folders before the files in them
     assert [step.program for run in files for step in run] == ["mkdir", "tee"]
@@ -102,10 +102,10 @@ def test_hosts_files_go_as_a_lane_beside_the_ports_after_the_members_wave():
 
 
 def test_without_a_wave_the_hosts_files_run_last_in_order():
-    from veth_wrap.run import walker
+    from veth_wrap.run import schedule
 
     plan = _lab_plan(3)
-    programs = [step.program for wave in walker._waves(plan.steps) for lane in wave
+    programs = [step.program for wave in schedule.waves(plan) for lane in wave
                 for run in lane for step in run]
     assert programs[-2:] == ["mkdir", "tee"] and set(programs[:-2]) == {"ip"}
 

@@ -25,9 +25,10 @@ from veth_wrap.model.servicespec import (
     service_of,
 )
 from veth_wrap.model.topology import Kind
-from veth_wrap.run import files
+from veth_wrap.run import files, processes
 from veth_wrap.run.walker import rollback
-from veth_wrap.steps import Op
+from veth_wrap.steps import Kind as OpKind
+from veth_wrap.steps import Op, Step
 
 # /proc/net/tcp and udp6 as recorded in a namespace: 8765 (0x223D) listening (inode 335495),
 # an established connection to it from 0xD2D0 and its accepted end (inode 0) that must not
@@ -149,31 +150,54 @@ def test_removal_keeps_folders_that_hold_other_files():
 
 def test_file_steps_run_in_process_and_never_follow_links(tmp_path):
     folder = tmp_path / "etc" / "ns0"
-    files.run_builtin(("mkdir", "-p", "--", str(folder)), None)
+    files.run_builtin(OpKind.MAKE_DIRS, ("mkdir", "-p", "--", str(folder)), None)
     target = folder / "hosts"
-    assert files.run_builtin(("tee", "--", str(target)), "x\n") == "x\n"
+    assert files.run_builtin(OpKind.WRITE_HOSTS_FILE, ("tee", "--", str(target)), "x\n") == "x\n"
     assert target.read_text() == "x\n" and oct(target.stat().st_mode & 0o777) == "0o644"
     victim = tmp_path / "victim"
     victim.write_text("keep")
     link = folder / "linked"
     link.symlink_to(victim)
     with pytest.raises(CommandFailed, match="linked"):
-        files.run_builtin(("tee", "--", str(link)), "overwrite\n")
+        files.run_builtin(OpKind.WRITE_HOSTS_FILE, ("tee", "--", str(link)), "overwrite\n")
     assert victim.read_text() == "keep"
-    files.run_builtin(("rm", "-rf", "--", str(target), str(link), str(tmp_path / "none")), None)
+    files.run_builtin(OpKind.REMOVE_FILES, ("rm", "-rf", "--", str(target), str(link),
+                                          str(tmp_path / "none")), None)
     assert victim.exists() and not target.exists()
-    files.run_builtin(("rmdir", "--ignore-fail-on-non-empty", "--", str(folder)), None)
+    files.run_builtin(OpKind.REMOVE_DIRS, ("rmdir", "--ignore-fail-on-non-empty", "--",
+                                         str(folder)), None)
     assert not folder.exists()
-    assert files.builtin(("rm", "-f", "x")) is None  # only the exact shapes the plan writes
+    with pytest.raises(KeyError):  # only the kinds of file step the plan writes
+        files.run_builtin(OpKind.DEL_LINK, ("rm", "-f", "--", "x"), None)
+
+
+def test_a_file_step_is_done_by_its_kind_and_a_command_is_never_one(tmp_path, monkeypatch):
+    """The runner does a file step itself because of its kind; an argv that looks like one
+    is an ordinary command."""
+    from veth_wrap.run.runner import ShRunner
+
+    target = tmp_path / "hosts"
+    step = hosts_step(str(target))
+    result = processes.start(step, ShRunner())
+    assert result.stdout == "x\n" and target.read_text() == "x\n"
+    monkeypatch.setattr(files, "run_builtin", lambda *a: pytest.fail("not a file step"))
+    out = ShRunner().run(("tee", "--", str(tmp_path / "other")), stdin="y\n")
+    assert out.stdout == "y\n" and (tmp_path / "other").read_text() == "y\n"
+
+
+def hosts_step(path: str) -> Step:
+    return Step((Op(OpKind.WRITE_HOSTS_FILE, ("--", path)),), program="tee", input="x\n")
 
 
 def test_rollback_undoes_a_file_step_with_its_own_program():
     runner = RecordingRunner()
-    done = [Op(("-p", "--", "/etc/netns/a"), ("--ignore-fail-on-non-empty", "--", "/etc/netns/a"),
-               undo_program="rmdir"),
-            Op(("netns", "add", "a"), ("netns", "del", "a")),
-            Op(("--", "/etc/netns/a/hosts"), ("-rf", "--", "/etc/netns/a/hosts"),
-               undo_program="rm")]
+    done = [Op(OpKind.MAKE_DIRS, ("-p", "--", "/etc/netns/a"),
+               ("--ignore-fail-on-non-empty", "--", "/etc/netns/a"), undo_program="rmdir",
+               undo_kind=OpKind.REMOVE_DIRS),
+            Op(OpKind.ADD_NETNS, ("netns", "add", "a"), ("netns", "del", "a")),
+            Op(OpKind.WRITE_HOSTS_FILE, ("--", "/etc/netns/a/hosts"),
+               ("-rf", "--", "/etc/netns/a/hosts"), undo_program="rm",
+               undo_kind=OpKind.REMOVE_FILES)]
     assert rollback(done, runner) == []
     assert [call[0] for call in runner.calls] == [
         ("rm", "-rf", "--", "/etc/netns/a/hosts"), ("ip", "-force", "-batch", "-"),
@@ -254,8 +278,8 @@ def test_files_under_run_vethwrap_are_reached_without_following_links(tmp_path):
         with pytest.raises(rundir.LinkRefused):
             rundir.remove(["logs", lab, "linked", "kept"])
         rundir.remove(["logs", lab, "ns", "other.log"])  # the link goes, not what it names
-        files.run_builtin(["rm", "-rf", "--", f"{base}/{lab}"], None)
+        files.run_builtin(OpKind.REMOVE_FILES, ["rm", "-rf", "--", f"{base}/{lab}"], None)
         assert not os.path.lexists(f"{base}/{lab}")
         assert (outside / "kept").read_text() == "not vethwrap's"
     finally:
-        files.run_builtin(["rm", "-rf", "--", f"{base}/{lab}"], None)
+        files.run_builtin(OpKind.REMOVE_FILES, ["rm", "-rf", "--", f"{base}/{lab}"], None)

@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PAIR = str(ROOT / "examples" / "pair.yaml")
 # what every command imports that is not the standard library: the CLI, its completion, typer
 BASE = {"veth_wrap", "veth_wrap.cli", "veth_wrap.cli.app", "veth_wrap.cli.common",
-        "veth_wrap.cli.complete", "veth_wrap.cli.helpformat", "veth_wrap.cli.faults", "veth_wrap.errors", "veth_wrap.model",
+        "veth_wrap.cli.complete", "veth_wrap.cli.helpformat", "veth_wrap.cli.faults",
+        "veth_wrap.errors", "veth_wrap.model",
         "veth_wrap.model.names", "veth_wrap.model.topology", "typer", "shellingham",
         "annotated_doc"}
 OUTPUT = {"veth_wrap.cli.output"}
@@ -35,6 +36,7 @@ LIBRARY = {"veth_wrap.api", "veth_wrap.check", "veth_wrap.check.readback",
            "veth_wrap.kernel.inventory", "veth_wrap.kernel.state", "veth_wrap.model.facts",
            "veth_wrap.run", "veth_wrap.run.lock", "veth_wrap.run.runner",
            "veth_wrap.run.walker", "veth_wrap.run.fuse", "veth_wrap.steps",
+           "veth_wrap.run.schedule", "veth_wrap.run.readback", "veth_wrap.run.processes",
            # lab names (hosts files), services and what destroy stops, labs over hosts
            "veth_wrap.compile.hosts", "veth_wrap.compile.vxlan", "veth_wrap.kernel.hostsfiles",
            "veth_wrap.kernel.procs", "veth_wrap.lifecycle", "veth_wrap.model.hosts",

@@ -9,10 +9,14 @@ contract checks it):
   api       the library facade the CLI and the pytest fixture use
   explain/  diagnose and doctor: evidence read from the kernel -> causes -> fixes
   check/    verify, ping, the in-process ICMP probe, reachability waves, pingall
-  compile/  (Lab, facts) -> steps, no I/O      kernel/  the kernel read into fact types
-  run/      the only place that starts processes: runner, walker (apply, rollback), lock
+  compile/  (Lab, facts) -> a plan of what to change, no I/O, nothing of how it runs
+  kernel/   the kernel read into fact types
+  run/      the only place that starts processes: runner; schedule (a plan -> processes:
+            root batches, waves of lanes, read-back lines; with fuse, readback); processes
+            (runs the waves); walker (apply and rollback, the transaction); files; lock
   model/    topology, names and marks, shapes, link options, lab files, drawings, facts
-  errors, steps   at the bottom: exceptions with ExitStatus; Op/Step/Plan
+  errors, steps   at the bottom: exceptions with ExitStatus; the plan: Op (a Kind, its
+                  target, argv and undo), Step, Plan, Reads
 
 Public API (imported lazily, so `import veth_wrap` stays cheap):
   Lab, Kind, build, load, parse, plan, apply, create, update, verify, destroy, draw,

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
 
 from veth_wrap.check import readback
-from veth_wrap.check.verify import Report, verify, with_readback
+from veth_wrap.check.verify import Report, reads_for, verify
 from veth_wrap.compile import hosts
 from veth_wrap.compile.create import create_plan
 from veth_wrap.compile.destroy import Teardown, destroy_plan, teardown_of
@@ -123,9 +123,9 @@ def create(lab: Lab, runner: Optional[Runner] = None, check: bool = True,
     with locked():
         steps = (planner or plan)(lab, runner)
         lifecycle.stop_in_dropped(steps)  # up of a file that drops namespaces: as destroy does
-        # verification's first read rides in the last batch
+        # the schedule reads back what verification looks at first, with the build
         try:
-            outcome = (apply(with_readback(steps, lab) if check else steps, runner, progress)
+            outcome = (apply(steps, runner, progress, reads_for(lab) if check else None)
                        if not steps.empty else Outcome())
         except VethwrapError:  # rolled back: a gateway whose namespace went ends with it
             lifecycle.end_stray_gateways([uplink.netns for uplink in lab.uplinks])
@@ -357,8 +357,7 @@ def _changed(plan: Plan, namespace: Optional[str], ifname: Optional[str]) -> lis
     """The (namespace, interface) ends a link plan changes, in order."""
     if namespace is not None:
         return [(namespace, ifname)]
-    found = [(step.netns, op.args[op.args.index("dev") + 1]) for step in plan.steps
-             for op in step.ops if "dev" in op.args]
+    found = [(step.netns, op.target) for step in plan.steps for op in step.ops]
     return list(dict.fromkeys(found))
 
 

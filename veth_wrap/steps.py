@@ -1,51 +1,87 @@
-"""The plan: ordered steps, each an argv (or an `ip -batch` of lines) with how to undo it."""
+"""The plan: what to change, as ordered steps of ops, each of a kind, with its argv and undo.
+
+A plan says what; how it runs (processes, at once or in order) is run/schedule's business.
+Code that needs to know what an op does asks its kind, never its words.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import shlex
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
-# `ip -batch`es whose lines each fork an `ip` into a namespace, run at once. Entering a
-# namespace takes kernel locks, so two cores get more from four such batches than from two.
-BATCHES_AT_ONCE = 4
-PARALLEL_FROM = 16  # namespaces: below this a second process costs more than it saves
-# The group of steps that change no kernel state and need none (a lab's hosts files): the
-# walker may run them, in their order, beside the first wave of steps that run at once.
-BESIDE = "beside"
+
+class Kind(enum.Enum):
+    """What an op does."""
+
+    ADD_NETNS = "add-netns"
+    DEL_NETNS = "del-netns"
+    MARK_NETNS = "mark-netns"  # lo up with the lab's alias, from the root namespace
+    SET_LO = "set-lo"  # lo's address, state or alias inside its namespace
+    SET_SYSCTL = "set-sysctl"
+    ADD_VETH = "add-veth"
+    ADD_BRIDGE = "add-bridge"
+    ADD_VXLAN = "add-vxlan"
+    DEL_LINK = "del-link"
+    SET_LINK = "set-link"  # state, alias or master of an interface
+    SET_MTU = "set-mtu"
+    SET_MAC = "set-mac"
+    ADD_ADDRESS = "add-address"
+    DEL_ADDRESS = "del-address"
+    ADD_ROUTE = "add-route"
+    DEL_ROUTE = "del-route"
+    ADD_FLOOD = "add-flood"  # a VXLAN flood entry
+    SET_ROOT_QDISC = "set-root-qdisc"
+    DEL_ROOT_QDISC = "del-root-qdisc"
+    ADD_CLSACT = "add-clsact"
+    DEL_CLSACT = "del-clsact"
+    SET_LOSS_FILTER = "set-loss-filter"
+    START_GATEWAY = "start-gateway"  # an uplink's pasta, in the host's namespace
+    ADD_FIREWALL = "add-firewall"  # a partition's nft table
+    DEL_FIREWALL = "del-firewall"
+    FIX = "fix"  # a diagnosis' fix, as it printed it
+    MAKE_DIRS = "make-dirs"
+    WRITE_HOSTS_FILE = "write-hosts-file"
+    REMOVE_FILES = "remove-files"
+    REMOVE_DIRS = "remove-dirs"
+    READ_LINKS = "read-links"  # read back: a namespace's links and addresses
+    READ_ROUTE = "read-route"  # read back: the route a hop takes
+    UNDO = "undo"  # a line of a rollback
 
 
-def spread(items: list, parts: int = BATCHES_AT_ONCE) -> list[list]:
-    """items in up to `parts` consecutive runs of near-equal length (none empty)."""
-    size, extra = divmod(len(items), parts)
-    runs, start = [], 0
-    for index in range(parts):
-        end = start + size + (index < extra)
-        if end > start:
-            runs.append(items[start:end])
-        start = end
-    return runs
-
+FILE_KINDS = frozenset({Kind.MAKE_DIRS, Kind.WRITE_HOSTS_FILE, Kind.REMOVE_FILES,
+                        Kind.REMOVE_DIRS})  # done by vethwrap itself, not by a program
+READ_KINDS = frozenset({Kind.READ_LINKS, Kind.READ_ROUTE})
 
 Key = tuple  # ("netns", NS) or ("link", NS, IFNAME): an object a step creates
 
 
 @dataclass(frozen=True)
 class Op:
-    """One `ip` (or `tc`) command, as the words after the global options.
+    """One command of a kind, as the words after the program and its global options.
 
-    `creates` names the objects it makes; `gone_with` names objects whose removal undoes it
-    too, so that rollback skips an undo that deleting a namespace or link already did.
+    target names what it acts on (a namespace, an interface, a path); netns, the namespace
+    it changes when that is not its step's own (a `netns add`, a veth's far end). `creates`
+    names the objects it makes; `gone_with` names objects whose removal undoes it too, so
+    that rollback skips an undo that deleting a namespace or link already did.
     """
 
+    kind: Kind
     args: tuple[str, ...]
     undo: tuple[str, ...] = ()
     undo_netns: Optional[str] = None
     creates: tuple[Key, ...] = ()
     gone_with: frozenset = frozenset()
     undo_program: str = "ip"  # `tc` for an impairment, `rm` or `rmdir` for a file step
-    read: tuple = ()  # a read-back line: what its JSON says, e.g. ("links", NS); changes nothing
+    target: str = ""
+    netns: Optional[str] = None
+    undo_kind: Kind = Kind.UNDO
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.kind, Kind):  # Op(words) of old: say so at once
+            raise TypeError(f"Op needs a Kind first, got {self.kind!r}")
 
     def line(self) -> str:
         """The op as a batch line; a word with spaces (a tc bytecode) or none (an alias
@@ -62,8 +98,14 @@ class Step:
     program: str = "ip"
     comment: str = ""
     force: bool = False
-    group: str = ""  # steps sharing a non-empty group are independent of each other
+    # steps sharing a non-empty label change disjoint objects: any order builds the same
+    independent: str = ""
     input: Optional[str] = None  # what a lone op reads on stdin (a file's content for `tee`)
+
+    @property
+    def kind(self) -> Kind:
+        """The kind of its first op (a file step holds one op)."""
+        return self.ops[0].kind
 
     @property
     def batched(self) -> bool:
@@ -73,7 +115,7 @@ class Step:
     @property
     def reads(self) -> bool:
         """True when some of its lines read the kernel back: the batch prints their JSON."""
-        return any(op.read for op in self.ops)
+        return any(op.kind in READ_KINDS for op in self.ops)
 
     def argv(self) -> tuple[str, ...]:
         """The command line that runs this step."""
@@ -91,7 +133,7 @@ class Step:
 
     def changes(self) -> Optional[Step]:
         """The step without its read-back lines (None when it only reads)."""
-        ops = tuple(op for op in self.ops if not op.read)
+        ops = tuple(op for op in self.ops if op.kind not in READ_KINDS)
         if len(ops) == len(self.ops):
             return self
         return dataclasses.replace(self, ops=ops) if ops else None
@@ -122,16 +164,20 @@ class Plan:
     warnings: list[str] = field(default_factory=list)  # what the user should know first
 
     def add(self, ops: Iterable[Op], netns: Optional[str] = None, comment: str = "",
-            program: str = "ip", group: str = "") -> None:
+            program: str = "ip", independent: str = "") -> None:
         """Append a step made of ops, if there are any."""
         ops = tuple(ops)
         if ops:
-            self.steps.append(Step(ops, netns, program, comment, group=group))
+            self.steps.append(Step(ops, netns, program, comment, independent=independent))
 
     @property
     def empty(self) -> bool:
         """True when nothing needs doing."""
         return not self.steps
+
+    def targets(self, kind: Kind) -> list[str]:
+        """What the plan's ops of a kind act on, in order (the namespaces it deletes, say)."""
+        return [op.target for step in self.steps for op in step.ops if op.kind is kind]
 
     def op_count(self) -> int:
         """How many commands the plan runs, batched or not."""
@@ -143,3 +189,14 @@ class Plan:
         for step in self.steps:
             lines.extend(step.script())
         return lines
+
+
+@dataclass(frozen=True)
+class Reads:
+    """What verification reads once the plan ran: links by namespace, routes by hop.
+
+    The schedule folds them into the plan's last changes where that saves a process.
+    """
+
+    spaces: tuple[str, ...] = ()
+    hops: tuple[tuple[str, str], ...] = ()  # (source namespace, address)

@@ -1,30 +1,26 @@
-"""Verification's first read, carried by the build's own last batch instead of a process more.
+"""Verification's first read, as the walker hands it back: which namespaces, what it says.
 
-Once the last step of a plan has run, the kernel holds the whole lab: the `ip -j` reads that
-verification starts with (each namespace's links and addresses, each probed hop's route) give
-the same answer as lines at the end of that step as from a batch of their own. In its own
-namespace such a line runs in the step's process; every other namespace's reads run as one
-`ip -j -batch` forked into it by the same root batch. The lines change nothing, and the dry
-run leaves them out.
+Where the reads run is the schedule's business (run/readback); this side says what
+verification wants read and makes sense of what the lines printed.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
+from typing import Optional
 
 from veth_wrap.kernel.state import NetnsState, json_stream, parse_links
 from veth_wrap.model.topology import Kind, Lab
-from veth_wrap.run.fuse import fusable
-from veth_wrap.steps import Op, Plan, Step
+from veth_wrap.steps import Kind as OpKind
+from veth_wrap.steps import Step
 
 ROUTED = (Kind.PAIR, Kind.CHAIN, Kind.MESH)  # kinds whose routes verification checks
 
 
 @dataclass
 class Seen:
-    """What the build's last batch read back: facts by namespace, route devices by hop."""
+    """What the build read back: facts by namespace, route devices by hop."""
 
     facts: dict[str, NetnsState] = field(default_factory=dict)
     routes: dict[tuple[str, str], Optional[str]] = field(default_factory=dict)
@@ -37,61 +33,6 @@ def state_spaces(lab: Lab, hub_from: int) -> tuple[str, ...]:
     return (lab.hub,) if hub_only else lab.namespaces()
 
 
-def fold(plan: Plan, lab: Lab, spaces: Iterable[str],
-         hops: Iterable[tuple[str, str]]) -> Plan:
-    """plan with the reads of spaces (links) and hops (source, address) after their last change.
-
-    A namespace's reads join the last step that touches it when that step runs inside it
-    (its own process, no fork more): later steps change it no further, but for the carrier
-    of a veth whose far end comes up later, which verification reads off that far end
-    (implied_carrier). Any other namespace's reads form one step of their own after the
-    last change, run in the same root batch (run/fuse): one fork a namespace. When the last
-    step runs alone (not fusable) they join it as `netns exec` lines instead. Unchanged
-    when the last step cannot carry them: a `tc` step, one of a wave of batches that run at
-    once (the others may not have finished), or a lab with ends in the root namespace,
-    which verification reads itself.
-    """
-    at = max((i for i, step in enumerate(plan.steps) if step.program in ("ip", "tc")),
-             default=None)  # after the kernel's last change; files (hosts) may follow
-    last = plan.steps[at] if at is not None else None
-    if last is None or last.program != "ip" or last.group \
-            or any(end.netns is None for end in lab.ends()):
-        return plan
-    wanted: dict[str, list[Op]] = {}
-    for ns in spaces:
-        wanted.setdefault(ns, []).append(Op(("addr", "show"), read=("links", ns)))
-    for src, addr in hops:
-        wanted.setdefault(src, []).append(Op(("route", "get", addr), read=("route", src, addr)))
-    steps = list(plan.steps[:at + 1])
-    tail: list[Step] = []
-    for ns, ops in wanted.items():
-        where = _last_touch(steps, ns)
-        if where is None and ns != last.netns and fusable(last):
-            tail.append(Step(tuple(ops), ns, comment=f"read back {ns}"))
-            continue
-        if where is None:
-            where = at
-            ops = [op if ns == last.netns else _foreign(op, ns) for op in ops]
-        steps[where] = dataclasses.replace(steps[where], ops=steps[where].ops + tuple(ops))
-    return dataclasses.replace(plan, steps=steps + tail + plan.steps[at + 1:])
-
-
-def _last_touch(steps: list[Step], ns: str) -> Optional[int]:
-    """The index of the last step that touches ns, when it runs inside ns and can carry reads
-    (an `ip` batch of the walker's, not one of a wave); else None."""
-    for index in range(len(steps) - 1, -1, -1):
-        step = steps[index]
-        if step.netns == ns or any(ns in op.args for op in step.ops):
-            ok = step.netns == ns and fusable(step) and not step.group
-            return index if ok else None
-    return None
-
-
-def _foreign(op: Op, ns: str) -> Op:
-    """A read of another namespace as a line of this step: a `netns exec` of its own."""
-    return Op(("netns", "exec", ns, "ip", "-j", "-d") + op.args, read=op.read)
-
-
 def seen(read: list[tuple[Step, str]]) -> Optional[Seen]:
     """Parse the JSON that read-back lines printed, in order; None when there were none."""
     if not read:
@@ -99,12 +40,12 @@ def seen(read: list[tuple[Step, str]]) -> Optional[Seen]:
     found = Seen()
     for step, stdout in read:
         docs = json_stream(stdout)
-        for op in (op for op in step.ops if op.read):
-            doc = next(docs, None)
-            if op.read[0] == "links":
-                found.facts[op.read[1]] = NetnsState(op.read[1], parse_links(doc or []))
-            else:
-                found.routes[op.read[1:]] = doc[0].get("dev") if doc else None
+        for op in step.ops:
+            if op.kind is OpKind.READ_LINKS:
+                found.facts[op.netns] = NetnsState(op.netns, parse_links(next(docs, None) or []))
+            elif op.kind is OpKind.READ_ROUTE:
+                doc = next(docs, None)
+                found.routes[(op.netns, op.target)] = doc[0].get("dev") if doc else None
     return found
 
 

@@ -6,12 +6,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
-from veth_wrap.check.readback import ROUTED, Seen, fold, implied_carrier, state_spaces
+from veth_wrap.check.readback import ROUTED, Seen, implied_carrier, state_spaces
 from veth_wrap.kernel import state
 from veth_wrap.kernel.state import NetnsState
 from veth_wrap.model.topology import End, Kind, Lab
 from veth_wrap.run.runner import Runner, default_runner
-from veth_wrap.steps import Plan
+from veth_wrap.steps import Reads
 
 SETTLE = 3.0  # seconds links may take to show carrier after being set up
 
@@ -35,7 +35,7 @@ def verify(lab: Lab, runner: Optional[Runner] = None, reach: bool = True,
            timeout: float = 2.0, seen: Optional[Seen] = None) -> Report:
     """Check state with `ip -j`, routes with `ip -j route get`, then reachability.
 
-    seen: what the build's last batch read back (with_readback), used for the first look;
+    seen: what the build's last batch read back (reads_for), used for the first look;
     any later look, while carrier comes up, reads the kernel again.
     """
     runner = runner or default_runner()
@@ -61,10 +61,13 @@ HUB_SPEAKS_FROM = 16  # members: from here a bridge in a hub is checked from the
 HUB_PROBED_FROM = 2  # the same when probes follow, which reach every member's every address
 
 
-def with_readback(plan: Plan, lab: Lab) -> Plan:
-    """plan whose last batch also reads what verification looks at first (check/readback)."""
+def reads_for(lab: Lab) -> Optional[Reads]:
+    """What verification looks at first, for the build's last batch to read (check/readback);
+    None for a lab with ends in the root namespace, which verification reads itself."""
+    if any(end.netns is None for end in lab.ends()):
+        return None
     hops = [(src, addr) for src, _, addr in ring(lab)] if lab.kind in ROUTED else []
-    return fold(plan, lab, state_spaces(lab, HUB_PROBED_FROM), hops)
+    return Reads(tuple(state_spaces(lab, HUB_PROBED_FROM)), tuple(hops))
 
 
 def _state_problems(lab: Lab, runner: Runner, seen: Optional[dict[str, NetnsState]] = None,

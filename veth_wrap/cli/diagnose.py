@@ -81,10 +81,11 @@ def _fix(result, json_out: bool, dry_run: bool) -> ExitStatus:
     from veth_wrap.cli.output import emit_json, emit_script, say
     from veth_wrap.explain.diagnose import diagnose
     from veth_wrap.explain.fixplan import heal, plan
+    from veth_wrap.run.walker import script
 
     steps = plan(result)
     if dry_run:
-        emit_script(steps.script(f"vethwrap diagnose {result.namespace} {result.destination} "
+        emit_script(script(steps, f"vethwrap diagnose {result.namespace} {result.destination} "
                                  f"--fix: {result.cause.value}"))
         return ExitStatus.OK if steps.steps else ExitStatus.FAILED
     if not steps.steps:

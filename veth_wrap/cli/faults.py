@@ -47,13 +47,14 @@ def partition(
     """Cut groups of a lab's namespaces apart; the namespaces not named hear everyone."""
     from veth_wrap.cli.output import emit_json, emit_script, line, say
     from veth_wrap.faults import partition as faults
+    from veth_wrap.run.walker import script
 
     parsed = _groups(groups)
     built = _lab_file(file, prefix, lab)
     require_root()  # the dry run reads the namespaces' addresses too
     if dry_run:
         placed = faults.partition_plan(parsed, lab, oneway, built=built)
-        emit_script(placed.plan.script(f"vethwrap partition {' '.join(groups)}"))
+        emit_script(script(placed.plan, f"vethwrap partition {' '.join(groups)}"))
         return
     placed = faults.partition(parsed, lab, oneway, built=built)
     for note in placed.plan.notes:
@@ -88,13 +89,14 @@ def heal(
     """Remove every fault vethwrap placed (in one lab, or everywhere), and only those."""
     from veth_wrap.cli.output import emit_json, emit_script, line
     from veth_wrap.faults import partition as faults
+    from veth_wrap.run.walker import script
 
     require_root()
     if dry_run:
         healed = faults.heal_plan(lab)
         header = "vethwrap heal" + (f" --lab {lab}" if lab else "")
         emit_script([f"# {note}" for note in healed.plan.notes]
-                    + healed.plan.script(header))
+                    + script(healed.plan, header))
         return
     healed = faults.heal(lab)
     if json_out:

@@ -85,6 +85,7 @@ def up(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
     from veth_wrap import api
     from veth_wrap.cli.output import emit_script, say
     from veth_wrap.model.hosts import of_lab
+    from veth_wrap.run.walker import script
 
     lab = load(file, prefix, ignore_unsupported)
     if of_lab(lab) is not None or host or all_hosts:
@@ -97,7 +98,7 @@ def up(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
 
         steps = api.update_plan(lab)
         started = labservices.commands(lab)
-        emit_script(steps.script(f"vethwrap up: lab {lab.name} from {_shown(file)}")
+        emit_script(script(steps, f"vethwrap up: lab {lab.name} from {_shown(file)}")
                     + _exec_lines(lab)
                     + (["# then its services, in order"] + started if started else []))
         for note in steps.warnings + steps.notes:
@@ -153,6 +154,7 @@ def down(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
     from veth_wrap.cli.output import emit_script
     from veth_wrap.cli.views import print_removed
     from veth_wrap.model import foreign
+    from veth_wrap.run.walker import script
 
     if host or all_hosts or str(file) == "-":  # these need the hosts: the whole file
         from veth_wrap.cli import hosts
@@ -163,7 +165,7 @@ def down(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
     require_root()
     if dry_run:
         steps = api.destroy_targets(lab=name)
-        emit_script(steps.script(f"vethwrap down: lab {name}"))
+        emit_script(script(steps, f"vethwrap down: lab {name}"))
     else:
         steps = api.destroy(lab=name, grace=grace)
     print_removed(steps, dry_run, json_out, f"lab {name}", lab=name)

@@ -11,6 +11,7 @@ from veth_wrap.cli.output import emit_json, emit_script, out, say, table
 from veth_wrap.errors import Unreachable, UsageError, VerificationFailed
 from veth_wrap.model.hosts import of_lab
 from veth_wrap.model.topology import Lab
+from veth_wrap.run.walker import script
 
 
 def check_flags(lab: Lab, host: Optional[str], all_hosts: bool) -> None:
@@ -34,7 +35,7 @@ def up(lab: Lab, text: str, file: Path, host: Optional[str], all_hosts: bool, pr
         return
     if dry_run:
         share, steps = multihost.plan(lab, host)
-        emit_script(steps.script(f"vethwrap up: lab {lab.name} from {file}, "
+        emit_script(script(steps, f"vethwrap up: lab {lab.name} from {file}, "
                                  f"host {share.extra['host']}"))
         for note in steps.notes:
             say(note)
@@ -111,7 +112,7 @@ def down(lab: Lab, text: str, host: Optional[str], all_hosts: bool, prefix: str,
     steps = multihost.down(lab.name, dry_run=dry_run)
     where = f" on host {name}" if name else ""
     if dry_run:
-        emit_script(steps.script(f"vethwrap down: lab {lab.name}{where}"))
+        emit_script(script(steps, f"vethwrap down: lab {lab.name}{where}"))
     print_removed(steps, dry_run, json_out, f"lab {lab.name}{where}", lab=lab.name, host=name)
 
 

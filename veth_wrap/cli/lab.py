@@ -64,6 +64,7 @@ def create(
     from veth_wrap.cli.output import emit_script, say
     from veth_wrap.model import shapes
     from veth_wrap.model.linkopts import link_opts
+    from veth_wrap.run.walker import script
 
     if topology is Kind.CUSTOM:
         raise UsageError("--topology custom is for lab files", "use pair, bridge, chain or mesh")
@@ -84,7 +85,7 @@ def create(
         built_lab = _with_uplinks(built_lab, gateways)
     if dry_run:
         steps = api.plan(built_lab)
-        emit_script(steps.script(f"vethwrap create: lab {built_lab.name}"))
+        emit_script(script(steps, f"vethwrap create: lab {built_lab.name}"))
         for warning in steps.warnings:
             say(warning)
         return
@@ -154,6 +155,7 @@ def destroy(
     from veth_wrap import api
     from veth_wrap.cli.output import emit_script
     from veth_wrap.model import names
+    from veth_wrap.run.walker import script
 
     namespaces = list(namespaces or [])
     chosen = sum([bool(namespaces), everything, lab is not None or file is not None])
@@ -166,7 +168,7 @@ def destroy(
     require_root()  # even the dry run reads the namespaces
     if dry_run:
         steps = api.destroy_targets(namespaces, lab, everything)
-        emit_script(steps.script("vethwrap destroy"))
+        emit_script(script(steps, "vethwrap destroy"))
     else:
         # one `netns del` per namespace; with --lab or --all the count is known only later
         count = len(namespaces) or None

@@ -54,6 +54,7 @@ def link_set(
     from veth_wrap import api
     from veth_wrap.cli.output import emit_json, emit_script, out
     from veth_wrap.model.linkopts import impairments_text, link_opts
+    from veth_wrap.run.walker import script
 
     ends = _ends(namespace, interface, lab)
     opts = link_opts(delay, jitter, loss, rate, mtu, mac)
@@ -71,7 +72,7 @@ def link_set(
         return
     if dry_run:
         plan = api.link_plan(namespace, interface, opts, clear, lab=lab)
-        emit_script(plan.script(f"vethwrap link set {' '.join(ends)}"))
+        emit_script(script(plan, f"vethwrap link set {' '.join(ends)}"))
         return
     results = api.link_set(namespace, interface, opts, clear, lab=lab)
     if json_out:

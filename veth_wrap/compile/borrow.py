@@ -14,7 +14,7 @@ from typing import Optional
 from veth_wrap.model.facts import NetnsState
 from veth_wrap.model.names import Borrowed, Mark, Role
 from veth_wrap.model.topology import Lab
-from veth_wrap.steps import Op
+from veth_wrap.steps import Kind, Op
 
 LOOPBACK = "127.0.0.1/8"
 SYSCTLS = {Borrowed.IPV4_FORWARD: "net.ipv4.ip_forward",
@@ -45,9 +45,9 @@ def mark_ops(lab: Lab, ns: str, state: NetnsState, changes: set[str]) -> list[Op
     if not set(changes) - old:
         return []
     text = Mark(lab.name, Borrowed.role(old | changes), lab.kind.value).text()
-    return [Op(("link", "set", "lo", "alias", text),
+    return [Op(Kind.SET_LO, ("link", "set", "lo", "alias", text),
                ("link", "set", "lo", "alias", have.text() if have else ""), undo_netns=ns,
-               gone_with=frozenset({("netns", ns)}))]
+               gone_with=frozenset({("netns", ns)}), target="lo")]
 
 
 def restore_ops(ns: str, state: NetnsState) -> tuple[list[Op], list[Op]]:
@@ -57,10 +57,12 @@ def restore_ops(ns: str, state: NetnsState) -> tuple[list[Op], list[Op]]:
     if mark is None or not mark.role.startswith(Role.BORROWED):
         return [], []
     changes = Borrowed.changes(mark.role)
-    inside = [Op(("link", "set", "lo", "down"))] if Borrowed.LO_UP in changes else []
+    inside = [Op(Kind.SET_LO, ("link", "set", "lo", "down"), target="lo")
+              ] if Borrowed.LO_UP in changes else []
     if Borrowed.LO_ADDR in changes and LOOPBACK in lo.addresses:
-        inside.append(Op(("addr", "del", LOOPBACK, "dev", "lo")))
-    inside.append(Op(("link", "set", "lo", "alias", "")))
-    outside = [Op(("netns", "exec", ns, "sysctl", "-qw", f"{key}=0"))
+        inside.append(Op(Kind.SET_LO, ("addr", "del", LOOPBACK, "dev", "lo"), target="lo"))
+    inside.append(Op(Kind.SET_LO, ("link", "set", "lo", "alias", ""), target="lo"))
+    outside = [Op(Kind.SET_SYSCTL, ("netns", "exec", ns, "sysctl", "-qw", f"{key}=0"),
+                  target=key, netns=ns)
                for change, key in SYSCTLS.items() if change in changes]
     return inside, outside

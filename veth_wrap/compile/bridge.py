@@ -8,7 +8,7 @@ from typing import Optional
 from veth_wrap.model.facts import NetnsState
 from veth_wrap.model.names import Mark, Role
 from veth_wrap.model.topology import End, Lab
-from veth_wrap.steps import Op
+from veth_wrap.steps import Kind, Op
 
 
 def mark(lab: Lab, role: str) -> str:
@@ -63,13 +63,15 @@ def bridge_ops(lab: Lab, state: NetnsState, where: Optional[str],
     if bridge not in state.links:
         # a snooping bridge joins the all-snoopers group and sends MLD reports of its own
         words = ("type", "bridge", "mcast_snooping", "0") if quiet else ("up", "type", "bridge")
-        wired.made.append(Op(("link", "add", bridge) + words,
+        wired.made.append(Op(Kind.ADD_BRIDGE, ("link", "add", bridge) + words,
                              ("link", "del", bridge), undo_netns=where,
                              creates=(("link", where, bridge),),
-                             gone_with=frozenset({("netns", where)} if where else set())))
-        wired.made.append(Op(("link", "set", bridge) + quiet + ("alias", mark(lab, Role.BRIDGE))))
+                             gone_with=frozenset({("netns", where)} if where else set()),
+                             target=bridge))
+        wired.made.append(Op(Kind.SET_LINK, ("link", "set", bridge) + quiet
+                             + ("alias", mark(lab, Role.BRIDGE)), target=bridge))
         if quiet:  # a bridge has carrier at once: in the same line, up would go first
-            wired.made.append(Op(("link", "set", bridge, "up")))
+            wired.made.append(Op(Kind.SET_LINK, ("link", "set", bridge, "up"), target=bridge))
     for link in lab.links:
         port, member = link.b, link.a
         if port.master != bridge or port.netns != where:  # lab files mix in p2p links
@@ -84,9 +86,10 @@ def bridge_ops(lab: Lab, state: NetnsState, where: Optional[str],
             if not sized(member) and not quiet:  # else it comes up inside, set up first
                 wired.raised.setdefault(member.netns, []).append(member.ifname)
         if have is None or have.master != bridge:
-            wired.attach.append(Op(("link", "set", port.ifname, "master", bridge),
+            wired.attach.append(Op(Kind.SET_LINK, ("link", "set", port.ifname, "master", bridge),
                                    ("link", "set", port.ifname, "nomaster"), undo_netns=where,
-                                   gone_with=frozenset({("link", where, port.ifname)})))
+                                   gone_with=frozenset({("link", where, port.ifname)}),
+                                   target=port.ifname))
     return wired
 
 
@@ -97,20 +100,29 @@ def _port_ops(lab: Lab, port: End, member: End, where: Optional[str],
     The member end is the one named first: a veth's peer cannot come up as it is made.
     """
     up = () if sized(member) or quiet else ("up",)
-    return [Op(("link", "add", member.ifname, "netns", member.netns) + up
+    return [Op(Kind.ADD_VETH, ("link", "add", member.ifname, "netns", member.netns) + up
                + ("type", "veth", "peer", "name", port.ifname),
                ("link", "del", port.ifname), undo_netns=where,
                creates=(("link", where, port.ifname), ("link", member.netns, member.ifname)),
-               gone_with=frozenset({("netns", where), ("netns", member.netns)})),
-            Op(("link", "set", port.ifname) + quiet + ("up", "alias", mark(lab, Role.PORT)))]
+               gone_with=frozenset({("netns", where), ("netns", member.netns)}),
+               target=port.ifname, netns=member.netns),
+            _raise_port(lab, port, quiet)]
+
+
+def _raise_port(lab: Lab, port: End, quiet: tuple[str, ...]) -> Op:
+    """Bring a port up, marked as the lab's (quiet first, if asked)."""
+    return Op(Kind.SET_LINK, ("link", "set", port.ifname) + quiet
+              + ("up", "alias", mark(lab, Role.PORT)), target=port.ifname)
 
 
 def _port_ops_inward(lab: Lab, port: End, member: End, where: str,
                      quiet: tuple[str, ...] = ()) -> tuple[list[Op], Op]:
     """The veth made inside the member, its port end created in the hub (one fork less a
     member); and the op that brings the port up, in the hub with the ports' attachment."""
-    made = Op(("link", "add", member.ifname, "type", "veth", "peer", "name", port.ifname,
-               "netns", where), ("link", "del", member.ifname), undo_netns=member.netns,
+    made = Op(Kind.ADD_VETH, ("link", "add", member.ifname, "type", "veth", "peer", "name",
+                               port.ifname, "netns", where),
+              ("link", "del", member.ifname), undo_netns=member.netns,
               creates=(("link", where, port.ifname), ("link", member.netns, member.ifname)),
-              gone_with=frozenset({("netns", where), ("netns", member.netns)}))
-    return [made], Op(("link", "set", port.ifname) + quiet + ("up", "alias", mark(lab, Role.PORT)))
+              gone_with=frozenset({("netns", where), ("netns", member.netns)}),
+              target=member.ifname, netns=where)
+    return [made], _raise_port(lab, port, quiet)

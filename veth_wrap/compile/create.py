@@ -11,8 +11,8 @@ from veth_wrap.errors import ConflictError, UsageError
 from veth_wrap.model.facts import LinkState, NetnsState
 from veth_wrap.model.hostshare import tunnel_ends
 from veth_wrap.model.names import Borrowed, Role
-from veth_wrap.model.topology import End, Lab
-from veth_wrap.steps import PARALLEL_FROM, Op, Plan, spread
+from veth_wrap.model.topology import BIG_LAB, End, Lab
+from veth_wrap.steps import Kind, Op, Plan
 
 
 def create_plan(lab: Lab, facts: dict[str, NetnsState], root: Optional[NetnsState] = None,
@@ -48,14 +48,14 @@ def create_plan(lab: Lab, facts: dict[str, NetnsState], root: Optional[NetnsStat
                                                          lab_quiet, rank) for ns in order}
     if final:  # its step follows its `netns add` at once, and marks it first
         inside[final] = [_lo_mark(lab, final)] + inside[final]
-    # a big bridge's members are independent of each other: the walker may run them at once
-    group = "members" if inward and len(lab.members) >= PARALLEL_FROM else ""
+    # a bridge's members built from their own side are independent of each other
+    apart = "members" if inward else ""
     for ns, ops in inside.items():
         if ns in late:  # its own step follows at once and marks it: a crash leaves it findable
-            plan.add(_netns_add(lab, ns, False), comment=f"namespace {ns}", group=group)
+            plan.add(_netns_add(lab, ns, False), comment=f"namespace {ns}", independent=apart)
             ops = [_lo_mark(lab, ns)] + ops
         plan.add(ops, netns=ns, comment=f"inside {ns}" if ns in late else f"namespace {ns}",
-                 group=group)
+                 independent=apart)
     if inward:
         plan.add(after, comment="root namespace")
     for bridge, wiring in zip(lab.bridges, wirings):  # ports join once members are up
@@ -103,20 +103,12 @@ def _add_namespaces(plan: Plan, lab: Lab, missing: list[str], after: list[Op],
                     marked: bool) -> None:
     """The missing namespaces, then the root ops that need them all.
 
-    The first goes alone before the others, so that only one `ip` turns /run/netns into a
-    mount point on a freshly booted host; many go as several batches at once. marked: each
-    is marked as it is made; otherwise the step inside it that follows does that.
+    marked: each is marked as it is made; otherwise the step inside it that follows does that.
     """
     made = [_netns_add(lab, ns, marked) for ns in missing]
-    if len(made) < PARALLEL_FROM:
-        adds = missing or any(op.creates for op in after)  # the last may come with `after`
-        plan.add([op for ops in made for op in ops] + after,
-                 comment="namespaces" if adds else "root namespace")
-        return
-    plan.add(made[0], comment="namespaces")
-    for part in spread(made[1:]):
-        plan.add([op for ops in part for op in ops], comment="namespaces", group="namespaces")
-    plan.add(after, comment="root namespace")
+    adds = missing or any(op.creates for op in after)  # the last may come with `after`
+    plan.add([op for ops in made for op in ops] + after,
+             comment="namespaces" if adds else "root namespace")
 
 
 def quiet_words(lab: Lab, host_ipv6: bool = True) -> tuple[str, ...]:
@@ -157,19 +149,21 @@ def _member_side(lab: Lab) -> bool:
 
 
 def _netns_add(lab: Lab, ns: str, marked: bool) -> list[Op]:
-    """Add a namespace, and unless its own step follows at once, mark it in the same batch,
+    """Add a namespace, and unless its own step follows at once, mark it in the same step,
     so that a crash right after leaves it findable."""
-    made = Op(("netns", "add", ns), ("netns", "del", ns), creates=(("netns", ns),))
+    made = Op(Kind.ADD_NETNS, ("netns", "add", ns), ("netns", "del", ns),
+              creates=(("netns", ns),), target=ns, netns=ns)
     if not marked:
         return [made]
-    return [made, Op(("netns", "exec", ns, "ip") + _lo_mark(lab, ns).args)]
+    return [made, Op(Kind.MARK_NETNS, ("netns", "exec", ns, "ip") + _lo_mark(lab, ns).args,
+                     target=ns, netns=ns)]
 
 
 def _lo_mark(lab: Lab, ns: str) -> Op:
     """Bring lo up in a namespace this plan adds and mark it as the lab's (one line: the
     namespace is deleted on rollback, so no undo)."""
     role = Role.HUB if ns == lab.hub else Role.NETNS
-    return Op(("link", "set", "lo", "up", "alias", mark(lab, role)))
+    return Op(Kind.SET_LO, ("link", "set", "lo", "up", "alias", mark(lab, role)), target="lo")
 
 
 def _forwarding_ops(lab: Lab, facts: dict[str, NetnsState]) -> list[Op]:
@@ -177,13 +171,17 @@ def _forwarding_ops(lab: Lab, facts: dict[str, NetnsState]) -> list[Op]:
     for ns in lab.forwarding:
         if ns in facts and facts[ns].forwarding:
             continue
-        ops.append(Op(("netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"),
+        ops.append(Op(Kind.SET_SYSCTL, ("netns", "exec", ns, "sysctl", "-qw",
+                                         "net.ipv4.ip_forward=1"),
                       ("netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=0"),
-                      gone_with=frozenset({("netns", ns)})))
+                      gone_with=frozenset({("netns", ns)}), target="net.ipv4.ip_forward",
+                      netns=ns))
         if 6 in lab.versions():  # the namespace's own sysctl: the host's is left alone
-            ops.append(Op(("netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"),
+            ops.append(Op(Kind.SET_SYSCTL, ("netns", "exec", ns, "sysctl", "-qw",
+                                             "net.ipv6.conf.all.forwarding=1"),
                           ("netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=0"),
-                          gone_with=frozenset({("netns", ns)})))
+                          gone_with=frozenset({("netns", ns)}),
+                          target="net.ipv6.conf.all.forwarding", netns=ns))
     return ops
 
 
@@ -216,15 +214,15 @@ def _lo_ops(lab: Lab, ns: str, state: NetnsState, role: str) -> list[Op]:
     changes = borrow.lo_changes(state)
     if Borrowed.LO_ADDR in changes:
         # lo up adds 127.0.0.1, which lo down keeps: added first, rollback deletes it last
-        ops.append(Op(("addr", "add", borrow.LOOPBACK, "dev", "lo"),
+        ops.append(Op(Kind.SET_LO, ("addr", "add", borrow.LOOPBACK, "dev", "lo"),
                       ("addr", "del", borrow.LOOPBACK, "dev", "lo"), undo_netns=ns,
-                      gone_with=frozenset({("netns", ns)})))
+                      gone_with=frozenset({("netns", ns)}), target="lo"))
     if lo is None or not lo.up:
-        ops.append(Op(("link", "set", "lo", "up"), ("link", "set", "lo", "down"), undo_netns=ns,
-                      gone_with=frozenset({("netns", ns)})))
+        ops.append(Op(Kind.SET_LO, ("link", "set", "lo", "up"), ("link", "set", "lo", "down"),
+                      undo_netns=ns, gone_with=frozenset({("netns", ns)}), target="lo"))
     made = state.lo_mark and state.lo_mark.role in (Role.NETNS, Role.HUB)
     if made and state.lo_mark.lab == lab.name and state.lo_mark.role != role:
-        ops.append(Op(("link", "set", "lo", "alias", mark(lab, role))))
+        ops.append(Op(Kind.SET_LO, ("link", "set", "lo", "alias", mark(lab, role)), target="lo"))
     return ops + ([] if made else borrow.mark_ops(lab, ns, state, changes))
 
 
@@ -234,13 +232,14 @@ def _made_last(lab: Lab, missing: list[str], after: list[Op], inward: bool) -> O
     In a lab of veth links between namespaces, the last one this plan adds makes its links
     to the earlier ones itself (their ends go there as peers), so its step runs first: it
     marks the namespace as it begins, and no fork of its own does that. A crash still
-    leaves every namespace marked, one line after it was made.
+    leaves every namespace marked, one line after it was made. In a big lab the adds do
+    not all run in one command, so none is made last.
     """
-    if inward or lab.bridges or not missing or len(missing) >= PARALLEL_FROM \
+    if inward or lab.bridges or not missing or len(missing) >= BIG_LAB \
             or any(end.netns is None for end in lab.ends()):
         return None
     last = missing[-1]
-    if last not in lab.members or any(last in op.args for op in after):
+    if last not in lab.members or any(op.netns == last for op in after):
         return None
     return last
 
@@ -264,10 +263,12 @@ def _veth_ops(lab: Lab, ns: str, facts: dict[str, NetnsState], rank: dict[str, i
             continue
         if there.netns in facts and there.ifname in facts[there.netns].links:
             continue
-        ops.append(Op(("link", "add", here.ifname, "type", "veth", "peer", "name", there.ifname,
-                       "netns", there.netns), ("link", "del", here.ifname), undo_netns=ns,
+        ops.append(Op(Kind.ADD_VETH, ("link", "add", here.ifname, "type", "veth", "peer", "name",
+                                       there.ifname, "netns", there.netns),
+                      ("link", "del", here.ifname), undo_netns=ns,
                       creates=(("link", ns, here.ifname), ("link", there.netns, there.ifname)),
-                      gone_with=frozenset({("netns", ns), ("netns", there.netns)})))
+                      gone_with=frozenset({("netns", ns), ("netns", there.netns)}),
+                      target=here.ifname, netns=there.netns))
     return ops
 
 
@@ -284,16 +285,18 @@ def _end_ops(lab: Lab, ns: str, state: NetnsState, quiet: tuple[str, ...] = ()) 
         early = end_ip_ops(end) if have is None else []
         fresh = quiet if have is None else ()
         if have is None and not early:  # one command marks it and brings it up: one fork less
-            ops.append(Op(up[:3] + fresh + up[3:] + alias, up[:3] + ("down",), undo_netns=ns,
-                          gone_with=within))
+            ops.append(Op(Kind.SET_LINK, up[:3] + fresh + up[3:] + alias, up[:3] + ("down",),
+                          undo_netns=ns, gone_with=within, target=end.ifname))
             ops += _address_ops(end, have, ns, within)
             continue
         if have is None or have.mark is None:
-            ops.append(Op(("link", "set", end.ifname) + fresh + alias))
+            ops.append(Op(Kind.SET_LINK, ("link", "set", end.ifname) + fresh + alias,
+                          target=end.ifname))
         ops += early  # MTU and MAC before the link comes up
         ops += _address_ops(end, have, ns, within)
         if have is None or not have.up:
-            ops.append(Op(up, up[:3] + ("down",), undo_netns=ns, gone_with=within))
+            ops.append(Op(Kind.SET_LINK, up, up[:3] + ("down",), undo_netns=ns,
+                          gone_with=within, target=end.ifname))
     return ops
 
 
@@ -303,9 +306,9 @@ def _address_ops(end: End, have: Optional[LinkState], ns: str, within: frozenset
         if have is None or address not in have.addresses:
             # nodad: an IPv6 address is usable at once, not tentative for a second or two
             nodad = ("nodad",) if ":" in address else ()
-            ops.append(Op(("addr", "add", address, "dev", end.ifname) + nodad,
+            ops.append(Op(Kind.ADD_ADDRESS, ("addr", "add", address, "dev", end.ifname) + nodad,
                           ("addr", "del", address, "dev", end.ifname), undo_netns=ns,
-                          gone_with=within))
+                          gone_with=within, target=end.ifname))
     return ops
 
 
@@ -316,8 +319,8 @@ def _route_ops(lab: Lab, ns: str, state: NetnsState) -> list[Op]:
         if (route.dest, route.via) in have:
             continue
         words = ("route", "add", route.dest, "via", route.via, "dev", route.dev)
-        ops.append(Op(words, ("route", "del", *words[2:]), undo_netns=ns,
-                      gone_with=frozenset({("link", ns, route.dev)})))
+        ops.append(Op(Kind.ADD_ROUTE, words, ("route", "del", *words[2:]), undo_netns=ns,
+                      gone_with=frozenset({("link", ns, route.dev)}), target=route.dest))
     return ops
 
 

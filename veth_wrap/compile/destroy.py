@@ -10,7 +10,7 @@ from veth_wrap.compile import borrow
 from veth_wrap.model.facts import LabView, NetnsState, find_peer
 from veth_wrap.model.names import Role, port_ifname
 from veth_wrap.model.procfacts import Proc, Stopped
-from veth_wrap.steps import Op, Plan
+from veth_wrap.steps import Kind, Op, Plan
 
 
 @dataclass
@@ -78,8 +78,8 @@ def destroy_plan(targets: Iterable[str], facts: dict[str, NetnsState],
     doomed += _empty_hubs(targets, facts, views)
     root_ops = _root_ops(targets, views, root, frozenset(named))
     plan.add(root_ops, comment="vethwrap's links in the root namespace")
-    plan.links += [(None, op.args[-1]) for op in root_ops]
-    plan.add((Op(("netns", "del", ns)) for ns in doomed), comment="namespaces vethwrap created")
+    plan.links += [(None, op.target) for op in root_ops]
+    plan.add(_deletions(doomed), comment="namespaces vethwrap created")
     plan.namespaces = doomed
     return plan
 
@@ -96,7 +96,8 @@ def _kept(plan: Teardown, ns: str, st: NetnsState, facts: dict[str, NetnsState],
             vanishing.add(peer)
     inside, outside = borrow.restore_ops(ns, st)
     what = (["vethwrap's links"] if gone else []) + (["lo as create found it"] if inside else [])
-    plan.add([Op(("link", "del", link.ifname)) for link in gone] + inside, netns=ns,
+    plan.add([Op(Kind.DEL_LINK, ("link", "del", link.ifname), target=link.ifname)
+              for link in gone] + inside, netns=ns,
              comment=f"{' and '.join(what)} in {ns}, which stays")
     plan.links += [(ns, link.ifname) for link in gone]
     return outside
@@ -133,7 +134,8 @@ def _root_ops(targets: list[str], views: dict[str, LabView], root: Optional[Netn
         # a lab of several bridges names its other ports vp1-NS, vp2-NS...: by their member
         going |= _ports_of(ports, targets)
         whole = view.name in named or (bool(ports) and all(name in going for name in ports))
-        ops += [Op(("link", "del", name)) for name, role in roles.items()
+        ops += [Op(Kind.DEL_LINK, ("link", "del", name), target=name)
+                for name, role in roles.items()
                 if whole or (role == Role.PORT and name in going)]
     return ops
 
@@ -162,6 +164,11 @@ def teardown_of(plan: Plan, namespaces: Iterable[str]) -> Optional[Teardown]:
     if not made or set(namespaces) - set(made):
         return None
     teardown = Teardown()
-    teardown.add((Op(("netns", "del", ns)) for ns in made), comment="namespaces vethwrap created")
+    teardown.add(_deletions(made), comment="namespaces vethwrap created")
     teardown.namespaces = made
     return teardown
+
+
+def _deletions(namespaces: Iterable[str]) -> list[Op]:
+    """`netns del` of each namespace."""
+    return [Op(Kind.DEL_NETNS, ("netns", "del", ns), target=ns, netns=ns) for ns in namespaces]

@@ -1,7 +1,7 @@
 """Faults -> plan steps: a partition's tables, and heal's removal of them. No I/O.
 
 Each table goes in with one `nft -f -` inside its namespace, undone by deleting the table;
-the namespaces are independent, so their steps share a group and run several at once.
+the namespaces are independent of each other, and their steps say so.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from typing import Iterable, Mapping, Optional
 
 from veth_wrap.errors import ConflictError
 from veth_wrap.model.faults import FAMILY, TABLE, FaultTable, Partition, table_script
-from veth_wrap.steps import Op, Plan, Step
+from veth_wrap.steps import Kind, Op, Plan, Step
 
-GROUP = "faults"
+INDEPENDENT = "faults"  # the label the steps of one partition share
 
 
 def delete_words(netns: str) -> tuple[str, ...]:
@@ -37,10 +37,11 @@ def partition_plan(partition: Partition, addresses: Mapping[str, Iterable[str]],
         _refuse_held(partition.lab, ns, held.get(ns))
         dropped = [a for source in sources for a in addresses.get(source, ())]
         script = table_script(partition.mark(), dropped)
-        op = Op(("netns", "exec", ns, "nft", "-f", "-"), delete_words(ns))
+        op = Op(Kind.ADD_FIREWALL, ("netns", "exec", ns, "nft", "-f", "-"), delete_words(ns),
+                target=ns, netns=ns)
         shown = ", ".join(sources)
         plan.steps.append(Step((op,), comment=f"{ns} stops hearing {shown}", input=script,
-                               group=GROUP))
+                               independent=INDEPENDENT))
     return plan
 
 
@@ -59,7 +60,8 @@ def heal_plan(tables: Iterable[FaultTable], lab: str | None = None) -> Plan:
     """The steps that remove vethwrap's partition tables (of one lab, when given)."""
     plan = Plan()
     ours = [t for t in tables if t.ours and (lab is None or t.mark.lab == lab)]
-    for table in ours:  # one step each, in a group: a big lab's go as several batches at once
-        plan.add([Op(delete_words(table.netns))], comment=f"{table.netns}'s partition table",
-                 group=GROUP)
+    for table in ours:  # one step each, independent: a big lab's go as batches at once
+        plan.add([Op(Kind.DEL_FIREWALL, delete_words(table.netns), target=table.netns,
+                     netns=table.netns)], comment=f"{table.netns}'s partition table",
+                 independent=INDEPENDENT)
     return plan

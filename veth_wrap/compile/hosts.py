@@ -13,7 +13,7 @@ from veth_wrap.errors import LinkRefused
 from veth_wrap.model.names import Mark
 from veth_wrap.model.procfacts import HOSTS_ROLE, NETNS_ETC, HostsFile, hosts_path
 from veth_wrap.model.topology import Lab
-from veth_wrap.steps import BESIDE, Op, Plan, Step
+from veth_wrap.steps import Kind, Op, Plan, Step
 
 FOREIGN = "was not written by vethwrap"  # the note create and up show, whatever else is quiet
 LOCALHOST = ("127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback")
@@ -79,8 +79,8 @@ def write_plan(lab: Lab, found: dict[str, HostsFile]) -> Plan:
 
     A file vethwrap did not write is left alone, with a note; a symbolic link where a file or
     folder goes is refused (LinkRefused), before anything changes. Rollback removes files and
-    folders that the plan created. The steps need no kernel state and change none (group
-    BESIDE): a big lab's walker writes them while the bridge's ports are attached.
+    folders that the plan created. The steps need no kernel state and change none, so the
+    schedule may run them while steps that do run.
     """
     linked = next((f for f in found.values() if f.link), None)
     if linked:  # someone else's link where a file of the lab goes: write nothing through it
@@ -101,18 +101,18 @@ def write_plan(lab: Lab, found: dict[str, HostsFile]) -> Plan:
                if any(ns in group for group in todo.values()) and not found.get(
                    ns, HostsFile(ns)).dir_exists]
     if folders:
-        plan.steps.append(Step((Op(("-p", "--", *folders),
+        plan.steps.append(Step((Op(Kind.MAKE_DIRS, ("-p", "--", *folders),
                                    ("--ignore-fail-on-non-empty", "--", *folders),
-                                   undo_program="rmdir"),),
-                               program="mkdir", comment="folders for the lab's hosts files",
-                               group=BESIDE))
+                                   undo_program="rmdir", undo_kind=Kind.REMOVE_DIRS),),
+                               program="mkdir", comment="folders for the lab's hosts files"))
     for text, group in todo.items():
         files = [hosts_path(ns) for ns in group]
         new = [hosts_path(ns) for ns in group if not found.get(ns, HostsFile(ns)).exists]
         undo = ("-rf", "--", *new) if new else ()
-        plan.steps.append(Step((Op(("--", *files), undo, undo_program="rm"),), program="tee",
-                               comment=f"lab names for {_span(group)}", input=text,
-                               group=BESIDE))
+        plan.steps.append(Step((Op(Kind.WRITE_HOSTS_FILE, ("--", *files), undo,
+                                   undo_program="rm", undo_kind=Kind.REMOVE_FILES),),
+                               program="tee", comment=f"lab names for {_span(group)}",
+                               input=text))
     return plan
 
 
@@ -127,10 +127,12 @@ def removal_steps(files: Iterable[HostsFile], logs: Iterable[str] = (),
     paths = [f.path for f in ours] + list(dict.fromkeys(logs))
     steps = []
     if paths:
-        steps.append(Step((Op(("-rf", "--", *paths)),), program="rm", comment=comment))
+        steps.append(Step((Op(Kind.REMOVE_FILES, ("-rf", "--", *paths)),), program="rm",
+                          comment=comment))
     empty = [f"{NETNS_ETC}/{f.netns}" for f in ours if not f.others]
     if empty:
-        steps.append(Step((Op(("--ignore-fail-on-non-empty", "--", *empty)),), program="rmdir",
+        steps.append(Step((Op(Kind.REMOVE_DIRS, ("--ignore-fail-on-non-empty", "--", *empty)),),
+                          program="rmdir",
                           comment="their folders, when nothing else is in them"))
     return steps
 

@@ -10,7 +10,7 @@ from veth_wrap.errors import UsageError
 from veth_wrap.model import lossfilter as lossbpf
 from veth_wrap.model.facts import LinkState
 from veth_wrap.model.linkopts import LinkOpts, loss_fraction
-from veth_wrap.steps import Op, Plan
+from veth_wrap.steps import Kind, Op, Plan
 
 IMPAIRMENTS = ("delay", "jitter", "loss", "rate")
 
@@ -69,25 +69,26 @@ def _undoable(ops: list[Op], link: LinkState, netns: Optional[str]) -> list[Op]:
     """MTU and MAC ops that set back what the link had when read."""
     found = []
     for op in ops:
-        field = op.args[-2]
-        before = str(link.mtu) if field == "mtu" else link.mac
-        found.append(dataclasses.replace(op, undo=op.args[:-1] + (before,), undo_netns=netns))
+        mtu = op.kind is Kind.SET_MTU
+        undo = ("link", "set", "dev", op.target) + (("mtu", str(link.mtu)) if mtu
+                                                     else ("address", link.mac))
+        found.append(dataclasses.replace(op, undo=undo, undo_netns=netns))
     return found
 
 
 def _tc_with_undo(op: Op, have: dict) -> Op:
     """A tc op with the op that puts back what `have` (read before) says the end held."""
-    verb, kind = op.args[1], op.args[-1] if op.args[0] == "qdisc" else ""
-    dev = op.args[3]
+    dev = op.target
     before = _root_words(have)
-    if op.args[0] == "qdisc" and op.args[4] == "root":
+    if op.kind in (Kind.SET_ROOT_QDISC, Kind.DEL_ROOT_QDISC):
         undo = (("qdisc", "replace", "dev", dev, "root") + before if before
                 else ("qdisc", "del", "dev", dev, "root"))
-    elif op.args[0] == "qdisc" and kind == "clsact" and verb != "del":
-        undo = () if have.get("filter") else ("qdisc", "del", "dev", dev, "clsact")
-    elif op.args[0] == "filter" and have.get("filter"):
-        undo = lossbpf.ops(dev, loss_fraction(have["loss"]), "replace")[1].args
-    elif op.args[0] == "qdisc" and kind == "clsact":  # the loss filter goes: clsact comes back
+    elif op.kind is Kind.ADD_CLSACT:
+        undo = () if have.get("filter") else lossbpf.clear_op(dev).args
+    elif op.kind is Kind.SET_LOSS_FILTER and have.get("filter"):
+        undo = next(put.args for put in lossbpf.ops(dev, loss_fraction(have["loss"]), "replace")
+                    if put.kind is Kind.SET_LOSS_FILTER)
+    elif op.kind is Kind.DEL_CLSACT:  # the loss filter goes: clsact comes back
         undo = ("qdisc", "add", "dev", dev, "clsact")
     else:
         undo = ()

@@ -13,7 +13,7 @@ from typing import Optional
 from veth_wrap.errors import PreflightError
 from veth_wrap.model import lossfilter as lossbpf
 from veth_wrap.model.linkopts import LinkOpts, loss_fraction, rate_bits
-from veth_wrap.steps import Op
+from veth_wrap.steps import Kind, Op
 
 
 def qdisc_words(opts: LinkOpts, mtu: int = 1500,
@@ -65,7 +65,8 @@ def tc_ops(ifname: str, opts: LinkOpts, netem: Optional[bool] = None) -> list[Op
         return []
     use = uses_netem(opts, netem)
     words = qdisc_words(opts, netem=use)
-    ops = [Op(("qdisc", "add", "dev", ifname, "root") + words)] if words else []
+    ops = [Op(Kind.SET_ROOT_QDISC, ("qdisc", "add", "dev", ifname, "root") + words,
+              target=ifname)] if words else []
     if _bpf_loss(opts, use):
         ops += lossbpf.ops(ifname, loss_fraction(opts.loss), "add")
     return ops
@@ -78,7 +79,8 @@ def change_ops(ifname: str, have: dict, want: LinkOpts,
     words = qdisc_words(want, netem=use) if want.impaired else None
     ops = []
     if words:
-        ops.append(Op(("qdisc", "replace", "dev", ifname, "root") + words))
+        ops.append(Op(Kind.SET_ROOT_QDISC, ("qdisc", "replace", "dev", ifname, "root") + words,
+                      target=ifname))
     elif have.get("qdisc"):
         ops.append(clear_op(ifname))
     if _bpf_loss(want, use):
@@ -90,14 +92,16 @@ def change_ops(ifname: str, have: dict, want: LinkOpts,
 
 def clear_op(ifname: str) -> Op:
     """The `tc` op that removes vethwrap's root qdisc (the kernel's default comes back)."""
-    return Op(("qdisc", "del", "dev", ifname, "root"))
+    return Op(Kind.DEL_ROOT_QDISC, ("qdisc", "del", "dev", ifname, "root"), target=ifname)
 
 
 def ip_ops(ifname: str, opts: LinkOpts) -> list[Op]:
     """`ip` ops for MTU and MAC (a MAC is set while the link is down on create)."""
     ops = []
     if opts.mtu is not None:
-        ops.append(Op(("link", "set", "dev", ifname, "mtu", str(opts.mtu))))
+        ops.append(Op(Kind.SET_MTU, ("link", "set", "dev", ifname, "mtu", str(opts.mtu)),
+                      target=ifname))
     if opts.mac is not None:
-        ops.append(Op(("link", "set", "dev", ifname, "address", opts.mac)))
+        ops.append(Op(Kind.SET_MAC, ("link", "set", "dev", ifname, "address", opts.mac),
+                      target=ifname))
     return ops

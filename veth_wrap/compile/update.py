@@ -11,7 +11,7 @@ from veth_wrap.model.facts import LabView, NetnsState, find_peer, labs
 from veth_wrap.model.hostshare import tunnel_ends
 from veth_wrap.model.names import Role
 from veth_wrap.model.topology import Lab
-from veth_wrap.steps import Op, Plan
+from veth_wrap.steps import Kind, Op, Plan
 
 
 def update_plan(lab: Lab, everything: dict[str, NetnsState], root: NetnsState,
@@ -47,7 +47,7 @@ def removal_plan(lab: Lab, facts: dict[str, NetnsState], view: Optional[LabView]
         if ns in facts and ("netns", ns) not in gone:
             plan.add(_namespace_ops(lab, ns, facts, gone), netns=ns,
                      comment=f"what the file no longer has in {ns}")
-    plan.add((Op(("netns", "del", ns)) for ns in dropped),
+    plan.add((Op(Kind.DEL_NETNS, ("netns", "del", ns), target=ns, netns=ns) for ns in dropped),
              comment="namespaces the file no longer has")
     return plan, gone
 
@@ -78,13 +78,14 @@ def _namespace_ops(lab: Lab, ns: str, facts: dict[str, NetnsState], gone: set) -
             continue
         if link.ifname not in wanted and link.ifname not in bridges:
             _drop(link, ns, facts, gone)
-            ops.append(Op(("link", "del", link.ifname)))
+            ops.append(Op(Kind.DEL_LINK, ("link", "del", link.ifname), target=link.ifname))
             continue
         end = wanted.get(link.ifname) if _owns_addresses(lab) else None
         for address in link.addresses if end else ():
             if address not in end.addresses:
                 gone.add(("addr", ns, address))
-                ops.append(Op(("addr", "del", address, "dev", link.ifname)))
+                ops.append(Op(Kind.DEL_ADDRESS, ("addr", "del", address, "dev", link.ifname),
+                              target=link.ifname))
     return ops + (_route_ops(lab, ns, st, gone) if _owns_addresses(lab) else [])
 
 
@@ -104,7 +105,8 @@ def _route_ops(lab: Lab, ns: str, st: NetnsState, gone: set) -> list[Op]:
         key = (route.get("dst"), route.get("gateway"))
         if route.get("gateway") and route.get("dev") in ours and key not in wanted:
             gone.add(("route", ns) + key)
-            ops.append(Op(("route", "del", key[0], "via", key[1], "dev", route["dev"])))
+            ops.append(Op(Kind.DEL_ROUTE, ("route", "del", key[0], "via", key[1], "dev",
+                                           route["dev"]), target=key[0]))
     return ops
 
 

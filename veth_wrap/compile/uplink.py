@@ -15,7 +15,7 @@ from veth_wrap.model.facts import NetnsState
 from veth_wrap.model.names import Role
 from veth_wrap.model.procfacts import ENV_LAB, ENV_NETNS, ENV_SERVICE, UPLINK_SERVICE
 from veth_wrap.model.topology import Lab, Uplink
-from veth_wrap.steps import Op, Plan
+from veth_wrap.steps import Kind, Op, Plan
 
 UPLINK = "vwuplink"  # the tap pasta makes in the namespace
 
@@ -26,12 +26,14 @@ def add_gateways(plan: Plan, lab: Lab, facts: dict[str, NetnsState]) -> None:
         state = facts.get(uplink.netns)
         if state is not None and UPLINK in state.links:
             continue
-        plan.add([Op(identity(lab, uplink.netns) + ("pasta",) + pasta_words(uplink),
+        plan.add([Op(Kind.START_GATEWAY, identity(lab, uplink.netns) + ("pasta",)
+                     + pasta_words(uplink), target=uplink.netns, netns=uplink.netns,
                      creates=(("link", uplink.netns, UPLINK),),
                      gone_with=frozenset({("netns", uplink.netns)}))], program="env",
                  comment=f"uplink of {uplink.netns} to the host's networks (NAT by pasta)")
         # marked, the tap is found from the kernel: destroy deletes it, and pasta ends
-        plan.add([Op(("link", "set", UPLINK, "alias", mark(lab, Role.UPLINK)))],
+        plan.add([Op(Kind.SET_LINK, ("link", "set", UPLINK, "alias", mark(lab, Role.UPLINK)),
+                     target=UPLINK)],
                  netns=uplink.netns, comment=f"mark the uplink of {uplink.netns}")
 
 

@@ -15,7 +15,7 @@ from veth_wrap.model.facts import LinkState, NetnsState
 from veth_wrap.model.hostshare import Tunnel, tunnels_of
 from veth_wrap.model.names import Mark
 from veth_wrap.model.topology import Lab
-from veth_wrap.steps import Op, Plan
+from veth_wrap.steps import Kind, Op, Plan
 
 FLOOD = "00:00:00:00:00:00"
 
@@ -35,7 +35,8 @@ def add_tunnels(plan: Plan, lab: Lab, facts: dict[str, NetnsState]) -> None:
     stale = [t for t in tunnels if have[t] is not None and have[t].mark is not None
              and not matches(t, have[t])]
     for ns in dict.fromkeys(t.end.netns for t in stale):
-        plan.add((Op(("link", "del", t.end.ifname)) for t in stale if t.end.netns == ns),
+        plan.add((Op(Kind.DEL_LINK, ("link", "del", t.end.ifname), target=t.end.ifname)
+                  for t in stale if t.end.netns == ns),
                  netns=ns, comment=f"VXLAN ends in {ns} that the file now sets differently")
     fresh = [t for t in tunnels if have[t] is None or t in stale]
     plan.add((create_op(t) for t in fresh),
@@ -75,9 +76,9 @@ def create_op(tunnel: Tunnel) -> Op:
     words += ("dstport", str(tunnel.port), "nolearning")
     if tunnel.dev:
         words += ("dev", tunnel.dev)
-    return Op(words, ("link", "del", end.ifname), undo_netns=end.netns,
+    return Op(Kind.ADD_VXLAN, words, ("link", "del", end.ifname), undo_netns=end.netns,
               creates=(("link", end.netns, end.ifname),),
-              gone_with=frozenset({("netns", end.netns)}))
+              gone_with=frozenset({("netns", end.netns)}), target=end.ifname, netns=end.netns)
 
 
 def _inside_ops(lab: Lab, tunnel: Tunnel, have: Optional[LinkState]) -> list[Op]:
@@ -86,20 +87,23 @@ def _inside_ops(lab: Lab, tunnel: Tunnel, have: Optional[LinkState]) -> list[Op]
     within = frozenset({("link", ns, end.ifname)})
     ops = []
     if have is None or have.mark is None:
-        ops.append(Op(("link", "set", end.ifname, "alias",
-                       Mark(lab.name, end.role, lab.kind.value).text())))
+        ops.append(Op(Kind.SET_LINK, ("link", "set", end.ifname, "alias",
+                                      Mark(lab.name, end.role, lab.kind.value).text()),
+                      target=end.ifname))
     for address in end.addresses:
         if have is None or address not in have.addresses:
-            ops.append(Op(("addr", "add", address, "dev", end.ifname)
+            ops.append(Op(Kind.ADD_ADDRESS, ("addr", "add", address, "dev", end.ifname)
                           + (("nodad",) if ":" in address else ()),
                           ("addr", "del", address, "dev", end.ifname), undo_netns=ns,
-                          gone_with=within))
+                          gone_with=within, target=end.ifname))
     if end.master and (have is None or have.master != end.master):
-        ops.append(Op(("link", "set", end.ifname, "master", end.master),
-                      ("link", "set", end.ifname, "nomaster"), undo_netns=ns, gone_with=within))
+        ops.append(Op(Kind.SET_LINK, ("link", "set", end.ifname, "master", end.master),
+                      ("link", "set", end.ifname, "nomaster"), undo_netns=ns, gone_with=within,
+                      target=end.ifname))
     if have is None or not have.up:
-        ops.append(Op(("link", "set", end.ifname, "up"), ("link", "set", end.ifname, "down"),
-                      undo_netns=ns, gone_with=within))
+        ops.append(Op(Kind.SET_LINK, ("link", "set", end.ifname, "up"),
+                      ("link", "set", end.ifname, "down"), undo_netns=ns, gone_with=within,
+                      target=end.ifname))
     return ops
 
 
@@ -108,9 +112,10 @@ def flood_ops(tunnel: Tunnel) -> list[Op]:
     if not tunnel.end.master:
         return []
     ifname, ns = tunnel.end.ifname, tunnel.end.netns
-    return [Op(("fdb", "append", FLOOD, "dev", ifname, "dst", remote),
+    return [Op(Kind.ADD_FLOOD, ("fdb", "append", FLOOD, "dev", ifname, "dst", remote),
                ("fdb", "del", FLOOD, "dev", ifname, "dst", remote), undo_netns=ns,
-               gone_with=frozenset({("link", ns, ifname)})) for remote in tunnel.remotes]
+               gone_with=frozenset({("link", ns, ifname)}), target=ifname)
+            for remote in tunnel.remotes]
 
 
 def _tc_ops(tunnel: Tunnel) -> list[Op]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from veth_wrap.errors import UsageError, VethwrapError
 from veth_wrap.explain.fixes import Fix, shell_line
-from veth_wrap.steps import Op, Plan, Step
+from veth_wrap.steps import Kind, Op, Plan, Step
 
 ROUNDS = 3  # a cause hidden behind another (a firewall behind a blackhole) shows once it goes
 
@@ -101,7 +101,7 @@ def _step(fix: Fix, undo: Fix) -> Step:
             words = ("netns", "exec", undo[2], undo[0], *undo[3:])
         else:
             words = ("netns", "exec", netns or "", *undo) if netns else tuple(undo)
-    return Step((Op(tuple(args), undo=words, undo_netns=undo_netns),), netns, program,
+    return Step((Op(Kind.FIX, tuple(args), undo=words, undo_netns=undo_netns),), netns, program,
                 comment=f"undo: {shell_line(undo)}" if undo else "")
 
 

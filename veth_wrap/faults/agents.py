@@ -23,7 +23,7 @@ from veth_wrap.model import names
 from veth_wrap.model.linkopts import LinkOpts, link_opts
 from veth_wrap.run.lock import locked
 from veth_wrap.run.walker import apply
-from veth_wrap.steps import Op, Plan
+from veth_wrap.steps import Kind, Op, Plan
 
 Emit = Callable[[dict], None]  # one event, written as a JSON line to the service's log
 IMPAIRMENTS = ("delay", "jitter", "loss", "rate")
@@ -80,8 +80,9 @@ def set_link(namespace: str, ifname: str, up: bool) -> None:
     """One `ip link set` through the walker."""
     state_word, undo = ("up", "down") if up else ("down", "up")
     plan = Plan()
-    plan.add([Op(("link", "set", "dev", ifname, state_word),
-                  ("link", "set", "dev", ifname, undo), undo_netns=namespace)], netns=namespace)
+    plan.add([Op(Kind.SET_LINK, ("link", "set", "dev", ifname, state_word),
+                  ("link", "set", "dev", ifname, undo), undo_netns=namespace, target=ifname)],
+             netns=namespace)
     apply(plan)
 
 

@@ -139,7 +139,7 @@ def read(namespaces: Iterable[str], runner: Optional[Runner] = None, routes: boo
     """Read the given namespaces with `ip -batch`es of `netns exec` lines.
 
     Each line forks an `ip` inside the batch, so many namespaces are read by several
-    batches at once (runner.BATCHES_AT_ONCE); one deleted meanwhile is left out.
+    batches at once (runner.in_batches); one deleted meanwhile is left out.
     """
     runner = runner or default_runner()
     order = list(dict.fromkeys(namespaces))

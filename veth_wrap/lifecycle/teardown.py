@@ -16,7 +16,7 @@ from veth_wrap.model.procfacts import LOG_ROOT, Proc, Stopped, log_dir
 from veth_wrap.model.servicespec import parse_cgroup_name
 from veth_wrap.run import cgroups, services
 from veth_wrap.run.runner import Runner
-from veth_wrap.steps import Plan
+from veth_wrap.steps import Kind, Plan
 
 GRACE = 2.0  # seconds between SIGTERM and SIGKILL
 ROUNDS = 5  # scans for processes that appeared while others were being stopped
@@ -25,8 +25,7 @@ ROUNDS = 5  # scans for processes that appeared while others were being stopped
 def complete(plan: Teardown, targets: list[str], facts: dict, views: dict, lab: Optional[str],
              everything: bool, runner: Runner) -> Teardown:
     """The destroy plan with processes to stop, and hosts files and logs to remove."""
-    doomed_names = [op.args[2] for step in plan.steps for op in step.ops
-                    if op.args[:2] == ("netns", "del")]
+    doomed_names = plan.targets(Kind.DEL_NETNS)
     doomed = procs.inodes(doomed_names)
     going = _labs_going(views, doomed_names, targets, facts, lab, everything)
     holders = {}
@@ -107,8 +106,7 @@ def _labs_going(views: dict, doomed: list[str], targets: list[str], facts: dict,
 
 def stop_in_dropped(steps: Plan) -> list[Stopped]:
     """End the processes in namespaces a plan deletes (an edited lab dropped them)."""
-    dropped = [op.args[2] for step in steps.steps for op in step.ops
-               if op.args[:2] == ("netns", "del")]
+    dropped = steps.targets(Kind.DEL_NETNS)
     if not dropped:
         return []
     groups = service_groups((), dropped)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from veth_wrap.steps import Op
+from veth_wrap.steps import Kind, Op
 
 PREF = "49152"  # the filter's priority: one fixed value, so replace and read-back find it
 _SKF_AD = 0xFFFFF000  # SKF_AD_OFF (-4096) as the unsigned k of a load
@@ -53,14 +53,15 @@ def bytecode(fraction: float) -> str:
 
 def ops(ifname: str, fraction: float, verb: str = "add") -> list[Op]:
     """The clsact qdisc and the loss filter on ifname's egress ("add", or "replace" live)."""
-    return [Op(("qdisc", verb, "dev", ifname, "clsact")),
-            Op(("filter", verb, "dev", ifname, "egress", "pref", PREF, "handle", "1", "bpf",
-                "da", "bytecode", bytecode(fraction)))]
+    return [Op(Kind.ADD_CLSACT, ("qdisc", verb, "dev", ifname, "clsact"), target=ifname),
+            Op(Kind.SET_LOSS_FILTER, ("filter", verb, "dev", ifname, "egress", "pref", PREF,
+                                      "handle", "1", "bpf", "da", "bytecode", bytecode(fraction)),
+               target=ifname)]
 
 
 def clear_op(ifname: str) -> Op:
     """Remove the clsact qdisc, and the loss filter with it."""
-    return Op(("qdisc", "del", "dev", ifname, "clsact"))
+    return Op(Kind.DEL_CLSACT, ("qdisc", "del", "dev", ifname, "clsact"), target=ifname)
 
 
 def decode(filters: list) -> Optional[float]:

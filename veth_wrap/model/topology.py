@@ -18,6 +18,8 @@ Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 DEFAULT_SUBNET = "10.0.0.0/24"
 BRIDGE_PORT_LIMIT = 1024  # the kernel's BR_MAX_PORTS
 MESH_LINK_LIMIT = 300
+# namespaces: from this many a lab is big; its new namespaces are not all added by one command
+BIG_LAB = 16
 LINK_PREFIX = {4: 30, 6: 126}
 
 

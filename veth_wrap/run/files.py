@@ -1,9 +1,9 @@
 """File steps run in this process: `mkdir -p`, `tee`, `rm -rf` and `rmdir`, as a shell would.
 
 The plan prints them as ordinary commands (the dry run runs them with `sh`); the walker runs
-them here instead of forking, since a process each would cost more than the lab's own `ip`
-calls. No path is opened through a symbolic link (run/nofollow.py): a link met on the way
-fails the step, and the walker rolls back.
+them here, as their kind says, instead of forking, since a process each would cost more than
+the lab's own `ip` calls. No path is opened through a symbolic link (run/nofollow.py): a link
+met on the way fails the step, and the walker rolls back.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Callable, Optional, Sequence
 
 from veth_wrap.errors import CommandFailed, LinkRefused
 from veth_wrap.run import nofollow
+from veth_wrap.steps import Kind
 
 HOSTS_MODE = 0o644
 
@@ -37,32 +38,25 @@ def _rmdir(paths: list[str], _stdin: Optional[str]) -> None:
         nofollow.rmdir(path)
 
 
-# argv heads, exactly as the plan writes them, and what each does
-BUILTINS: dict[tuple[str, ...], Callable[[list[str], Optional[str]], None]] = {
-    ("mkdir", "-p", "--"): _mkdir,
-    ("tee", "--"): _tee,
-    ("rm", "-rf", "--"): _rm,
-    ("rmdir", "--ignore-fail-on-non-empty", "--"): _rmdir,
+# what each kind of file step does, given the paths after its `--`
+BUILTINS: dict[Kind, Callable[[list[str], Optional[str]], None]] = {
+    Kind.MAKE_DIRS: _mkdir,
+    Kind.WRITE_HOSTS_FILE: _tee,
+    Kind.REMOVE_FILES: _rm,
+    Kind.REMOVE_DIRS: _rmdir,
 }
 
 
-def builtin(argv: Sequence[str]) -> Optional[tuple[int, Callable]]:
-    """(length of the head, function) when argv is a file step run here, else None."""
-    for head, func in BUILTINS.items():
-        if tuple(argv[: len(head)]) == head:
-            return len(head), func
-    return None
-
-
-def run_builtin(argv: Sequence[str], stdin: Optional[str]) -> str:
-    """Run a file step; returns what the program would print (tee echoes its input)."""
-    size, func = builtin(argv)
+def run_builtin(kind: Kind, argv: Sequence[str], stdin: Optional[str]) -> str:
+    """Run a file step of kind on the operands after argv's `--`; returns what the program
+    would print (tee echoes its input)."""
+    paths = list(argv[list(argv).index("--") + 1:])
     try:
-        func(list(argv[size:]), stdin)
+        BUILTINS[kind](paths, stdin)
     except OSError as exc:
         where = exc.filename or argv[-1]
         raise CommandFailed(argv, 1, f"{argv[0]}: {where}: {exc.strerror}") from None
     except LinkRefused as exc:
         raise CommandFailed(argv, 1, f"{argv[0]}: {exc.path}: is a symbolic link, not followed"
                             ) from None
-    return (stdin or "") if argv[0] == "tee" else ""
+    return (stdin or "") if kind is Kind.WRITE_HOSTS_FILE else ""

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Callable, Optional, Protocol, Sequence, TypeVar
 
 from veth_wrap.errors import CommandFailed, PreflightError
-from veth_wrap.steps import PARALLEL_FROM, spread
+from veth_wrap.run.schedule import PARALLEL_FROM, spread
+from veth_wrap.steps import Kind
 
 PACKAGES = {"ip": "iproute2", "tc": "iproute2", "ping": "iputils-ping", "sysctl": "procps",
             "nsenter": "util-linux", "tcpdump": "tcpdump", "pasta": "passt"}
@@ -63,6 +64,9 @@ class Runner(Protocol):
 
     def run(self, argv: Sequence[str], stdin: str | None = None, check: bool = True) -> Result: ...
 
+    def run_file(self, kind: Kind, argv: Sequence[str], stdin: str | None = None) -> Result:
+        """Do a file step of kind (argv is how it prints) without a process."""
+
 
 def require(program: str) -> str:
     """Return the path of a program, or refuse naming the Debian package that has it."""
@@ -90,6 +94,12 @@ class ShRunner:
         self._env = dict(os.environ, LC_ALL="C")
         self._commands: dict[str, object] = {}
 
+    def run_file(self, kind: Kind, argv: Sequence[str], stdin: str | None = None) -> Result:
+        """Do a file step here, without a process: its kind says what (run/files)."""
+        from veth_wrap.run import files
+
+        return Result(tuple(argv), files.run_builtin(kind, argv, stdin), "", 0)
+
     def _command(self, path: str):
         """sh's Command for a program's path, made once (each costs about 50 us)."""
         command = self._commands.get(path)
@@ -99,10 +109,6 @@ class ShRunner:
 
     def run(self, argv: Sequence[str], stdin: str | None = None, check: bool = True) -> Result:
         """Run argv; raise CommandFailed on a non-zero exit when check is true."""
-        from veth_wrap.run import files
-
-        if files.builtin(argv):  # a file step: done here, without a process
-            return Result(tuple(argv), files.run_builtin(argv, stdin), "", 0)
         command = self._command(require(argv[0]))
         fed = exec_paths(stdin) if stdin and argv[0] == "ip" and "-batch" in argv else stdin
         # stdin, stdout and stderr as memory files, not pipes: sh then starts no thread to

@@ -1,0 +1,72 @@
+"""Verification's first read, carried by the build's own last batch instead of a process more.
+
+Once the last step of a plan has run, the kernel holds the whole lab: the `ip -j` reads that
+verification starts with (each namespace's links and addresses, each probed hop's route) give
+the same answer as lines at the end of that step as from a batch of their own. In its own
+namespace such a line runs in the step's process; every other namespace's reads run as one
+`ip -j -batch` forked into it by the same root batch. The lines change nothing, and the dry
+run leaves them out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+from veth_wrap.run.fuse import fusable
+from veth_wrap.steps import Kind, Op, Reads, Step
+
+
+def fold(steps: list[Step], reads: Reads) -> list[Step]:
+    """steps with the reads of spaces (links) and hops (source, address) after their last
+    change.
+
+    A namespace's reads join the last step that touches it when that step runs inside it
+    (its own process, no fork more): later steps change it no further, but for the carrier
+    of a veth whose far end comes up later, which verification reads off that far end
+    (check/readback.implied_carrier). Any other namespace's reads form one step of their own
+    after the last change, run in the same root batch (run/fuse): one fork a namespace.
+    When the last step runs alone (not fusable) they join it as `netns exec` lines instead.
+    Unchanged when the last step cannot carry them: a `tc` step, or one of a wave of
+    batches that run at once (the others may not have finished).
+    """
+    at = max((i for i, step in enumerate(steps) if step.program in ("ip", "tc")),
+             default=None)  # after the kernel's last change; files (hosts) may follow
+    last = steps[at] if at is not None else None
+    if last is None or last.program != "ip" or last.independent:
+        return steps
+    wanted: dict[str, list[Op]] = {}
+    for ns in reads.spaces:
+        wanted.setdefault(ns, []).append(Op(Kind.READ_LINKS, ("addr", "show"), target=ns,
+                                            netns=ns))
+    for src, addr in reads.hops:
+        wanted.setdefault(src, []).append(Op(Kind.READ_ROUTE, ("route", "get", addr),
+                                             target=addr, netns=src))
+    head = list(steps[:at + 1])
+    tail: list[Step] = []
+    for ns, ops in wanted.items():
+        where = _last_touch(head, ns)
+        if where is None and ns != last.netns and fusable(last):
+            tail.append(Step(tuple(ops), ns, comment=f"read back {ns}"))
+            continue
+        if where is None:
+            where = at
+            ops = [op if ns == last.netns else _foreign(op, ns) for op in ops]
+        head[where] = dataclasses.replace(head[where], ops=head[where].ops + tuple(ops))
+    return head + tail + steps[at + 1:]
+
+
+def _last_touch(steps: list[Step], ns: str) -> Optional[int]:
+    """The index of the last step that touches ns, when it runs inside ns and can carry reads
+    (an `ip` batch of the walker's, not one of a wave); else None."""
+    for index in range(len(steps) - 1, -1, -1):
+        step = steps[index]
+        if step.netns == ns or any(op.netns == ns for op in step.ops):
+            ok = step.netns == ns and fusable(step) and not step.independent
+            return index if ok else None
+    return None
+
+
+def _foreign(op: Op, ns: str) -> Op:
+    """A read of another namespace as a line of this step: a `netns exec` of its own."""
+    return dataclasses.replace(op, args=("netns", "exec", ns, "ip", "-j", "-d") + op.args)
