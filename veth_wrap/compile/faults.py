@@ -60,7 +60,7 @@ def heal_plan(tables: Iterable[FaultTable], lab: str | None = None) -> Plan:
     """The steps that remove vethwrap's partition tables (of one lab, when given)."""
     plan = Plan()
     ours = [t for t in tables if t.ours and (lab is None or t.mark.lab == lab)]
-    for table in ours:  # one step each, independent: a big lab's go as batches at once
+    for table in ours:  # one step each: tables of different namespaces are independent
         plan.add([Op(Kind.DEL_FIREWALL, delete_words(table.netns), target=table.netns,
                      netns=table.netns)], comment=f"{table.netns}'s partition table",
                  independent=INDEPENDENT)
