@@ -22,6 +22,7 @@ from veth_wrap.lifecycle.inlab import (  # noqa: F401 (the services' API, re-exp
     processes,
     restart,
     run_execs,
+    start_spec,
     stop,
 )
 from veth_wrap.lifecycle.service import Service, start  # noqa: F401
@@ -394,15 +395,3 @@ def pingall(namespaces: Iterable[str] = (), lab: Optional[str] = None, count: in
         views = inventory.one_lab(views, lab)
     return run_matrix(facts, views, only, count, timeout, version)
 
-
-def start_spec(lab: str, namespace: str, spec, timeout: float = 10.0) -> Optional[Service]:
-    """Start a lab file's service (None when one of that name already runs there)."""
-    from veth_wrap.lifecycle.service import launch
-
-    if alive(namespace, spec.name):
-        return None
-    if spec.limits:
-        from veth_wrap.run.cgroups import check_limits
-
-        check_limits(spec.limits)
-    return launch(namespace, lab, spec, timeout)

@@ -201,3 +201,13 @@ def run_execs(execs: Sequence[tuple[str, Sequence[str]]], made: set[str],
                                   f"{code})", f"see 'vethwrap logs {namespace} {service.name}'"
                                   "; the lab stays for a look")
     return notes
+
+
+def start_spec(lab: str, namespace: str, spec: ServiceSpec, timeout: float = 10.0
+               ) -> Optional[Service]:
+    """Start a lab file's service (None when one of that name already runs there)."""
+    if alive(namespace, spec.name):
+        return None
+    if spec.limits:
+        cgroups.check_limits(spec.limits)
+    return launch(namespace, lab, spec, timeout)
