@@ -25,7 +25,7 @@ BASE = {"veth_wrap", "veth_wrap.cli", "veth_wrap.cli.app", "veth_wrap.cli.common
         "annotated_doc"}
 OUTPUT = {"veth_wrap.cli.output"}
 MODEL = {"veth_wrap.model.labfile", "veth_wrap.model.labparts", "veth_wrap.model.linkopts",
-         "veth_wrap.model.foreign", "veth_wrap.model.lanroutes",
+         "veth_wrap.model.foreign", "veth_wrap.model.lanroutes", "veth_wrap.model.linkparts",
          "veth_wrap.model.shapes", "veth_wrap.model.safeyaml", "veth_wrap.model.hosts", "yaml",
          "veth_wrap.model.labservices", "veth_wrap.model.servicespec"}
 LIBRARY = {"veth_wrap.api", "veth_wrap.check", "veth_wrap.check.readback",
