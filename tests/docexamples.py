@@ -38,6 +38,7 @@ PREFIXED = ("up", "down", "show", "pingall", "destroy")
 ANY_LINES = "\x00"
 # what changes from run to run, machine to machine: (pattern, what both sides become)
 VOLATILE = [
+    (r"\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:[+-]\d\d:\d\d|Z)?", "<timestamp>"),
     (r"\bpid \d+", "pid <pid>"),
     (r'"(pid|ifindex|uptime_s)": [\d.]+', r'"\1": <n>'),
     (r'"python": "[^"]*"', '"python": <v>'),
@@ -49,6 +50,7 @@ VOLATILE = [
     (r"(?<![\w.:])\d+\.\d+(?![\w.:])", "<n>"),
     (r"\b\d+(?:\.\d+)?(?:ms|s|m|h)\b", "<t>"),
     (r"\b(id|seq) \d+", r"\1 <n>"),
+    (r"\b\d+ packet\(s\) dropped", "<n> packet(s) dropped"),  # counters of live traffic
     (r"@if\d+", "@if<n>"),
     (r"\[\d{6,}\]", "[<inode>]"),
     (r"\bvni \d+|\bvxlan \d+", "vxlan <vni>"),

@@ -76,6 +76,12 @@ def test_normalising_keeps_what_matters():
     assert same(stopped, stopped[::-1])  # listed in PID order, and PIDs wrap
     assert not same(stopped, [stopped[0], stopped[0]])
     assert not same(["a", *stopped], [stopped[0], "a", stopped[1]])
+    logged = '{"time": "2026-12-06T17:07:43.319+00:00", "event": "heal", "removed": 3}'
+    assert same([logged], [logged.replace("2026-12-06T17:07:43.319", "2027-01-02T03:04:05.6")])
+    assert not same([logged], [logged.replace('"removed": 3', '"removed": 2')])
+    dropped = "ns0 drops what ns1 sends (twoway partition, 3 packet(s) dropped)"
+    assert same([dropped], [dropped.replace("3 packet", "12 packet")])
+    assert not same([dropped], [dropped.replace("twoway", "oneway")])
 
 
 def test_here_documents_belong_to_their_command():
