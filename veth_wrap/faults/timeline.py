@@ -15,6 +15,7 @@ from veth_wrap.model import faults as model
 from veth_wrap.model import names, timeline
 from veth_wrap.model.linkopts import link_opts
 from veth_wrap.model.timeline import Event
+from veth_wrap.run import cgroups
 from veth_wrap.run.runner import Runner, default_runner
 
 Emit = Callable[[dict], None]
@@ -115,6 +116,7 @@ def start(prepared: Prepared) -> api.Service:
 
 def run(lab: str, events: Sequence[Event], emit: Emit) -> None:
     """Each event at its time after the start; a failed one is logged and the rest go on."""
+    cgroups.see_hierarchy()  # a service itself: the services it starts need the hierarchy
     stop = agents.until_stopped()
     start = time.monotonic()
     emit({"event": "start", "lab": lab, "events": len(events)})

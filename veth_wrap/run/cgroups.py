@@ -42,6 +42,31 @@ def hierarchy() -> str:
     return found[0]
 
 
+def see_hierarchy() -> None:
+    """Mount cgroup v2 on /sys/fs/cgroup when this process, a service, cannot see it.
+
+    A service runs under ip netns exec, always in a mount namespace of its own whose fresh
+    /sys hides the host's cgroup mounts: the mount gives it the same hierarchy, for it and
+    its children only. Any other process is refused as before: the host's mounts never change.
+    """
+    try:
+        hierarchy()
+        return
+    except PreflightError:
+        own = own_cgroup(os.getpid()) or ""
+        if not own.startswith(f"/{CGROUP_TOP}/"):
+            raise
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    flags = 0x2 | 0x4 | 0x8  # MS_NOSUID | MS_NODEV | MS_NOEXEC, as systemd mounts it
+    if libc.mount(b"cgroup2", b"/sys/fs/cgroup", b"cgroup2", flags, None) != 0:
+        code = ctypes.get_errno()
+        raise PreflightError(f"cannot mount cgroup v2 where services start services: "
+                             f"{os.strerror(code)}", "run the timeline's faults one by one")
+    hierarchy.cache_clear()
+
+
 def top() -> str:
     """vethwrap's folder in the hierarchy (it may not exist)."""
     return f"{hierarchy()}/{CGROUP_TOP}"
