@@ -12,7 +12,7 @@ import typer.core
 PANELS = {
     "create": "Labs", "destroy": "Labs", "show": "Labs",
     "ping": "Traffic", "pingall": "Traffic", "link": "Traffic", "capture": "Traffic",
-    "partition": "Traffic", "heal": "Traffic",
+    "partition": "Traffic", "heal": "Traffic", "faults": "Traffic",
     "run": "Software", "exec": "Software", "ps": "Software", "stop": "Software",
     "restart": "Software", "logs": "Software",
     "diagnose": "Explain", "doctor": "Explain",

@@ -227,8 +227,7 @@ def stop(
         emit_json({"stopped": [item.to_json() for item in done]})
         return
     for item in done:
-        named = f" ({item.proc.service})" if item.proc.service else ""
-        out().print(f"stopped {namespace} pid {item.proc.pid}{named} with {item.signal}",
+        out().print(item.line(namespace),
                     markup=False, highlight=False, soft_wrap=True)
 
 

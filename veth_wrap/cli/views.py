@@ -48,9 +48,7 @@ def print_removed(steps, dry_run: bool, json_out: bool, label: str = "", **keys)
 def say_stopped(steps) -> None:
     """What destroy stopped inside the namespaces, one line each, on stderr."""
     for done in getattr(steps, "stopped", []):
-        proc = done.proc
-        named = f" ({proc.service})" if proc.service else ""
-        say(f"stopped {proc.netns} pid {proc.pid}{named} with {done.signal}: {proc.command()}")
+        say(f"{done.line(done.proc.netns)}: {done.proc.command()}")
 
 
 def print_built(built, json_out: bool) -> None:

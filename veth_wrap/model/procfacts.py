@@ -45,6 +45,13 @@ class Stopped:
     proc: Proc
     signal: str  # SIGTERM, SIGKILL, or "gone" when it ended before any signal
 
+    def line(self, netns: object) -> str:
+        """For people: "stopped NS pid N (name) with SIGTERM", or "ended ... by itself"."""
+        named = f" ({self.proc.service})" if self.proc.service else ""
+        if self.signal == "gone":
+            return f"ended {netns} pid {self.proc.pid}{named} by itself"
+        return f"stopped {netns} pid {self.proc.pid}{named} with {self.signal}"
+
     def to_json(self) -> dict:
         """The JSON shape of `stopped` entries."""
         return {"namespace": self.proc.netns, "pid": self.proc.pid, "name": self.proc.service,
