@@ -70,6 +70,9 @@ def test_normalising_keeps_what_matters():
     assert not same(["│ ns0 │ 1234 │ web │"], ["│ ns0 │ 1234 │ db  │"])
     assert same(["a", "...", "z"], ["a", "b", "c", "z"])
     assert not same(["verified: 2/2 probes answered"], ["verified: 1/2 probes answered"])
+    neighbours = "lab ns0 can make {} IPv4 neighbour entries; with the {} in the table now"
+    assert same([neighbours.format(1056, 26)], [neighbours.format(1056, 3)])
+    assert not same([neighbours.format(1056, 26)], [neighbours.format(1122, 26)])
     assert not same(["lab ns0 is already built"], ["lab ns0 (pair)", "lab ns0 is already built"])
     assert not same(["a", "...", "z"], ["a", "b"])
     stopped = ["stopped ns1 pid 32760 (web) with SIGTERM", "stopped ns1 pid 300 (dns) with SIGTERM"]

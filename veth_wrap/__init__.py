@@ -4,19 +4,22 @@ The package is layered; each layer imports only those below it (setup.cfg's impo
 contract checks it):
 
   cli/      typer commands and rendering; the only code that prints; maps errors to exits
+  multihost one host's share of a lab over several hosts: pick the host, build, verify
+  pytest_plugin   the vethwrap_lab fixture
   faults/   faults for the software under test: partitions, heal, flaps, timed impairments,
             timelines (over api: its services and link changes)
   api       the library facade the CLI and the pytest fixture use
+  lifecycle/  software in labs: services, what destroy stops first, exec, capture, logs
   explain/  diagnose and doctor: evidence read from the kernel -> causes -> fixes
   check/    verify, ping, the in-process ICMP probe, reachability waves, pingall
   compile/  (Lab, facts) -> a plan of what to change, no I/O, nothing of how it runs
-  kernel/   the kernel read into fact types
+  kernel/   the kernel read into fact types (beside compile/: neither imports the other)
   run/      the only place that starts processes: runner; schedule (a plan -> processes:
             root batches, waves of lanes, read-back lines; with fuse, readback); processes
             (runs the waves); walker (apply and rollback, the transaction); files; lock
   model/    topology, names and marks, shapes, link options, lab files, drawings, facts
-  errors, steps   at the bottom: exceptions with ExitStatus; the plan: Op (a Kind, its
-                  target, argv and undo), Step, Plan, Reads
+  steps     the plan: Op (a Kind, its target, argv and undo), Step, Plan, Reads
+  errors    at the bottom: exceptions with ExitStatus
 
 Public API (imported lazily, so `import veth_wrap` stays cheap):
   Lab, Kind, build, load, parse, plan, apply, create, update, verify, destroy, draw,
