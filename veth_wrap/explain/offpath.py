@@ -18,7 +18,7 @@ def off_path(walk: Walk, ns: str, route: dict, reaches: list[Reach]) -> Finding:
     disabled = _ipv6_disabled(walk, ns, dev, reaches, evidence)
     if disabled:
         return disabled
-    cands = walk.candidates(ns, exclude=dev)
+    cands = walk.candidates(ns, exclude=dev) or _routers(walk, ns, exclude=dev)
     if cands:
         return _wrong_device(walk, ns, route, cands[0], evidence)
     if gw:
@@ -67,8 +67,9 @@ def _where(peer: Peer) -> str:
 
 def _wrong_device(walk: Walk, ns: str, route: dict, cand: Candidate, evidence: list[str]):
     dev = route.get("dev")
-    evidence.append(f"{cand.ifname} in {ns} leads to {label(cand.reach.ns)}, which has "
-                    f"{walk.target}")
+    evidence.append(f"{cand.ifname} in {ns} leads to {label(cand.reach.ns)}, which "
+                    + (f"routes on to {walk.target} (via {cand.via})" if cand.via else
+                       f"has {walk.target}"))
     cause = Cause.ROUTE_WRONG_DEVICE
     what = "replies to" if walk.reply else "packets for"
     return Finding(cause, f"{what} {walk.target} leave {ns} by {dev}, which does not lead "
@@ -158,7 +159,7 @@ def _misplaced_peer(walk: Walk, ns: str, dev: str, reaches: list[Reach], evidenc
                                           and peer.ns == holders[0][0]):
         return None
     if not holders:  # a namespace no link or mark ties to this lab is nobody's to move into
-        return _unrelated(walk, dev, peer, everywhere, evidence)
+        return None
     if len({h[0] for h in holders}) > 1:  # which one was meant is the operator's call
         where = ", ".join(f"{label(h)} ({i})" for h, i in holders)
         evidence.append(f"{walk.target} is held by {len(holders)} namespaces not linked to "
@@ -182,17 +183,6 @@ def _misplaced_peer(walk: Walk, ns: str, dev: str, reaches: list[Reach], evidenc
     cause = Cause.PEER_NO_NETNS if peer.where == "root" else Cause.PEER_WRONG_NETNS
     return Finding(cause, f"the peer of {dev} is {peer.ifname} in {_where(peer)}, not in "
                    f"{label(home)} where {walk.target} is", evidence, moved, reply_done=True)
-
-
-def _unrelated(walk: Walk, dev: str, peer: Peer, holders: list, evidence: list[str]):
-    """The target is held only where no link or lab mark leads: name it, print no fix."""
-    evidence.append(f"the peer of {dev} is {peer.ifname} in {_where(peer)}; {walk.target} is "
-                    "held only by namespaces that no link from here leads to and no mark ties "
-                    "to this lab: " + ", ".join(f"{label(h)} ({i})" for h, i in holders))
-    cause = Cause.PEER_WRONG_NETNS if peer.where == "named" else Cause.PEER_NO_NETNS
-    return Finding(cause, f"the peer of {dev} is not in a namespace holding {walk.target}, and "
-                   "only unrelated namespaces hold it: no fix is printed (moving an interface "
-                   "there would join another lab)", evidence, [], reply_done=True)
 
 
 def _ipv6_disabled(walk: Walk, ns: str, dev: str, reaches: list[Reach], evidence: list[str]):
@@ -275,10 +265,14 @@ def _not_configured(walk: Walk, ns: str, dev: str, reaches: list[Reach], evidenc
     """Nothing this lab reaches carries the target: say which addresses are there, change
     nothing (adding the address would invent a host; the address was most likely mistyped)."""
     everywhere = [h for h in walk.holding(walk.target, True) if h[0] != ns]
+    if not reaches or _same_lab(walk, ns, everywhere):
+        return None  # held in this lab, or nothing beyond dev: the other checks say why
+    evidence.append(f"no interface of this lab has {walk.target} ({len(walk.nets.names)} "
+                    "namespaces searched)")
     if everywhere:
-        return None  # held somewhere: the other checks say why it is not reached
-    evidence.append(f"no interface in any namespace ({len(walk.nets.names)} searched) has "
-                    f"{walk.target}")
+        evidence.append(f"{walk.target} is held only where no link from {label(ns)} leads and "
+                        "no mark ties to this lab (another lab): "
+                        + ", ".join(f"{label(h)} ({i})" for h, i in everywhere))
     near = _addresses_near(walk, ns, dev, reaches)
     hint = f": did you mean {' or '.join(near)}?" if near else ""
     if near:
@@ -375,10 +369,10 @@ def _with_gateway(walk: Walk, ns: str, cand: Candidate) -> Candidate:
     return Candidate(cand.ifname, cand.reach, via) if via else cand
 
 
-def _routers(walk: Walk, ns: str) -> list[Candidate]:
+def _routers(walk: Walk, ns: str, exclude: str = "") -> list[Candidate]:
     """Neighbours on a shared subnet that have a route on to the target."""
     for ifname, link in walk.nets.ns_links(ns).items():
-        if ifname == "lo" or link.master or not link.up:
+        if ifname in ("lo", exclude) or link.master or not link.up:
             continue
         for reach in walk.nets.reaches(ns, ifname):
             via = _same_subnet(walk, ns, ifname, reach)
@@ -389,31 +383,75 @@ def _routers(walk: Walk, ns: str) -> list[Candidate]:
 
 
 def _no_address(walk: Walk, ns: str, cand: Candidate, evidence: list[str]) -> Finding:
+    """The interface that leads on has no address: restore the one the far side remembers
+    (its neighbour entries and gateways), never a made-up one."""
     evidence.append(f"{cand.ifname} in {ns} leads to {label(cand.reach.ns)}, which has "
                     f"{walk.target}, but {cand.ifname} has no IPv{walk.family} address")
     net = ipaddress.ip_network(walk.target_net())
-    taken = {address_of(a).ip for r in walk.nets.reaches(ns, cand.ifname)
-             for a in walk.nets.link(r.ns, r.ifname).addresses}
-    free = next((h for _, h in zip(range(4096), net.hosts())
-                 if h not in taken and str(h) != walk.target), None)
-    fixes, source = [], None
-    down = not walk.nets.link(ns, cand.ifname).up
-    if free is not None and net.prefixlen < net.max_prefixlen:
-        source = f"{free}/{net.prefixlen}"
-        fixes = [ip_n(ns, "addr", "add", source, "dev", cand.ifname)]
-        if down:
-            fixes.append(link_up(ns, cand.ifname))
-    adds = (ns, source) if source else None
-    # the new address is the packets' source only where they start, not on a router
-    source = source if ns == walk.visits[0][0] else None
-    if down and walk.family == 6:  # the kernel drops IPv6 addresses of a link set down
-        evidence.append(f"{cand.ifname} in {ns} is down, and a link set down loses its IPv6 "
-                        "addresses (unless net.ipv6.conf.*.keep_addr_on_down)")
-        return Finding(Cause.LOCAL_DOWN, f"{cand.ifname} in {ns} is down (and lost its IPv6 "
-                       f"address with it), so nothing leads to {walk.target}", evidence,
-                       fixes or [link_up(ns, cand.ifname)], source=source, adds=adds)
-    return Finding(Cause.LOCAL_NO_ADDRESS, f"{cand.ifname} in {ns} leads to {walk.target} but "
-                   f"has no address", evidence, fixes, source=source, adds=adds)
+    link = walk.nets.link(ns, cand.ifname)
+    off = _v6_off(walk, ns, cand.ifname)
+    known = _remembered(walk, ns, cand, net, evidence)
+    found = Finding(Cause.IPV6_DISABLED if off else Cause.LOCAL_DOWN if not link.up
+                    and walk.family == 6 else Cause.LOCAL_NO_ADDRESS,
+                    f"{cand.ifname} in {ns} leads to {walk.target} but has no address"
+                    + (" (IPv6 is disabled on it)" if off else " (it is down, and a link set "
+                       "down loses its IPv6 addresses)" if not link.up and walk.family == 6
+                       else ""), evidence)
+    if known is None:
+        evidence.append(f"nothing on the path says which address {cand.ifname} had: no fix "
+                        f"(give it its address: ip -n {ns} addr add ADDRESS/{net.prefixlen} dev "
+                        f"{cand.ifname})")
+        return found
+    if off:
+        found.fix(sysctl_fix(ns, {k: "0" for k in off}), sysctl_fix(ns, off))
+    text = f"{known}/{net.prefixlen}"
+    found.fix(ip_n(ns, "addr", "add", text, "dev", cand.ifname,
+                   *(["nodad"] if walk.family == 6 else [])),
+              ip_n(ns, "addr", "del", text, "dev", cand.ifname))
+    if not link.up:
+        found.fix(link_up(ns, cand.ifname), None)
+    found.adds = (ns, text)
+    # the address is the packets' source only where they start, not on a router
+    found.source = text if ns == walk.visits[0][0] else None
+    return found
+
+
+def _v6_off(walk: Walk, ns: str, dev: str) -> dict[str, str]:
+    if walk.family != 6:
+        return {}
+    keys = [f"net.ipv6.conf.{n}.disable_ipv6" for n in ("all", sysctl_ifname(dev))]
+    return {k: v for k, v in walk.nets.sysctl(ns, *keys).items() if v == "1"}
+
+
+def _remembered(walk: Walk, ns: str, cand: Candidate, net, evidence: list[str]) -> str | None:
+    """The address the far side knows this interface by: a neighbour entry for an address of
+    the network at its MAC, or a gateway of the far side's routes that nobody holds."""
+    mac = (walk.nets.link(ns, cand.ifname).mac or "").lower()
+    for reach in walk.nets.reaches(ns, cand.ifname):
+        if reach.ns is None:
+            continue
+        for entry in walk.nets.neigh(reach.ns):
+            dst = entry.get("dst", "")
+            if entry.get("dev") == reach.ifname and entry.get("lladdr", "").lower() == mac \
+                    and _in_net(dst, net) and dst != walk.target:
+                evidence.append(f"{label(reach.ns)} remembers {dst} at {mac}, the MAC of "
+                                f"{cand.ifname} (ip -j neigh on {reach.ifname})")
+                return dst
+        for route in walk.nets.routes.get(reach.ns, []):
+            gw = route.get("gateway", "")
+            if route.get("dev") == reach.ifname and _in_net(gw, net) \
+                    and not walk.holding(gw):
+                evidence.append(f"{label(reach.ns)} routes {route.get('dst')} via {gw} on "
+                                f"{reach.ifname}, and nothing holds {gw}")
+                return gw
+    return None
+
+
+def _in_net(address: str, net) -> bool:
+    try:
+        return ipaddress.ip_address(address) in net
+    except ValueError:
+        return False
 
 
 def _no_way(walk: Walk, ns: str, evidence: list[str]) -> Finding:
