@@ -45,7 +45,7 @@ def replayer(calls: list[dict]) -> RecordingRunner:
 def firewall_tools(monkeypatch):
     """Pretend iptables and nft are installed and nf_tables is loaded, as when recorded."""
     monkeypatch.setattr(fwread.shutil, "which", lambda name: f"/usr/sbin/{name}")
-    monkeypatch.setattr(fwread, "tables_loaded", lambda: (True, False))
+    monkeypatch.setattr(fwread, "tables_loaded", lambda: (True, True))  # legacy too, as here
     monkeypatch.setattr(droptrace, "watching", _unwatched)  # unit tests leave tracefs alone
 
 

@@ -57,6 +57,10 @@ class Cause(str, Enum):
     BRIDGE_PORT_STATE = "bridge-port-state"
     TC_DROP = "tc-drop"
     ACCEPT_LOCAL = "source-is-local"
+    XFRM_BLOCK = "xfrm-policy-blocks"
+    XFRM_NO_STATE = "xfrm-no-state"
+    BRIDGE_PORT_FLAG = "bridge-port-flag"
+    KERNEL_DROP = "kernel-drop"
     UNKNOWN = "unknown"
 
 
