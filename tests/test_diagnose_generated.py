@@ -57,6 +57,7 @@ class Outcome:
     cause: str = ""
     repro: list[str] = field(default_factory=list)
     why: str = ""
+    seconds: float = 0.0
 
 
 class Slot:
@@ -67,6 +68,7 @@ class Slot:
         self.kind, self.family, self.hand, self.subnet = LABS[index]
         self.spaces = Namespaces(f"g{index}")
         self.lab: genlabs.Lab | None = None
+        self.rebuilds = 0  # labs built again because a breakage could not be undone
 
     @property
     def label(self) -> str:
@@ -81,6 +83,7 @@ class Slot:
         return self.lab
 
     def rebuild(self) -> None:
+        self.rebuilds += 1
         if self.lab is not None:
             if not self.hand:
                 genlabs.cli("destroy", "-q", *self.lab.spaces)
@@ -168,8 +171,8 @@ def attempt(slot: Slot, breakages: list[tuple[str, list[int]]]) -> Outcome:
             if errors:
                 return Outcome(lab.name, [c.kind for c in changes], "not-applicable",
                                why=errors[0])
-        if not changes or (genlabs.ping(lab.src, lab.dest, wait="0.7")
-                           and genlabs.ping(lab.dst, lab.back, wait="0.7")):
+        if not changes or (genlabs.ping(lab.src, lab.dest, wait="0.5")
+                           and genlabs.ping(lab.dst, lab.back, wait="0.5")):
             return Outcome(lab.name, [c.kind for c in changes], "harmless")
         return judge(lab, changes, repro)
     finally:
@@ -199,8 +202,11 @@ class Pool:
 
     def run(self, example: tuple) -> None:
         def one(i: int) -> Outcome:
+            start = time.monotonic()
             try:
-                return attempt(self.slots[i], example[i])
+                found = attempt(self.slots[i], example[i])
+                found.seconds = round(time.monotonic() - start, 1)
+                return found
             except Exception as exc:  # noqa: BLE001 (reported as a failure with its lab)
                 self.slots[i].rebuild()
                 return Outcome(self.slots[i].label, [k for k, _ in example[i]], "wrong",
@@ -224,7 +230,11 @@ class Pool:
         return {"breakages": len(counted), "attempts": len(self.outcomes),
                 "harmless": sum(o.verdict == "harmless" for o in self.outcomes),
                 "not_applicable": sum(o.verdict == "not-applicable" for o in self.outcomes),
-                "seconds": round(time.monotonic() - self.started), **share, "by_kind": by_kind,
+                "seconds": round(time.monotonic() - self.started),
+                "rebuilds": sum(s.rebuilds for s in self.slots),
+                "mean_attempt_seconds": round(sum(o.seconds for o in self.outcomes)
+                                              / max(len(self.outcomes), 1), 2),
+                **share, "by_kind": by_kind,
                 "causes": sorted({o.cause for o in counted if o.cause})}
 
 

@@ -103,3 +103,11 @@ def test_address_nobody_holds_names_what_is_there_and_changes_nothing(netns, cli
     assert ip("-n", b, "-j", "addr").stdout == before
     code, data = diagnosis(cli, a, "10.0.0.99")
     assert data["cause"] == "dest-not-configured" and not data["fix_script"], data
+
+
+def test_address_nobody_holds_in_the_tutorial_state_names_the_holder_of_the_network(netns, cli):
+    ns0, ns1 = tutorial(netns, "tap")  # veth2 has no address: ns1 answers for tap1's
+    done = cli("diagnose", ns0, "10.0.0.99", "--fix")
+    assert done.returncode == 1 and "nothing applied" in done.stderr, done.stdout
+    assert f"did you mean 10.0.0.2 ({ns1})?" in done.stdout.replace("\n", " "), done.stdout
+    assert pings(ns0, "10.0.0.2")

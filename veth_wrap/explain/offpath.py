@@ -7,7 +7,15 @@ import ipaddress
 from veth_wrap.explain.findings import Candidate, Cause, Finding
 from veth_wrap.explain.findings import PathWalk as Walk
 from veth_wrap.explain.fixes import Fix, ip_n, link_up, route_fix, sysctl_fix
-from veth_wrap.explain.nets import Ns, Peer, Reach, address_of, label, sysctl_ifname
+from veth_wrap.explain.nets import (
+    Ns,
+    Peer,
+    Reach,
+    address_of,
+    label,
+    matching_route,
+    sysctl_ifname,
+)
 
 
 def off_path(walk: Walk, ns: str, route: dict, reaches: list[Reach]) -> Finding:
@@ -276,8 +284,8 @@ def _not_configured(walk: Walk, ns: str, dev: str, reaches: list[Reach], evidenc
     near = _addresses_near(walk, ns, dev, reaches)
     hint = f": did you mean {' or '.join(near)}?" if near else ""
     if near:
-        evidence.append(f"beyond {dev} are {', '.join(near)}")
-    for reach in reaches:
+        evidence.append(f"the namespaces beyond {dev} hold {', '.join(near)} in that network")
+    for reach in reaches if not near else ():
         link = walk.nets.link(reach.ns, reach.ifname)
         if link is not None and reach.ns != ns and not _has_family(link.addresses, walk.family):
             evidence.append(f"{reach.ifname} in {label(reach.ns)} has no IPv{walk.family} "
@@ -289,16 +297,20 @@ def _not_configured(walk: Walk, ns: str, dev: str, reaches: list[Reach], evidenc
 
 def _addresses_near(walk: Walk, ns: str, dev: str, reaches: list[Reach]) -> list[str]:
     """The addresses beyond dev in the network of dev's own address for the target."""
-    nets = [address_of(a).network for a in walk.nets.link(ns, dev).addresses
-            if address_of(a).version == walk.family
-            and ipaddress.ip_address(walk.target) in address_of(a).network]
+    wanted = ipaddress.ip_address(walk.target)
+    route = matching_route(walk.nets.routes.get(ns, []), walk.target, dev)
+    nets = [address_of(a).network for link in walk.nets.ns_links(ns).values()
+            for a in link.addresses if address_of(a).version == walk.family
+            and wanted in address_of(a).network]
+    if route is not None and route.get("dst") != "default":
+        nets.append(ipaddress.ip_network(route["dst"], strict=False))
     found = []
-    for reach in reaches:
-        link = walk.nets.link(reach.ns, reach.ifname)
-        for text in link.addresses if link else ():
-            held = address_of(text)
-            if any(held.ip in n for n in nets) and not held.ip.is_link_local:
-                found.append(f"{held.ip} ({label(reach.ns)})")
+    for reach in reaches:  # any interface of theirs: the kernel answers for all its addresses
+        for link in walk.nets.ns_links(reach.ns).values() if reach.ns != ns else ():
+            for text in link.addresses:
+                held = address_of(text)
+                if any(held.ip in n for n in nets) and not held.ip.is_link_local:
+                    found.append(f"{held.ip} ({label(reach.ns)})")
     return list(dict.fromkeys(found))
 
 
