@@ -8,6 +8,7 @@ namespaces (or one the breakage makes with the run's prefix), never in the root 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 
 from genlabs import Lab, run
@@ -255,7 +256,9 @@ _IPT = {"filter": ("INPUT", "FORWARD", "OUTPUT"), "raw": ("PREROUTING", "OUTPUT"
 
 
 def iptables(lab: Lab, p: Picks) -> Change:
-    tool = p.one(("iptables", "iptables-legacy")) if lab.family == 4 else "ip6tables"
+    legacy = os.path.exists("/proc/net/ip_tables_names")  # never load a module for it
+    tool = p.one(("iptables", "iptables-legacy") if legacy else ("iptables",)) \
+        if lab.family == 4 else "ip6tables"
     ns = p.one(lab.l3)
     table = p.one(tuple(_IPT))
     chain = p.one(_IPT[table])

@@ -67,7 +67,54 @@ def bridge_decision(walk: Walk, reach: Reach) -> list[Finding]:
         return [_flag(walk, ns, out, bridge, "isolated", "off",
                       f"ports {ins} and {out} of {where} are both isolated: the bridge "
                       "forwards nothing between them", [seen])]
-    return _flooding(walk, reach, ns, bridge, out, onto, seen)
+    return _vlans(walk, ns, bridge, ins, out) or _flooding(walk, reach, ns, bridge, out, onto,
+                                                           seen)
+
+
+def _vlans(walk: Walk, ns: Ns, bridge: str, ins: str, out: str) -> list[Finding]:
+    """With VLAN filtering on, an untagged frame takes the PVID of the port it enters by, and
+    leaves only by a port in that VLAN, untagged only where the VLAN is egress untagged."""
+    link = walk.nets.link(ns, bridge)
+    data = link.raw.get("linkinfo", {}).get("info_data", {}) if link else {}
+    if not data.get("vlan_filtering") or ns is None:
+        return []
+    line = f"netns exec {ns} bridge -j vlan show"
+    table = {e.get("ifname"): {v.get("vlan"): v.get("flags", []) for v in e.get("vlans", [])}
+             for e in (state.read_docs([line], walk.nets, strict=False) or [None])[0] or []}
+    into, onto = table.get(ins, {}), table.get(out, {})
+    seen = (f"bridge -j vlan in {label(ns)}: {ins} " + _vids(into) + f"; {out} " + _vids(onto))
+    walk.note(seen)
+    base = ["bridge", "-n", ns, "vlan"]
+    pvid = next((vid for vid, flags in into.items() if "PVID" in flags), None)
+    if pvid is None:
+        want = str(data.get("vlan_default_pvid") or 1)
+        found = _vlan_finding(walk, ns, f"port {ins} of bridge {bridge} in {label(ns)} has no "
+                              "PVID: it drops the untagged frames that enter by it", seen)
+        return [found.fix([*base, "add", "dev", ins, "vid", want, "pvid", "untagged"],
+                          [*base, "del", "dev", ins, "vid", want])]
+    flags = onto.get(pvid)
+    if flags is not None and "Egress Untagged" in flags:
+        return []
+    if flags is None:
+        found = _vlan_finding(walk, ns, f"port {out} of bridge {bridge} in {label(ns)} is not "
+                              f"in VLAN {pvid}, the VLAN of the frames entering by {ins}", seen)
+        return [found.fix([*base, "add", "dev", out, "vid", str(pvid), "untagged"],
+                          [*base, "del", "dev", out, "vid", str(pvid)])]
+    found = _vlan_finding(walk, ns, f"port {out} of bridge {bridge} in {label(ns)} sends VLAN "
+                          f"{pvid} tagged: {walk.target}'s end takes only untagged frames", seen)
+    tagged = [*base, "add", "dev", out, "vid", str(pvid)]
+    return [found.fix([*tagged, "untagged", *(["pvid"] if "PVID" in flags else [])],
+                      [*tagged, *(["pvid"] if "PVID" in flags else [])])]
+
+
+def _vids(vlans: dict) -> str:
+    return ", ".join(f"{vid} ({' '.join(flags)})" if flags else str(vid)
+                     for vid, flags in vlans.items()) or "no VLAN"
+
+
+def _vlan_finding(walk: Walk, ns: Ns, summary: str, seen: str) -> Finding:
+    return Finding(Cause.BRIDGE_PORT_VLAN, summary, [seen], namespace=ns, passable=True,
+                   direction="reply" if walk.reply else "forward", decided_by="bridge")
 
 
 def _flooding(walk: Walk, reach: Reach, ns: Ns, bridge: str, out: str, onto: dict,

@@ -60,6 +60,7 @@ class Cause(str, Enum):
     XFRM_BLOCK = "xfrm-policy-blocks"
     XFRM_NO_STATE = "xfrm-no-state"
     BRIDGE_PORT_FLAG = "bridge-port-flag"
+    BRIDGE_PORT_VLAN = "bridge-port-vlan"
     KERNEL_DROP = "kernel-drop"
     UNKNOWN = "unknown"
 
