@@ -223,6 +223,17 @@ class Pool:
             found = list(pool.map(one, range(len(LABS))))
         with self.lock:
             self.outcomes += found
+        self.report()
+
+    def report(self) -> dict:
+        """The figures so far, also written to VETHWRAP_GEN_REPORT (a long run shows progress)."""
+        figures = self.figures()
+        if os.environ.get("VETHWRAP_GEN_REPORT"):
+            with open(os.environ["VETHWRAP_GEN_REPORT"], "w") as handle:
+                json.dump({**figures, "wrong_fixes": [o.__dict__ for o in self.outcomes
+                                                      if o.verdict == "wrong"]}, handle,
+                          indent=1)
+        return figures
 
     def counted(self) -> int:
         return sum(o.verdict in COUNTED for o in self.outcomes)
@@ -266,11 +277,7 @@ def test_a_fix_heals_both_ways_on_the_path_or_is_not_printed(pool):
             pool.run(breakages(number))
 
     breaks()
-    figures = pool.figures()
-    if os.environ.get("VETHWRAP_GEN_REPORT"):
-        with open(os.environ["VETHWRAP_GEN_REPORT"], "w") as handle:
-            json.dump({**figures, "wrong_fixes": [o.__dict__ for o in pool.outcomes
-                                                  if o.verdict == "wrong"]}, handle, indent=1)
+    figures = pool.report()
     print(json.dumps({k: v for k, v in figures.items() if k != "by_kind"}))
     wrong = [o for o in pool.outcomes if o.verdict == "wrong"]
     assert not wrong, "\n\n".join(f"{o.lab} {o.kinds}: {o.why}\n" + "\n".join(o.repro)
