@@ -186,6 +186,9 @@ def port_flag(lab: Lab, p: Picks) -> Change:
                   [["ip", "-n", ns, "link", "set", port, "master", br]])
 
 
+ECHO_IGNORE = {4: "net.ipv4.icmp_echo_ignore_all", 6: "net.ipv6.icmp.echo_ignore_all"}
+
+
 def sysctl(lab: Lab, p: Picks) -> Change:
     ns = p.one(lab.l3)
     dev = p.one([d for n, d in lab.ends if n == ns])
@@ -194,16 +197,17 @@ def sysctl(lab: Lab, p: Picks) -> Change:
         keys = [("net.ipv4.conf.all.rp_filter", "1"), (f"net.ipv4.conf.{dev}.arp_ignore",
                                                         p.one(("1", "2", "3", "8"))),
                 ("net.ipv4.conf.all.arp_ignore", "8"), (f"net.ipv4.conf.{dev}.arp_filter", "1"),
-                ("net.ipv4.conf.all.arp_announce", "2"), ("net.ipv4.icmp_echo_ignore_all", "1"),
-                (f"net.ipv4.conf.{dev}.accept_local", "1")]
+                ("net.ipv4.conf.all.arp_announce", "2"), (f"net.ipv4.conf.{dev}.accept_local",
+                                                           "1")]
         if middle:
             keys += [("net.ipv4.ip_forward", "0"), (f"net.ipv4.conf.{dev}.forwarding", "0")]
     else:
-        keys = [("net.ipv6.icmp.echo_ignore_all", "1"), (f"net.ipv6.conf.{dev}.disable_ipv6",
-                                                         "1")]
+        keys = [(f"net.ipv6.conf.{dev}.disable_ipv6", "1")]
         if middle:
             keys += [("net.ipv6.conf.all.forwarding", "0"), (f"net.ipv6.conf.{dev}.forwarding",
                                                               "0")]
+    if ns != lab.src:  # the source ignoring echo requests breaks only the pings to it
+        keys.append((ECHO_IGNORE[lab.family], "1"))
     key, value = p.one(keys)
     old = run(_ns(ns, "sysctl", "-n", key)).stdout.strip()
     return Change(f"sysctl {key.split('.', 3)[-1]}={value}",

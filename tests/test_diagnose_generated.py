@@ -136,7 +136,8 @@ def judge(lab: genlabs.Lab, changes: list[genbreak.Change], repro: list[str]) ->
     for _ in range(ROUNDS):
         data = _diagnose(lab)
         repro.append(f"vethwrap diagnose {lab.src} {lab.dest} --json   # {data['cause']}")
-        causes = [(c["cause"], c["namespace"], c["direction"]) for c in data["causes"]]
+        causes = [(c["cause"], c["namespace"], c["direction"]) for c in data["causes"]
+                  if c["fix"]]
         if named and data["reachable"] and genlabs.both_ways(lab):  # it took a while
             return Outcome(lab.name, kinds, "healed", named[0][0], repro)
         if named and (data["reachable"] or set(causes) & set(named)):
@@ -179,8 +180,7 @@ def attempt(slot: Slot, breakages: list[tuple[str, list[int]]]) -> Outcome:
             if errors:
                 return Outcome(lab.name, [c.kind for c in changes], "not-applicable",
                                why=errors[0])
-        if not changes or (genlabs.ping(lab.src, lab.dest, wait="0.5")
-                           and genlabs.ping(lab.dst, lab.back, wait="0.5")):
+        if not changes or genlabs.ping(lab.src, lab.dest, wait="0.5"):  # what is diagnosed
             return Outcome(lab.name, [c.kind for c in changes], "harmless")
         return judge(lab, changes, repro)
     finally:

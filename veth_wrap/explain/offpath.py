@@ -281,6 +281,9 @@ def _not_configured(walk: Walk, ns: str, dev: str, reaches: list[Reach], evidenc
         evidence.append(f"{walk.target} is held only where no link from {label(ns)} leads and "
                         "no mark ties to this lab (another lab): "
                         + ", ".join(f"{label(h)} ({i})" for h, i in everywhere))
+    back = _restore_far(walk, ns, dev, reaches, evidence)
+    if back is not None:
+        return back
     near = _addresses_near(walk, ns, dev, reaches)
     hint = f": did you mean {' or '.join(near)}?" if near else ""
     if near:
@@ -293,6 +296,38 @@ def _not_configured(walk: Walk, ns: str, dev: str, reaches: list[Reach], evidenc
                             "drops an interface's addresses)")
     return Finding(Cause.DEST_NOT_CONFIGURED, f"{walk.target} is not configured on any "
                    f"interface beyond {dev}{hint}", evidence)
+
+
+def _restore_far(walk: Walk, ns: str, dev: str, reaches: list[Reach], evidence: list[str]):
+    """The far end of a point-to-point link lost the target (a link set down loses its IPv6
+    addresses): put it back when the lab's marks say the end is in its lab's namespace, and the
+    link's network or the near side's neighbour entry says the target was the far end's."""
+    plen = _prefix_for(walk, ns, dev)
+    if len(reaches) != 1 or len(reaches[0].path) != 1 or reaches[0].ns is None or plen is None:
+        return None
+    far = reaches[0]
+    link = walk.nets.link(far.ns, far.ifname)
+    home = {ln.mark.lab for name, ln in walk.nets.ns_links(far.ns).items()
+            if ln.mark and name != far.ifname}
+    if link is None or link.mark is None or link.mark.lab not in home:
+        return None
+    mac = (link.mac or "").lower()
+    seen = any(e.get("dst") == walk.target and e.get("lladdr", "").lower() == mac
+               for e in walk.nets.neigh(ns))
+    if not seen and plen < (30 if walk.family == 4 else 126):
+        return None
+    evidence.append(f"{far.ifname} in {far.ns} is lab {link.mark.lab}'s, in a namespace of that "
+                    "lab, and " + (f"{label(ns)} remembers {walk.target} at its MAC" if seen else
+                                   f"{walk.target} is the only other address of the /{plen} "
+                                   "link"))
+    text = f"{walk.target}/{plen}"
+    found = Finding(Cause.PEER_DOWN if not link.up else Cause.DEST_NOT_CONFIGURED,
+                    f"{far.ifname} in {far.ns}, the far end of {dev}, lost {walk.target}"
+                    + (" when it was set down" if not link.up else ""), evidence)
+    found.fix(ip_n(far.ns, "addr", "add", text, "dev", far.ifname,
+                   *(["nodad"] if walk.family == 6 else [])),
+              ip_n(far.ns, "addr", "del", text, "dev", far.ifname))
+    return found.fix(link_up(far.ns, far.ifname), None) if not link.up else found
 
 
 def _addresses_near(walk: Walk, ns: str, dev: str, reaches: list[Reach]) -> list[str]:
