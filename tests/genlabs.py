@@ -210,7 +210,7 @@ def fingerprint(lab: Lab) -> dict:
         texts += [run(["ip", "netns", "exec", ns, *argv], check=False).stdout for argv in _READS]
         found[ns] = ["\n".join(ln for ln in _COUNTERS.sub("", text).splitlines()
                                if not ln.startswith("#") and "_lft" not in ln
-                               and "valid_lft" not in ln) for text in texts]
+                               and "fe80:" not in ln) for text in texts]  # link-locals come late
     return found
 
 
