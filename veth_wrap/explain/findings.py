@@ -18,6 +18,7 @@ class Cause(str, Enum):
     """Why a destination does not answer."""
 
     ROUTE_WRONG_DEVICE = "route-wrong-device"
+    ROUTING_LOOP = "routing-loop"
     NO_ROUTE = "no-route"
     GATEWAY_UNREACHABLE = "gateway-unreachable"
     LOCAL_DOWN = "local-down"

@@ -23,7 +23,7 @@ def off_path(walk: Walk, ns: str, route: dict, reaches: list[Reach]) -> Finding:
     dev, gw = route.get("dev", ""), route.get("gateway")
     evidence = [f"ip -n {ns} route get {walk.target}: dev {dev}" + (f" via {gw}" if gw else ""),
                 _carrier_text(walk, ns, dev)] + _beyond(walk, ns, dev, reaches)
-    disabled = _ipv6_disabled(walk, ns, dev, reaches, evidence)
+    disabled = _ipv6_disabled(walk, ns, dev, reaches, evidence, gw or walk.target)
     if disabled:
         return disabled
     cands = walk.candidates(ns, exclude=dev) or _routers(walk, ns, exclude=dev)
@@ -71,6 +71,28 @@ def _where(peer: Peer) -> str:
     if peer.where == "unnamed":
         return f"a namespace with no name under /run/netns (nsid {peer.nsid})"
     return label(peer.ns)
+
+
+def looping(walk: Walk, ns: str, route: dict, holder: Reach) -> Finding | None:
+    """The next router sends the packets back into a namespace they crossed: a loop. Its route
+    is the wrong one when another of its interfaces leads to the target."""
+    onward = walk.nets.route_get(holder.ns, walk.target).route if holder.ns else None
+    if onward is None or onward.get("type", "unicast") != "unicast":
+        return None
+    crossed = {v[0] for v in walk.visits}
+    back = [r for r in walk.nets.reaches(holder.ns, onward.get("dev", "")) if r.ns in crossed]
+    if not back:
+        return None
+    dev, gw = route.get("dev", ""), route.get("gateway")
+    evidence = [f"ip -n {ns} route get {walk.target}: dev {dev}" + (f" via {gw}" if gw else ""),
+                f"ip -n {holder.ns} route get {walk.target}: dev {onward.get('dev')}, back to "
+                f"{label(back[0].ns)}: the packets loop until their hop limit runs out"]
+    out = onward.get("dev", "")
+    cands = walk.candidates(holder.ns, exclude=out) or _routers(walk, holder.ns, exclude=out)
+    if cands:
+        return _wrong_device(walk, holder.ns, onward, cands[0], evidence)
+    return Finding(Cause.ROUTING_LOOP, f"the packets for {walk.target} loop between {ns} and "
+                   f"{holder.ns}", evidence)
 
 
 def _wrong_device(walk: Walk, ns: str, route: dict, cand: Candidate, evidence: list[str]):
@@ -193,9 +215,11 @@ def _misplaced_peer(walk: Walk, ns: str, dev: str, reaches: list[Reach], evidenc
                    f"{label(home)} where {walk.target} is", evidence, moved, reply_done=True)
 
 
-def _ipv6_disabled(walk: Walk, ns: str, dev: str, reaches: list[Reach], evidence: list[str]):
+def _ipv6_disabled(walk: Walk, ns: str, dev: str, reaches: list[Reach], evidence: list[str],
+                   hop: str):
     """IPv6 switched off beyond a point-to-point link: the far end lost its IPv6 addresses
-    (the kernel drops them) and drops IPv6 arriving on it (IPV6DISABLED)."""
+    (the kernel drops them) and drops IPv6 arriving on it (IPV6DISABLED). The next hop's
+    address (the gateway, or the target) is put back when nobody holds it."""
     if walk.family != 6 or len(reaches) != 1 or reaches[0].ns is None:
         return None
     far = reaches[0]
@@ -209,11 +233,10 @@ def _ipv6_disabled(walk: Walk, ns: str, dev: str, reaches: list[Reach], evidence
     found = Finding(Cause.IPV6_DISABLED, f"IPv6 is disabled on {far.ifname} in {far.ns}, the "
                     f"far end of {dev}", evidence, namespace=far.ns, decided_by="sysctl")
     found.fix(sysctl_fix(far.ns, {k: "0" for k in on}), sysctl_fix(far.ns, on))
-    plen = _prefix_for(walk, ns, dev)
-    if plen is not None:  # the address asked for, in the link's network, as the far end had it
-        addr = ip_n(far.ns, "addr", "add", f"{walk.target}/{plen}", "dev", far.ifname, "nodad")
-        found.fix(addr, ip_n(far.ns, "addr", "del", f"{walk.target}/{plen}", "dev",
-                             far.ifname))
+    plen = _prefix_for(walk, ns, dev, hop)
+    if plen is not None and not walk.holding(hop, True):  # in the link's network, as it was
+        addr = ip_n(far.ns, "addr", "add", f"{hop}/{plen}", "dev", far.ifname, "nodad")
+        found.fix(addr, ip_n(far.ns, "addr", "del", f"{hop}/{plen}", "dev", far.ifname))
     return found
 
 
@@ -349,8 +372,8 @@ def _addresses_near(walk: Walk, ns: str, dev: str, reaches: list[Reach]) -> list
     return list(dict.fromkeys(found))
 
 
-def _prefix_for(walk: Walk, ns: str, dev: str) -> int | None:
-    wanted = ipaddress.ip_address(walk.target)
+def _prefix_for(walk: Walk, ns: str, dev: str, address: str = "") -> int | None:
+    wanted = ipaddress.ip_address(address or walk.target)
     for text in walk.nets.link(ns, dev).addresses:
         if wanted in address_of(text).network:
             return address_of(text).network.prefixlen
