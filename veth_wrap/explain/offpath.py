@@ -234,7 +234,8 @@ def _ipv6_disabled(walk: Walk, ns: str, dev: str, reaches: list[Reach], evidence
                     f"far end of {dev}", evidence, namespace=far.ns, decided_by="sysctl")
     found.fix(sysctl_fix(far.ns, {k: "0" for k in on}), sysctl_fix(far.ns, on))
     plen = _prefix_for(walk, ns, dev, hop)
-    if plen is not None and not walk.holding(hop, True):  # in the link's network, as it was
+    held = _same_lab(walk, ns, [h for h in walk.holding(hop, True) if h[0] != ns])
+    if plen is not None and not held:  # in the link's network, as it was
         addr = ip_n(far.ns, "addr", "add", f"{hop}/{plen}", "dev", far.ifname, "nodad")
         found.fix(addr, ip_n(far.ns, "addr", "del", f"{hop}/{plen}", "dev", far.ifname))
     return found
