@@ -96,6 +96,9 @@ def looping(walk: Walk, ns: str, route: dict, holder: Reach) -> Finding | None:
 
 
 def _wrong_device(walk: Walk, ns: str, route: dict, cand: Candidate, evidence: list[str]):
+    if not _has_family(walk.nets.link(ns, cand.ifname).addresses, walk.family) and \
+            cand.via is None and _v6_off(walk, ns, cand.ifname):
+        return _no_address(walk, ns, cand, evidence)  # a route cannot use it before that
     dev = route.get("dev")
     evidence.append(f"{cand.ifname} in {ns} leads to {label(cand.reach.ns)}, which "
                     + (f"routes on to {walk.target} (via {cand.via})" if cand.via else
