@@ -142,10 +142,19 @@ def test_peer_end_down(netns):
 
 
 def test_local_end_has_no_address(netns):
+    a, b = p2p(netns)
+    assert pings(b, "10.0.0.1")  # b now remembers 10.0.0.1 at va's MAC
+    ip("-n", a, "addr", "flush", "dev", "va")
+    check(a, "10.0.0.2", "local-no-address", f"ip -n {a} addr add 10.0.0.1/24 dev va")
+
+
+def test_local_end_that_never_had_an_address_gets_no_invented_one(netns):
     a, b = make(netns, "a"), make(netns, "b")
     veth(a, "va", b, "vb")
     addr(b, "vb", "10.0.0.2/24")
-    check(a, "10.0.0.2", "local-no-address", f"ip -n {a} addr add 10.0.0.1/24 dev va")
+    result = diagnose(a, "10.0.0.2")
+    assert result.cause is not None and result.cause.value == "local-no-address"
+    assert not result.fixes and "nothing on the path says" in result.evidence[-1]
 
 
 def test_destination_not_configured(netns):
@@ -175,8 +184,8 @@ def test_peer_beside_an_unrelated_holder_prints_no_fix(netns):
     addr(a, "va", OFF_A)
     stub(c, "d0", OFF_B + "/24")  # nothing links c to a: another lab's, for all we know
     result = diagnose(a, OFF_B)
-    assert result.cause is not None and result.cause.value == "peer-wrong-netns"
-    assert not result.fixes and c in result.evidence[-1]
+    assert result.cause is not None and result.cause.value == "dest-not-configured"
+    assert not result.fixes and any(c in line for line in result.evidence)
 
 
 def test_peer_beside_two_holders_prints_no_fix(netns):
@@ -186,8 +195,8 @@ def test_peer_beside_two_holders_prints_no_fix(netns):
     stub(c, "d0", OFF_B + "/24")
     stub(d, "d0", OFF_B + "/24")
     result = diagnose(a, OFF_B)
-    assert result.cause is not None and result.cause.value == "peer-wrong-netns"
-    assert not result.fixes and c in result.evidence[-1] and d in result.evidence[-1]
+    assert result.cause is not None and result.cause.value == "dest-not-configured"
+    assert not result.fixes and any(c in line and d in line for line in result.evidence)
 
 
 def test_peer_in_no_named_namespace(netns):
@@ -349,7 +358,9 @@ def test_unknown_names_what_was_checked(netns):
     ip("netns", "exec", b, "tc", "filter", "add", "dev", "vb", "ingress", "pref", "3", "bpf",
        "da", "bytecode", "1,6 0 0 4")
     result = diagnose(a, "10.0.0.2")
-    assert not result.reachable and result.cause.value == "unknown", result.to_json()
+    # nothing read names it; the kernel's drop reason, when it was watched, is the last word
+    assert not result.reachable and result.cause.value in ("unknown", "kernel-drop"), \
+        result.to_json()
     assert result.checked and not result.fixes
 
 

@@ -46,7 +46,7 @@ def replayer(calls: list[dict]) -> RecordingRunner:
 def firewall_tools(monkeypatch):
     """Pretend iptables and nft are installed and nf_tables is loaded, as when recorded."""
     monkeypatch.setattr(fwread.shutil, "which", lambda name: f"/usr/sbin/{name}")
-    monkeypatch.setattr(fwread, "tables_loaded", lambda: (True, False))
+    monkeypatch.setattr(fwread, "tables_loaded", lambda: (True, True))  # legacy too, as here
     monkeypatch.setattr(droptrace, "watching", _unwatched)  # unit tests leave tracefs alone
 
 
@@ -157,7 +157,7 @@ def test_route_fix_changes_or_adds():
         ["ip", "-n", "ns0", "route", "change", "10.0.0.0/24", "dev", "veth0"]
     assert shell_line(route_fix("ns0", "10.0.5.0/24", "veth0", "10.0.0.9", current, ROUTES,
                                 "10.0.5.2")) == \
-        "ip -n ns0 route change 10.0.0.0/16 via 10.0.0.9 dev veth0 metric 100"
+        "ip -n ns0 route add 10.0.5.0/24 via 10.0.0.9 dev veth0"  # the wider /16 stays
     assert route_fix("ns0", "192.0.2.0/24", "veth0", None, {"dev": "eth0"}, ROUTES,
                      "192.0.2.1")[3:5] == ["route", "add"]
 

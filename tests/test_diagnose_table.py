@@ -199,6 +199,12 @@ R = [  # (id, builder, first cause, more causes expected, a fix is printed)
     ("bridge-port-detached", _do(bridge, lambda x: ip("-n", x.mid, "link", "set", "dev", "pb",
                                                       "nomaster")),
      "bridge-port-detached", (), True),
+    ("bridge-ports-isolated", _do(bridge, lambda x: [
+        subprocess.run(["bridge", "-n", x.mid, "link", "set", "dev", p, "isolated", "on"],
+                       check=True) for p in ("pa", "pb")]), "bridge-port-flag", (), True),
+    ("bridge-port-floods-nothing", _do(bridge, lambda x: subprocess.run(
+        ["bridge", "-n", x.mid, "link", "set", "dev", "pb", "learning", "off", "flood", "off",
+         "bcast_flood", "off"], check=True)), "bridge-port-flag", (), True),
     ("bridge-noarp-far", _do(bridge, lambda x: ip("-n", x.b, "link", "set", "dev", "vb", "arp",
                                                   "off")), "noarp", (), True),
     ("chain-forwarding-off", _do(chain, lambda x: sysctl(x.mid, "net.ipv4.ip_forward=0")),
@@ -239,9 +245,22 @@ R = [  # (id, builder, first cause, more causes expected, a fix is printed)
                                                  "pfifo", "limit", "0")), "tc-drop", (), True),
     ("mtu-too-small-far", _do(pair, lambda x: ip("-n", x.b, "link", "set", "dev", "vb", "mtu",
                                                  "68")), "mtu-too-small", (), True),
-    ("xfrm-policy-blocks-unknown", _do(pair, lambda x: ip(
+    ("xfrm-policy-blocks", _do(pair, lambda x: ip(
         "-n", x.b, "xfrm", "policy", "add", "dir", "in", "src", f"{A4}/32", "dst", f"{B4}/32",
-        "action", "block")), "unknown", (), False),  # not read: no fix, the counters say where
+        "action", "block")), "xfrm-policy-blocks", (), True),
+    ("xfrm-policy-without-state", _do(pair, lambda x: ip(
+        "-n", x.a, "xfrm", "policy", "add", "dir", "out", "src", f"{A4}/32", "dst", f"{B4}/32",
+        "tmpl", "proto", "esp", "mode", "transport")), "xfrm-no-state", (), False),
+    ("nft-netdev-ingress", _do(pair, lambda x: _nft(x.b, "table netdev t {\n chain i {\n  type "
+                                                         "filter hook ingress device vb priority 0"
+                                                         "\n  counter drop\n }\n}\n")),
+     "firewall-drop", (), True),
+    ("iptables-legacy-raw-prerouting", _do(pair, lambda x: inside(
+        x.b, "iptables-legacy", "-t", "raw", "-A", "PREROUTING", "-p", "icmp", "-j", "DROP")),
+     "firewall-drop", (), True),
+    ("nft-ip6-input-policy-drop", _do(lambda n: pair(n, True), lambda x: _nft(
+        x.b, "table ip6 t {\n chain i {\n  type filter hook input priority 0\n  policy drop\n"
+             " }\n}\n")), "firewall-drop", (), True),
     ("nobody-holds-it-on-a-bridge", _do(bridge, lambda x: setattr(x, "dest", "10.0.0.77")),
      "dest-not-configured", (), False),
 ]

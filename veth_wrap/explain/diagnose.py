@@ -118,6 +118,7 @@ def diagnose(namespace: str, dest: str, runner: Runner | None = None,
             probe = Probe(nets, [d for w in walks for d in w.crossed], walks[0].family)
         ping = (lambda: probe.run(lambda: _ping(namespace, dest, runner))) if probe else None
         causes += _listed(_firewalls(nets, dest, walks, ping), "firewall")
+        causes += _listed(_xfrm(nets, dest, walks), "xfrm")
         if probe is not None and not probe.ran:
             probe.run(lambda: _ping(namespace, dest, runner))
         if probe is not None and not causes:
@@ -139,8 +140,21 @@ def diagnose(namespace: str, dest: str, runner: Runner | None = None,
             diag.summary += f"; the counters say where: {where}"
             diag.causes[0].summary = diag.summary
             diag.causes[0].decided_by = "counters"
+        if diag.cause is Cause.UNKNOWN and probe.reasons:  # the kernel's word, and no fix
+            _kernel_said(diag, probe.reasons[0])
         diag.evidence.extend(probe.evidence())
     return diag
+
+
+def _kernel_said(diag: Diagnosis, drop) -> None:
+    """Nothing read explains the loss, but the kernel said why it freed the packets."""
+    found = diag.causes[0]
+    found.cause = diag.cause = Cause.KERNEL_DROP
+    found.decided_by = "kfree_skb"
+    diag.summary = found.summary = (
+        f"{diag.destination} does not answer from {diag.namespace}: the kernel drops the "
+        f"packets ({drop.reason} in {drop.function}), and nothing read names the setting "
+        "behind it" + diag.summary.partition("explains why")[2])
 
 
 def _healthy(namespace: str, dest: str, said: str) -> Diagnosis:
@@ -229,21 +243,45 @@ def nets_links(walk: Walk, ns) -> list[str]:
 
 def _firewalls(nets: Nets, dest: str, walks: list[Walk], probe) -> Finding | None:
     """With the path in order, ask the firewalls on it."""
-    from veth_wrap.explain.fwread import bridge_nf, inspect
+    from veth_wrap.explain.fwread import inspect
+
+    places = _places(nets, walks)
+    if places is None:
+        return None
+    source = walks[0].source
+    packets = (Packet(source, dest, "requests"), Packet(dest, source, "replies"))
+    return inspect(nets, list(dict.fromkeys(places)), packets, probe, walks[-1].checked)
+
+
+def _xfrm(nets: Nets, dest: str, walks: list[Walk]) -> Finding | None:
+    """With the path in order, ask the IPsec policies on it."""
+    from veth_wrap.explain.xfrm import inspect
+
+    places = _places(nets, walks)
+    if places is None:
+        return None
+    source = walks[0].source.split("/")[0]
+    packets = (Packet(source, dest, "requests"), Packet(dest, source, "replies"))
+    return inspect(nets, list(dict.fromkeys(places)), packets, walks[-1].checked)
+
+
+def _places(nets: Nets, walks: list[Walk]) -> list[Place] | None:
+    """The namespaces on the path and their roles (None: the path is not whole yet)."""
+    from veth_wrap.explain.fwread import bridge_nf
 
     there = walks[0]
-    source = there.source
-    if not source or not there.reached:
+    if not there.source or not there.reached:
         return None
     places = []
+    crossed = [end for walk in walks for end in walk.crossed]
     for walk in walks:
         for ns, role, device in walk.visits:
             if walk.reply and role in ("source", "dest"):
                 continue
             bridged = role == "bridge" and bridge_nf(nets, ns)
-            places.append(Place(ns, role, device, bridged))
-    packets = (Packet(source, dest, "requests"), Packet(dest, source, "replies"))
-    return inspect(nets, list(dict.fromkeys(places)), packets, probe, walks[-1].checked)
+            devices = tuple(dict.fromkeys(d for n, d in crossed if n == ns))
+            places.append(Place(ns, role, device, bridged, devices))
+    return places
 
 
 def _impairments(nets: Nets, walks: list[Walk]) -> Finding | None:

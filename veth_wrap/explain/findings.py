@@ -18,6 +18,7 @@ class Cause(str, Enum):
     """Why a destination does not answer."""
 
     ROUTE_WRONG_DEVICE = "route-wrong-device"
+    ROUTING_LOOP = "routing-loop"
     NO_ROUTE = "no-route"
     GATEWAY_UNREACHABLE = "gateway-unreachable"
     LOCAL_DOWN = "local-down"
@@ -58,6 +59,11 @@ class Cause(str, Enum):
     TC_DROP = "tc-drop"
     ACCEPT_LOCAL = "source-is-local"
     PARTITIONED = "partitioned"  # a partition vethwrap placed (vethwrap heal)
+    XFRM_BLOCK = "xfrm-policy-blocks"
+    XFRM_NO_STATE = "xfrm-no-state"
+    BRIDGE_PORT_FLAG = "bridge-port-flag"
+    BRIDGE_PORT_VLAN = "bridge-port-vlan"
+    KERNEL_DROP = "kernel-drop"
     UNKNOWN = "unknown"
 
 

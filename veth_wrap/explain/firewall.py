@@ -13,9 +13,16 @@ import shlex
 from dataclasses import dataclass, field
 
 Cond = tuple[str, bool, tuple[str, ...]]  # (field, negated, values)
-HOOKS = {"INPUT": "input", "OUTPUT": "output", "FORWARD": "forward"}
+HOOKS = {"PREROUTING": "prerouting", "INPUT": "input", "OUTPUT": "output",
+         "FORWARD": "forward", "POSTROUTING": "postrouting"}  # every table's built-in chains
 ICMP = {"icmp", "1", "ipv6-icmp", "icmpv6", "58", "all"}
-FAMILIES = {4: ("ip", "inet", "bridge"), 6: ("ip6", "inet", "bridge")}
+FAMILIES = {4: ("ip", "inet", "bridge", "netdev", "arp"), 6: ("ip6", "inet", "bridge", "netdev")}
+DEVICE_HOOKS = ("ingress", "egress")  # netdev (and inet ingress): bound to one device
+# where a namespace's role puts the requests and the replies, hook by hook
+ROLE_HOOKS = {"source": {"output": "q", "postrouting": "q", "prerouting": "r", "input": "r"},
+              "dest": {"prerouting": "q", "input": "q", "output": "r", "postrouting": "r"},
+              "router": {"prerouting": "qr", "forward": "qr", "postrouting": "qr"},
+              "bridge": {"prerouting": "qr", "forward": "qr", "postrouting": "qr"}}
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,8 @@ class Chain:
     hook: str | None
     policy: str | None
     rules: list[Rule] = field(default_factory=list)
+    device: str = ""  # the device a netdev (or inet ingress) chain is bound to
+    managed: bool = False  # an iptables-nft chain (nft lists its table too)
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,7 @@ class Place:
     role: str
     device: str = ""
     call_iptables: bool = False  # bridges: br_netfilter hands bridged IPv4 to iptables
+    devices: tuple[str, ...] = ()  # the devices of this namespace the packets cross
 
 
 @dataclass
@@ -117,7 +127,7 @@ def parse_iptables_save(text: str, tool: str = "iptables") -> list[Chain]:
             table = line[1:].strip()
         elif line.startswith(":"):
             name, policy = (line[1:].split() + ["-"])[:2]
-            hook = HOOKS.get(name) if table == "filter" else None
+            hook = HOOKS.get(name)
             chains[(table, name)] = Chain(tool, family, table, name, hook,
                                           None if policy == "-" else policy.lower())
         elif "-A " in line:
@@ -177,8 +187,10 @@ def parse_nft(data: dict | list) -> list[Chain]:
     for item in items:
         if "chain" in item:
             c = item["chain"]
+            dev = c.get("dev", "")
             chains[(c["family"], c["table"], c["name"])] = Chain(
-                "nft", c["family"], c["table"], c["name"], c.get("hook"), c.get("policy"))
+                "nft", c["family"], c["table"], c["name"], c.get("hook"), c.get("policy"),
+                device=dev[0] if isinstance(dev, list) and dev else str(dev))
         elif "rule" in item:
             r = item["rule"]
             chain = chains.get((r["family"], r["table"], r["chain"]))
@@ -239,14 +251,19 @@ def _nft_values(right) -> tuple[str, ...]:
     return (str(right),)
 
 
-def hooked(place: Place, packets: tuple[Packet, Packet]) -> dict[str, list[Packet]]:
-    """Which packets cross which hook in a place: requests and replies."""
-    request, reply = packets
-    if place.role == "source":
-        return {"output": [request], "input": [reply]}
-    if place.role == "dest":
-        return {"input": [request], "output": [reply]}
-    return {"forward": [request, reply]}
+def hooked(place: Place, packets: tuple[Packet, Packet],
+           chain: Chain | None = None) -> dict[str, list[Packet]]:
+    """Which packets cross which hook in a place: requests and replies. A chain bound to a
+    device (ingress, egress) sees both when the device is on the path; ARP's chains see the
+    address resolution both directions need."""
+    if chain is not None and chain.hook in DEVICE_HOOKS:
+        on_path = not place.devices or chain.device in place.devices
+        return {chain.hook: list(packets)} if on_path else {}
+    if chain is not None and chain.family == "arp":
+        return {} if place.role == "bridge" else {"input": list(packets),
+                                                  "output": list(packets)}
+    return {hook: [packets[0 if w == "q" else 1] for w in which]
+            for hook, which in ROLE_HOOKS[place.role].items()}
 
 
 def find_drops(place: Place, before: list[Chain], after: list[Chain],
@@ -269,14 +286,15 @@ def find_drops(place: Place, before: list[Chain], after: list[Chain],
 
 
 def _relevant(place: Place, chains: list[Chain], packets: tuple[Packet, Packet]):
-    by_hook = hooked(place, packets)
     family = packets[0].family
     for chain in chains:
+        by_hook = hooked(place, packets, chain)
         if chain.hook not in by_hook or chain.family not in FAMILIES[family]:
             continue
         if place.role == "bridge" and chain.family != "bridge" and not place.call_iptables:
             continue
-        if place.role != "bridge" and chain.family == "bridge":
+        if place.role != "bridge" and chain.family == "bridge" or \
+                place.role == "bridge" and chain.family == "arp":
             continue
         yield chain, by_hook[chain.hook]
 

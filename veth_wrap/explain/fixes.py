@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import shlex
 
 from veth_wrap.explain.nets import Ns, matching_route
@@ -34,10 +35,19 @@ def route_fix(ns: Ns, net: str, dev: str, via: str | None, current: dict | None,
     """Change the route that sends target out of the wrong device, or add one for net."""
     match = matching_route(routes, target, current["dev"]) if current else None
     next_hop = (["via", via] if via else []) + ["dev", dev]
-    if match is None or match.get("dst") == "default":
-        return ip_n(ns, "route", "add", net, *next_hop)
+    if match is None or match.get("dst") == "default" or _wider(match["dst"], net):
+        return ip_n(ns, "route", "add", net, *next_hop)  # what else the wider one carries stays
     extra = ["metric", str(match["metric"])] if match.get("metric") else []
     return ip_n(ns, "route", "change", match["dst"], *next_hop, *extra)
+
+
+def _wider(dst: str, net: str) -> bool:
+    """True when a route's destination is a wider network than net."""
+    try:
+        return ipaddress.ip_network(dst, strict=False).prefixlen < \
+            ipaddress.ip_network(net, strict=False).prefixlen
+    except ValueError:
+        return False
 
 
 def shell_line(fix: Fix) -> str:

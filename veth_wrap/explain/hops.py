@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from veth_wrap.explain.bridgeflags import bridge_decision
 from veth_wrap.explain.findings import Cause, Finding
 from veth_wrap.explain.findings import PathWalk as Walk
 from veth_wrap.explain.fixes import ip_n, sysctl_fix
@@ -54,6 +55,8 @@ def hop(walk: Walk, ns: Ns, dev: str, reach: Reach, address: str) -> list[Findin
     """The link from dev in ns to the interface beyond it that holds the hop's address."""
     found = _mtu(walk, [(ns, dev), *reach.path]) + _noarp(walk, ns, dev, "near")
     found += _bridge_ports(walk, reach)
+    if not any(f.cause is Cause.BRIDGE_PORT_STATE for f in found):
+        found += bridge_decision(walk, reach)
     found += _noarp(walk, reach.ns, reach.ifname, "far")
     found += _neighbour(walk, ns, dev, reach, address)
     if walk.family == 4 and reach.ns is not None:

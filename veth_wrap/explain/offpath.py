@@ -7,7 +7,15 @@ import ipaddress
 from veth_wrap.explain.findings import Candidate, Cause, Finding
 from veth_wrap.explain.findings import PathWalk as Walk
 from veth_wrap.explain.fixes import Fix, ip_n, link_up, route_fix, sysctl_fix
-from veth_wrap.explain.nets import Ns, Peer, Reach, address_of, label, sysctl_ifname
+from veth_wrap.explain.nets import (
+    Ns,
+    Peer,
+    Reach,
+    address_of,
+    label,
+    matching_route,
+    sysctl_ifname,
+)
 
 
 def off_path(walk: Walk, ns: str, route: dict, reaches: list[Reach]) -> Finding:
@@ -15,10 +23,10 @@ def off_path(walk: Walk, ns: str, route: dict, reaches: list[Reach]) -> Finding:
     dev, gw = route.get("dev", ""), route.get("gateway")
     evidence = [f"ip -n {ns} route get {walk.target}: dev {dev}" + (f" via {gw}" if gw else ""),
                 _carrier_text(walk, ns, dev)] + _beyond(walk, ns, dev, reaches)
-    disabled = _ipv6_disabled(walk, ns, dev, reaches, evidence)
+    disabled = _ipv6_disabled(walk, ns, dev, reaches, evidence, gw or walk.target)
     if disabled:
         return disabled
-    cands = walk.candidates(ns, exclude=dev)
+    cands = walk.candidates(ns, exclude=dev) or _routers(walk, ns, exclude=dev)
     if cands:
         return _wrong_device(walk, ns, route, cands[0], evidence)
     if gw:
@@ -65,10 +73,36 @@ def _where(peer: Peer) -> str:
     return label(peer.ns)
 
 
+def looping(walk: Walk, ns: str, route: dict, holder: Reach) -> Finding | None:
+    """The next router sends the packets back into a namespace they crossed: a loop. Its route
+    is the wrong one when another of its interfaces leads to the target."""
+    onward = walk.nets.route_get(holder.ns, walk.target).route if holder.ns else None
+    if onward is None or onward.get("type", "unicast") != "unicast":
+        return None
+    crossed = {v[0] for v in walk.visits}
+    back = [r for r in walk.nets.reaches(holder.ns, onward.get("dev", "")) if r.ns in crossed]
+    if not back:
+        return None
+    dev, gw = route.get("dev", ""), route.get("gateway")
+    evidence = [f"ip -n {ns} route get {walk.target}: dev {dev}" + (f" via {gw}" if gw else ""),
+                f"ip -n {holder.ns} route get {walk.target}: dev {onward.get('dev')}, back to "
+                f"{label(back[0].ns)}: the packets loop until their hop limit runs out"]
+    out = onward.get("dev", "")
+    cands = walk.candidates(holder.ns, exclude=out) or _routers(walk, holder.ns, exclude=out)
+    if cands:
+        return _wrong_device(walk, holder.ns, onward, cands[0], evidence)
+    return Finding(Cause.ROUTING_LOOP, f"the packets for {walk.target} loop between {ns} and "
+                   f"{holder.ns}", evidence)
+
+
 def _wrong_device(walk: Walk, ns: str, route: dict, cand: Candidate, evidence: list[str]):
+    if not _has_family(walk.nets.link(ns, cand.ifname).addresses, walk.family) and \
+            cand.via is None and _v6_off(walk, ns, cand.ifname):
+        return _no_address(walk, ns, cand, evidence)  # a route cannot use it before that
     dev = route.get("dev")
-    evidence.append(f"{cand.ifname} in {ns} leads to {label(cand.reach.ns)}, which has "
-                    f"{walk.target}")
+    evidence.append(f"{cand.ifname} in {ns} leads to {label(cand.reach.ns)}, which "
+                    + (f"routes on to {walk.target} (via {cand.via})" if cand.via else
+                       f"has {walk.target}"))
     cause = Cause.ROUTE_WRONG_DEVICE
     what = "replies to" if walk.reply else "packets for"
     return Finding(cause, f"{what} {walk.target} leave {ns} by {dev}, which does not lead "
@@ -158,7 +192,7 @@ def _misplaced_peer(walk: Walk, ns: str, dev: str, reaches: list[Reach], evidenc
                                           and peer.ns == holders[0][0]):
         return None
     if not holders:  # a namespace no link or mark ties to this lab is nobody's to move into
-        return _unrelated(walk, dev, peer, everywhere, evidence)
+        return None
     if len({h[0] for h in holders}) > 1:  # which one was meant is the operator's call
         where = ", ".join(f"{label(h)} ({i})" for h, i in holders)
         evidence.append(f"{walk.target} is held by {len(holders)} namespaces not linked to "
@@ -184,20 +218,11 @@ def _misplaced_peer(walk: Walk, ns: str, dev: str, reaches: list[Reach], evidenc
                    f"{label(home)} where {walk.target} is", evidence, moved, reply_done=True)
 
 
-def _unrelated(walk: Walk, dev: str, peer: Peer, holders: list, evidence: list[str]):
-    """The target is held only where no link or lab mark leads: name it, print no fix."""
-    evidence.append(f"the peer of {dev} is {peer.ifname} in {_where(peer)}; {walk.target} is "
-                    "held only by namespaces that no link from here leads to and no mark ties "
-                    "to this lab: " + ", ".join(f"{label(h)} ({i})" for h, i in holders))
-    cause = Cause.PEER_WRONG_NETNS if peer.where == "named" else Cause.PEER_NO_NETNS
-    return Finding(cause, f"the peer of {dev} is not in a namespace holding {walk.target}, and "
-                   "only unrelated namespaces hold it: no fix is printed (moving an interface "
-                   "there would join another lab)", evidence, [], reply_done=True)
-
-
-def _ipv6_disabled(walk: Walk, ns: str, dev: str, reaches: list[Reach], evidence: list[str]):
+def _ipv6_disabled(walk: Walk, ns: str, dev: str, reaches: list[Reach], evidence: list[str],
+                   hop: str):
     """IPv6 switched off beyond a point-to-point link: the far end lost its IPv6 addresses
-    (the kernel drops them) and drops IPv6 arriving on it (IPV6DISABLED)."""
+    (the kernel drops them) and drops IPv6 arriving on it (IPV6DISABLED). The next hop's
+    address (the gateway, or the target) is put back when nobody holds it."""
     if walk.family != 6 or len(reaches) != 1 or reaches[0].ns is None:
         return None
     far = reaches[0]
@@ -211,11 +236,11 @@ def _ipv6_disabled(walk: Walk, ns: str, dev: str, reaches: list[Reach], evidence
     found = Finding(Cause.IPV6_DISABLED, f"IPv6 is disabled on {far.ifname} in {far.ns}, the "
                     f"far end of {dev}", evidence, namespace=far.ns, decided_by="sysctl")
     found.fix(sysctl_fix(far.ns, {k: "0" for k in on}), sysctl_fix(far.ns, on))
-    plen = _prefix_for(walk, ns, dev)
-    if plen is not None:  # the address asked for, in the link's network, as the far end had it
-        addr = ip_n(far.ns, "addr", "add", f"{walk.target}/{plen}", "dev", far.ifname, "nodad")
-        found.fix(addr, ip_n(far.ns, "addr", "del", f"{walk.target}/{plen}", "dev",
-                             far.ifname))
+    plen = _prefix_for(walk, ns, dev, hop)
+    held = _same_lab(walk, ns, [h for h in walk.holding(hop, True) if h[0] != ns])
+    if plen is not None and not held:  # in the link's network, as it was
+        addr = ip_n(far.ns, "addr", "add", f"{hop}/{plen}", "dev", far.ifname, "nodad")
+        found.fix(addr, ip_n(far.ns, "addr", "del", f"{hop}/{plen}", "dev", far.ifname))
     return found
 
 
@@ -275,15 +300,22 @@ def _not_configured(walk: Walk, ns: str, dev: str, reaches: list[Reach], evidenc
     """Nothing this lab reaches carries the target: say which addresses are there, change
     nothing (adding the address would invent a host; the address was most likely mistyped)."""
     everywhere = [h for h in walk.holding(walk.target, True) if h[0] != ns]
+    if not reaches or _same_lab(walk, ns, everywhere):
+        return None  # held in this lab, or nothing beyond dev: the other checks say why
+    evidence.append(f"no interface of this lab has {walk.target} ({len(walk.nets.names)} "
+                    "namespaces searched)")
     if everywhere:
-        return None  # held somewhere: the other checks say why it is not reached
-    evidence.append(f"no interface in any namespace ({len(walk.nets.names)} searched) has "
-                    f"{walk.target}")
+        evidence.append(f"{walk.target} is held only where no link from {label(ns)} leads and "
+                        "no mark ties to this lab (another lab): "
+                        + ", ".join(f"{label(h)} ({i})" for h, i in everywhere))
+    back = _restore_far(walk, ns, dev, reaches, evidence)
+    if back is not None:
+        return back
     near = _addresses_near(walk, ns, dev, reaches)
     hint = f": did you mean {' or '.join(near)}?" if near else ""
     if near:
-        evidence.append(f"beyond {dev} are {', '.join(near)}")
-    for reach in reaches:
+        evidence.append(f"the namespaces beyond {dev} hold {', '.join(near)} in that network")
+    for reach in reaches if not near else ():
         link = walk.nets.link(reach.ns, reach.ifname)
         if link is not None and reach.ns != ns and not _has_family(link.addresses, walk.family):
             evidence.append(f"{reach.ifname} in {label(reach.ns)} has no IPv{walk.family} "
@@ -293,23 +325,59 @@ def _not_configured(walk: Walk, ns: str, dev: str, reaches: list[Reach], evidenc
                    f"interface beyond {dev}{hint}", evidence)
 
 
+def _restore_far(walk: Walk, ns: str, dev: str, reaches: list[Reach], evidence: list[str]):
+    """The far end of a point-to-point link lost the target (a link set down loses its IPv6
+    addresses): put it back when the lab's marks say the end is in its lab's namespace, and the
+    link's network or the near side's neighbour entry says the target was the far end's."""
+    plen = _prefix_for(walk, ns, dev)
+    if len(reaches) != 1 or len(reaches[0].path) != 1 or reaches[0].ns is None or plen is None:
+        return None
+    far = reaches[0]
+    link = walk.nets.link(far.ns, far.ifname)
+    home = {ln.mark.lab for name, ln in walk.nets.ns_links(far.ns).items()
+            if ln.mark and name != far.ifname}
+    if link is None or link.mark is None or link.mark.lab not in home:
+        return None
+    mac = (link.mac or "").lower()
+    seen = any(e.get("dst") == walk.target and e.get("lladdr", "").lower() == mac
+               for e in walk.nets.neigh(ns))
+    if not seen and plen < (30 if walk.family == 4 else 126):
+        return None
+    evidence.append(f"{far.ifname} in {far.ns} is lab {link.mark.lab}'s, in a namespace of that "
+                    "lab, and " + (f"{label(ns)} remembers {walk.target} at its MAC" if seen else
+                                   f"{walk.target} is the only other address of the /{plen} "
+                                   "link"))
+    text = f"{walk.target}/{plen}"
+    found = Finding(Cause.PEER_DOWN if not link.up else Cause.DEST_NOT_CONFIGURED,
+                    f"{far.ifname} in {far.ns}, the far end of {dev}, lost {walk.target}"
+                    + (" when it was set down" if not link.up else ""), evidence)
+    found.fix(ip_n(far.ns, "addr", "add", text, "dev", far.ifname,
+                   *(["nodad"] if walk.family == 6 else [])),
+              ip_n(far.ns, "addr", "del", text, "dev", far.ifname))
+    return found.fix(link_up(far.ns, far.ifname), None) if not link.up else found
+
+
 def _addresses_near(walk: Walk, ns: str, dev: str, reaches: list[Reach]) -> list[str]:
     """The addresses beyond dev in the network of dev's own address for the target."""
-    nets = [address_of(a).network for a in walk.nets.link(ns, dev).addresses
-            if address_of(a).version == walk.family
-            and ipaddress.ip_address(walk.target) in address_of(a).network]
+    wanted = ipaddress.ip_address(walk.target)
+    route = matching_route(walk.nets.routes.get(ns, []), walk.target, dev)
+    nets = [address_of(a).network for link in walk.nets.ns_links(ns).values()
+            for a in link.addresses if address_of(a).version == walk.family
+            and wanted in address_of(a).network]
+    if route is not None and route.get("dst") != "default":
+        nets.append(ipaddress.ip_network(route["dst"], strict=False))
     found = []
-    for reach in reaches:
-        link = walk.nets.link(reach.ns, reach.ifname)
-        for text in link.addresses if link else ():
-            held = address_of(text)
-            if any(held.ip in n for n in nets) and not held.ip.is_link_local:
-                found.append(f"{held.ip} ({label(reach.ns)})")
+    for reach in reaches:  # any interface of theirs: the kernel answers for all its addresses
+        for link in walk.nets.ns_links(reach.ns).values() if reach.ns != ns else ():
+            for text in link.addresses:
+                held = address_of(text)
+                if any(held.ip in n for n in nets) and not held.ip.is_link_local:
+                    found.append(f"{held.ip} ({label(reach.ns)})")
     return list(dict.fromkeys(found))
 
 
-def _prefix_for(walk: Walk, ns: str, dev: str) -> int | None:
-    wanted = ipaddress.ip_address(walk.target)
+def _prefix_for(walk: Walk, ns: str, dev: str, address: str = "") -> int | None:
+    wanted = ipaddress.ip_address(address or walk.target)
     for text in walk.nets.link(ns, dev).addresses:
         if wanted in address_of(text).network:
             return address_of(text).network.prefixlen
@@ -375,10 +443,10 @@ def _with_gateway(walk: Walk, ns: str, cand: Candidate) -> Candidate:
     return Candidate(cand.ifname, cand.reach, via) if via else cand
 
 
-def _routers(walk: Walk, ns: str) -> list[Candidate]:
+def _routers(walk: Walk, ns: str, exclude: str = "") -> list[Candidate]:
     """Neighbours on a shared subnet that have a route on to the target."""
     for ifname, link in walk.nets.ns_links(ns).items():
-        if ifname == "lo" or link.master or not link.up:
+        if ifname in ("lo", exclude) or link.master or not link.up:
             continue
         for reach in walk.nets.reaches(ns, ifname):
             via = _same_subnet(walk, ns, ifname, reach)
@@ -389,31 +457,75 @@ def _routers(walk: Walk, ns: str) -> list[Candidate]:
 
 
 def _no_address(walk: Walk, ns: str, cand: Candidate, evidence: list[str]) -> Finding:
+    """The interface that leads on has no address: restore the one the far side remembers
+    (its neighbour entries and gateways), never a made-up one."""
     evidence.append(f"{cand.ifname} in {ns} leads to {label(cand.reach.ns)}, which has "
                     f"{walk.target}, but {cand.ifname} has no IPv{walk.family} address")
     net = ipaddress.ip_network(walk.target_net())
-    taken = {address_of(a).ip for r in walk.nets.reaches(ns, cand.ifname)
-             for a in walk.nets.link(r.ns, r.ifname).addresses}
-    free = next((h for _, h in zip(range(4096), net.hosts())
-                 if h not in taken and str(h) != walk.target), None)
-    fixes, source = [], None
-    down = not walk.nets.link(ns, cand.ifname).up
-    if free is not None and net.prefixlen < net.max_prefixlen:
-        source = f"{free}/{net.prefixlen}"
-        fixes = [ip_n(ns, "addr", "add", source, "dev", cand.ifname)]
-        if down:
-            fixes.append(link_up(ns, cand.ifname))
-    adds = (ns, source) if source else None
-    # the new address is the packets' source only where they start, not on a router
-    source = source if ns == walk.visits[0][0] else None
-    if down and walk.family == 6:  # the kernel drops IPv6 addresses of a link set down
-        evidence.append(f"{cand.ifname} in {ns} is down, and a link set down loses its IPv6 "
-                        "addresses (unless net.ipv6.conf.*.keep_addr_on_down)")
-        return Finding(Cause.LOCAL_DOWN, f"{cand.ifname} in {ns} is down (and lost its IPv6 "
-                       f"address with it), so nothing leads to {walk.target}", evidence,
-                       fixes or [link_up(ns, cand.ifname)], source=source, adds=adds)
-    return Finding(Cause.LOCAL_NO_ADDRESS, f"{cand.ifname} in {ns} leads to {walk.target} but "
-                   f"has no address", evidence, fixes, source=source, adds=adds)
+    link = walk.nets.link(ns, cand.ifname)
+    off = _v6_off(walk, ns, cand.ifname)
+    known = _remembered(walk, ns, cand, net, evidence)
+    found = Finding(Cause.IPV6_DISABLED if off else Cause.LOCAL_DOWN if not link.up
+                    and walk.family == 6 else Cause.LOCAL_NO_ADDRESS,
+                    f"{cand.ifname} in {ns} leads to {walk.target} but has no address"
+                    + (" (IPv6 is disabled on it)" if off else " (it is down, and a link set "
+                       "down loses its IPv6 addresses)" if not link.up and walk.family == 6
+                       else ""), evidence)
+    if known is None:
+        evidence.append(f"nothing on the path says which address {cand.ifname} had: no fix "
+                        f"(give it its address: ip -n {ns} addr add ADDRESS/{net.prefixlen} dev "
+                        f"{cand.ifname})")
+        return found
+    if off:
+        found.fix(sysctl_fix(ns, {k: "0" for k in off}), sysctl_fix(ns, off))
+    text = f"{known}/{net.prefixlen}"
+    found.fix(ip_n(ns, "addr", "add", text, "dev", cand.ifname,
+                   *(["nodad"] if walk.family == 6 else [])),
+              ip_n(ns, "addr", "del", text, "dev", cand.ifname))
+    if not link.up:
+        found.fix(link_up(ns, cand.ifname), None)
+    found.adds = (ns, text)
+    # the address is the packets' source only where they start, not on a router
+    found.source = text if ns == walk.visits[0][0] else None
+    return found
+
+
+def _v6_off(walk: Walk, ns: str, dev: str) -> dict[str, str]:
+    if walk.family != 6:
+        return {}
+    keys = [f"net.ipv6.conf.{n}.disable_ipv6" for n in ("all", sysctl_ifname(dev))]
+    return {k: v for k, v in walk.nets.sysctl(ns, *keys).items() if v == "1"}
+
+
+def _remembered(walk: Walk, ns: str, cand: Candidate, net, evidence: list[str]) -> str | None:
+    """The address the far side knows this interface by: a neighbour entry for an address of
+    the network at its MAC, or a gateway of the far side's routes that nobody holds."""
+    mac = (walk.nets.link(ns, cand.ifname).mac or "").lower()
+    for reach in walk.nets.reaches(ns, cand.ifname):
+        if reach.ns is None:
+            continue
+        for entry in walk.nets.neigh(reach.ns):
+            dst = entry.get("dst", "")
+            if entry.get("dev") == reach.ifname and entry.get("lladdr", "").lower() == mac \
+                    and _in_net(dst, net) and dst != walk.target:
+                evidence.append(f"{label(reach.ns)} remembers {dst} at {mac}, the MAC of "
+                                f"{cand.ifname} (ip -j neigh on {reach.ifname})")
+                return dst
+        for route in walk.nets.routes.get(reach.ns, []):
+            gw = route.get("gateway", "")
+            if route.get("dev") == reach.ifname and _in_net(gw, net) \
+                    and not walk.holding(gw):
+                evidence.append(f"{label(reach.ns)} routes {route.get('dst')} via {gw} on "
+                                f"{reach.ifname}, and nothing holds {gw}")
+                return gw
+    return None
+
+
+def _in_net(address: str, net) -> bool:
+    try:
+        return ipaddress.ip_address(address) in net
+    except ValueError:
+        return False
 
 
 def _no_way(walk: Walk, ns: str, evidence: list[str]) -> Finding:

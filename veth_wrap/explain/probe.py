@@ -158,6 +158,9 @@ def _finding(nets: Nets, rose: list) -> Finding | None:
         filters = (state.read_docs([line], nets, strict=False) or [None])[0] or []
         for item in filters:
             opts = item.get("options")
+            if opts and item.get("kind") != "bpf" and _shoots(opts):
+                _drop_filter(found, prefix, dev, hook, item)
+                continue
             if not opts or item.get("kind") != "bpf" or lossbpf.decode([item]) is not None:
                 continue  # a loss filter of ours is link-impaired's to name
             code = _bytecode(opts)
@@ -170,6 +173,26 @@ def _finding(nets: Nets, rose: list) -> Finding | None:
                 if code else None
             found.fix([*prefix, "filter", "del", "dev", dev, *spec], undo)
     return found
+
+
+def _shoots(opts: dict) -> bool:
+    """True when a filter's actions drop what it matches (gact drop)."""
+    return any(a.get("kind") == "gact" and (a.get("control_action") or {}).get("type") == "drop"
+               for a in opts.get("actions") or [])
+
+
+def _drop_filter(found: Finding, prefix: list[str], dev: str, hook: str, item: dict) -> None:
+    """A classifier with a drop action on the hook: named, removed by pref (a matchall with
+    nothing else is added back the same way)."""
+    kind, pref = item.get("kind"), str(item.get("pref"))
+    found.evidence.append(f"filter {hook} pref {pref} {kind} action drop")
+    spec = [hook, "pref", pref]
+    plain = kind == "matchall" and set(item["options"]) <= {"actions", "not_in_hw", "in_hw",
+                                                           "in_hw_count", "skip_hw",
+                                                           "skip_sw"}
+    undo = [*prefix, "filter", "add", "dev", dev, *spec, "matchall", "action", "drop"] \
+        if plain else None
+    found.fix([*prefix, "filter", "del", "dev", dev, *spec], undo)
 
 
 def _bytecode(opts: dict) -> str:

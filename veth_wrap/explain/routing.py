@@ -95,6 +95,7 @@ def lookup(rules: list[dict], routes: list[dict], dst: str, src: str | None = No
     """Walk the rules in priority order as the kernel does, noting each block on the way."""
     found = Lookup()
     throws: list[dict] = []
+    past: tuple[dict, str] | None = None  # the route a table holds once its throw is gone
     for rule in sorted(rules, key=lambda r: r.get("priority", 0)):
         if not rule_matches(rule, dst, src, iif):
             continue
@@ -112,6 +113,10 @@ def lookup(rules: list[dict], routes: list[dict], dst: str, src: str | None = No
                 break
             if kind == "throw":
                 throws.append(route)
+                beyond = best_route(routes, table, dst, [*skip, route])
+                if past is None and beyond is not None and \
+                        beyond.get("type", "unicast") in ROUTABLE:
+                    past = (beyond, table)
                 break
             found.blocks.append(_route_block(route, kind))
             skip.append(route)
@@ -119,6 +124,8 @@ def lookup(rules: list[dict], routes: list[dict], dst: str, src: str | None = No
             found.route, found.table = route, table
             return found
     found.blocks += [_route_block(route, "throw") for route in throws]
+    if past is not None:
+        found.route, found.table = past
     return found
 
 

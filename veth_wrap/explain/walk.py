@@ -9,7 +9,7 @@ from veth_wrap.explain.findings import Candidate, Cause, Finding
 from veth_wrap.explain.fixes import Fix, ip_n, link_up, route_fix, sysctl_fix
 from veth_wrap.explain.hops import at_destination, blocked, hop
 from veth_wrap.explain.nets import Nets, Ns, Reach, address_of, label, sysctl_ifname
-from veth_wrap.explain.offpath import missing_route, off_path
+from veth_wrap.explain.offpath import looping, missing_route, off_path
 from veth_wrap.explain.routing import BLOCKING
 
 MAX_HOPS = 16
@@ -125,6 +125,9 @@ class Walk:
         self._record_bridges(holder)
         self.found.extend(hop(self, ns, dev, holder, hop_addr))
         if not self.held(holder.ns):
+            loop = looping(self, ns, route, holder)
+            if loop is not None:
+                return loop, None
             self._add(self.forwarding(holder.ns, holder.ifname), holder.ns)
             self.visits.append((holder.ns, "router", ""))
         else:
