@@ -7,6 +7,7 @@ import ipaddress
 from veth_wrap.explain.findings import Candidate, Cause, Finding
 from veth_wrap.explain.findings import PathWalk as Walk
 from veth_wrap.explain.fixes import Fix, ip_n, link_up, route_fix, sysctl_fix
+from veth_wrap.explain.lostaddress import no_address, v6_off
 from veth_wrap.explain.nets import (
     Ns,
     Peer,
@@ -26,9 +27,9 @@ def off_path(walk: Walk, ns: str, route: dict, reaches: list[Reach]) -> Finding:
     disabled = _ipv6_disabled(walk, ns, dev, reaches, evidence, gw or walk.target)
     if disabled:
         return disabled
-    cands = walk.candidates(ns, exclude=dev) or _routers(walk, ns, exclude=dev)
+    cands = walk.candidates(ns, exclude=dev) or routers(walk, ns, exclude=dev)
     if cands:
-        return _wrong_device(walk, ns, route, cands[0], evidence)
+        return wrong_device(walk, ns, route, cands[0], evidence)
     if gw:
         return _gateway(walk, ns, route, reaches, evidence)
     for check in (_detached_port, _misplaced_peer, _not_configured, _peer_down):
@@ -73,32 +74,10 @@ def _where(peer: Peer) -> str:
     return label(peer.ns)
 
 
-def looping(walk: Walk, ns: str, route: dict, holder: Reach) -> Finding | None:
-    """The next router sends the packets back into a namespace they crossed: a loop. Its route
-    is the wrong one when another of its interfaces leads to the target."""
-    onward = walk.nets.route_get(holder.ns, walk.target).route if holder.ns else None
-    if onward is None or onward.get("type", "unicast") != "unicast":
-        return None
-    crossed = {v[0] for v in walk.visits}
-    back = [r for r in walk.nets.reaches(holder.ns, onward.get("dev", "")) if r.ns in crossed]
-    if not back:
-        return None
-    dev, gw = route.get("dev", ""), route.get("gateway")
-    evidence = [f"ip -n {ns} route get {walk.target}: dev {dev}" + (f" via {gw}" if gw else ""),
-                f"ip -n {holder.ns} route get {walk.target}: dev {onward.get('dev')}, back to "
-                f"{label(back[0].ns)}: the packets loop until their hop limit runs out"]
-    out = onward.get("dev", "")
-    cands = walk.candidates(holder.ns, exclude=out) or _routers(walk, holder.ns, exclude=out)
-    if cands:
-        return _wrong_device(walk, holder.ns, onward, cands[0], evidence)
-    return Finding(Cause.ROUTING_LOOP, f"the packets for {walk.target} loop between {ns} and "
-                   f"{holder.ns}", evidence)
-
-
-def _wrong_device(walk: Walk, ns: str, route: dict, cand: Candidate, evidence: list[str]):
-    if not _has_family(walk.nets.link(ns, cand.ifname).addresses, walk.family) and \
-            cand.via is None and _v6_off(walk, ns, cand.ifname):
-        return _no_address(walk, ns, cand, evidence)  # a route cannot use it before that
+def wrong_device(walk: Walk, ns: str, route: dict, cand: Candidate, evidence: list[str]):
+    if not has_family(walk.nets.link(ns, cand.ifname).addresses, walk.family) and \
+            cand.via is None and v6_off(walk, ns, cand.ifname):
+        return no_address(walk, ns, cand, evidence)  # a route cannot use it before that
     dev = route.get("dev")
     evidence.append(f"{cand.ifname} in {ns} leads to {label(cand.reach.ns)}, which "
                     + (f"routes on to {walk.target} (via {cand.via})" if cand.via else
@@ -121,7 +100,7 @@ def _gateway(walk: Walk, ns: str, route: dict, reaches: list[Reach], evidence: l
 def _usable_gateway(walk: Walk, ns: str, dev: str, reaches: list[Reach]):
     """A neighbour beyond dev, on dev's subnet, that has the target or routes to it."""
     for reach in reaches:
-        address = _same_subnet(walk, ns, dev, reach)
+        address = same_subnet(walk, ns, dev, reach)
         if address is None:
             continue
         if walk.holds_addr(reach.ns, walk.target) or (reach.ns is not None and _routes_on(
@@ -135,7 +114,7 @@ def _routes_on(walk: Walk, reach: Reach) -> bool:
     return route is not None and route.get("dev") != reach.ifname
 
 
-def _same_subnet(walk: Walk, ns: Ns, dev: str, reach: Reach) -> str | None:
+def same_subnet(walk: Walk, ns: Ns, dev: str, reach: Reach) -> str | None:
     """A neighbour's address on dev's subnet, of the walk's IP version (a gateway must be)."""
     mine = [address_of(a) for a in walk.nets.link(ns, dev).addresses
             if address_of(a).version == walk.family]
@@ -317,7 +296,7 @@ def _not_configured(walk: Walk, ns: str, dev: str, reaches: list[Reach], evidenc
         evidence.append(f"the namespaces beyond {dev} hold {', '.join(near)} in that network")
     for reach in reaches if not near else ():
         link = walk.nets.link(reach.ns, reach.ifname)
-        if link is not None and reach.ns != ns and not _has_family(link.addresses, walk.family):
+        if link is not None and reach.ns != ns and not has_family(link.addresses, walk.family):
             evidence.append(f"{reach.ifname} in {label(reach.ns)} has no IPv{walk.family} "
                             "address: it was never given one, or it was moved there (a move "
                             "drops an interface's addresses)")
@@ -394,146 +373,18 @@ def _peer_down(walk: Walk, ns: str, dev: str, reaches: list[Reach], evidence: li
                    [link_up(peer.ns, peer.ifname)])
 
 
-def missing_route(walk: Walk, ns: str, error: str) -> Finding:
-    """No route: a down interface, one without an address, or a route nobody added."""
-    evidence = [f"ip -n {ns} route get {walk.target}: {error or 'no route'}"]
-    down = _down_covering(walk, ns)
-    if down:
-        return Finding(Cause.LOCAL_DOWN, f"{down} in {ns} is down, so its route to "
-                       f"{walk.target} is gone", evidence + [
-                           (f"{down} has {', '.join(walk.nets.link(ns, down).addresses)} "
-                            "but no UP flag")], [link_up(ns, down)])
-    cands = walk.candidates(ns) or _routers(walk, ns)
-    if not cands:
-        return _no_way(walk, ns, evidence)
-    cand = cands[0]
-    link = walk.nets.link(ns, cand.ifname)
-    if not _has_family(link.addresses, walk.family) and cand.via is None:
-        return _no_address(walk, ns, cand, evidence)
-    cause = Cause.NO_RETURN_ROUTE if walk.reply else Cause.NO_ROUTE
-    evidence.append(f"{cand.ifname} in {ns} leads to {label(cand.reach.ns)}"
-                    + (f", which routes on via {cand.via}" if cand.via else
-                       f", which has {walk.target}"))
-    what = "replies cannot come back" if walk.reply else "packets cannot leave"
-    return Finding(cause, f"{ns} has no route to {walk.target}: {what}", evidence,
-                   walk.route_to(ns, _with_gateway(walk, ns, cand), None))
-
-
-def _down_covering(walk: Walk, ns: str) -> str | None:
-    wanted = ipaddress.ip_address(walk.target)
-    for ifname, link in walk.nets.ns_links(ns).items():
-        if not link.up and any(wanted in address_of(a).network for a in link.addresses):
-            return ifname
-    return None
-
-
-def _has_family(addresses, family: int) -> bool:
+def has_family(addresses, family: int) -> bool:
     return any(address_of(a).version == family for a in addresses)
 
 
-def _with_gateway(walk: Walk, ns: str, cand: Candidate) -> Candidate:
-    """Use the neighbour's address as gateway when the target is not on the link's subnet."""
-    if cand.via:
-        return cand
-    wanted = ipaddress.ip_address(walk.target)
-    mine = [address_of(a) for a in walk.nets.link(ns, cand.ifname).addresses]
-    if any(wanted in m.network for m in mine):
-        return cand
-    via = _same_subnet(walk, ns, cand.ifname, cand.reach)
-    return Candidate(cand.ifname, cand.reach, via) if via else cand
-
-
-def _routers(walk: Walk, ns: str, exclude: str = "") -> list[Candidate]:
+def routers(walk: Walk, ns: str, exclude: str = "") -> list[Candidate]:
     """Neighbours on a shared subnet that have a route on to the target."""
     for ifname, link in walk.nets.ns_links(ns).items():
         if ifname in ("lo", exclude) or link.master or not link.up:
             continue
         for reach in walk.nets.reaches(ns, ifname):
-            via = _same_subnet(walk, ns, ifname, reach)
+            via = same_subnet(walk, ns, ifname, reach)
             if via and reach.ns is not None and _routes_on(walk, reach):
                 walk.note(f"{reach.ns} (via {via}) has a route to {walk.target}")
                 return [Candidate(ifname, reach, via)]
     return []
-
-
-def _no_address(walk: Walk, ns: str, cand: Candidate, evidence: list[str]) -> Finding:
-    """The interface that leads on has no address: restore the one the far side remembers
-    (its neighbour entries and gateways), never a made-up one."""
-    evidence.append(f"{cand.ifname} in {ns} leads to {label(cand.reach.ns)}, which has "
-                    f"{walk.target}, but {cand.ifname} has no IPv{walk.family} address")
-    net = ipaddress.ip_network(walk.target_net())
-    link = walk.nets.link(ns, cand.ifname)
-    off = _v6_off(walk, ns, cand.ifname)
-    known = _remembered(walk, ns, cand, net, evidence)
-    found = Finding(Cause.IPV6_DISABLED if off else Cause.LOCAL_DOWN if not link.up
-                    and walk.family == 6 else Cause.LOCAL_NO_ADDRESS,
-                    f"{cand.ifname} in {ns} leads to {walk.target} but has no address"
-                    + (" (IPv6 is disabled on it)" if off else " (it is down, and a link set "
-                       "down loses its IPv6 addresses)" if not link.up and walk.family == 6
-                       else ""), evidence)
-    if known is None:
-        evidence.append(f"nothing on the path says which address {cand.ifname} had: no fix "
-                        f"(give it its address: ip -n {ns} addr add ADDRESS/{net.prefixlen} dev "
-                        f"{cand.ifname})")
-        return found
-    if off:
-        found.fix(sysctl_fix(ns, {k: "0" for k in off}), sysctl_fix(ns, off))
-    text = f"{known}/{net.prefixlen}"
-    found.fix(ip_n(ns, "addr", "add", text, "dev", cand.ifname,
-                   *(["nodad"] if walk.family == 6 else [])),
-              ip_n(ns, "addr", "del", text, "dev", cand.ifname))
-    if not link.up:
-        found.fix(link_up(ns, cand.ifname), None)
-    found.adds = (ns, text)
-    # the address is the packets' source only where they start, not on a router
-    found.source = text if ns == walk.visits[0][0] else None
-    return found
-
-
-def _v6_off(walk: Walk, ns: str, dev: str) -> dict[str, str]:
-    if walk.family != 6:
-        return {}
-    keys = [f"net.ipv6.conf.{n}.disable_ipv6" for n in ("all", sysctl_ifname(dev))]
-    return {k: v for k, v in walk.nets.sysctl(ns, *keys).items() if v == "1"}
-
-
-def _remembered(walk: Walk, ns: str, cand: Candidate, net, evidence: list[str]) -> str | None:
-    """The address the far side knows this interface by: a neighbour entry for an address of
-    the network at its MAC, or a gateway of the far side's routes that nobody holds."""
-    mac = (walk.nets.link(ns, cand.ifname).mac or "").lower()
-    for reach in walk.nets.reaches(ns, cand.ifname):
-        if reach.ns is None:
-            continue
-        for entry in walk.nets.neigh(reach.ns):
-            dst = entry.get("dst", "")
-            if entry.get("dev") == reach.ifname and entry.get("lladdr", "").lower() == mac \
-                    and _in_net(dst, net) and dst != walk.target:
-                evidence.append(f"{label(reach.ns)} remembers {dst} at {mac}, the MAC of "
-                                f"{cand.ifname} (ip -j neigh on {reach.ifname})")
-                return dst
-        for route in walk.nets.routes.get(reach.ns, []):
-            gw = route.get("gateway", "")
-            if route.get("dev") == reach.ifname and _in_net(gw, net) \
-                    and not walk.holding(gw):
-                evidence.append(f"{label(reach.ns)} routes {route.get('dst')} via {gw} on "
-                                f"{reach.ifname}, and nothing holds {gw}")
-                return gw
-    return None
-
-
-def _in_net(address: str, net) -> bool:
-    try:
-        return ipaddress.ip_address(address) in net
-    except ValueError:
-        return False
-
-
-def _no_way(walk: Walk, ns: str, evidence: list[str]) -> Finding:
-    holders = walk.holding(walk.target, True)
-    where = ", ".join(f"{label(h)} ({i})" for h, i in holders) or "no namespace on this host"
-    evidence.append(f"{walk.target} is configured in: {where}")
-    evidence.append(f"no interface of {ns} leads to a namespace that has {walk.target} or "
-                    "routes to it")
-    cause = Cause.NO_RETURN_ROUTE if walk.reply else Cause.NO_ROUTE
-    return Finding(cause, f"{ns} has no route to {walk.target}, and no interface of {ns} "
-                   "leads there", evidence)

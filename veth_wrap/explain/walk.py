@@ -9,7 +9,8 @@ from veth_wrap.explain.findings import Candidate, Cause, Finding
 from veth_wrap.explain.fixes import Fix, ip_n, link_up, route_fix, sysctl_fix
 from veth_wrap.explain.hops import at_destination, blocked, hop
 from veth_wrap.explain.nets import Nets, Ns, Reach, address_of, label, sysctl_ifname
-from veth_wrap.explain.offpath import looping, missing_route, off_path
+from veth_wrap.explain.noroute import looping, missing_route
+from veth_wrap.explain.offpath import off_path
 from veth_wrap.explain.routing import BLOCKING
 
 MAX_HOPS = 16
