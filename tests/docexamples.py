@@ -57,6 +57,7 @@ VOLATILE = [
     (r"/proc/\d+/", "/proc/<pid>/"),
     (r"(│\s*\S+\s*│\s*)\d{2,7}(\s*│)", r"\1<pid>\2"),  # the pid column of `ps`
     (r"\bwith the \d+ in the table now", "with the <n> in the table now"),  # the host's neighbours
+    (r"\(\d+ namespaces searched\)", "(<n> namespaces searched)"),  # the host's namespaces
 ]
 BOX = re.compile("[\u2500-\u257f]")  # rich's tables and panels, the drawings' lines
 
