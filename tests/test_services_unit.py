@@ -258,6 +258,7 @@ def test_files_under_run_vethwrap_are_reached_without_following_links(tmp_path):
         pytest.skip("needs root: the files live under /run/vethwrap")
     from conftest import RUN_ID
 
+    from veth_wrap.errors import LinkRefused
     from veth_wrap.run import rundir
 
     lab = f"vtunit{RUN_ID}"
@@ -269,13 +270,13 @@ def test_files_under_run_vethwrap_are_reached_without_following_links(tmp_path):
         os.close(rundir.write_file(["logs", lab, "ns"], "svc.log"))
         os.symlink(outside, f"{base}/{lab}/linked")
         os.symlink(outside / "kept", f"{base}/{lab}/ns/other.log")
-        with pytest.raises(rundir.LinkRefused, match=f"{base}/{lab}/linked is a symbolic link"):
+        with pytest.raises(LinkRefused, match=f"{base}/{lab}/linked is a symbolic link"):
             rundir.write_file(["logs", lab, "linked"], "svc.log")
-        with pytest.raises(rundir.LinkRefused, match="linked is a symbolic link"):
+        with pytest.raises(LinkRefused, match="linked is a symbolic link"):
             rundir.read_file(["logs", lab, "linked"], "kept")
-        with pytest.raises(rundir.LinkRefused, match="other.log is a symbolic link"):
+        with pytest.raises(LinkRefused, match="other.log is a symbolic link"):
             rundir.read_file(["logs", lab, "ns"], "other.log")
-        with pytest.raises(rundir.LinkRefused):
+        with pytest.raises(LinkRefused):
             rundir.remove(["logs", lab, "linked", "kept"])
         rundir.remove(["logs", lab, "ns", "other.log"])  # the link goes, not what it names
         files.run_builtin(OpKind.REMOVE_FILES, ["rm", "-rf", "--", f"{base}/{lab}"], None)

@@ -1,65 +1,33 @@
-"""Files under /run/vethwrap (service logs and records), reached only through directory fds.
+"""Files under /run/vethwrap (service logs and records), named by their parts below it.
 
-Each folder on the way is opened relative to the one before it with O_NOFOLLOW, so a
-symbolic link planted anywhere below /run/vethwrap is refused, never followed.
+Every folder and file is reached through run/nofollow: a symbolic link planted anywhere
+below /run/vethwrap is refused, never followed.
 """
 
 from __future__ import annotations
 
-import errno
 import os
-import shutil
-import stat
 from typing import Optional, Sequence
 
-from veth_wrap.errors import LinkRefused
+from veth_wrap.run import nofollow
 from veth_wrap.run.lock import LOCK_DIR, open_dir
 
-DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-LINK_ERRORS = (errno.ELOOP, errno.ENOTDIR)  # what O_NOFOLLOW on a link gives
+
+def _path(parts: Sequence[str]) -> str:
+    return "/".join((LOCK_DIR, *parts))
 
 
-def _refuse_link(fd: int, name: str, where: str) -> None:
-    try:
-        info = os.stat(name, dir_fd=fd, follow_symlinks=False)
-    except OSError:
-        return
-    if stat.S_ISLNK(info.st_mode):
-        raise LinkRefused(where)
-
-
-def _open_at(fd: int, name: str, flags: int, where: str, mode: int = 0o600) -> int:
-    try:
-        return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=fd)
-    except OSError as exc:
-        if exc.errno in LINK_ERRORS:
-            _refuse_link(fd, name, where)
-        raise
+def _open_at(fd: int, name: str, flags: int, where: str) -> int:
+    return nofollow.open_in(fd, name, flags | os.O_CLOEXEC, where)
 
 
 def open_folder(parts: Sequence[str], make: bool = False) -> Optional[int]:
     """/run/vethwrap/PART/... as a directory fd; None when absent (made 0700 when `make`)."""
-    fd = open_dir(LOCK_DIR)  # refuses a /run/vethwrap that is a link or not root's
-    where = LOCK_DIR
+    os.close(open_dir(LOCK_DIR))  # refuses a /run/vethwrap that is a link or not root's
     try:
-        for part in parts:
-            where = f"{where}/{part}"
-            if make:
-                try:
-                    os.mkdir(part, 0o700, dir_fd=fd)
-                except FileExistsError:
-                    pass
-            try:
-                inner = _open_at(fd, part, DIR_FLAGS, where)
-            except FileNotFoundError:
-                os.close(fd)
-                return None
-            os.close(fd)
-            fd = inner
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+        return nofollow.open_dir(_path(parts), create=0o700 if make else None)
+    except FileNotFoundError:
+        return None
 
 
 def write_file(parts: Sequence[str], name: str) -> int:
@@ -67,7 +35,7 @@ def write_file(parts: Sequence[str], name: str) -> int:
     fd = open_folder(parts, make=True)
     try:
         return _open_at(fd, name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
-                        "/".join((LOCK_DIR, *parts, name)))
+                        _path((*parts, name)))
     finally:
         os.close(fd)
 
@@ -78,7 +46,7 @@ def read_file(parts: Sequence[str], name: str) -> Optional[int]:
     if fd is None:
         return None
     try:
-        return _open_at(fd, name, os.O_RDONLY, "/".join((LOCK_DIR, *parts, name)))
+        return _open_at(fd, name, os.O_RDONLY, _path((*parts, name)))
     except FileNotFoundError:
         return None
     finally:
@@ -100,20 +68,8 @@ def remove(parts: Sequence[str]) -> None:
     """Remove /run/vethwrap/PARTS, a file or a whole folder, without following any link."""
     if not parts:
         return
-    fd = open_folder(parts[:-1])
-    if fd is None:
-        return
-    try:
-        try:
-            info = os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
-        except FileNotFoundError:
-            return
-        if stat.S_ISDIR(info.st_mode):
-            shutil.rmtree(parts[-1], dir_fd=fd)  # works through fds; links inside go unfollowed
-        else:
-            os.unlink(parts[-1], dir_fd=fd)
-    finally:
-        os.close(fd)
+    os.close(open_dir(LOCK_DIR))
+    nofollow.remove(_path(parts))
 
 
 def parts_of(path: str) -> Optional[list[str]]:
