@@ -75,7 +75,8 @@ def looping(walk: Walk, ns: str, route: dict, holder: Reach) -> Finding | None:
     if onward is None or onward.get("type", "unicast") != "unicast":
         return None
     crossed = {v[0] for v in walk.visits}
-    back = [r for r in walk.nets.reaches(holder.ns, onward.get("dev", "")) if r.ns in crossed]
+    back = [r for r in walk.nets.reaches(holder.ns, onward.get("dev", ""))
+            if r.ns in crossed and _routes_back(walk, r, onward.get("gateway"))]
     if not back:
         return None
     dev, gw = route.get("dev", ""), route.get("gateway")
@@ -88,3 +89,12 @@ def looping(walk: Walk, ns: str, route: dict, holder: Reach) -> Finding | None:
         return wrong_device(walk, holder.ns, onward, cands[0], evidence)
     return Finding(Cause.ROUTING_LOOP, f"the packets for {walk.target} loop between {ns} and "
                    f"{holder.ns}", evidence)
+
+
+def _routes_back(walk: Walk, reach: Reach, gateway: str | None) -> bool:
+    """Whether a crossed namespace takes the packet back up to its routing: not a bridge it
+    only crosses (several LANs' bridges may share a hub), and the gateway's holder if any."""
+    link = walk.nets.link(reach.ns, reach.ifname)
+    if link is None or (link.kind == "bridge" and not link.addresses):
+        return False
+    return gateway is None or any(a.split("/")[0] == gateway for a in link.addresses)
