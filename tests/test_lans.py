@@ -17,11 +17,9 @@ def _routes(ns: str, dest: str) -> dict:
 
 
 def _names(netns, *labels: str) -> dict:
-    """Unique namespace names for the labels; the first names the lab too, and its hub is
-    deleted with the rest at teardown, by exact name, should a test fail half-way."""
-    names = {label: netns.name() for label in labels}
-    netns.names.append(f"vethwrap-{names[labels[0]]}")
-    return names
+    """Unique namespace names for the labels; the first names the lab too (the netns
+    fixture deletes its hub, vethwrap-LAB, with the rest)."""
+    return {label: netns.name() for label in labels}
 
 
 def _up(cli, tmp_path, text: str, n: dict, name: str = "lab.yaml"):
