@@ -140,24 +140,15 @@ class Lab:
     # Indexes made once per lab: labs of 1,000 namespaces ask these for every namespace.
     @cached_property
     def _ends_by_netns(self) -> dict[Optional[str], list[End]]:
-        found: dict[Optional[str], list[End]] = {}
-        for end in self.ends():
-            found.setdefault(end.netns, []).append(end)
-        return found
+        return _grouped(self.ends(), lambda end: end.netns)
 
     @cached_property
     def _links_by_first(self) -> dict[Optional[str], list[Link]]:
-        found: dict[Optional[str], list[Link]] = {}
-        for link in self.links:
-            found.setdefault(link.a.netns, []).append(link)
-        return found
+        return _grouped(self.links, lambda link: link.a.netns)
 
     @cached_property
     def _links_by_second(self) -> dict[Optional[str], list[Link]]:
-        found: dict[Optional[str], list[Link]] = {}
-        for link in self.links:
-            found.setdefault(link.b.netns, []).append(link)
-        return found
+        return _grouped(self.links, lambda link: link.b.netns)
 
     @cached_property
     def _ends_towards(self) -> dict[tuple, list[End]]:
@@ -171,6 +162,14 @@ class Lab:
     @cached_property
     def _versions(self) -> tuple[int, ...]:
         return tuple(sorted({_version(a) for e in self.ends() for a in e.addresses}))
+
+
+def _grouped(items, key) -> dict:
+    """{key(item): [items with that key, in order]}."""
+    found: dict = {}
+    for item in items:
+        found.setdefault(key(item), []).append(item)
+    return found
 
 
 def _version(address: str) -> int:
