@@ -47,7 +47,7 @@ def counting_runner():
 
     Steps done without a process (files, the namespace list) are not counted.
     """
-    from veth_wrap.run import files
+    from veth_wrap.run import filesteps
     from veth_wrap.run.runner import ShRunner
 
     class CountingRunner(ShRunner):
@@ -59,7 +59,7 @@ def counting_runner():
 
         def run(self, argv, stdin: Optional[str] = None, check: bool = True):
             """Count, then run."""
-            if not files.builtin(argv):
+            if not filesteps.builtin(argv):
                 started = 1 + forks(stdin or "")  # before the sum: steps run in threads
                 with self.lock:
                     self.counts[self.phase] += started

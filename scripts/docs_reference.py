@@ -3,8 +3,8 @@
     python3 scripts/docs_reference.py           # write the page
     python3 scripts/docs_reference.py --check   # exit 1, with a diff, when the page is stale
 
-tests/test_docs.py runs the check; every command found in the typer app gets a section, in the
-order `vethwrap --help` lists them, so a new command needs no change here.
+tests/integration/test_docs.py runs the check; every command found in the typer app gets a
+section, in the order `vethwrap --help` lists them, so a new command needs no change here.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepare the stock-kernel test lane: Debian's own distribution kernel booted under QEMU with
-# virtme-ng, the machine's own file tree as the guest's root (tests/test_stock_kernel.py).
+# virtme-ng, the machine's own file tree as the guest's root (tests/integration/test_stock_kernel.py).
 #
 # Idempotent; every step is skipped when its result is already there:
 #   - Debian packages: qemu-system-x86 (no recommends), kmod (depmod on the host; modprobe in

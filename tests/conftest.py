@@ -86,10 +86,10 @@ class Namespaces:
             for hub in (name, f"vethwrap-{name}"):
                 if hub in existing:
                     ip("netns", "del", hub, check=False)
-                remove_hosts_file(hub)
+                remove_name_file(hub)
 
 
-def remove_hosts_file(name: str) -> None:
+def remove_name_file(name: str) -> None:
     """Remove /etc/netns/NAME/hosts if vethwrap wrote it (a test that failed half-way)."""
     path = f"/etc/netns/{name}/hosts"
     try:

@@ -21,6 +21,22 @@ from pathlib import Path
 
 WORKTREE = Path(__file__).resolve().parent.parent
 
+# a lab over two hosts, two namespaces each (tests of lab files with hosts)
+WAN = """\
+name: wan
+subnet: 10.61.0.0/24
+hosts:
+  left:  {underlay: 192.168.77.1, namespaces: [a1, a2]}
+  right: {underlay: 192.168.77.2, namespaces: [b1, b2]}
+namespaces: [a1, a2, b1, b2]
+links:
+  - between: [a1, b1]
+bridges:
+  - name: lan
+    subnet: 10.61.1.0/24
+    members: [a2, b2]
+"""
+
 
 def _sh(*argv: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(list(argv), check=check, capture_output=True, text=True, **kwargs)
@@ -110,7 +126,7 @@ class Hosts:
         self.hosts.append(host)
         host.net.touch()
         host.mnt.touch()
-        # /etc/netns too: lab names (hosts files) are per host, as on separate machines
+        # /etc/netns too: lab names (name files) are per host, as on separate machines
         os.makedirs("/etc/netns", exist_ok=True)
         _sh("unshare", f"--net={host.net}", f"--mount={host.mnt}", "--propagation", "private",
             "sh", "-c", "mount -t tmpfs vethwrap-test-run /run && "

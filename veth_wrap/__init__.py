@@ -40,7 +40,7 @@ _EXPORTS = {
     "load": ("model.labfile", "load"),
     "parse": ("model.labfile", "parse"),
     "plan": ("api", "plan"),
-    "apply": ("run.walker", "apply"),
+    "apply": ("run.transaction", "apply"),
     "create": ("api", "create"),
     "update": ("api", "update"),
     "verify": ("check.verify", "verify"),

@@ -7,11 +7,11 @@ from typing import Callable, Iterable, Optional
 
 from veth_wrap.check import readback
 from veth_wrap.check.verify import Report, reads_for, verify
-from veth_wrap.compile import hosts
+from veth_wrap.compile import namefiles
 from veth_wrap.compile.create import create_plan
 from veth_wrap.compile.destroy import Teardown, destroy_plan, teardown_of
 from veth_wrap.errors import CommandFailed, UsageError, VerificationFailed, VethwrapError
-from veth_wrap.kernel import caps, hostsfiles, inventory, state
+from veth_wrap.kernel import caps, inventory, nameread, state
 from veth_wrap.lifecycle import teardown as lifecycle
 from veth_wrap.lifecycle.inlab import (  # noqa: F401 (the services' API, re-exported)
     alive,
@@ -31,7 +31,7 @@ from veth_wrap.model.procfacts import LOG_ROOT
 from veth_wrap.model.topology import Lab
 from veth_wrap.run.lock import locked
 from veth_wrap.run.runner import Runner, default_runner, require
-from veth_wrap.run.walker import Outcome, Progress, apply, rollback
+from veth_wrap.run.transaction import Outcome, Progress, apply, rollback
 from veth_wrap.steps import Plan
 
 
@@ -69,7 +69,7 @@ def plan(lab: Lab, runner: Optional[Runner] = None) -> Plan:
     root = state.read_root(runner) if any(e.netns is None for e in lab.ends()) else None
     steps = create_plan(lab, facts, root, netem_for(lab), caps.has_ipv6())
     _refuse_other_options(lab, facts, runner)
-    return with_hosts(steps, lab, hostsfiles.read(lab.namespaces()),
+    return with_hosts(steps, lab, nameread.read(lab.namespaces()),
                       stale=_stale(lab, existing, runner))
 
 
@@ -85,17 +85,17 @@ def _refuse_other_options(lab: Lab, facts: dict, runner: Runner) -> None:
 
 
 def _stale(lab: Lab, existing: Iterable[str], runner: Runner) -> list:
-    """Hosts files of namespaces that are gone, other than the lab's own (rewritten anyway)."""
-    return [f for f in hostsfiles.stale(existing, runner) if f.netns not in lab.namespaces()]
+    """Name files of namespaces that are gone, other than the lab's own (rewritten anyway)."""
+    return [f for f in nameread.stale(existing, runner) if f.netns not in lab.namespaces()]
 
 
 def with_hosts(steps: Plan, lab: Lab, found: dict, dropped: Iterable = (),
                stale: Iterable = ()) -> Plan:
-    """The plan followed by the steps that write the lab's hosts files (lab names resolve),
+    """The plan followed by the steps that write the lab's name files (lab names resolve),
     and remove those of namespaces an edited lab dropped, and of namespaces that are gone."""
-    names = hosts.write_plan(lab, found)
-    names.steps += hosts.removal_steps(dropped) if dropped else []
-    names.steps += hosts.stale_steps(stale)
+    names = namefiles.write_plan(lab, found)
+    names.steps += namefiles.removal_steps(dropped) if dropped else []
+    names.steps += namefiles.stale_steps(stale)
     return Plan(steps.steps + names.steps, steps.notes + names.notes,
                 neighbour_warnings(lab))
 
@@ -132,7 +132,7 @@ def create(lab: Lab, runner: Optional[Runner] = None, check: bool = True,
             lifecycle.end_stray_gateways([uplink.netns for uplink in lab.uplinks])
             raise
         built = Built(lab, steps, notes=steps.warnings + [n for n in steps.notes
-                                                          if hosts.FOREIGN in n])
+                                                          if namefiles.FOREIGN in n])
         if check:
             try:
                 built.report = verify(lab, runner, seen=readback.seen(outcome.read))
@@ -189,8 +189,8 @@ def update_plan(lab: Lab, runner: Optional[Runner] = None) -> Plan:
     steps = compile_update(lab, everything, root, ids, netem_for(lab), caps.has_ipv6())
     view = inventory.labs(everything, root).get(lab.name)
     dropped = [ns for ns in view.created if ns not in lab.namespaces()] if view else []
-    return with_hosts(steps, lab, hostsfiles.read(lab.namespaces()),
-                      hostsfiles.read(dropped).values(), _stale(lab, everything, runner))
+    return with_hosts(steps, lab, nameread.read(lab.namespaces()),
+                      nameread.read(dropped).values(), _stale(lab, everything, runner))
 
 
 def update(lab: Lab, runner: Optional[Runner] = None, check: bool = True,
@@ -285,9 +285,9 @@ def destroy_built(built: Built, runner: Optional[Runner] = None,
     namespaces = built.lab.namespaces()
     fast = teardown_of(built.plan, namespaces)
     if fast is not None:
-        logs, links = hostsfiles.present([f"{LOG_ROOT}/{built.lab.name}"])
+        logs, links = nameread.present([f"{LOG_ROOT}/{built.lab.name}"])
         fast.notes += [f"{link} is a symbolic link: left as it is" for link in links]
-        fast.steps += hosts.removal_steps(hostsfiles.read(namespaces).values(), logs)
+        fast.steps += namefiles.removal_steps(nameread.read(namespaces).values(), logs)
         fast.doomed = procs.inodes(namespaces)
         fast.cgroups = lifecycle.service_groups([built.lab.name], namespaces)
         try:

@@ -102,7 +102,7 @@ def up(lab: Lab, name: Optional[str], runner: Optional[Runner] = None, check: bo
     from veth_wrap import api
     from veth_wrap.errors import CommandFailed, VerificationFailed
     from veth_wrap.run.lock import locked
-    from veth_wrap.run.walker import apply
+    from veth_wrap.run.transaction import apply
 
     runner = runner or default_runner()
     with locked():

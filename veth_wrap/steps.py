@@ -43,7 +43,7 @@ class Kind(enum.Enum):
     DEL_FIREWALL = "del-firewall"
     FIX = "fix"  # a diagnosis' fix, as it printed it
     MAKE_DIRS = "make-dirs"
-    WRITE_HOSTS_FILE = "write-hosts-file"
+    WRITE_NAME_FILE = "write-name-file"
     REMOVE_FILES = "remove-files"
     REMOVE_DIRS = "remove-dirs"
     READ_LINKS = "read-links"  # read back: a namespace's links and addresses
@@ -51,7 +51,7 @@ class Kind(enum.Enum):
     UNDO = "undo"  # a line of a rollback
 
 
-FILE_KINDS = frozenset({Kind.MAKE_DIRS, Kind.WRITE_HOSTS_FILE, Kind.REMOVE_FILES,
+FILE_KINDS = frozenset({Kind.MAKE_DIRS, Kind.WRITE_NAME_FILE, Kind.REMOVE_FILES,
                         Kind.REMOVE_DIRS})  # done by vethwrap itself, not by a program
 READ_KINDS = frozenset({Kind.READ_LINKS, Kind.READ_ROUTE})
 

@@ -1,4 +1,4 @@
-"""Tests that run inside Debian's stock kernel, booted by tests/test_stock_kernel.py.
+"""Tests that run inside Debian's stock kernel, booted by tests/integration/test_stock_kernel.py.
 
 They change the kernel they run on (modprobe, the root namespace's iptables policy and bridge
 sysctls), so they run only in a virtme-ng guest: VETHWRAP_IN_GUEST=1 and a kernel command line

@@ -23,7 +23,8 @@ DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 def in_guest() -> tuple[bool, str]:
     """Whether this is the stock-kernel guest, and if not, why these tests do not run."""
     if os.environ.get("VETHWRAP_IN_GUEST") != "1":
-        return False, "runs inside the stock-kernel guest (tests/test_stock_kernel.py boots it)"
+        return False, ("runs inside the stock-kernel guest "
+                       "(tests/integration/test_stock_kernel.py boots it)")
     try:
         cmdline = Path("/proc/cmdline").read_text()
     except OSError:

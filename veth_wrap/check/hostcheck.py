@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
-from veth_wrap.check.probe import Probe
+from veth_wrap.check.rawping import Probe
 from veth_wrap.check.verify import SETTLE, _check_end
 from veth_wrap.kernel import state
 from veth_wrap.model.hosts import of_lab

@@ -26,7 +26,7 @@ def run_matrix(facts: dict[str, NetnsState], views: dict[str, LabView],
                only: Optional[list[str]], count: int, timeout: float,
                version: Optional[int] = None) -> list[Cell]:
     """Probe every ordered pair of members within each lab."""
-    from veth_wrap.check.probe import Probe
+    from veth_wrap.check.rawping import Probe
     from veth_wrap.check.reach import probe_waves
 
     pairs = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from typing import Iterable, Optional, Sequence
 
-from veth_wrap.check.probe import NEIGH_STATS, Probe, ProbeResult, probe_all
+from veth_wrap.check.rawping import NEIGH_STATS, Probe, ProbeResult, probe_all
 from veth_wrap.kernel import state
 from veth_wrap.run.runner import Runner, default_runner, in_batches
 

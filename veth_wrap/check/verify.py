@@ -183,7 +183,7 @@ def _expected_dev(lab: Lab, source: str, target: str) -> Optional[str]:
 
 
 def _probe(lab: Lab, report: Report, timeout: float) -> None:
-    from veth_wrap.check.probe import Probe
+    from veth_wrap.check.rawping import Probe
     from veth_wrap.check.reach import probe_waves
 
     pairs = probe_pairs(lab)

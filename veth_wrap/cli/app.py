@@ -144,7 +144,7 @@ def _register_all() -> None:
     helpformat.arrange(app)
 
 
-COMMAND_MODULES: list[str] = ["lab", "query", "diagnose", "files", "link", "services",
+COMMAND_MODULES: list[str] = ["lab", "query", "diagnose", "labfiles", "link", "services",
                                "faults"]
 
 

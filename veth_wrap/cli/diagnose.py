@@ -81,7 +81,7 @@ def _fix(result, json_out: bool, dry_run: bool) -> ExitStatus:
     from veth_wrap.cli.output import emit_json, emit_script, say
     from veth_wrap.explain.diagnose import diagnose
     from veth_wrap.explain.fixplan import heal, plan
-    from veth_wrap.run.walker import script
+    from veth_wrap.run.transaction import script
 
     steps = plan(result)
     if dry_run:

@@ -47,7 +47,7 @@ def partition(
     """Cut groups of a lab's namespaces apart; the namespaces not named hear everyone."""
     from veth_wrap.cli.output import emit_json, emit_script, line, say
     from veth_wrap.faults import partition as faults
-    from veth_wrap.run.walker import script
+    from veth_wrap.run.transaction import script
 
     parsed = _groups(groups)
     built = _lab_file(file, prefix, lab)
@@ -74,7 +74,7 @@ def _lab_file(file: Optional[Path], prefix: str, lab: Optional[str]):
         return None
     if lab is not None:
         raise UsageError("give --lab NAME or -f FILE, not both", "they both name a lab")
-    from veth_wrap.cli.files import load
+    from veth_wrap.cli.labfiles import load
 
     return load(file, prefix)
 
@@ -89,7 +89,7 @@ def heal(
     """Remove every fault vethwrap placed (in one lab, or everywhere), and only those."""
     from veth_wrap.cli.output import emit_json, emit_script, line
     from veth_wrap.faults import partition as faults
-    from veth_wrap.run.walker import script
+    from veth_wrap.run.transaction import script
 
     require_root()
     if dry_run:

@@ -11,7 +11,7 @@ from veth_wrap.cli.output import emit_json, emit_script, out, say, table
 from veth_wrap.errors import Unreachable, UsageError, VerificationFailed
 from veth_wrap.model.hosts import of_lab
 from veth_wrap.model.topology import Lab
-from veth_wrap.run.walker import script
+from veth_wrap.run.transaction import script
 
 
 def check_flags(lab: Lab, host: Optional[str], all_hosts: bool) -> None:

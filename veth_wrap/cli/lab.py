@@ -64,7 +64,7 @@ def create(
     from veth_wrap.cli.output import emit_script, say
     from veth_wrap.model import shapes
     from veth_wrap.model.linkopts import link_opts
-    from veth_wrap.run.walker import script
+    from veth_wrap.run.transaction import script
 
     if topology is Kind.CUSTOM:
         raise UsageError("--topology custom is for lab files", "use pair, bridge, chain or mesh")
@@ -155,7 +155,7 @@ def destroy(
     from veth_wrap import api
     from veth_wrap.cli.output import emit_script
     from veth_wrap.model import names
-    from veth_wrap.run.walker import script
+    from veth_wrap.run.transaction import script
 
     namespaces = list(namespaces or [])
     chosen = sum([bool(namespaces), everything, lab is not None or file is not None])

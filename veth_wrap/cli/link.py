@@ -54,7 +54,7 @@ def link_set(
     from veth_wrap import api
     from veth_wrap.cli.output import emit_json, emit_script, out
     from veth_wrap.model.linkopts import impairments_text, link_opts
-    from veth_wrap.run.walker import script
+    from veth_wrap.run.transaction import script
 
     ends = _ends(namespace, interface, lab)
     opts = link_opts(delay, jitter, loss, rate, mtu, mac)

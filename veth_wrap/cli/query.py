@@ -128,7 +128,7 @@ def pingall(
 
     if file is not None:
         from veth_wrap.cli import hosts
-        from veth_wrap.cli.files import load
+        from veth_wrap.cli.labfiles import load
 
         found = load(file, prefix)
         if found.extra.get("hosts") is not None:  # a lab over several hosts: from this one

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from veth_wrap.errors import CommandFailed, UsageError
+from veth_wrap.explain.countedping import Probe
 from veth_wrap.explain.findings import Cause, Finding
 from veth_wrap.explain.firewall import Packet, Place
 from veth_wrap.explain.fixes import shell_line, unique
 from veth_wrap.explain.nets import Nets
-from veth_wrap.explain.probe import Probe
-from veth_wrap.explain.walk import Walk
+from veth_wrap.explain.pathwalk import Walk
 from veth_wrap.model.names import check_netns
 from veth_wrap.run.runner import Runner, default_runner
 

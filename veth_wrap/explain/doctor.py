@@ -260,27 +260,27 @@ def check_bridge_ports(runner: Runner) -> Check:
                  "ports; a lab with more members needs more than one bridge")
 
 
-def check_hosts_files(runner: Runner) -> Check:
-    """vethwrap's /etc/netns/NS/hosts files whose namespace is gone (or is someone else's now)."""
+def check_name_files(runner: Runner) -> Check:
+    """vethwrap's /etc/netns/NS/name files whose namespace is gone (or is someone else's now)."""
     import shlex
 
-    from veth_wrap.kernel import hostsfiles, state
+    from veth_wrap.kernel import nameread, state
 
     try:
-        gone = hostsfiles.stale(state.list_netns(runner), runner)
+        gone = nameread.stale(state.list_netns(runner), runner)
     except VethwrapError as exc:
-        return Check("hosts files", Status.WARNING, f"could not read them: {exc.message}")
+        return Check("name files", Status.WARNING, f"could not read them: {exc.message}")
     if not gone:
-        return Check("hosts files", Status.OK, "every hosts file of vethwrap's has its namespace")
+        return Check("name files", Status.OK, "every name file of vethwrap's has its namespace")
     paths = ", ".join(f.path for f in gone[:5]) + (f" and {len(gone) - 5} more"
                                                    if len(gone) > 5 else "")
-    return Check("hosts files", Status.WARNING,
-                 f"{len(gone)} hosts file(s) of vethwrap's whose namespace is gone or was made "
+    return Check("name files", Status.WARNING,
+                 f"{len(gone)} name file(s) of vethwrap's whose namespace is gone or was made "
                  f"again: {paths}; software run there by that name reads them as /etc/hosts",
                  ["vethwrap destroy " + " ".join(shlex.quote(f.netns) for f in gone)])
 
 
 CHECKS: list[Callable[[Runner], Check | list[Check]]] = [
     check_ip, check_ping, check_tools, check_privileges, check_netns_dir, check_br_netfilter,
-    check_forward_policies, check_docker, check_rp_filter, check_bridge_ports, check_hosts_files,
+    check_forward_policies, check_docker, check_rp_filter, check_bridge_ports, check_name_files,
 ]

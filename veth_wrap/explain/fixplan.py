@@ -108,7 +108,7 @@ def _step(fix: Fix, undo: Fix) -> Step:
 def heal(diag, rediagnose, runner=None) -> Healing:
     """Apply the fixes under the lock; keep them only if the round trip then works."""
     from veth_wrap.run.lock import locked
-    from veth_wrap.run.walker import apply, rollback
+    from veth_wrap.run.transaction import apply, rollback
 
     done: list[Op] = []
     applied: list[str] = []

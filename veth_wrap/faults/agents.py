@@ -22,7 +22,7 @@ from veth_wrap.model import faults as model
 from veth_wrap.model import names
 from veth_wrap.model.linkopts import LinkOpts, link_opts
 from veth_wrap.run.lock import locked
-from veth_wrap.run.walker import apply
+from veth_wrap.run.transaction import apply
 from veth_wrap.steps import Kind, Op, Plan
 
 Emit = Callable[[dict], None]  # one event, written as a JSON line to the service's log

@@ -15,7 +15,7 @@ from veth_wrap.model.procfacts import Proc, Stopped
 from veth_wrap.model.topology import Lab
 from veth_wrap.run.lock import locked
 from veth_wrap.run.runner import Runner, default_runner
-from veth_wrap.run.walker import apply
+from veth_wrap.run.transaction import apply
 from veth_wrap.steps import Plan
 
 STOP_GRACE = 5.0  # seconds a fault service has to undo its fault before SIGKILL

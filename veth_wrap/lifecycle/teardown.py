@@ -8,10 +8,10 @@ import os
 from contextlib import contextmanager
 from typing import Iterable, Iterator, Mapping, Optional
 
-from veth_wrap.compile import hosts
+from veth_wrap.compile import namefiles
 from veth_wrap.compile.destroy import Teardown
 from veth_wrap.compile.uplink import UPLINK
-from veth_wrap.kernel import hostsfiles, procs, state
+from veth_wrap.kernel import nameread, procs, state
 from veth_wrap.model.procfacts import LOG_ROOT, Proc, Stopped, log_dir
 from veth_wrap.model.servicespec import parse_cgroup_name
 from veth_wrap.run import cgroups, services
@@ -24,28 +24,28 @@ ROUNDS = 5  # scans for processes that appeared while others were being stopped
 
 def complete(plan: Teardown, targets: list[str], facts: dict, views: dict, lab: Optional[str],
              everything: bool, runner: Runner) -> Teardown:
-    """The destroy plan with processes to stop, and hosts files and logs to remove."""
+    """The destroy plan with processes to stop, and name files and logs to remove."""
     doomed_names = plan.targets(Kind.DEL_NETNS)
     doomed = procs.inodes(doomed_names)
     going = _labs_going(views, doomed_names, targets, facts, lab, everything)
     holders = {}
-    # only labs this host knows (by name, hosts file or log): a namespace named in another
+    # only labs this host knows (by name, name file or log): a namespace named in another
     # mount namespace (a container's, a simulated host's) looks unnamed from here
     for inode, (mark, pid) in procs.orphans(procs.named_inodes(), runner).items():
         if mark.lab in going:
             doomed[inode] = f"(unnamed, lab {mark.lab})"
             holders[inode] = pid
-    files = list(hostsfiles.read(targets).values())
-    files += [f for name in going for f in hostsfiles.marked(name)]
-    files += hostsfiles.stale(state.list_netns(runner), runner)
+    files = list(nameread.read(targets).values())
+    files += [f for name in going for f in nameread.marked(name)]
+    files += nameread.stale(state.list_netns(runner), runner)
     logs = [log_dir(sorted(facts[ns].labs())[0], ns) for ns in doomed_names if facts[ns].labs()]
-    logs, links = hostsfiles.present(logs + [f"{LOG_ROOT}/{name}" for name in going])
+    logs, links = nameread.present(logs + [f"{LOG_ROOT}/{name}" for name in going])
     links += [f.link for f in files if f.link]
     notes = [f"{link} is a symbolic link: left as it is, and nothing removed through it"
              for link in dict.fromkeys(links)]
     gateways = procs.gateways(None) if everything else procs.gateways(
         doomed_names + [ns for ns, name in plan.links if name == UPLINK], labs=going)
-    return dataclasses.replace(plan, steps=plan.steps + hosts.removal_steps(files, logs),
+    return dataclasses.replace(plan, steps=plan.steps + namefiles.removal_steps(files, logs),
                                pending=procs.scan(doomed) + gateways, doomed=doomed,
                                holders=holders, gateways=gateways, notes=plan.notes + notes,
                                # the cgroup hierarchy is the machine's, shared with other
@@ -94,8 +94,8 @@ def _labs_going(views: dict, doomed: list[str], targets: list[str], facts: dict,
                 lab: Optional[str], everything: bool) -> set[str]:
     """The labs of which nothing stays (a namespace named like a gone lab counts too)."""
     if everything:
-        return set(views) | set(hostsfiles.log_labs()) | {
-            f.mark.lab for f in hostsfiles.marked()}
+        return set(views) | set(nameread.log_labs()) | {
+            f.mark.lab for f in nameread.marked()}
     if lab:
         return {lab}
     gone = set(doomed)

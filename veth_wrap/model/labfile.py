@@ -109,7 +109,7 @@ def parse(text: str, source: str = "<lab>", prefix: str = "") -> Lab:
 
 
 def with_prefix(lab: Lab, prefix: str) -> Lab:
-    """The lab, knowing the prefix its names got: its hosts files list the names unprefixed."""
+    """The lab, knowing the prefix its names got: its name files list the names unprefixed."""
     if not prefix:
         return lab
     import dataclasses

@@ -1,4 +1,4 @@
-"""Facts about what runs in the lab: processes in its namespaces, and its hosts files."""
+"""Facts about what runs in the lab: processes in its namespaces, and its name files."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ class Stopped:
 
 
 @dataclass(frozen=True)
-class HostsFile:
+class NameFile:
     """/etc/netns/NS/hosts as found: whose it is and what it says."""
 
     netns: str
@@ -87,8 +87,8 @@ def hosts_path(netns: str) -> str:
     return f"{NETNS_ETC}/{netns}/hosts"
 
 
-def hosts_mark(first_line: str) -> Optional[Mark]:
-    """The mark in a hosts file's first line, `# vethwrap/LAB/hosts/KIND: ...`."""
+def namefile_mark(first_line: str) -> Optional[Mark]:
+    """The mark in a name file's first line, `# vethwrap/LAB/hosts/KIND: ...`."""
     if not first_line.startswith(f"# {MARK}/"):
         return None
     mark = Mark.parse(first_line[2:].split(":", 1)[0].strip())

@@ -96,9 +96,9 @@ class ShRunner:
 
     def run_file(self, kind: Kind, argv: Sequence[str], stdin: str | None = None) -> Result:
         """Do a file step here, without a process: its kind says what (run/files)."""
-        from veth_wrap.run import files
+        from veth_wrap.run import filesteps
 
-        return Result(tuple(argv), files.run_builtin(kind, argv, stdin), "", 0)
+        return Result(tuple(argv), filesteps.run_builtin(kind, argv, stdin), "", 0)
 
     def _command(self, path: str):
         """sh's Command for a program's path, made once (each costs about 50 us)."""

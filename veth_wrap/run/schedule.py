@@ -19,7 +19,7 @@ from veth_wrap.steps import Kind, Op, Plan, Reads, Step
 AT_ONCE = 4
 PARALLEL_FROM = BIG_LAB  # namespaces: below this a second process costs more than it saves
 NAMESPACES = "namespaces"  # the label of the batches that add many namespaces at once
-BESIDE = (Kind.MAKE_DIRS, Kind.WRITE_HOSTS_FILE)  # change no kernel state and need none
+BESIDE = (Kind.MAKE_DIRS, Kind.WRITE_NAME_FILE)  # change no kernel state and need none
 
 Lane = list[list[Step]]  # runs of steps for one process each, run one after the other
 Wave = list[Lane]  # lanes that run at once
@@ -116,7 +116,7 @@ def _waves(steps: list[Step]) -> list[Wave]:
     """Waves of lanes run at once; each lane's runs (run/fuse) go one after the other.
 
     Consecutive steps that share an independent label go as up to AT_ONCE lanes at once.
-    The others go in order, consecutive `ip` steps in one process. The hosts files go as a
+    The others go in order, consecutive `ip` steps in one process. The name files go as a
     lane beside the run that follows the last wave at once (a bridge's ports, in one process
     inside the hub), when there is such a wave: their work then takes the core that run
     leaves idle.
