@@ -14,11 +14,11 @@ contract checks it):
   check/    verify, ping, the in-process ICMP probe, reachability waves, pingall
   compile/  (Lab, facts) -> a plan of what to change, no I/O, nothing of how it runs
   kernel/   the kernel read into fact types (beside compile/: neither imports the other)
-  run/      the only place that starts processes: runner; schedule (a plan -> processes:
-            root batches, waves of lanes, read-back lines; with fuse, readback); processes
-            (runs the waves); walker (apply and rollback, the transaction); files; lock
+  run/      the only place that starts processes: runner; commands (a step as its process
+            and its dry-run text); schedule (how a plan becomes processes, which at once,
+            where verification's reads ride); the walker (apply and rollback); files; lock
   model/    topology, names and marks, shapes, link options, lab files, drawings, facts
-  steps     the plan: Op (a Kind, its target, argv and undo), Step, Plan, Reads
+  steps     the plan: Op (a Kind, its target, words and undo), Step (ops in one namespace), Plan
   errors    at the bottom: exceptions with ExitStatus
 
 Public API (imported lazily, so `import veth_wrap` stays cheap):

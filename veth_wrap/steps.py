@@ -1,4 +1,4 @@
-"""The plan: what to change, as ordered steps of ops, each of a kind, with its argv and undo.
+"""The plan: what to change, as ordered steps of ops, each of a kind, with its words and undo.
 
 A plan says what; how it runs (processes, at once or in order) is run/schedule's business.
 Code that needs to know what an op does asks its kind, never its words.
@@ -6,9 +6,7 @@ Code that needs to know what an op does asks its kind, never its words.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
-import shlex
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
@@ -83,21 +81,16 @@ class Op:
         if not isinstance(self.kind, Kind):  # Op(words) of old: say so at once
             raise TypeError(f"Op needs a Kind first, got {self.kind!r}")
 
-    def line(self) -> str:
-        """The op as a batch line; a word with spaces (a tc bytecode) or none (an alias
-        cleared) gets -batch's quotes."""
-        return " ".join(f'"{word}"' if " " in word or not word else word for word in self.args)
-
 
 @dataclass(frozen=True)
 class Step:
-    """Ops that run in one process: `ip [-n NS] WORDS`, or `ip [-n NS] -batch -` for several."""
+    """Ops of one program in one namespace (None: the root), done in order; run/commands
+    says how a process runs them."""
 
     ops: tuple[Op, ...]
     netns: Optional[str] = None
     program: str = "ip"
     comment: str = ""
-    force: bool = False
     # steps sharing a non-empty label change disjoint objects: any order builds the same
     independent: str = ""
     input: Optional[str] = None  # what a lone op reads on stdin (a file's content for `tee`)
@@ -106,53 +99,6 @@ class Step:
     def kind(self) -> Kind:
         """The kind of its first op (a file step holds one op)."""
         return self.ops[0].kind
-
-    @property
-    def batched(self) -> bool:
-        """True when the ops go to one process on stdin."""
-        return len(self.ops) > 1 or self.force
-
-    @property
-    def reads(self) -> bool:
-        """True when some of its lines read the kernel back: the batch prints their JSON."""
-        return any(op.kind in READ_KINDS for op in self.ops)
-
-    def argv(self) -> tuple[str, ...]:
-        """The command line that runs this step."""
-        head = (self.program,) + (("-n", self.netns) if self.netns else ())
-        head += ("-j", "-d") if self.reads else ()  # other lines print nothing either way
-        if not self.batched:
-            return head + self.ops[0].args
-        return head + (("-force",) if self.force else ()) + ("-batch", "-")
-
-    def stdin(self) -> Optional[str]:
-        """What the step feeds to the process: its batch lines, or its input."""
-        if self.input is not None:
-            return self.input
-        return "".join(op.line() + "\n" for op in self.ops) if self.batched else None
-
-    def changes(self) -> Optional[Step]:
-        """The step without its read-back lines (None when it only reads)."""
-        ops = tuple(op for op in self.ops if op.kind not in READ_KINDS)
-        if len(ops) == len(self.ops):
-            return self
-        return dataclasses.replace(self, ops=ops) if ops else None
-
-    def script(self) -> list[str]:
-        """The step as shell lines, every word quoted, ready for `sh -e`.
-
-        Read-back lines are left out: the script shows what changes the kernel.
-        """
-        step = self.changes()
-        if step is not self:
-            return step.script() if step else []
-        lines = [f"# {self.comment}"] if self.comment else []
-        command = " ".join(shlex.quote(word) for word in self.argv())
-        if self.input is not None:
-            return lines + [f"{command} <<'EOF'", *self.input.splitlines(), "EOF"]
-        if not self.batched:
-            return lines + [command]
-        return lines + [f"{command} <<'EOF'", *(op.line() for op in self.ops), "EOF"]
 
 
 @dataclass
@@ -183,20 +129,7 @@ class Plan:
         """How many commands the plan runs, batched or not."""
         return sum(len(step.ops) for step in self.steps)
 
-    def script(self, header: str = "") -> list[str]:
-        """The whole plan as a shell script for `sh -e`."""
-        lines = [f"# {header}"] if header else []
-        for step in self.steps:
-            lines.extend(step.script())
-        return lines
+    def before(self) -> list[str]:
+        """What happens before the steps, to tell a reader (none for most plans)."""
+        return []
 
-
-@dataclass(frozen=True)
-class Reads:
-    """What verification reads once the plan ran: links by namespace, routes by hop.
-
-    The schedule folds them into the plan's last changes where that saves a process.
-    """
-
-    spaces: tuple[str, ...] = ()
-    hops: tuple[tuple[str, str], ...] = ()  # (source namespace, address)

@@ -14,6 +14,7 @@ from veth_wrap.compile.create import create_plan
 from veth_wrap.errors import UsageError
 from veth_wrap.model import names, shapes
 from veth_wrap.model.topology import Kind
+from veth_wrap.run import commands
 
 HOSTILE_NAMES = [
     "a;rm -rf x", "a b", "$(touch pwned)", "`id`", "a|b", "a&b", "a>b", "x'y", 'x"y', "..", ".",
@@ -110,6 +111,7 @@ def test_what_validation_accepts_round_trips_through_sh(first, second, lab, subn
     for name in (first, second, built.name):
         assert names._SAFE.match(name)
     plan = create_plan(built, {})
-    expected = [(("ip", *step.argv()[1:]), step.stdin()) for step in plan.steps]
-    got = [((("ip",) + argv), stdin) for argv, stdin in _replay(plan.script("dry run"), tmp_path)]
+    expected = [(("ip", *commands.argv(step)[1:]), commands.stdin(step)) for step in plan.steps]
+    replayed = _replay(commands.script(plan, "dry run"), tmp_path)
+    got = [((("ip",) + argv), stdin) for argv, stdin in replayed]
     assert got == expected

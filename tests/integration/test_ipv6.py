@@ -12,13 +12,14 @@ from conftest import ip
 from veth_wrap.compile.create import create_plan
 from veth_wrap.model import shapes
 from veth_wrap.model.topology import Kind
+from veth_wrap.run import commands
 
 
 def test_ipv6_addresses_are_nodad_and_chains_forward_ipv6():
     lab = shapes.build(["ns0", "ns1", "ns2"], kind=Kind.CHAIN, ipv6=True, lab="l6")
     assert lab.versions() == [4, 6]
     assert lab.subnet == f"10.0.0.0/24,{shapes.default_ula('l6')}"
-    script = "\n".join(create_plan(lab, {}).script())
+    script = "\n".join(commands.script(create_plan(lab, {})))
     assert "nodad" in script and "net.ipv6.conf.all.forwarding=1" in script
     assert ipaddress.ip_network(shapes.default_ula("l6")).subnet_of(
         ipaddress.ip_network("fc00::/7"))

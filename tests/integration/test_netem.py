@@ -23,6 +23,7 @@ from veth_wrap.kernel import tcread
 from veth_wrap.model import linkopts as netem
 from veth_wrap.model import lossfilter as lossbpf
 from veth_wrap.model import shapes
+from veth_wrap.run import commands
 
 DATA = Path(__file__).parent.parent / "data" / "tc"
 
@@ -84,7 +85,7 @@ def test_without_netem_loss_is_a_filter_and_delay_is_refused():
                                            ("qdisc", "add", "dev", "vw-b", "clsact"),
                                            ("filter", "add", "dev", "vw-b", "egress")]
     assert ops[2].args[-3:-1] == ("da", "bytecode")
-    assert ops[2].line().endswith(f'bytecode "{lossbpf.bytecode(0.5)}"')  # -batch quoting
+    assert commands.line(ops[2]).endswith(f'bytecode "{lossbpf.bytecode(0.5)}"')  # -batch quoting
     with pytest.raises(PreflightError, match="CONFIG_NET_SCH_NETEM"):
         tc.tc_ops("vw-b", netem.link_opts(delay="10ms"), netem=False)
     assert tc.tc_ops("vw-b", netem.link_opts(loss="0%"), netem=False) == []
@@ -118,7 +119,7 @@ def test_netem_is_known_from_the_kernel_config(config, deps, expected):
 def test_mtu_mismatch_is_refused_and_options_reach_the_plan(available, monkeypatch):
     lab = shapes.build(["ns0", "ns1"], opts=netem.link_opts(loss="5%", mtu=9000),
                        direction="a-to-b")
-    script = "\n".join(compiling.create_plan(lab, {}, netem=available).script())
+    script = "\n".join(commands.script(compiling.create_plan(lab, {}, netem=available)))
     if available:
         assert "tc -n ns0 qdisc add dev vw-ns1 root netem loss 5%" in script
     else:

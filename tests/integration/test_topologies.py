@@ -10,6 +10,7 @@ import pytest
 from veth_wrap.compile import create as compile_plan
 from veth_wrap.model import shapes
 from veth_wrap.model.topology import Kind
+from veth_wrap.run import commands
 
 
 def build_and_check(cli, members: list[str], lab: str, kind: str) -> dict:
@@ -94,7 +95,7 @@ def test_host_bridge_plan_puts_bridge_and_ports_in_the_root_namespace():
     assert lab.hub is None
     root = plan.steps[0]
     assert root.netns is None
-    lines = [op.line() for op in root.ops]
+    lines = [commands.line(op) for op in root.ops]
     bridge = lab.bridges[0].name
     assert f"link add {bridge} type bridge mcast_snooping 0" in lines
     assert f"link set {bridge} addrgenmode none alias vethwrap/hb0/bridge/bridge" in lines
@@ -106,7 +107,7 @@ def test_host_bridge_plan_puts_bridge_and_ports_in_the_root_namespace():
     assert [step.netns for step in inside] == list(lab.members)
     attach = plan.steps[-1]  # the ports join the bridge once the members are up
     assert attach.netns is None and len(plan.steps) == 2 + len(lab.members)
-    assert {op.line() for op in attach.ops} == {f"link set vp-{m} master {bridge}"
+    assert {commands.line(op) for op in attach.ops} == {f"link set vp-{m} master {bridge}"
                                                 for m in lab.members}
-    script = "\n".join(plan.script())
+    script = "\n".join(commands.script(plan))
     assert "ip -batch - <<'EOF'" in script and "vethwrap-" not in script

@@ -13,7 +13,7 @@ from veth_wrap.kernel import state
 from veth_wrap.kernel.inventory import labs
 from veth_wrap.model import names, shapes
 from veth_wrap.model.topology import End, Kind, Link
-from veth_wrap.run import schedule
+from veth_wrap.run import commands, schedule
 from veth_wrap.steps import Kind as OpKind
 
 DATA = Path(__file__).parent.parent / "data" / "ip"
@@ -21,7 +21,7 @@ DATA = Path(__file__).parent.parent / "data" / "ip"
 
 def steps(plan) -> list[tuple[str, str]]:
     """Each step as (argv joined, stdin) for exact comparison."""
-    return [(" ".join(step.argv()), step.stdin() or "") for step in plan.steps]
+    return [(" ".join(commands.argv(step)), commands.stdin(step) or "") for step in plan.steps]
 
 
 def recorded(scenario: str) -> dict[str, state.NetnsState]:
@@ -63,7 +63,7 @@ def test_pair_plan_from_nothing():
 
 def test_pair_plan_script_quotes_and_matches_steps():
     plan = create_plan(shapes.build(["ns0", "ns1"], subnet="192.168.7.0/29"), {})
-    script = plan.script("header")
+    script = commands.script(plan, "header")
     assert script[:3] == ["# header", "# namespaces", "ip -batch - <<'EOF'"]
     assert "addr add 192.168.7.2/29 dev vw-ns0" in script
     assert sum(line == "EOF" for line in script) == len(plan.steps)

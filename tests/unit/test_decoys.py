@@ -9,6 +9,7 @@ from fakes import RecordingRunner
 
 from veth_wrap import api
 from veth_wrap.kernel.inventory import labs
+from veth_wrap.run import commands as rendering
 from veth_wrap.run.runner import Result
 
 
@@ -54,8 +55,9 @@ def _answer(argv: tuple, stdin):
 
 
 def _commands(plan) -> list[str]:
-    return [" ".join(step.argv()) + (f" <<{step.stdin()!r}" if step.stdin() else "")
-            for step in plan.steps]
+    fed = [rendering.stdin(step) for step in plan.steps]
+    return [" ".join(rendering.argv(step)) + (f" <<{stdin!r}" if stdin else "")
+            for step, stdin in zip(plan.steps, fed)]
 
 
 def test_destroy_all_plans_every_lab_and_no_decoy(monkeypatch):
@@ -70,7 +72,7 @@ def test_destroy_all_plans_every_lab_and_no_decoy(monkeypatch):
     assert commands == ["ip -n kept link del vb-B",
                         "ip -batch - <<'netns del a1\\nnetns del a2\\nnetns del b1\\n"
                         "netns del vethwrap-B\\n'"], commands
-    text = "\n".join(plan.script())
+    text = "\n".join(rendering.script(plan))
     for decoy in ("plain", "vethwrap-foo", "vw-x", "vbr-x", "vp-foo", "eth9", "eth0"):
         assert decoy not in text
 

@@ -10,6 +10,7 @@ from veth_wrap.errors import UsageError
 from veth_wrap.model import hostshare, labfile
 from veth_wrap.model.hosts import of_lab
 from veth_wrap.model.hostshare import Underlay
+from veth_wrap.run import commands
 
 
 def _problems(text: str) -> list[str]:
@@ -75,7 +76,7 @@ def test_share_splits_links_and_sizes_the_stretched_bridge():
     assert link.far == (("left", "a1", "10.61.0.1"),)
     assert bridge.end.master == "lan" and bridge.far == (("left", "a2", "10.61.1.1"),)
     assert {end.opts.mtu for end in share.ends()} == {8950}
-    lines = [op.line() for step in create_plan(share, {}).steps for op in step.ops]
+    lines = [commands.line(op) for step in create_plan(share, {}).steps for op in step.ops]
     assert ("link add vw-a1 netns b1 mtu 8950 type vxlan id 4671791 local 192.168.77.2 "
             "remote 192.168.77.1 dstport 14789 nolearning dev eth1") in lines
     assert "fdb append 00:00:00:00:00:00 dev vx-wan dst 192.168.77.1" in lines

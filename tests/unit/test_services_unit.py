@@ -25,7 +25,7 @@ from veth_wrap.model.servicespec import (
     service_of,
 )
 from veth_wrap.model.topology import Kind
-from veth_wrap.run import filesteps, processes
+from veth_wrap.run import commands, filesteps, processes
 from veth_wrap.run.transaction import rollback
 from veth_wrap.steps import Kind as OpKind
 from veth_wrap.steps import Op, Step
@@ -121,9 +121,9 @@ def test_ipv6_addresses_are_listed_after_ipv4():
 def test_write_plan_mkdir_then_one_tee_and_nothing_when_up_to_date():
     lab = shapes.build(["a", "b"])
     plan = namefiles.write_plan(lab, {})
-    assert [step.argv()[:3] for step in plan.steps] == [("mkdir", "-p", "--"),
+    assert [commands.argv(step)[:3] for step in plan.steps] == [("mkdir", "-p", "--"),
                                                         ("tee", "--", "/etc/netns/a/hosts")]
-    script = "\n".join(plan.script())
+    script = "\n".join(commands.script(plan))
     assert "tee -- /etc/netns/a/hosts /etc/netns/b/hosts <<'EOF'" in script
     current = {ns: NameFile(ns, text, True, True, namefile_mark(text.split("\n")[0]))
                for ns, text in namefiles.contents(lab).items()}
@@ -134,7 +134,7 @@ def test_a_foreign_file_is_left_alone_with_a_note():
     lab = shapes.build(["a", "b"])
     found = {"a": NameFile("a", "10.1.1.1 x\n", True, True, None)}
     plan = namefiles.write_plan(lab, found)
-    assert plan.steps[-1].argv() == ("tee", "--", "/etc/netns/b/hosts")
+    assert commands.argv(plan.steps[-1]) == ("tee", "--", "/etc/netns/b/hosts")
     assert any(namefiles.FOREIGN in note and "/etc/netns/a/hosts" in note for note in plan.notes)
     assert namefiles.removal_steps(found.values()) == []  # never removed either
 
@@ -143,9 +143,9 @@ def test_removal_keeps_folders_that_hold_other_files():
     ours = namefile_mark("# vethwrap/l/hosts/pair: x")
     found = [NameFile("a", "", True, True, ours), NameFile("b", "", True, True, ours, ("x",))]
     steps = namefiles.removal_steps(found, ["/run/vethwrap/logs/l"])
-    assert steps[0].argv() == ("rm", "-rf", "--", "/etc/netns/a/hosts", "/etc/netns/b/hosts",
-                               "/run/vethwrap/logs/l")
-    assert steps[1].argv() == ("rmdir", "--ignore-fail-on-non-empty", "--", "/etc/netns/a")
+    assert commands.argv(steps[0]) == ("rm", "-rf", "--", "/etc/netns/a/hosts",
+                                       "/etc/netns/b/hosts", "/run/vethwrap/logs/l")
+    assert commands.argv(steps[1]) == ("rmdir", "--ignore-fail-on-non-empty", "--", "/etc/netns/a")
 
 
 def test_file_steps_run_in_process_and_never_follow_links(tmp_path):
@@ -208,7 +208,7 @@ def test_dry_run_of_destroy_lists_the_processes_first():
     proc = Proc(42, 1, ("sleep", "60"), "nap", "l", netns="a")
     plain = Proc(43, 1, ("cat",), netns="a")
     teardown = Teardown(pending=[proc, plain])
-    lines = teardown.script("vethwrap destroy")
+    lines = commands.script(teardown, "vethwrap destroy")
     assert lines[0] == "# vethwrap destroy" and "stop 2 process(es)" in lines[1]
     assert lines[2:] == ["#   a pid 42 (nap): sleep 60", "#   a pid 43: cat"]
 
@@ -216,9 +216,9 @@ def test_dry_run_of_destroy_lists_the_processes_first():
 def test_dry_run_of_destroy_names_the_service_cgroups():
     teardown = Teardown(pending=[Proc(42, 1, ("nginx",), "web", "l", netns="a", cgroup="l:a:web")],
                         cgroups=["l:a:web", "l:b:gone"])
-    lines = teardown.script("vethwrap destroy")
+    lines = commands.script(teardown, "vethwrap destroy")
     assert lines[-1] == "#   service cgroup(s): l:a:web, l:b:gone"
-    assert Teardown(cgroups=["l:b:gone"]).script()[:2] == [
+    assert commands.script(Teardown(cgroups=["l:b:gone"]))[:2] == [
         "# first, empty and remove service cgroups", "#   service cgroup(s): l:b:gone"]
 
 

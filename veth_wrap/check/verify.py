@@ -10,8 +10,8 @@ from veth_wrap.check.readback import ROUTED, Seen, implied_carrier, state_spaces
 from veth_wrap.kernel import state
 from veth_wrap.kernel.state import NetnsState
 from veth_wrap.model.topology import End, Kind, Lab
+from veth_wrap.run.reads import Reads
 from veth_wrap.run.runner import Runner, default_runner
-from veth_wrap.steps import Reads
 
 SETTLE = 3.0  # seconds links may take to show carrier after being set up
 

@@ -27,19 +27,17 @@ class Teardown(Plan):
     cgroups: list[str] = field(default_factory=list)  # service cgroups (LAB:NS:NAME) to empty
     gateways: list[Proc] = field(default_factory=list)  # uplink gateways (pasta) that go
 
-    def script(self, header: str = "") -> list[str]:
-        """The dry run: the processes that would be stopped first, then the commands."""
-        lines = super().script(header)
+    def before(self) -> list[str]:
+        """The processes that are stopped and the service cgroups emptied before the steps."""
         if not self.pending and not self.cgroups:
-            return lines
-        told = [f"# first, stop {len(self.pending)} process(es) inside: SIGTERM, then SIGKILL "
-                f"after the grace period"] if self.pending else ["# first, empty and remove "
+            return []
+        told = [f"first, stop {len(self.pending)} process(es) inside: SIGTERM, then SIGKILL "
+                f"after the grace period"] if self.pending else ["first, empty and remove "
                                                                 "service cgroups"]
-        told += [f"#   {p.netns} pid {p.pid}{f' ({p.service})' if p.service else ''}: "
+        told += [f"  {p.netns} pid {p.pid}{f' ({p.service})' if p.service else ''}: "
                  f"{p.command()}" for p in self.pending]
-        told += [f"#   service cgroup(s): {', '.join(self.cgroups)}"] if self.cgroups else []
-        at = 1 if header else 0
-        return lines[:at] + told + lines[at:]
+        return told + ([f"  service cgroup(s): {', '.join(self.cgroups)}"] if self.cgroups
+                       else [])
 
     def summary(self) -> str:
         """What it removes, counted by kind."""

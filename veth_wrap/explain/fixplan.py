@@ -107,6 +107,7 @@ def _step(fix: Fix, undo: Fix) -> Step:
 
 def heal(diag, rediagnose, runner=None) -> Healing:
     """Apply the fixes under the lock; keep them only if the round trip then works."""
+    from veth_wrap.run.commands import script
     from veth_wrap.run.lock import locked
     from veth_wrap.run.transaction import apply, rollback
 
@@ -130,7 +131,7 @@ def heal(diag, rediagnose, runner=None) -> Healing:
                 rollback(done, runner)
                 raise
             done += outcome.done
-            applied += [line for s in steps.steps for line in s.script() if line[0] != "#"]
+            applied += [line for line in script(steps) if line[0] != "#"]
             current = rediagnose()
             if current.reachable:
                 return Healing(True, applied, after=current)

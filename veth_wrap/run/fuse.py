@@ -17,14 +17,16 @@ import re
 from dataclasses import dataclass, field
 
 from veth_wrap.errors import CommandFailed, failed_lines
+from veth_wrap.run import commands
+from veth_wrap.run.commands import batched, line
 from veth_wrap.steps import Op, Step
 
 MAX_FILES = 100  # memory files one root batch holds open; four run at once (fd limit: 1,024)
 
 
 def fusable(step: Step) -> bool:
-    """True for a step the root batch can carry: `ip`, stdin its own lines, not -force."""
-    return step.program == "ip" and step.input is None and not step.force
+    """True for a step the root batch can carry: `ip`, stdin its own lines."""
+    return step.program == "ip" and step.input is None
 
 
 @dataclass
@@ -46,14 +48,14 @@ class Fused:
         """Append a fusable step."""
         part = _Part(step, len(self.lines) + 1)
         if step.netns is None:
-            self.lines += [op.line() for op in step.ops]
+            self.lines += [line(op) for op in step.ops]
         else:
-            flags = " -j -d" if step.reads else ""
-            if step.batched:
-                part.path = self._memory_file(step.netns, step.stdin() or "")
+            flags = " -j -d" if commands.reads(step) else ""
+            if batched(step):
+                part.path = self._memory_file(step.netns, commands.stdin(step) or "")
                 self.lines.append(f"netns exec {step.netns} ip{flags} -batch {part.path}")
             else:
-                self.lines.append(f"netns exec {step.netns} ip{flags} {step.ops[0].line()}")
+                self.lines.append(f"netns exec {step.netns} ip{flags} {line(step.ops[0])}")
         self.parts.append(part)
 
     def _memory_file(self, name: str, text: str) -> str:
@@ -68,7 +70,7 @@ class Fused:
 
     def argv(self) -> tuple[str, ...]:
         """The root batch's command line: JSON when a root line reads."""
-        reads = any(p.step.reads and p.step.netns is None for p in self.parts)
+        reads = any(commands.reads(p.step) and p.step.netns is None for p in self.parts)
         return ("ip",) + (("-j", "-d") if reads else ()) + ("-batch", "-")
 
     def stdin(self) -> str:
@@ -100,7 +102,7 @@ class Fused:
         own = _own_error(part, error, failed[-1])
         # a step's own batch names its failing line; without one it never got to run (its
         # namespace was gone, or a lone op failed)
-        count = (own.batch_done if part.step.batched else None) or 0
+        count = (own.batch_done if batched(part.step) else None) or 0
         return done + list(part.step.ops[:count]), own
 
 
@@ -113,10 +115,11 @@ def _own_error(part: _Part, error: CommandFailed, line: int) -> CommandFailed:
     stderr = _ROOT_FAILED.sub("", error.stderr).strip()
     if part.step.netns is None:
         local = line - part.first + 1
-        stderr += f"\nCommand failed -:{local}" if part.step.batched else ""
+        stderr += f"\nCommand failed -:{local}" if batched(part.step) else ""
     elif part.path:
         stderr = _FILE_FAILED.sub(r"Command failed -:\1", stderr)
-    return CommandFailed(part.step.argv(), error.returncode, stderr, part.step.stdin() or "")
+    return CommandFailed(commands.argv(part.step), error.returncode, stderr,
+                         commands.stdin(part.step) or "")
 
 
 def runs(steps: list[Step]) -> list[list[Step]]:
@@ -130,7 +133,7 @@ def runs(steps: list[Step]) -> list[list[Step]]:
             out.append([])
             files = 0
         out[-1].append(step)
-        files += step.netns is not None and step.batched
+        files += step.netns is not None and batched(step)
     return out
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from veth_wrap.errors import CommandFailed, VethwrapError
-from veth_wrap.run import fuse
+from veth_wrap.run import commands, fuse
 from veth_wrap.run.runner import Result, Runner
 from veth_wrap.run.schedule import Lane, Wave
 from veth_wrap.steps import FILE_KINDS, Op, Step
@@ -23,11 +23,13 @@ class Outcome:
     read: list[tuple[Step, str]] = field(default_factory=list)  # steps with read-back lines
 
 
-def start(step: Step, runner: Runner) -> Result:
-    """Run one step: a file step by vethwrap itself (its kind says which), else a process."""
+def start(step: Step, runner: Runner, force: bool = False) -> Result:
+    """Run one step: a file step by vethwrap itself (its kind says which), else a process
+    (force: one that goes on past a failing line, as a rollback does)."""
+    argv, stdin = commands.argv(step, force), commands.stdin(step, force)
     if step.kind in FILE_KINDS:
-        return runner.run_file(step.kind, step.argv(), step.stdin())
-    return runner.run(step.argv(), stdin=step.stdin())
+        return runner.run_file(step.kind, argv, stdin)
+    return runner.run(argv, stdin=stdin)
 
 
 def run_wave(wave: Wave, runner: Runner, outcome: Outcome,
@@ -74,7 +76,7 @@ def _run_steps(run: list[Step], runner: Runner, outcome: Outcome, progress) -> N
         batch.close()
     ops = batch.ops()
     outcome.done.extend(ops)
-    if any(step.reads for step in run):  # every read line prints, in the order they ran
+    if any(commands.reads(step) for step in run):  # every read line prints, in the order they ran
         outcome.read.append((Step(ops), result.stdout))
     if progress:
         progress(len(ops))
@@ -84,7 +86,7 @@ def _run_step(step: Step, runner: Runner, outcome: Outcome, progress) -> None:
     try:
         result = start(step, runner)
     except CommandFailed as error:
-        done = error.batch_done if step.batched else 0
+        done = error.batch_done if commands.batched(step) else 0
         # Without a line number it ran none, unless killed: then nothing tells how far it
         # got, so undo it all.
         if done is None:
@@ -92,7 +94,7 @@ def _run_step(step: Step, runner: Runner, outcome: Outcome, progress) -> None:
         outcome.done.extend(step.ops[:done])
         raise
     outcome.done.extend(step.ops)
-    if step.reads:
+    if commands.reads(step):
         outcome.read.append((step, result.stdout))
     if progress:
         progress(len(step.ops))

@@ -14,7 +14,8 @@ import dataclasses
 from typing import Optional
 
 from veth_wrap.run.fuse import fusable
-from veth_wrap.steps import Kind, Op, Reads, Step
+from veth_wrap.run.reads import Reads
+from veth_wrap.steps import Kind, Op, Step
 
 
 def fold(steps: list[Step], reads: Reads) -> list[Step]:
@@ -26,14 +27,13 @@ def fold(steps: list[Step], reads: Reads) -> list[Step]:
     of a veth whose far end comes up later, which verification reads off that far end
     (check/readback.implied_carrier). Any other namespace's reads form one step of their own
     after the last change, run in the same root batch (run/fuse): one fork a namespace.
-    When the last step runs alone (not fusable) they join it as `netns exec` lines instead.
-    Unchanged when the last step cannot carry them: a `tc` step, or one of a wave of
-    batches that run at once (the others may not have finished).
+    Unchanged when the last step cannot carry them: a `tc` step, one that reads stdin of
+    its own, or one of a wave of batches that run at once (the others may not have finished).
     """
     at = max((i for i, step in enumerate(steps) if step.program in ("ip", "tc")),
              default=None)  # after the kernel's last change; files (hosts) may follow
     last = steps[at] if at is not None else None
-    if last is None or last.program != "ip" or last.independent:
+    if last is None or not fusable(last) or last.independent:
         return steps
     wanted: dict[str, list[Op]] = {}
     for ns in reads.spaces:
@@ -46,12 +46,9 @@ def fold(steps: list[Step], reads: Reads) -> list[Step]:
     tail: list[Step] = []
     for ns, ops in wanted.items():
         where = _last_touch(head, ns)
-        if where is None and ns != last.netns and fusable(last):
+        if where is None:
             tail.append(Step(tuple(ops), ns, comment=f"read back {ns}"))
             continue
-        if where is None:
-            where = at
-            ops = [op if ns == last.netns else _foreign(op, ns) for op in ops]
         head[where] = dataclasses.replace(head[where], ops=head[where].ops + tuple(ops))
     return head + tail + steps[at + 1:]
 
@@ -66,7 +63,3 @@ def _last_touch(steps: list[Step], ns: str) -> Optional[int]:
             return index if ok else None
     return None
 
-
-def _foreign(op: Op, ns: str) -> Op:
-    """A read of another namespace as a line of this step: a `netns exec` of its own."""
-    return dataclasses.replace(op, args=("netns", "exec", ns, "ip", "-j", "-d") + op.args)

@@ -12,7 +12,8 @@ from typing import Iterable, Optional
 
 from veth_wrap.model.topology import BIG_LAB
 from veth_wrap.run import fuse, readback
-from veth_wrap.steps import Kind, Op, Plan, Reads, Step
+from veth_wrap.run.reads import Reads
+from veth_wrap.steps import Kind, Op, Plan, Step
 
 # `ip -batch`es whose lines each fork an `ip` into a namespace, run at once. Entering a
 # namespace takes kernel locks, so two cores get more from four such batches than from two.

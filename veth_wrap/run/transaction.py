@@ -10,10 +10,11 @@ from contextlib import contextmanager
 from typing import Iterator, Optional
 
 from veth_wrap.errors import CommandFailed, Interrupted, VethwrapError
-from veth_wrap.run import processes, schedule
+from veth_wrap.run import commands, processes, schedule
 from veth_wrap.run.processes import Outcome, Progress
+from veth_wrap.run.reads import Reads
 from veth_wrap.run.runner import Runner, default_runner
-from veth_wrap.steps import Op, Plan, Reads, Step
+from veth_wrap.steps import FILE_KINDS, Op, Plan, Step
 
 __all__ = ["Outcome", "Progress", "apply", "deferred_signals", "rollback", "script"]
 
@@ -79,7 +80,8 @@ def rollback(done: list[Op], runner: Optional[Runner] = None) -> list[str]:
     failures = []
     for step in _undo_steps(done):
         try:
-            processes.start(step, runner)
+            # an undo that fails (its object went another way) must not stop the others
+            processes.start(step, runner, force=step.kind not in FILE_KINDS)
         except CommandFailed as error:
             failures.append(error.line())
     return failures
@@ -98,9 +100,9 @@ def _undo_steps(done: list[Op]) -> list[Step]:
         if op.undo_program not in ("ip", "tc"):  # a file step's undo: a command of its own
             steps.append(Step((undo,), program=op.undo_program))
         elif last and (last.netns, last.program) == (op.undo_netns, op.undo_program):
-            steps[-1] = Step(last.ops + (undo,), op.undo_netns, op.undo_program, force=True)
+            steps[-1] = Step(last.ops + (undo,), op.undo_netns, op.undo_program)
         else:
-            steps.append(Step((undo,), op.undo_netns, op.undo_program, force=True))
+            steps.append(Step((undo,), op.undo_netns, op.undo_program))
     return steps
 
 
@@ -114,4 +116,4 @@ def _moot(op: Op, removed: set) -> bool:
 
 def script(plan: Plan, header: str = "") -> list[str]:
     """The shell script of what apply runs for plan (a dry run), every word quoted."""
-    return schedule.shown(plan).script(header)
+    return commands.script(schedule.shown(plan), header)
