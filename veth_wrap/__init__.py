@@ -22,7 +22,8 @@ contract checks it):
   errors    at the bottom: exceptions with ExitStatus
 
 Public API (imported lazily, so `import veth_wrap` stays cheap):
-  Lab, Kind, build, load, parse, plan, apply, create, update, verify, destroy, draw,
+  Lab, Kind, build, load, parse, plan, script (a plan's dry run), apply, create, update,
+  verify, destroy, draw,
   start (a service in a lab's namespace, in a cgroup of its own: a Service with pid, log,
   wait_port(), wait_cmd(), stop()), Service, Limits, processes, stop, restart. (`start`, not
   `run`: `veth_wrap.run` is the process layer.)
@@ -41,6 +42,7 @@ _EXPORTS = {
     "parse": ("model.labfile", "parse"),
     "plan": ("api", "plan"),
     "apply": ("run.transaction", "apply"),
+    "script": ("run.transaction", "script"),
     "create": ("api", "create"),
     "update": ("api", "update"),
     "verify": ("check.verify", "verify"),
