@@ -91,8 +91,6 @@ class Step:
     netns: Optional[str] = None
     program: str = "ip"
     comment: str = ""
-    # steps sharing a non-empty label change disjoint objects: any order builds the same
-    independent: str = ""
     input: Optional[str] = None  # what a lone op reads on stdin (a file's content for `tee`)
 
     @property
@@ -110,11 +108,11 @@ class Plan:
     warnings: list[str] = field(default_factory=list)  # what the user should know first
 
     def add(self, ops: Iterable[Op], netns: Optional[str] = None, comment: str = "",
-            program: str = "ip", independent: str = "") -> None:
+            program: str = "ip") -> None:
         """Append a step made of ops, if there are any."""
         ops = tuple(ops)
         if ops:
-            self.steps.append(Step(ops, netns, program, comment, independent=independent))
+            self.steps.append(Step(ops, netns, program, comment))
 
     @property
     def empty(self) -> bool:

@@ -14,6 +14,7 @@ from veth_wrap.kernel.inventory import labs
 from veth_wrap.model import names, shapes
 from veth_wrap.model.topology import End, Kind, Link
 from veth_wrap.run import commands, schedule
+from veth_wrap.run.together import grouped
 from veth_wrap.steps import Kind as OpKind
 
 DATA = Path(__file__).parent.parent / "data" / "ip"
@@ -114,10 +115,11 @@ def test_no_addrgenmode_where_the_kernel_has_no_ipv6():
 def test_many_namespaces_go_in_batches_that_run_at_once():
     members = [f"ns{i}" for i in range(40)]
     plan = schedule.shown(create_plan(shapes.build(members), {}))
-    groups = [step.independent for step in plan.steps]
+    groups = [step.group for step in plan.steps]
     # the hub and its bridge alone, then each member's add and step (the walker runs
     # several such runs at once), then the ports
-    assert groups == ["", "", *["members"] * 80, ""]
+    assert groups[:2] == ["", ""] and groups[-1] == "" and set(groups[2:-1]) == {groups[2]}
+    assert groups[2] and len(groups) == 83
     assert plan.steps[0].ops[0].args == ("netns", "add", "vethwrap-ns0")  # alone: it may mount
     for i, ns in enumerate(members):
         add, inside = plan.steps[2 + 2 * i], plan.steps[3 + 2 * i]
@@ -128,10 +130,11 @@ def test_many_namespaces_go_in_batches_that_run_at_once():
 def test_a_few_independent_members_run_in_one_process():
     """Below PARALLEL_FROM members a second process costs more than it saves."""
     plan = create_plan(shapes.build([f"ns{i}" for i in range(5)]), {})
-    assert {step.independent for step in plan.steps} == {"", "members"}
+    groups = [step.group for step in grouped(plan.steps)]
+    assert groups[:2] == ["", ""] and groups[-1] == "" and len(set(groups[2:-1])) == 1
     waves = schedule.waves(plan)
     assert all(len(wave) == 1 for wave in waves)
-    assert not any(step.independent for step in schedule.shown(plan).steps)
+    assert not any(step.group for step in schedule.shown(plan).steps)
 
 
 def test_many_new_namespaces_of_a_chain_are_added_by_batches_at_once():
@@ -141,7 +144,7 @@ def test_many_new_namespaces_of_a_chain_are_added_by_batches_at_once():
     assert [op.target for op in adds] == members  # one step says what
     shown = schedule.shown(plan).steps
     assert [op.target for op in shown[0].ops] == ["c0", "c0"]  # alone: it may mount /run/netns
-    parts = [step for step in shown if step.independent == schedule.NAMESPACES]
+    parts = [step for step in shown if step.group == schedule.NAMESPACES]
     assert len(parts) == schedule.AT_ONCE and shown[1:1 + len(parts)] == parts
     marked = [op for op in plan.steps[0].ops if op.kind in (OpKind.ADD_NETNS, OpKind.MARK_NETNS)]
     assert [op for step in shown[:1 + len(parts)] for op in step.ops] == marked

@@ -4,6 +4,7 @@ run/ knows how steps become processes."""
 from __future__ import annotations
 
 import ast
+import dataclasses
 import re
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from veth_wrap.compile.create import create_plan
 from veth_wrap.model import shapes
 from veth_wrap.model.topology import Kind
 from veth_wrap.run import schedule
+from veth_wrap.run.together import place
 from veth_wrap.steps import Kind as OpKind
 from veth_wrap.steps import Op, Plan, Step
 
@@ -87,17 +89,18 @@ def test_every_op_has_a_kind():
 
 def test_schedule_leaves_the_plan_as_it_is_for_a_small_lab():
     plan = create_plan(shapes.build(["a", "b", "c"], kind=Kind.CHAIN), {})
-    assert schedule.shown(plan) == plan
+    assert schedule.shown(plan) == dataclasses.replace(plan, steps=list(map(place, plan.steps)))
     waves = schedule.waves(plan)
     assert all(len(wave) == 1 and len(wave[0]) == 1 for wave in waves)
-    assert [step for wave in waves for run in wave[0] for step in run] == plan.steps
+    assert [step for wave in waves for run in wave[0] for step in run] == list(
+        map(place, plan.steps))
 
 
 def test_independent_steps_that_each_start_a_process_run_at_once():
     """Steps that could never share a process (here: each reads its own stdin) run at once
     however few; the labels of fusable ones count only from PARALLEL_FROM namespaces."""
-    steps = [Step((Op(OpKind.ADD_FIREWALL, ("netns", "exec", ns, "nft", "-f", "-")),),
-                  input="table", independent="faults") for ns in ("a", "b")]
+    steps = [Step((Op(OpKind.ADD_FIREWALL, ("netns", "exec", ns, "nft", "-f", "-"), netns=ns),),
+                  input="table") for ns in ("a", "b")]
     waves = schedule.waves(Plan(steps))
     assert len(waves) == 1 and len(waves[0]) == 2
 

@@ -48,14 +48,11 @@ def create_plan(lab: Lab, facts: dict[str, NetnsState], root: Optional[NetnsStat
                                                          lab_quiet, rank) for ns in order}
     if final:  # its step follows its `netns add` at once, and marks it first
         inside[final] = [_lo_mark(lab, final)] + inside[final]
-    # a bridge's members built from their own side are independent of each other
-    apart = "members" if inward else ""
     for ns, ops in inside.items():
         if ns in late:  # its own step follows at once and marks it: a crash leaves it findable
-            plan.add(_netns_add(lab, ns, False), comment=f"namespace {ns}", independent=apart)
+            plan.add(_netns_add(lab, ns, False), comment=f"namespace {ns}")
             ops = [_lo_mark(lab, ns)] + ops
-        plan.add(ops, netns=ns, comment=f"inside {ns}" if ns in late else f"namespace {ns}",
-                 independent=apart)
+        plan.add(ops, netns=ns, comment=f"inside {ns}" if ns in late else f"namespace {ns}")
     if inward:
         plan.add(after, comment="root namespace")
     for bridge, wiring in zip(lab.bridges, wirings):  # ports join once members are up

@@ -1,7 +1,7 @@
 """Faults -> plan steps: a partition's tables, and heal's removal of them. No I/O.
 
-Each table goes in with one `nft -f -` inside its namespace, undone by deleting the table;
-the namespaces are independent of each other, and their steps say so.
+Each table goes in with one `nft -f -` inside its namespace, undone by deleting the table:
+a step each, which touches that namespace alone.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from typing import Iterable, Mapping, Optional
 from veth_wrap.errors import ConflictError
 from veth_wrap.model.faults import FAMILY, TABLE, FaultTable, Partition, table_script
 from veth_wrap.steps import Kind, Op, Plan, Step
-
-INDEPENDENT = "faults"  # the label the steps of one partition share
 
 
 def delete_words(netns: str) -> tuple[str, ...]:
@@ -40,8 +38,7 @@ def partition_plan(partition: Partition, addresses: Mapping[str, Iterable[str]],
         op = Op(Kind.ADD_FIREWALL, ("netns", "exec", ns, "nft", "-f", "-"), delete_words(ns),
                 target=ns, netns=ns)
         shown = ", ".join(sources)
-        plan.steps.append(Step((op,), comment=f"{ns} stops hearing {shown}", input=script,
-                               independent=INDEPENDENT))
+        plan.steps.append(Step((op,), comment=f"{ns} stops hearing {shown}", input=script))
     return plan
 
 
@@ -60,8 +57,7 @@ def heal_plan(tables: Iterable[FaultTable], lab: str | None = None) -> Plan:
     """The steps that remove vethwrap's partition tables (of one lab, when given)."""
     plan = Plan()
     ours = [t for t in tables if t.ours and (lab is None or t.mark.lab == lab)]
-    for table in ours:  # one step each: tables of different namespaces are independent
+    for table in ours:  # a step each, in its own namespace
         plan.add([Op(Kind.DEL_FIREWALL, delete_words(table.netns), target=table.netns,
-                     netns=table.netns)], comment=f"{table.netns}'s partition table",
-                 independent=INDEPENDENT)
+                     netns=table.netns)], comment=f"{table.netns}'s partition table")
     return plan

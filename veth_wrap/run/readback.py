@@ -15,6 +15,7 @@ from typing import Optional
 
 from veth_wrap.run.fuse import fusable
 from veth_wrap.run.reads import Reads
+from veth_wrap.run.together import place
 from veth_wrap.steps import Kind, Op, Step
 
 
@@ -33,7 +34,7 @@ def fold(steps: list[Step], reads: Reads) -> list[Step]:
     at = max((i for i, step in enumerate(steps) if step.program in ("ip", "tc")),
              default=None)  # after the kernel's last change; files (hosts) may follow
     last = steps[at] if at is not None else None
-    if last is None or not fusable(last) or last.independent:
+    if last is None or not fusable(last) or place(last).group:
         return steps
     wanted: dict[str, list[Op]] = {}
     for ns in reads.spaces:
@@ -59,7 +60,7 @@ def _last_touch(steps: list[Step], ns: str) -> Optional[int]:
     for index in range(len(steps) - 1, -1, -1):
         step = steps[index]
         if step.netns == ns or any(op.netns == ns for op in step.ops):
-            ok = step.netns == ns and fusable(step) and not step.independent
+            ok = step.netns == ns and fusable(step) and not place(step).group
             return index if ok else None
     return None
 

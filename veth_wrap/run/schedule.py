@@ -13,6 +13,7 @@ from typing import Iterable, Optional
 from veth_wrap.model.topology import BIG_LAB
 from veth_wrap.run import fuse, readback
 from veth_wrap.run.reads import Reads
+from veth_wrap.run.together import Placed, grouped, place, units
 from veth_wrap.steps import Kind, Op, Plan, Step
 
 # `ip -batch`es whose lines each fork an `ip` into a namespace, run at once. Entering a
@@ -52,49 +53,53 @@ def waves(plan: Plan, reads: Optional[Reads] = None) -> list[Wave]:
     return _waves(steps)
 
 
-def _steps(steps: list[Step]) -> list[Step]:
-    """steps with independent runs kept only where running them at once pays, and a root step
-    that adds many namespaces cut into batches that run at once."""
-    out: list[Step] = []
-    for run in _runs(steps):
-        label = run[0].independent
-        if label and not _pays(run):
-            run = [dataclasses.replace(step, independent="") for step in run]
+def _steps(steps: list[Step]) -> list[Placed]:
+    """steps with groups that change disjoint objects (run/together) kept only where running
+    them at once pays, and a root step that adds many namespaces cut into batches that run
+    at once."""
+    out: list[Placed] = []
+    for run in _runs(grouped(steps)):
+        if run[0].group and not _pays(run):
+            run = [dataclasses.replace(step, group="") for step in run]
         for step in run:
             out += _cut(step)
     return out
 
 
-def _runs(steps: list[Step]) -> list[list[Step]]:
-    """Consecutive steps sharing an independent label (or one unlabelled step each)."""
-    runs: list[list[Step]] = []
+def _runs(steps: list[Placed]) -> list[list[Placed]]:
+    """Consecutive steps sharing a group (or one ungrouped step each)."""
+    runs: list[list[Placed]] = []
     for step in steps:
-        if runs and step.independent and runs[-1][-1].independent == step.independent:
+        if runs and step.group and runs[-1][-1].group == step.group:
             runs[-1].append(step)
         else:
             runs.append([step])
     return runs
 
 
-def _pays(run: list[Step]) -> bool:
+def _pays(run: list[Placed]) -> bool:
     """True when running a run's steps at once pays: each would be a process of its own
-    anyway, or there are enough namespaces to keep several root batches busy."""
-    return not all(fuse.fusable(step) for step in run) or len(_units(run)) >= PARALLEL_FROM
+    anyway, or enough of them add a namespace to keep several root batches busy (adding
+    one, and entering it first, is most of the kernel's work; a step that only sets
+    addresses in a namespace costs little more inside a batch than beside it)."""
+    if not all(fuse.fusable(step) for step in run):
+        return True
+    return sum(unit[0].netns is None and len(unit) > 1 for unit in units(run)) >= PARALLEL_FROM
 
 
-def _cut(step: Step) -> list[Step]:
+def _cut(step: Placed) -> list[Placed]:
     """A root step adding PARALLEL_FROM namespaces or more: the first alone (only one `ip`
     turns /run/netns into a mount point on a freshly booted host), the others in batches at
     once, then the rest of its ops; any other step as it is."""
-    if step.netns is not None or step.program != "ip" or step.independent:
+    if step.netns is not None or step.program != "ip" or step.group:
         return [step]
     adds, rest = _adds(step.ops)
     if len(adds) < PARALLEL_FROM:
         return [step]
     first = dataclasses.replace(step, ops=adds[0])
     parts = [dataclasses.replace(step, ops=tuple(op for ops in part for op in ops),
-                                 independent=NAMESPACES) for part in spread(adds[1:])]
-    after = [Step(rest, comment="root namespace")] if rest else []
+                                 group=NAMESPACES) for part in spread(adds[1:])]
+    after = [place(Step(rest, comment="root namespace"))] if rest else []
     return [first, *parts, *after]
 
 
@@ -113,15 +118,16 @@ def _adds(ops: Iterable[Op]) -> tuple[list[tuple[Op, ...]], tuple[Op, ...]]:
     return adds, tuple(rest)
 
 
-def _waves(steps: list[Step]) -> list[Wave]:
+def _waves(plain: list[Step]) -> list[Wave]:
     """Waves of lanes run at once; each lane's runs (run/fuse) go one after the other.
 
-    Consecutive steps that share an independent label go as up to AT_ONCE lanes at once.
+    Consecutive steps that share a group go as up to AT_ONCE lanes at once.
     The others go in order, consecutive `ip` steps in one process. The name files go as a
     lane beside the run that follows the last wave at once (a bridge's ports, in one process
     inside the hub), when there is such a wave: their work then takes the core that run
     leaves idle.
     """
+    steps = [place(step) for step in plain]  # read-back steps come in plain
     beside = [step for step in steps if step.kind in BESIDE] if _has_wave(steps) else []
     rest = [step for step in steps if not beside or step.kind not in BESIDE]
     found: list[Wave] = []
@@ -132,7 +138,7 @@ def _waves(steps: list[Step]) -> list[Wave]:
             continue
         found += [[[one]] for one in fuse.runs(serial)]
         serial = []
-        parts = spread(_units(run), AT_ONCE)
+        parts = spread(units(run), AT_ONCE)
         found.append([fuse.runs([s for u in part for s in u]) for part in parts])
     found += [[[one]] for one in fuse.runs(serial)]
     if beside:
@@ -141,18 +147,7 @@ def _waves(steps: list[Step]) -> list[Wave]:
     return found
 
 
-def _has_wave(steps: list[Step]) -> bool:
-    """True when some consecutive steps share an independent label (a wave at once)."""
-    return any(run[0].independent and len(run) > 1 for run in _runs(steps))
+def _has_wave(steps: list[Placed]) -> bool:
+    """True when some consecutive steps share a group (a wave at once)."""
+    return any(run[0].group and len(run) > 1 for run in _runs(steps))
 
-
-def _units(steps: list[Step]) -> list[list[Step]]:
-    """steps cut where a wave may be cut: a root step stays with the namespace step after it
-    (the namespace it adds is where that step runs)."""
-    units: list[list[Step]] = []
-    for step in steps:
-        if units and units[-1][-1].netns is None and step.netns is not None:
-            units[-1].append(step)
-        else:
-            units.append([step])
-    return units
