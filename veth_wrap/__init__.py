@@ -11,7 +11,7 @@ contract checks it):
   api       the library facade the CLI and the pytest fixture use
   lifecycle/  software in labs: services, what destroy stops first, exec, capture, logs
   explain/  diagnose and doctor: evidence read from the kernel -> causes -> fixes
-  check/    verify, ping, the in-process ICMP probe, reachability waves, pingall
+  check/    verify, ping, the in-process ICMP probe, reachability in rounds, pingall
   compile/  (Lab, facts) -> a plan of what to change, no I/O, nothing of how it runs
   kernel/   the kernel read into fact types (beside compile/: neither imports the other)
   run/      the only place that starts processes: runner; commands (a step as its process

@@ -124,7 +124,7 @@ class Plan:
         return [op.target for step in self.steps for op in step.ops if op.kind is kind]
 
     def op_count(self) -> int:
-        """How many commands the plan runs, batched or not."""
+        """How many commands the plan runs: one an op."""
         return sum(len(step.ops) for step in self.steps)
 
     def before(self) -> list[str]:

@@ -79,11 +79,11 @@ def test_bridge_of_100_verifies_and_pings_all(cli, netns, unchanged):
     destroy(cli, lab)
 
 
-def test_waves_keep_both_directions_together_and_cover_every_probe():
+def test_rounds_keep_both_directions_together_and_cover_every_probe():
     names = [f"n{i}" for i in range(40)]
     owner = {f"10.0.0.{i}": name for i, name in enumerate(names)}
     probes = [Probe(a, addr) for a in names for addr, b in owner.items() if a != b]
-    waves = reach._waves(probes, owner, 100)
+    waves = reach._rounds(probes, owner, 100)
     assert sorted(i for wave in waves for i in wave) == list(range(len(probes)))
     for wave in waves:
         pairs = {frozenset((probes[i].source, owner[probes[i].destination])) for i in wave}

@@ -1,4 +1,4 @@
-"""Probing at scale without a kernel: waves, flushes, retries and what verification pings."""
+"""Probing at scale without a kernel: rounds, flushes, retries and what verification pings."""
 
 from __future__ import annotations
 
@@ -56,10 +56,10 @@ def flushed(recording: RecordingRunner) -> list[str]:
     return [line.split()[2] for _, stdin in recording.calls for line in (stdin or "").splitlines()]
 
 
-def test_the_short_wave_goes_first_and_the_last_is_not_flushed(fake):
+def test_the_short_round_goes_first_and_the_last_is_not_flushed(fake):
     probes, owner = ring_probes(50)  # 50 pairs, 20 a wave: waves of 10, 20, 20
     recording = RecordingRunner()
-    results = reach.probe_waves(probes, owner, runner=recording)
+    results = reach.probe_rounds(probes, owner, runner=recording)
     assert [len(call) for call in fake.calls] == [10, 20, 20]
     assert [r.probe for r in results] == probes and all(r.replied for r in results)
     # the entries of the waves before the last are flushed, the last wave's stay
@@ -68,32 +68,32 @@ def test_the_short_wave_goes_first_and_the_last_is_not_flushed(fake):
     assert sorted(flushed(recording)) == sorted(ns for wave in waves[:2] for ns in wave)
 
 
-def test_a_flush_makes_room_for_a_bigger_next_wave(fake, monkeypatch):
+def test_a_flush_makes_room_for_a_bigger_next_round(fake, monkeypatch):
     budgets = iter([40, 100])  # a table holding others' entries at first, then emptier
     monkeypatch.setattr(reach, "neighbour_budget", lambda versions=(4,): next(budgets))
     probes, owner = ring_probes(50)
-    reach.probe_waves(probes, owner, runner=RecordingRunner())
+    reach.probe_rounds(probes, owner, runner=RecordingRunner())
     assert [len(call) for call in fake.calls] == [10, 40]
 
 
-def test_one_wave_needs_no_flush(fake):
+def test_one_round_needs_no_flush(fake):
     probes, owner = ring_probes(15)
     recording = RecordingRunner()
-    reach.probe_waves(probes, owner, runner=recording)
+    reach.probe_rounds(probes, owner, runner=recording)
     assert len(fake.calls) == 1 and recording.calls == []
 
 
 def test_a_lost_probe_is_tried_again_after_the_rest(fake):
     probes, owner = ring_probes(15)
     fake.lost = {probes[3]: 1}
-    results = reach.probe_waves(probes, owner, runner=RecordingRunner())
+    results = reach.probe_rounds(probes, owner, runner=RecordingRunner())
     assert fake.calls[-1] == [probes[3]] and all(r.replied for r in results)
 
 
 def test_a_probe_that_never_answers_fails_after_two_more_tries(fake):
     probes, owner = ring_probes(15)
     fake.lost = {probes[3]: 10}
-    results = reach.probe_waves(probes, owner, runner=RecordingRunner())
+    results = reach.probe_rounds(probes, owner, runner=RecordingRunner())
     assert fake.calls[1:] == [[probes[3]]] * reach.RETRIES
     assert [r.probe for r in results if not r.replied] == [probes[3]]
 
@@ -102,7 +102,7 @@ def test_a_broken_lab_is_not_tried_again(fake, monkeypatch):
     monkeypatch.setattr(reach, "neighbour_budget", lambda versions=(4,): 1000)
     probes, owner = ring_probes(reach.RETRY_AT_MOST + 1)
     fake.lost = {probe: 1 for probe in probes}
-    results = reach.probe_waves(probes, owner, runner=RecordingRunner())
+    results = reach.probe_rounds(probes, owner, runner=RecordingRunner())
     assert len(fake.calls) == 1 and not any(r.replied for r in results)
 
 

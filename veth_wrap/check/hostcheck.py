@@ -86,12 +86,12 @@ def _count(report: HostReport, pair: Pair, replied: bool) -> None:
 
 
 def _probe(pairs: list[Pair], timeout: float) -> list[tuple[Pair, bool, Optional[str]]]:
-    from veth_wrap.check.reach import probe_waves
+    from veth_wrap.check.reach import probe_rounds
 
     if not pairs:
         return []
     owner = {pair.address: pair.target for pair in pairs}
-    results = probe_waves([Probe(p.source, p.address) for p in pairs], owner, timeout)
+    results = probe_rounds([Probe(p.source, p.address) for p in pairs], owner, timeout)
     return [(pair, r.replied, r.error) for pair, r in zip(pairs, results)]
 
 
@@ -166,10 +166,10 @@ def reachable_pairs(lab: Lab, host: str) -> list[Pair]:
 def ping_pairs(pairs: list[Pair], timeout: float) -> list[tuple[Pair, bool, Optional[float],
                                                                  Optional[str]]]:
     """Probe each pair once (several attempts within timeout): (pair, replied, rtt, error)."""
-    from veth_wrap.check.reach import probe_waves
+    from veth_wrap.check.reach import probe_rounds
 
     if not pairs:
         return []
     owner = {pair.address: pair.target for pair in pairs}
-    results = probe_waves([Probe(p.source, p.address) for p in pairs], owner, timeout)
+    results = probe_rounds([Probe(p.source, p.address) for p in pairs], owner, timeout)
     return [(pair, r.replied, r.rtt_ms, r.error) for pair, r in zip(pairs, results)]

@@ -27,7 +27,7 @@ def run_matrix(facts: dict[str, NetnsState], views: dict[str, LabView],
                version: Optional[int] = None) -> list[Cell]:
     """Probe every ordered pair of members within each lab."""
     from veth_wrap.check.rawping import Probe
-    from veth_wrap.check.reach import probe_waves
+    from veth_wrap.check.reach import probe_rounds
 
     pairs = []
     for view in views.values():
@@ -39,7 +39,7 @@ def run_matrix(facts: dict[str, NetnsState], views: dict[str, LabView],
                 if address:
                     pairs.append((view.name, src, dst, address))
     owner = {address: dst for _, _, dst, address in pairs}
-    results = probe_waves([Probe(src, addr) for _, src, _, addr in pairs], owner,
+    results = probe_rounds([Probe(src, addr) for _, src, _, addr in pairs], owner,
                           timeout=timeout * count)
     return [Cell(lab, src, dst, addr, r.replied, r.rtt_ms, r.error)
             for (lab, src, dst, addr), r in zip(pairs, results)]

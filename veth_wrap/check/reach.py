@@ -1,4 +1,4 @@
-"""Reachability at scale: probes in waves that fit the kernel's shared neighbour table."""
+"""Reachability at scale: probes in rounds that fit the kernel's shared neighbour table."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ GC_THRESH3 = "/proc/sys/net/{}/neigh/default/gc_thresh3"
 FAMILY = {4: "ipv4", 6: "ipv6"}
 RETRY_AT_MOST = 64  # unanswered probes tried again: beyond that, the lab is simply broken
 RETRIES = 2
-MIN_ROOM = 64  # entries a wave may always make, however full the tables are
+MIN_ROOM = 64  # entries a round may always make, however full the tables are
 
 
 def neighbour_budget(versions: Iterable[int] = (4,)) -> int:
-    """How many new neighbour entries one wave may make: well below the host-wide limit.
+    """How many new neighbour entries one round may make: well below the host-wide limit.
 
     The ARP table is one table for every namespace, capped by gc_thresh3 (1024 by default),
     and so is IPv6's; each answered probe adds an entry at both ends, and what a table holds
@@ -46,15 +46,15 @@ def _entries(version: int) -> int:
         return 0
 
 
-def probe_waves(probes: Sequence[Probe], owner: dict[str, str],
+def probe_rounds(probes: Sequence[Probe], owner: dict[str, str],
                 timeout: float = 1.0, runner: Optional[Runner] = None) -> list[ProbeResult]:
-    """Probe all; between waves flush the neighbour tables of the namespaces probed.
+    """Probe all; between rounds flush the neighbour tables of the namespaces probed.
 
     owner maps each destination address to the namespace holding it, so that a flush
-    touches only the lab's own namespaces. Each wave is sized by the room the tables have
-    at that moment, a flush making more. The last wave's entries stay: flushing forks an
+    touches only the lab's own namespaces. Each round is sized by the room the tables have
+    at that moment, a flush making more. The last round's entries stay: flushing forks an
     `ip` per namespace, the kernel reclaims an entry on demand once it is 5 s old, and the
-    next run counts what is left; so the first wave is the short one.
+    next run counts what is left; so the first round is the short one.
     """
     versions = {6 if ":" in probe.destination else 4 for probe in probes}
     groups = _groups(probes, owner)
@@ -62,14 +62,14 @@ def probe_waves(probes: Sequence[Probe], owner: dict[str, str],
     while groups:
         # the budget is never below MIN_ROOM: that many pairs go without reading the tables
         fits = len(groups) <= MIN_ROOM // 2
-        count = len(groups) if fits else _wave_size(len(groups), neighbour_budget(versions) // 2)
-        wave = [index for group in groups[:count] for index in group]
+        count = len(groups) if fits else _round_size(len(groups), neighbour_budget(versions) // 2)
+        now = [index for group in groups[:count] for index in group]
         groups = groups[count:]
-        for index, result in zip(wave, probe_all([probes[i] for i in wave], timeout=timeout)):
+        for index, result in zip(now, probe_all([probes[i] for i in now], timeout=timeout)):
             results[index] = result
         if groups:
-            touched = {probes[i].source for i in wave} | {owner[probes[i].destination]
-                                                          for i in wave
+            touched = {probes[i].source for i in now} | {owner[probes[i].destination]
+                                                          for i in now
                                                           if probes[i].destination in owner}
             _flush(sorted(touched), runner or default_runner())
     _again(probes, results, timeout)
@@ -93,22 +93,22 @@ def _again(probes: Sequence[Probe], results: list, timeout: float) -> None:
                 results[index] = result
 
 
-def _waves(probes: Sequence[Probe], owner: dict[str, str], pairs: int) -> list[list[int]]:
-    """Indexes of probes in waves of at most `pairs` namespace pairs, as a steady budget
-    of `pairs` would make them: the first wave the shortest."""
-    groups, waves = _groups(probes, owner), []
+def _rounds(probes: Sequence[Probe], owner: dict[str, str], pairs: int) -> list[list[int]]:
+    """Indexes of probes in rounds of at most `pairs` namespace pairs, as a steady budget
+    of `pairs` would make them: the first round the shortest."""
+    groups, rounds = _groups(probes, owner), []
     while groups:
-        count = _wave_size(len(groups), pairs)
-        waves.append([index for group in groups[:count] for index in group])
+        count = _round_size(len(groups), pairs)
+        rounds.append([index for group in groups[:count] for index in group])
         groups = groups[count:]
-    return waves
+    return rounds
 
 
 def _groups(probes: Sequence[Probe], owner: dict[str, str]) -> list[list[int]]:
     """Indexes of probes by unordered namespace pair, in order of first appearance.
 
     A probe a->b leaves an entry in a and one in b; b->a needs the very same two, so
-    keeping both directions in one wave gets twice the probes out of the table's budget.
+    keeping both directions in one round gets twice the probes out of the table's budget.
     """
     groups: dict[frozenset, list[int]] = {}
     for index, probe in enumerate(probes):
@@ -117,8 +117,8 @@ def _groups(probes: Sequence[Probe], owner: dict[str, str]) -> list[list[int]]:
     return list(groups.values())
 
 
-def _wave_size(left: int, pairs: int) -> int:
-    """How many of `left` pairs go now: all when they fit, else what leaves full waves."""
+def _round_size(left: int, pairs: int) -> int:
+    """How many of `left` pairs go now: all when they fit, else what leaves full rounds."""
     return left if left <= pairs else (left % pairs or pairs)
 
 

@@ -35,7 +35,7 @@ def verify(lab: Lab, runner: Optional[Runner] = None, reach: bool = True,
            timeout: float = 2.0, seen: Optional[Seen] = None) -> Report:
     """Check state with `ip -j`, routes with `ip -j route get`, then reachability.
 
-    seen: what the build's last batch read back (reads_for), used for the first look;
+    seen: what the build read back as it ended (reads_for), used for the first look;
     any later look, while carrier comes up, reads the kernel again.
     """
     runner = runner or default_runner()
@@ -62,7 +62,7 @@ HUB_PROBED_FROM = 2  # the same when probes follow, which reach every member's e
 
 
 def reads_for(lab: Lab) -> Optional[Reads]:
-    """What verification looks at first, for the build's last batch to read (check/readback);
+    """What verification looks at first, for the build to read back as it ends (run/readback);
     None for a lab with ends in the root namespace, which verification reads itself."""
     if any(end.netns is None for end in lab.ends()):
         return None
@@ -138,7 +138,7 @@ def probe_pairs(lab: Lab) -> list[tuple[str, str, str]]:
 
     On a bridge any order reaches every port. A pair pinging both ways leaves two neighbour
     entries where a ring leaves two per member, and the kernel's table is shared and small:
-    a bridge of 1,000 needs fewer waves, and fewer namespaces flushed between them.
+    a bridge of 1,000 needs fewer rounds, and fewer namespaces flushed between them.
     """
     if lab.kind is not Kind.BRIDGE:
         return ring(lab)
@@ -184,11 +184,11 @@ def _expected_dev(lab: Lab, source: str, target: str) -> Optional[str]:
 
 def _probe(lab: Lab, report: Report, timeout: float) -> None:
     from veth_wrap.check.rawping import Probe
-    from veth_wrap.check.reach import probe_waves
+    from veth_wrap.check.reach import probe_rounds
 
     pairs = probe_pairs(lab)
     owner = {addr: tgt for _, tgt, addr in pairs}
-    results = probe_waves([Probe(src, addr) for src, _, addr in pairs], owner, timeout)
+    results = probe_rounds([Probe(src, addr) for src, _, addr in pairs], owner, timeout)
     report.probes = len(results)
     for (src, tgt, addr), result in zip(pairs, results):
         if result.replied:

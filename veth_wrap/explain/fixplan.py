@@ -87,7 +87,7 @@ def plan(diag) -> Plan:
 
 
 def _step(fix: Fix, undo: Fix) -> Step:
-    """One fix as a step: `PROGRAM [-n NS] WORDS`, its undo as an `ip -batch` line."""
+    """One fix as a step: `PROGRAM [-n NS] WORDS`, its undo as the words after `ip`."""
     program, netns, args = fix[0], None, fix[1:]
     if fix[1:2] == ["-n"]:
         netns, args = fix[2], fix[3:]
