@@ -101,7 +101,8 @@ def test_dry_run_needs_no_root_and_prints_only_commands(unchanged, netns, cli):
     as_nobody = nobody.run("create", a, b, "--dry-run")
     assert as_nobody.returncode == 0, as_nobody.stderr
     assert [words[:4] for words in only_commands(as_nobody.stdout)] == [
-        ["ip", "-batch", "-"], ["ip", "-n", b, "-batch"], ["ip", "-n", a, "-batch"],
+        # b added and marked, then a, whose step (first to need it) marks it and makes the link
+        ["ip", "-batch", "-"], ["ip", "-n", a, "-batch"], ["ip", "-n", b, "-batch"],
         ["mkdir", "-p", "--", f"/etc/netns/{a}"],
         ["tee", "--", f"/etc/netns/{a}/hosts", f"/etc/netns/{b}/hosts"]]  # one content, one tee
     assert as_nobody.stdout == cli("create", a, b, "--dry-run").stdout

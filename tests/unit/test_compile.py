@@ -21,8 +21,9 @@ DATA = Path(__file__).parent.parent / "data" / "ip"
 
 
 def steps(plan) -> list[tuple[str, str]]:
-    """Each step as (argv joined, stdin) for exact comparison."""
-    return [(" ".join(commands.argv(step)), commands.stdin(step) or "") for step in plan.steps]
+    """Each step as the schedule runs it (and the dry run shows it): (argv joined, stdin)."""
+    return [(" ".join(commands.argv(step)), commands.stdin(step) or "")
+            for step in schedule.shown(plan).steps]
 
 
 def recorded(scenario: str) -> dict[str, state.NetnsState]:
@@ -48,18 +49,20 @@ def test_pair_lab_from_two_names():
 
 def test_pair_plan_from_nothing():
     plan = create_plan(shapes.build(["ns0", "ns1"]), {})
-    # the last namespace added makes the link itself: its step follows its `netns add` at
-    # once and marks it first, where a fork of its own would otherwise mark it
+    # the plan adds and marks both, then each one's step; the first step is the first to
+    # need its namespace, so the schedule adds that one last, and its step follows the add
+    # at once and marks it first, where a fork of its own would otherwise mark it
     assert steps(plan) == [
-        ("ip -batch -", "netns add ns0\nnetns exec ns0 ip link set lo up alias "
-         "vethwrap/ns0/netns/pair\nnetns add ns1\n"),
-        ("ip -n ns1 -batch -", "link set lo up alias vethwrap/ns0/netns/pair\n"
-         "link add vw-ns0 type veth peer name vw-ns1 netns ns0\n"
-         "link set vw-ns0 addrgenmode none up alias vethwrap/ns0/end/pair\n"
-         "addr add 10.0.0.2/24 dev vw-ns0\n"),
-        ("ip -n ns0 -batch -", "link set vw-ns1 addrgenmode none up alias vethwrap/ns0/end/pair\n"
+        ("ip -batch -", "netns add ns1\nnetns exec ns1 ip link set lo up alias "
+         "vethwrap/ns0/netns/pair\nnetns add ns0\n"),
+        ("ip -n ns0 -batch -", "link set lo up alias vethwrap/ns0/netns/pair\n"
+         "link add vw-ns1 type veth peer name vw-ns0 netns ns1\n"
+         "link set vw-ns1 addrgenmode none up alias vethwrap/ns0/end/pair\n"
          "addr add 10.0.0.1/24 dev vw-ns1\n"),
+        ("ip -n ns1 -batch -", "link set vw-ns0 addrgenmode none up alias vethwrap/ns0/end/pair\n"
+         "addr add 10.0.0.2/24 dev vw-ns0\n"),
     ]
+    assert [op.kind for op in plan.steps[0].ops] == [OpKind.ADD_NETNS, OpKind.MARK_NETNS] * 2
 
 
 def test_pair_plan_script_quotes_and_matches_steps():
@@ -99,8 +102,11 @@ def test_bridge_plan_from_nothing():
 
 def test_dual_stack_bridge_brings_ends_up_early_and_keeps_ipv6_autoconf():
     got = steps(create_plan(shapes.build(["ns0", "ns1", "ns2"], ipv6=True), {}))
-    assert got[1][1].splitlines()[:4] == [
-        "link add vbr-ns0 up type bridge", "link set vbr-ns0 alias vethwrap/ns0/bridge/bridge",
+    # the members first (the hub's step makes their ends), then the hub, marked by its step
+    assert got[0][1].splitlines()[-1] == "netns add vethwrap-ns0"
+    assert got[1][1].splitlines()[:5] == [
+        "link set lo up alias vethwrap/ns0/hub/bridge", "link add vbr-ns0 up type bridge",
+        "link set vbr-ns0 alias vethwrap/ns0/bridge/bridge",
         "link add vb-ns0 netns ns0 up type veth peer name vp-ns0",
         "link set vp-ns0 up alias vethwrap/ns0/port/bridge"]
     assert "addrgenmode" not in "".join(stdin for _, stdin in got)
@@ -109,7 +115,7 @@ def test_dual_stack_bridge_brings_ends_up_early_and_keeps_ipv6_autoconf():
 def test_no_addrgenmode_where_the_kernel_has_no_ipv6():
     got = steps(create_plan(shapes.build(["ns0", "ns1"]), {}, host_ipv6=False))
     assert "addrgenmode" not in "".join(stdin for _, stdin in got)
-    assert "link set vw-ns0 up alias vethwrap/ns0/end/pair" in got[1][1]
+    assert "link set vw-ns1 up alias vethwrap/ns0/end/pair" in got[1][1]
 
 
 def test_many_namespaces_go_in_batches_that_run_at_once():
@@ -143,46 +149,50 @@ def test_many_new_namespaces_of_a_chain_are_added_by_batches_at_once():
     adds = [op for op in plan.steps[0].ops if op.kind is OpKind.ADD_NETNS]
     assert [op.target for op in adds] == members  # one step says what
     shown = schedule.shown(plan).steps
-    assert [op.target for op in shown[0].ops] == ["c0", "c0"]  # alone: it may mount /run/netns
+    # c0's step is the first to need c0: it is added last, right before that step
+    assert [op.target for op in shown[0].ops] == ["c1", "c1"]  # alone: it may mount /run/netns
     parts = [step for step in shown if step.group == schedule.NAMESPACES]
     assert len(parts) == schedule.AT_ONCE and shown[1:1 + len(parts)] == parts
     marked = [op for op in plan.steps[0].ops if op.kind in (OpKind.ADD_NETNS, OpKind.MARK_NETNS)]
-    assert [op for step in shown[:1 + len(parts)] for op in step.ops] == marked
-    rest = shown[1 + len(parts)]  # then what needs them all: the routers' forwarding
-    assert rest.comment == "root namespace" and {op.kind for op in rest.ops} == {
-        OpKind.SET_SYSCTL}
+    assert [op for step in shown[:1 + len(parts)] for op in step.ops] == marked[2:]
+    rest = shown[1 + len(parts)]  # then c0's add, its step right after it
+    assert [op.target for op in rest.ops] == ["c0"] and shown[2 + len(parts)].netns == "c0"
+    assert shown[2 + len(parts)].ops[0].kind is OpKind.MARK_NETNS
+    forwarding = shown[-1]  # the routers' forwarding once all is wired
+    assert {op.kind for op in forwarding.ops} == {OpKind.SET_SYSCTL}
     assert len(schedule.waves(plan)[1]) == schedule.AT_ONCE
 
 
 def test_chain_plan_from_nothing():
     got = steps(create_plan(shapes.build(["ns0", "ns1", "ns2"], kind=Kind.CHAIN), {}))
-    # the last namespace is added after the root's lines, and its step (which marks it and
-    # makes its link to the one before) runs at once
+    # the first namespace is added after the others, and its step (which marks it and
+    # makes its link to the next) runs at once
     assert got[0] == ("ip -batch -", "".join(
         f"netns add {ns}\nnetns exec {ns} ip link set lo up alias vethwrap/ns0/netns/chain\n"
-        for ns in ("ns0", "ns1")) + "netns exec ns1 sysctl -qw net.ipv4.ip_forward=1\n"
-        "netns add ns2\n")
-    assert got[1] == ("ip -n ns2 -batch -",
+        for ns in ("ns1", "ns2")) + "netns add ns0\n")
+    assert got[1] == ("ip -n ns0 -batch -",
                       "link set lo up alias vethwrap/ns0/netns/chain\n"
-                      "link add vw-ns1 type veth peer name vw-ns2 netns ns1\n"
+                      "link add vw-ns1 type veth peer name vw-ns0 netns ns1\n"
                       "link set vw-ns1 addrgenmode none up alias vethwrap/ns0/end/chain\n"
-                      "addr add 10.0.0.6/30 dev vw-ns1\n"
-                      "route add 10.0.0.0/24 via 10.0.0.5 dev vw-ns1\n")
-    assert got[2][0] == "ip -n ns0 -batch -"
-    assert got[2][1].splitlines()[0] == "link add vw-ns1 type veth peer name vw-ns0 netns ns1"
-    assert got[2][1].splitlines()[-1] == "route add 10.0.0.0/24 via 10.0.0.2 dev vw-ns1"
-    assert got[3][0] == "ip -n ns1 -batch -" and " veth " not in got[3][1]
-    assert "addr add 10.0.0.2/30 dev vw-ns0" in got[3][1].splitlines()
-    assert got[3][1].splitlines()[-1] == "route add 10.0.0.0/24 via 10.0.0.6 dev vw-ns2"
+                      "addr add 10.0.0.1/30 dev vw-ns1\n"
+                      "route add 10.0.0.0/24 via 10.0.0.2 dev vw-ns1\n")
+    assert got[2][0] == "ip -n ns1 -batch -"  # each link made by the end whose step is first
+    assert got[2][1].splitlines()[0] == "link add vw-ns2 type veth peer name vw-ns1 netns ns2"
+    assert "addr add 10.0.0.2/30 dev vw-ns0" in got[2][1].splitlines()
+    assert got[2][1].splitlines()[-1] == "route add 10.0.0.0/24 via 10.0.0.6 dev vw-ns2"
+    assert got[3][0] == "ip -n ns2 -batch -" and " veth " not in got[3][1]
+    assert got[3][1].splitlines()[-1] == "route add 10.0.0.0/24 via 10.0.0.5 dev vw-ns1"
+    # the router forwards once wired
+    assert got[4] == ("ip netns exec ns1 sysctl -qw net.ipv4.ip_forward=1", "")
 
 
 def test_mesh_plan_from_nothing():
     lab = shapes.build(["ns0", "ns1", "ns2"], kind=Kind.MESH)
     got = steps(create_plan(lab, {}))
     assert [line for _, stdin in got for line in stdin.splitlines() if " veth " in line] == [
-        "link add vw-ns0 type veth peer name vw-ns2 netns ns0",  # made from the last one
-        "link add vw-ns1 type veth peer name vw-ns2 netns ns1",
-        "link add vw-ns1 type veth peer name vw-ns0 netns ns1"]
+        "link add vw-ns1 type veth peer name vw-ns0 netns ns1",  # made from the first one
+        "link add vw-ns2 type veth peer name vw-ns0 netns ns2",
+        "link add vw-ns2 type veth peer name vw-ns1 netns ns2"]
     addresses = sorted(a for end in lab.ends() for a in end.addresses)
     assert addresses == ["10.0.0.1/30", "10.0.0.10/30", "10.0.0.2/30", "10.0.0.5/30",
                          "10.0.0.6/30", "10.0.0.9/30"]

@@ -4,7 +4,6 @@ run/ knows how steps become processes."""
 from __future__ import annotations
 
 import ast
-import dataclasses
 import io
 import re
 import tokenize
@@ -16,7 +15,6 @@ from veth_wrap.compile.create import create_plan
 from veth_wrap.model import shapes
 from veth_wrap.model.topology import Kind
 from veth_wrap.run import schedule
-from veth_wrap.run.together import place
 from veth_wrap.steps import Kind as OpKind
 from veth_wrap.steps import Op, Plan, Step
 
@@ -208,13 +206,21 @@ def test_every_op_has_a_kind():
         Op(("link", "add", "x", "type", "bridge"), ("link", "del", "x"))
 
 
-def test_schedule_leaves_the_plan_as_it_is_for_a_small_lab():
+def test_the_schedule_of_a_small_lab_only_moves_adds_and_marks():
+    """The plan adds and marks every namespace first; the schedule adds the first member's
+    right before its step, which then marks it; every other op stays where it was."""
     plan = create_plan(shapes.build(["a", "b", "c"], kind=Kind.CHAIN), {})
-    assert schedule.shown(plan) == dataclasses.replace(plan, steps=list(map(place, plan.steps)))
+    shown = schedule.shown(plan).steps
+    assert sorted(map(id, (op for step in shown for op in step.ops))) == sorted(
+        map(id, (op for step in plan.steps for op in step.ops)))
+    moving = (OpKind.ADD_NETNS, OpKind.MARK_NETNS)
+    assert [[op for op in step.ops if op.kind not in moving] for step in shown] == [
+        [op for op in step.ops if op.kind not in moving] for step in plan.steps]
+    assert shown[1].netns == "a" and shown[1].ops[0].kind is OpKind.MARK_NETNS
+    assert shown[0].ops[-1].kind is OpKind.ADD_NETNS and shown[0].ops[-1].target == "a"
     waves = schedule.waves(plan)
     assert all(len(wave) == 1 and len(wave[0]) == 1 for wave in waves)
-    assert [step for wave in waves for run in wave[0] for step in run] == list(
-        map(place, plan.steps))
+    assert [step for wave in waves for run in wave[0] for step in run] == shown
 
 
 def test_independent_steps_that_each_start_a_process_run_at_once():

@@ -26,28 +26,28 @@ def _runner(fail_call: int, stderr: str, fail_undo: bool = False) -> RecordingRu
 
 def test_a_batch_failing_at_line_3_undoes_what_ran_newest_first():
     plan = create_plan(shapes.build(["ns0", "ns1"]), {})
-    # the plan runs as one root batch; its line 5 is ns0's step (after ns1's, which made
+    # the plan runs as one root batch; its line 5 is ns1's step (after ns0's, which made
     # the link), whose own line 2 failed
     runner = _runner(1, "RTNETLINK answers: File exists\nCommand failed /dev/fd/3:2\n"
                         "Command failed -:5")
     with pytest.raises(CommandFailed) as caught:
         apply(plan, runner)
     assert caught.value.line().startswith(
-        "command failed: ip addr add 10.0.0.1/24 dev vw-ns1: RTNETLINK")
+        "command failed: ip addr add 10.0.0.2/24 dev vw-ns0: RTNETLINK")
     root = runner.calls[0]
     assert root[0] == ("ip", "-batch", "-")
-    assert root[1].splitlines()[4].startswith("netns exec ns0 ip -batch /dev/fd/")
+    assert root[1].splitlines()[4].startswith("netns exec ns1 ip -batch /dev/fd/")
     undo = [(argv, stdin) for argv, stdin in runner.calls[1:]]
-    assert undo == [(("ip", "-force", "-batch", "-"), "netns del ns1\nnetns del ns0\n")]
+    assert undo == [(("ip", "-force", "-batch", "-"), "netns del ns0\nnetns del ns1\n")]
 
 
 def test_a_root_line_failing_undoes_only_the_lines_before_it():
     plan = create_plan(shapes.build(["ns0", "ns1"]), {})
-    runner = _runner(1, "RTNETLINK answers: File exists\nCommand failed -:3")  # netns add ns1
+    runner = _runner(1, "RTNETLINK answers: File exists\nCommand failed -:3")  # netns add ns0
     with pytest.raises(CommandFailed) as caught:
         apply(plan, runner)
-    assert caught.value.line().startswith("command failed: ip netns add ns1: ")
-    assert runner.calls[1:] == [(("ip", "-force", "-batch", "-"), "netns del ns0\n")]
+    assert caught.value.line().startswith("command failed: ip netns add ns0: ")
+    assert runner.calls[1:] == [(("ip", "-force", "-batch", "-"), "netns del ns1\n")]
 
 
 def test_a_failed_undo_is_reported_in_the_one_line():

@@ -11,7 +11,7 @@ from veth_wrap.errors import ConflictError, UsageError
 from veth_wrap.model.facts import LinkState, NetnsState
 from veth_wrap.model.hostshare import tunnel_ends
 from veth_wrap.model.names import Borrowed, Role
-from veth_wrap.model.topology import BIG_LAB, End, Lab
+from veth_wrap.model.topology import End, Lab
 from veth_wrap.steps import Kind, Op, Plan
 
 
@@ -27,34 +27,26 @@ def create_plan(lab: Lab, facts: dict[str, NetnsState], root: Optional[NetnsStat
     lab_quiet = quiet_words(lab, host_ipv6)
     plan = Plan()
     missing = [ns for ns in lab.namespaces() if ns not in facts]
-    after = _forwarding_ops(lab, facts)
     inward = _member_side(lab) and bool(lab_quiet)  # IPv6 ends come up early (bridge.py)
     wirings = [bridge_ops(lab, _state_of(bridge.netns, facts, root), bridge.netns, lab_quiet,
                           inward, i) for i, bridge in enumerate(lab.bridges)]
     wired = Wiring()
-    for bridge, wiring in zip(lab.bridges, wirings):
+    for wiring in wirings:
         wired.join(wiring)
-        if bridge.netns is None:
-            after += wiring.made
-    late = [ns for ns in missing if inward and ns in lab.members]  # added just before use
-    final = _made_last(lab, missing, after, inward)
-    _add_namespaces(plan, lab, [ns for ns in missing if ns not in late and ns != final],
-                    [] if inward else after + (_netns_add(lab, final, False) if final else []),
-                    marked=not inward)
-    _bridge_steps(plan, lab, facts, wirings, inward)
-    order = ([final] if final else []) + [ns for ns in lab.members if ns != final]
+    made_in_root = _made_in(lab, wirings, None)  # a host bridge, its members' ends
+    plan.add([op for ns in missing for op in _netns_add(lab, ns)] + made_in_root,
+             comment="namespaces" if missing else "root namespace")
+    _bridge_steps(plan, lab, facts, wirings)
+    # new namespaces first: whichever end's namespace comes first makes a link, so a new
+    # one's links to those already there are made from its side
+    order = [ns for ns in lab.members if ns not in facts] + [ns for ns in lab.members
+                                                             if ns in facts]
     rank = {ns: i for i, ns in enumerate(order)}
     inside = {ns: wired.inward.get(ns, []) + _member_ops(lab, ns, facts, wired.raised.get(ns),
                                                          lab_quiet, rank) for ns in order}
-    if final:  # its step follows its `netns add` at once, and marks it first
-        inside[final] = [_lo_mark(lab, final)] + inside[final]
     for ns, ops in inside.items():
-        if ns in late:  # its own step follows at once and marks it: a crash leaves it findable
-            plan.add(_netns_add(lab, ns, False), comment=f"namespace {ns}")
-            ops = [_lo_mark(lab, ns)] + ops
-        plan.add(ops, netns=ns, comment=f"inside {ns}" if ns in late else f"namespace {ns}")
-    if inward:
-        plan.add(after, comment="root namespace")
+        plan.add(ops, netns=ns, comment=f"namespace {ns}")
+    plan.add(_forwarding_ops(lab, facts), comment="root namespace")  # routers, once wired
     for bridge, wiring in zip(lab.bridges, wirings):  # ports join once members are up
         plan.add(wiring.ports + wiring.attach if wiring.attach else [], netns=bridge.netns,
                  comment=f"ports onto {bridge.name}")
@@ -68,14 +60,13 @@ def create_plan(lab: Lab, facts: dict[str, NetnsState], root: Optional[NetnsStat
     return plan
 
 
-def _bridge_steps(plan: Plan, lab: Lab, facts: dict[str, NetnsState], wirings: list[Wiring],
-                  inward: bool) -> None:
+def _bridge_steps(plan: Plan, lab: Lab, facts: dict[str, NetnsState],
+                  wirings: list[Wiring]) -> None:
     """The bridges' own steps: those in the hub (with its lo), then those in namespaces of
     the file (the root's go with the root ops)."""
     if lab.hub:
         hub_state = facts.get(lab.hub, NetnsState(lab.hub))
-        hub_ops = _lo_ops(lab, lab.hub, hub_state, Role.HUB) if lab.hub in facts \
-            else [_lo_mark(lab, lab.hub)] if inward else []
+        hub_ops = _lo_ops(lab, lab.hub, hub_state, Role.HUB) if lab.hub in facts else []
         plan.add(hub_ops + _made_in(lab, wirings, lab.hub), netns=lab.hub,
                  comment=f"bridge in {lab.hub}")
     for ns in dict.fromkeys(b.netns for b in lab.bridges if b.netns not in (None, lab.hub)):
@@ -94,18 +85,6 @@ def _made_in(lab: Lab, wirings: list[Wiring], ns: Optional[str]) -> list[Op]:
     """The ops of every bridge that lives in ns."""
     return [op for bridge, wiring in zip(lab.bridges, wirings) if bridge.netns == ns
             for op in wiring.made]
-
-
-def _add_namespaces(plan: Plan, lab: Lab, missing: list[str], after: list[Op],
-                    marked: bool) -> None:
-    """The missing namespaces, then the root ops that need them all.
-
-    marked: each is marked as it is made; otherwise the step inside it that follows does that.
-    """
-    made = [_netns_add(lab, ns, marked) for ns in missing]
-    adds = missing or any(op.creates for op in after)  # the last may come with `after`
-    plan.add([op for ops in made for op in ops] + after,
-             comment="namespaces" if adds else "root namespace")
 
 
 def quiet_words(lab: Lab, host_ipv6: bool = True) -> tuple[str, ...]:
@@ -145,22 +124,14 @@ def _member_side(lab: Lab) -> bool:
         and all(link.b.master for link in lab.links)
 
 
-def _netns_add(lab: Lab, ns: str, marked: bool) -> list[Op]:
-    """Add a namespace, and unless its own step follows at once, mark it in the same step,
-    so that a crash right after leaves it findable."""
-    made = Op(Kind.ADD_NETNS, ("netns", "add", ns), ("netns", "del", ns),
-              creates=(("netns", ns),), target=ns, netns=ns)
-    if not marked:
-        return [made]
-    return [made, Op(Kind.MARK_NETNS, ("netns", "exec", ns, "ip") + _lo_mark(lab, ns).args,
-                     target=ns, netns=ns)]
-
-
-def _lo_mark(lab: Lab, ns: str) -> Op:
-    """Bring lo up in a namespace this plan adds and mark it as the lab's (one line: the
-    namespace is deleted on rollback, so no undo)."""
+def _netns_add(lab: Lab, ns: str) -> list[Op]:
+    """Add a namespace and mark it: lo up with the lab's alias, so that a crash right after
+    leaves it findable (the namespace is deleted on rollback, so the mark has no undo)."""
     role = Role.HUB if ns == lab.hub else Role.NETNS
-    return Op(Kind.SET_LO, ("link", "set", "lo", "up", "alias", mark(lab, role)), target="lo")
+    return [Op(Kind.ADD_NETNS, ("netns", "add", ns), ("netns", "del", ns),
+               creates=(("netns", ns),), target=ns, netns=ns),
+            Op(Kind.MARK_NETNS, ("link", "set", "lo", "up", "alias", mark(lab, role)),
+               target=ns, netns=ns)]
 
 
 def _forwarding_ops(lab: Lab, facts: dict[str, NetnsState]) -> list[Op]:
@@ -221,24 +192,6 @@ def _lo_ops(lab: Lab, ns: str, state: NetnsState, role: str) -> list[Op]:
     if made and state.lo_mark.lab == lab.name and state.lo_mark.role != role:
         ops.append(Op(Kind.SET_LO, ("link", "set", "lo", "alias", mark(lab, role)), target="lo"))
     return ops + ([] if made else borrow.mark_ops(lab, ns, state, changes))
-
-
-def _made_last(lab: Lab, missing: list[str], after: list[Op], inward: bool) -> Optional[str]:
-    """The namespace whose own step can follow its `netns add` at once, or None.
-
-    In a lab of veth links between namespaces, the last one this plan adds makes its links
-    to the earlier ones itself (their ends go there as peers), so its step runs first: it
-    marks the namespace as it begins, and no fork of its own does that. A crash still
-    leaves every namespace marked, one line after it was made. In a big lab the adds do
-    not all run in one command, so none is made last.
-    """
-    if inward or lab.bridges or not missing or len(missing) >= BIG_LAB \
-            or any(end.netns is None for end in lab.ends()):
-        return None
-    last = missing[-1]
-    if last not in lab.members or any(op.netns == last for op in after):
-        return None
-    return last
 
 
 def _veth_ops(lab: Lab, ns: str, facts: dict[str, NetnsState], rank: dict[str, int]) -> list[Op]:

@@ -12,13 +12,25 @@ import dataclasses
 import shlex
 from typing import Optional
 
-from veth_wrap.steps import READ_KINDS, Op, Plan, Step
+from veth_wrap.steps import READ_KINDS, Kind, Op, Plan, Step
+
+# kinds whose words run inside op.netns: from another namespace's step, through `netns exec`
+ENTERS = frozenset({Kind.MARK_NETNS})
 
 
-def line(op: Op) -> str:
-    """The op as a line of `ip -batch`; a word with spaces (a tc bytecode) or none (an alias
-    cleared) gets -batch's quotes."""
-    return " ".join(f'"{word}"' if " " in word or not word else word for word in op.args)
+def words(op: Op, netns: Optional[str] = None) -> tuple[str, ...]:
+    """The op's words in a step of netns: an op that acts inside another namespace enters
+    it (`netns exec NS ip WORDS`)."""
+    if op.kind in ENTERS and op.netns != netns:
+        return ("netns", "exec", op.netns, "ip") + op.args
+    return op.args
+
+
+def line(op: Op, netns: Optional[str] = None) -> str:
+    """The op as a line of `ip -batch` in a step of netns; a word with spaces (a tc bytecode)
+    or none (an alias cleared) gets -batch's quotes."""
+    return " ".join(f'"{word}"' if " " in word or not word else word
+                    for word in words(op, netns))
 
 
 def batched(step: Step, force: bool = False) -> bool:
@@ -36,7 +48,7 @@ def argv(step: Step, force: bool = False) -> tuple[str, ...]:
     head = (step.program,) + (("-n", step.netns) if step.netns else ())
     head += ("-j", "-d") if reads(step) else ()
     if not batched(step, force):
-        return head + step.ops[0].args
+        return head + words(step.ops[0], step.netns)
     return head + (("-force",) if force else ()) + ("-batch", "-")
 
 
@@ -44,7 +56,8 @@ def stdin(step: Step, force: bool = False) -> Optional[str]:
     """What the step's process reads: its batch lines, or the step's input."""
     if step.input is not None:
         return step.input
-    return "".join(line(op) + "\n" for op in step.ops) if batched(step, force) else None
+    return "".join(line(op, step.netns) + "\n" for op in step.ops) \
+        if batched(step, force) else None
 
 
 def changes(step: Step) -> Optional[Step]:
@@ -69,7 +82,7 @@ def shell(step: Step) -> list[str]:
         return lines + [f"{command} <<'EOF'", *step.input.splitlines(), "EOF"]
     if not batched(step):
         return lines + [command]
-    return lines + [f"{command} <<'EOF'", *(line(op) for op in step.ops), "EOF"]
+    return lines + [f"{command} <<'EOF'", *(line(op, step.netns) for op in step.ops), "EOF"]
 
 
 def script(plan: Plan, header: str = "") -> list[str]:

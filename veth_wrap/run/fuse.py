@@ -48,14 +48,15 @@ class Fused:
         """Append a fusable step."""
         part = _Part(step, len(self.lines) + 1)
         if step.netns is None:
-            self.lines += [line(op) for op in step.ops]
+            self.lines += [line(op) for op in step.ops]  # root lines
         else:
             flags = " -j -d" if commands.reads(step) else ""
             if batched(step):
                 part.path = self._memory_file(step.netns, commands.stdin(step) or "")
                 self.lines.append(f"netns exec {step.netns} ip{flags} -batch {part.path}")
             else:
-                self.lines.append(f"netns exec {step.netns} ip{flags} {line(step.ops[0])}")
+                only = line(step.ops[0], step.netns)
+                self.lines.append(f"netns exec {step.netns} ip{flags} {only}")
         self.parts.append(part)
 
     def _memory_file(self, name: str, text: str) -> str:
@@ -128,12 +129,14 @@ def runs(steps: list[Step]) -> list[list[Step]]:
     out: list[list[Step]] = []
     files = 0
     for step in steps:
-        joins = out and fusable(step) and fusable(out[-1][-1]) and files < MAX_FILES
+        needs = step.netns is not None and batched(step)  # a memory file of its own
+        joins = out and fusable(step) and fusable(out[-1][-1]) and (files < MAX_FILES
+                                                                    or not needs)
         if not joins:
             out.append([])
             files = 0
         out[-1].append(step)
-        files += step.netns is not None and batched(step)
+        files += needs
     return out
 
 

@@ -18,6 +18,8 @@ from veth_wrap.run.reads import Reads
 from veth_wrap.run.together import place
 from veth_wrap.steps import Kind, Op, Step
 
+UNSEEN = frozenset({Kind.SET_SYSCTL})  # changes no link, address or route a read shows
+
 
 def fold(steps: list[Step], reads: Reads) -> list[Step]:
     """steps with the reads of spaces (links) and hops (source, address) after their last
@@ -55,11 +57,12 @@ def fold(steps: list[Step], reads: Reads) -> list[Step]:
 
 
 def _last_touch(steps: list[Step], ns: str) -> Optional[int]:
-    """The index of the last step that touches ns, when it runs inside ns and can carry reads
-    (an `ip` batch of the walker's, not one of a wave); else None."""
+    """The index of the last step that changes what ns's reads see, when it runs inside ns
+    and can carry reads (an `ip` batch of the walker's, not one of a wave); else None."""
     for index in range(len(steps) - 1, -1, -1):
         step = steps[index]
-        if step.netns == ns or any(op.netns == ns for op in step.ops):
+        if step.netns == ns or any(op.netns == ns and op.kind not in UNSEEN
+                                   for op in step.ops):
             ok = step.netns == ns and fusable(step) and not place(step).group
             return index if ok else None
     return None
