@@ -76,6 +76,7 @@ class Op:
     target: str = ""
     netns: Optional[str] = None
     undo_kind: Kind = Kind.UNDO
+    early: bool = False  # it starts traffic (an IPv6 end comes up): never run later than planned
 
     def __post_init__(self) -> None:
         if not isinstance(self.kind, Kind):  # Op(words) of old: say so at once

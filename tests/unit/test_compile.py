@@ -14,6 +14,8 @@ from veth_wrap.kernel.inventory import labs
 from veth_wrap.model import names, shapes
 from veth_wrap.model.topology import End, Kind, Link
 from veth_wrap.run import commands, schedule
+from veth_wrap.run.farside import far_side
+from veth_wrap.run.late import late
 from veth_wrap.run.together import grouped
 from veth_wrap.steps import Kind as OpKind
 
@@ -136,7 +138,8 @@ def test_many_namespaces_go_in_batches_that_run_at_once():
 def test_a_few_independent_members_run_in_one_process():
     """Below PARALLEL_FROM members a second process costs more than it saves."""
     plan = create_plan(shapes.build([f"ns{i}" for i in range(5)]), {})
-    groups = [step.group for step in grouped(plan.steps)]
+    # made from their own side and added right before their steps, the members are apart
+    groups = [step.group for step in grouped(late(far_side(plan.steps)))]
     assert groups[:2] == ["", ""] and groups[-1] == "" and len(set(groups[2:-1])) == 1
     waves = schedule.waves(plan)
     assert all(len(wave) == 1 for wave in waves)

@@ -38,7 +38,7 @@ LIBRARY = {"veth_wrap.api", "veth_wrap.check", "veth_wrap.check.readback",
            "veth_wrap.run.transaction", "veth_wrap.run.fuse", "veth_wrap.steps",
            "veth_wrap.run.schedule", "veth_wrap.run.readback", "veth_wrap.run.processes",
            "veth_wrap.run.commands", "veth_wrap.run.reads", "veth_wrap.run.together",
-           "veth_wrap.run.late",
+           "veth_wrap.run.late", "veth_wrap.run.farside",
            # lab names (name files), services and what destroy stops, labs over hosts
            "veth_wrap.compile.namefiles", "veth_wrap.compile.vxlan", "veth_wrap.kernel.nameread",
            "veth_wrap.kernel.procs", "veth_wrap.lifecycle", "veth_wrap.model.hosts",

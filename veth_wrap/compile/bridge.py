@@ -37,26 +37,23 @@ class Wiring:
     made: list[Op] = field(default_factory=list)
     attach: list[Op] = field(default_factory=list)
     raised: dict[str, list[str]] = field(default_factory=dict)  # member -> its ends, up
-    inward: dict[str, list[Op]] = field(default_factory=dict)  # member -> its veth, made there
-    ports: list[Op] = field(default_factory=list)  # ports made from members, set up with attach
 
     def join(self, other: Wiring) -> None:
         """Add another bridge's ops after these (ports and attachments stay per bridge)."""
         self.made += other.made
         for ns, ends in other.raised.items():
             self.raised.setdefault(ns, []).extend(ends)
-        for ns, ops in other.inward.items():
-            self.inward.setdefault(ns, []).extend(ops)
 
 
 def bridge_ops(lab: Lab, state: NetnsState, where: Optional[str],
-               quiet: tuple[str, ...] = (), inward: bool = False, index: int = 0) -> Wiring:
+               quiet: tuple[str, ...] = (), index: int = 0) -> Wiring:
     """The bridge and, for each member, a veth whose end is created in the member.
 
     With IPv6 (not quiet) the ends come up here, long before the ports join the bridge: an
     end coming up sends IPv6 multicast for seconds, which a bridge floods to every port, and
-    1,000 ports make that a million frames that overflow the kernel's backlog. Quiet ends
-    send nothing, and come up inside their members, where `addrgenmode none` goes first.
+    1,000 ports make that a million frames that overflow the kernel's backlog: those ops are
+    early (no schedule runs them later). Quiet ends send nothing, and come up inside their
+    members, where `addrgenmode none` goes first.
     """
     bridge = lab.bridges[index].name
     wired = Wiring()
@@ -77,11 +74,7 @@ def bridge_ops(lab: Lab, state: NetnsState, where: Optional[str],
         if port.master != bridge or port.netns != where:  # lab files mix in p2p links
             continue
         have = state.links.get(port.ifname)
-        if have is None and inward:
-            made, raise_port = _port_ops_inward(lab, port, member, where, quiet)
-            wired.inward[member.netns] = wired.inward.get(member.netns, []) + made
-            wired.ports.append(raise_port)
-        elif have is None:
+        if have is None:
             wired.made += _port_ops(lab, port, member, where, quiet)
             if not sized(member) and not quiet:  # else it comes up inside, set up first
                 wired.raised.setdefault(member.netns, []).append(member.ifname)
@@ -105,24 +98,12 @@ def _port_ops(lab: Lab, port: End, member: End, where: Optional[str],
                ("link", "del", port.ifname), undo_netns=where,
                creates=(("link", where, port.ifname), ("link", member.netns, member.ifname)),
                gone_with=frozenset({("netns", where), ("netns", member.netns)}),
-               target=port.ifname, netns=member.netns),
+               target=port.ifname, netns=member.netns, early=bool(up)),
             _raise_port(lab, port, quiet)]
 
 
 def _raise_port(lab: Lab, port: End, quiet: tuple[str, ...]) -> Op:
-    """Bring a port up, marked as the lab's (quiet first, if asked)."""
+    """Bring a port up, marked as the lab's (quiet first, if asked: else it talks IPv6 at
+    once, and comes up long before it joins the bridge)."""
     return Op(Kind.SET_LINK, ("link", "set", port.ifname) + quiet
-              + ("up", "alias", mark(lab, Role.PORT)), target=port.ifname)
-
-
-def _port_ops_inward(lab: Lab, port: End, member: End, where: str,
-                     quiet: tuple[str, ...] = ()) -> tuple[list[Op], Op]:
-    """The veth made inside the member, its port end created in the hub (one fork less a
-    member); and the op that brings the port up, in the hub with the ports' attachment."""
-    made = Op(Kind.ADD_VETH, ("link", "add", member.ifname, "type", "veth", "peer", "name",
-                               port.ifname, "netns", where),
-              ("link", "del", member.ifname), undo_netns=member.netns,
-              creates=(("link", where, port.ifname), ("link", member.netns, member.ifname)),
-              gone_with=frozenset({("netns", where), ("netns", member.netns)}),
-              target=member.ifname, netns=where)
-    return [made], _raise_port(lab, port, quiet)
+              + ("up", "alias", mark(lab, Role.PORT)), target=port.ifname, early=not quiet)

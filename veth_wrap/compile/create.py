@@ -27,9 +27,8 @@ def create_plan(lab: Lab, facts: dict[str, NetnsState], root: Optional[NetnsStat
     lab_quiet = quiet_words(lab, host_ipv6)
     plan = Plan()
     missing = [ns for ns in lab.namespaces() if ns not in facts]
-    inward = _member_side(lab) and bool(lab_quiet)  # IPv6 ends come up early (bridge.py)
     wirings = [bridge_ops(lab, _state_of(bridge.netns, facts, root), bridge.netns, lab_quiet,
-                          inward, i) for i, bridge in enumerate(lab.bridges)]
+                          i) for i, bridge in enumerate(lab.bridges)]
     wired = Wiring()
     for wiring in wirings:
         wired.join(wiring)
@@ -42,14 +41,13 @@ def create_plan(lab: Lab, facts: dict[str, NetnsState], root: Optional[NetnsStat
     order = [ns for ns in lab.members if ns not in facts] + [ns for ns in lab.members
                                                              if ns in facts]
     rank = {ns: i for i, ns in enumerate(order)}
-    inside = {ns: wired.inward.get(ns, []) + _member_ops(lab, ns, facts, wired.raised.get(ns),
-                                                         lab_quiet, rank) for ns in order}
+    inside = {ns: _member_ops(lab, ns, facts, wired.raised.get(ns), lab_quiet, rank)
+              for ns in order}
     for ns, ops in inside.items():
         plan.add(ops, netns=ns, comment=f"namespace {ns}")
     plan.add(_forwarding_ops(lab, facts), comment="root namespace")  # routers, once wired
     for bridge, wiring in zip(lab.bridges, wirings):  # ports join once members are up
-        plan.add(wiring.ports + wiring.attach if wiring.attach else [], netns=bridge.netns,
-                 comment=f"ports onto {bridge.name}")
+        plan.add(wiring.attach, netns=bridge.netns, comment=f"ports onto {bridge.name}")
     vxlan.add_tunnels(plan, lab, facts)  # a lab over several hosts: this host's VXLAN ends
     _option_steps(plan, lab, facts, root, netem)
     uplink.add_gateways(plan, lab, facts)  # last: a namespace's routes are in place first
@@ -115,13 +113,6 @@ def _member_ops(lab: Lab, ns: str, facts: dict[str, NetnsState],
         ups = {name: LinkState(name, 0, "veth", True, "UP", ()) for name in raised}
         state = dataclasses.replace(state, links={**state.links, **ups})
     return ops + _end_ops(lab, ns, state, quiet) + _route_ops(lab, ns, state)
-
-
-def _member_side(lab: Lab) -> bool:
-    """True for a bridge in a hub that every link hangs off: each member's step is then
-    independent of the others, and makes its own veth with the port end in the hub."""
-    return len(lab.bridges) == 1 and lab.hub is not None and lab.bridges[0].netns == lab.hub \
-        and all(link.b.master for link in lab.links)
 
 
 def _netns_add(lab: Lab, ns: str) -> list[Op]:

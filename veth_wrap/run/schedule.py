@@ -12,6 +12,7 @@ from typing import Iterable, Optional
 
 from veth_wrap.model.topology import BIG_LAB
 from veth_wrap.run import fuse, readback
+from veth_wrap.run.farside import far_side
 from veth_wrap.run.late import late
 from veth_wrap.run.reads import Reads
 from veth_wrap.run.together import Placed, grouped, place, units
@@ -43,12 +44,12 @@ def spread(items: list, parts: int = AT_ONCE) -> list[list]:
 def shown(plan: Plan) -> Plan:
     """The plan as its processes run it (what a dry run prints): many namespaces are added
     by batches at once."""
-    return dataclasses.replace(plan, steps=_steps(late(plan.steps)))
+    return dataclasses.replace(plan, steps=_steps(late(far_side(plan.steps))))
 
 
 def waves(plan: Plan, reads: Optional[Reads] = None) -> list[Wave]:
     """The plan's steps as waves of lanes, the reads folded into its last changes."""
-    steps = _steps(late(plan.steps))
+    steps = _steps(late(far_side(plan.steps)))
     if reads is not None:
         steps = readback.fold(steps, reads)
     return _waves(steps)
