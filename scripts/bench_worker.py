@@ -45,9 +45,8 @@ def forks(batch: str) -> int:
 def counting_runner():
     """The real runner (so vethwrap treats it as such), counting processes per phase.
 
-    Steps done without a process (files, the namespace list) are not counted.
+    Steps done without a process (files, the namespace list) never reach run(): not counted.
     """
-    from veth_wrap.run import filesteps
     from veth_wrap.run.runner import ShRunner
 
     class CountingRunner(ShRunner):
@@ -59,10 +58,9 @@ def counting_runner():
 
         def run(self, argv, stdin: Optional[str] = None, check: bool = True):
             """Count, then run."""
-            if not filesteps.builtin(argv):
-                started = 1 + forks(stdin or "")  # before the sum: steps run in threads
-                with self.lock:
-                    self.counts[self.phase] += started
+            started = 1 + forks(stdin or "")  # before the sum: steps run in threads
+            with self.lock:
+                self.counts[self.phase] += started
             return super().run(argv, stdin, check)
 
     return CountingRunner()
@@ -72,13 +70,13 @@ def install():
     """Make every vethwrap call in this process go through a counting runner, by phase."""
     from veth_wrap import api
     from veth_wrap.run import runner as runmod
-    from veth_wrap.run import walker
+    from veth_wrap.run import transaction
 
     counting = counting_runner()
     runmod._default = counting
     for module, name, phase in ((api, "plan", "plan read"), (api, "apply", "build"),
                                 (api, "verify", "verify"), (api, "destroy_built", "destroy"),
-                                (api, "destroy", "destroy"), (walker, "apply", "build")):
+                                (api, "destroy", "destroy"), (transaction, "apply", "build")):
         if hasattr(module, name):  # an older checkout has no destroy_built
             setattr(module, name, _phased(getattr(module, name), counting, phase))
     return counting
