@@ -16,7 +16,7 @@ contract checks it):
   kernel/   the kernel read into fact types (beside compile/: neither imports the other)
   run/      the only place that starts processes: runner; schedule (a plan -> processes:
             root batches, waves of lanes, read-back lines; with fuse, readback); processes
-            (runs the waves); walker (apply and rollback, the transaction); files; lock
+            (runs the waves); transaction (the walker: apply, rollback); filesteps; lock
   model/    topology, names and marks, shapes, link options, lab files, drawings, facts
   steps     the plan: Op (a Kind, its target, argv and undo), Step, Plan, Reads
   errors    at the bottom: exceptions with ExitStatus
