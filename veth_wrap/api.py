@@ -10,7 +10,7 @@ from veth_wrap.check.verify import Report, reads_for, verify
 from veth_wrap.compile import namefiles
 from veth_wrap.compile.create import create_plan
 from veth_wrap.compile.destroy import Teardown, destroy_plan, teardown_of
-from veth_wrap.errors import CommandFailed, UsageError, VerificationFailed, VethwrapError
+from veth_wrap.errors import CommandFailed, NoSuchNamespace, VerificationFailed, VethwrapError
 from veth_wrap.kernel import caps, inventory, nameread, state
 from veth_wrap.lifecycle import teardown as lifecycle
 from veth_wrap.lifecycle.inlab import (  # noqa: F401 (the services' API, re-exported)
@@ -332,7 +332,7 @@ def _live_end(facts: dict, root, namespace: str, ifname: str, held: dict, with_p
     from veth_wrap.compile.live import End, check_end
 
     if namespace not in facts:
-        raise UsageError(f"namespace {namespace!r} does not exist", "see 'vethwrap show'")
+        raise NoSuchNamespace(namespace)
     link = check_end(namespace, ifname, facts[namespace].links.get(ifname))
     peer = inventory.find_peer(link, namespace, facts, root) if with_peer else None
     far = (peer[0], (facts[peer[0]] if peer[0] else root).links[peer[1]]) if peer else None
@@ -376,7 +376,7 @@ def describe(namespace: str, ifname: str, runner: Optional[Runner] = None) -> di
 def exec_argv(namespace: str, argv: list[str], runner: Optional[Runner] = None) -> list[str]:
     """The argv that runs a command inside an existing namespace, as `ip netns exec` does."""
     if namespace not in state.list_netns(runner or default_runner()):
-        raise UsageError(f"namespace {namespace!r} does not exist", "see 'vethwrap show'")
+        raise NoSuchNamespace(namespace)
     return ["ip", "netns", "exec", namespace, *argv]
 
 

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from veth_wrap.errors import CommandFailed, UsageError
+from veth_wrap.errors import CommandFailed, NoSuchNamespace, UsageError
 from veth_wrap.model.destination import Address
 from veth_wrap.model.names import check_netns
 from veth_wrap.run.runner import Result, Runner, default_runner, require
@@ -141,7 +141,8 @@ def _ping_failed(result: Result, namespace: str, destination: str) -> CommandFai
     said = result.stderr.strip() or result.stdout.strip() or "ping printed no statistics"
     error = CommandFailed(result.argv, result.returncode, said)
     if "Cannot open network namespace" in said:
-        error.hint = f"namespace {namespace!r} does not exist; see 'vethwrap show'"
+        missing = NoSuchNamespace(namespace)
+        error.hint = f"{missing.message}; {missing.hint}"
     else:
         error.hint = _diagnose_hint(namespace, destination)
     return error

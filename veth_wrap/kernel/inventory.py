@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterable, Optional
 
-from veth_wrap.errors import UsageError
+from veth_wrap.errors import NoSuchNamespace, UsageError
 from veth_wrap.kernel import state
 from veth_wrap.model.facts import LabView, NetnsState, find_peer, labs, target_address
 from veth_wrap.model.names import Role, hub_netns
@@ -100,11 +100,11 @@ def destination(namespace: str, dest: Destination, runner: Optional[Runner] = No
     runner = runner or default_runner()
     existing = state.list_netns(runner)
     if namespace not in existing:
-        raise UsageError(f"namespace {namespace!r} does not exist", "see 'vethwrap show'")
+        raise NoSuchNamespace(namespace)
     if dest.address is not None:
         return dest.address
     if dest.netns not in existing:
-        raise UsageError(f"namespace {dest.netns!r} does not exist", "see 'vethwrap show'")
+        raise NoSuchNamespace(dest.netns)
     facts = state.read([namespace, dest.netns], runner, routes=False)
     address = target_address(facts, namespace, dest.netns, dest.version)
     if address is None and dest.version:
