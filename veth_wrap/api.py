@@ -228,10 +228,10 @@ def destroy_targets(namespaces: Iterable[str] = (), lab: Optional[str] = None,
     hubs = inventory.portless_hubs(wanted, facts, runner) if wanted is not None else []
     views = inventory.labs(facts, root)
     if everything:
-        targets = [ns for view in views.values() for ns in view.members + [view.hub] if ns]
+        targets = [ns for view in views.values() for ns in view.namespaces()]
     elif lab:
         view = views.get(lab)
-        targets = (view.members + ([view.hub] if view.hub else [])) if view else []
+        targets = view.namespaces() if view else []
     else:
         targets = list(namespaces) + hubs
     named = set(views) if everything else {lab} if lab else set()

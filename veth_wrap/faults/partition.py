@@ -151,7 +151,7 @@ def lab_namespaces(lab: Optional[str], runner: Runner) -> list[str]:
     view = inventory.labs(facts, root).get(names.check_lab(lab))
     if view is None:
         raise inventory.no_such_lab(lab)
-    return view.members + ([view.hub] if view.hub else [])
+    return view.namespaces()
 
 
 def fault_services(namespaces: Sequence[str], lab: Optional[str] = None) -> list[Proc]:

@@ -67,7 +67,7 @@ def lab_from_kernel(name: str, runner: Optional[Runner] = None) -> Lab:
     facts, root = scan(None, runner, routes=False)
     ids = state.netns_ids(list(facts), runner)
     view = one_lab(labs(facts, root), name)[name]
-    places = [(ns, facts[ns]) for ns in view.members + ([view.hub] if view.hub else [])]
+    places = [(ns, facts[ns]) for ns in view.namespaces()]
     places += [(None, root)] if view.root_links else []
     links, bridges, seen = [], [], set()
     for ns, st in places:

@@ -37,7 +37,7 @@ def processes(namespaces: Iterable[str] = (), lab: Optional[str] = None,
         chosen = namespaces
     elif lab:
         view = views.get(lab)
-        chosen = (view.members + ([view.hub] if view.hub else [])) if view else []
+        chosen = view.namespaces() if view else []
     else:
         chosen = [ns for ns, st in facts.items() if st.labs()]
     wanted = procs.inodes(chosen)
