@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from veth_wrap.explain.diagnose import diagnose  # noqa: E402
+from veth_wrap.model.destination import parse_address  # noqa: E402
 from veth_wrap.run.runner import Result, ShRunner  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "diagnose"
@@ -73,7 +74,8 @@ def record(name: str) -> None:
         for line in data["built_with"]:
             subprocess.run(["sh", "-ec", prefixed(line)], check=True)
         runner = Recorder(lab)
-        result = diagnose(PREFIX + data["namespace"], data["destination"], runner=runner)
+        result = diagnose(PREFIX + data["namespace"], parse_address(data["destination"]),
+                          runner=runner)
     finally:
         for ns in sorted(lab):
             subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from ipaddress import ip_address
 
 import pytest
 from conftest import ip
@@ -73,7 +74,7 @@ def pings(ns: str, dest: str) -> bool:
 
 def check(ns: str, dest: str, cause: str, *fix_parts: str):
     """Diagnose, assert the cause and fix lines, apply the fix with sh -e, assert the ping."""
-    result = diagnose(ns, dest)
+    result = diagnose(ns, ip_address(dest))
     assert not result.reachable
     assert result.cause is not None and result.cause.value == cause, result.to_json()
     script = "".join(line + "\n" for line in result.script)
@@ -152,14 +153,15 @@ def test_local_end_that_never_had_an_address_gets_no_invented_one(netns):
     a, b = make(netns, "a"), make(netns, "b")
     veth(a, "va", b, "vb")
     addr(b, "vb", "10.0.0.2/24")
-    result = diagnose(a, "10.0.0.2")
+    result = diagnose(a, ip_address("10.0.0.2"))
     assert result.cause is not None and result.cause.value == "local-no-address"
     assert not result.fixes and "nothing on the path says" in result.evidence[-1]
 
 
 def test_destination_not_configured(netns):
     a, b = p2p(netns)
-    result = diagnose(a, "10.0.0.3")  # a host is never invented: the address was mistyped
+    # a host is never invented: the address was mistyped
+    result = diagnose(a, ip_address("10.0.0.3"))
     assert result.cause is not None and result.cause.value == "dest-not-configured"
     assert not result.fixes and f"did you mean 10.0.0.2 ({b})?" in result.summary
 
@@ -183,7 +185,7 @@ def test_peer_beside_an_unrelated_holder_prints_no_fix(netns):
     veth(a, "va", wrong, "vb")
     addr(a, "va", OFF_A)
     stub(c, "d0", OFF_B + "/24")  # nothing links c to a: another lab's, for all we know
-    result = diagnose(a, OFF_B)
+    result = diagnose(a, ip_address(OFF_B))
     assert result.cause is not None and result.cause.value == "dest-not-configured"
     assert not result.fixes and any(c in line for line in result.evidence)
 
@@ -194,7 +196,7 @@ def test_peer_beside_two_holders_prints_no_fix(netns):
     addr(a, "va", OFF_A)
     stub(c, "d0", OFF_B + "/24")
     stub(d, "d0", OFF_B + "/24")
-    result = diagnose(a, OFF_B)
+    result = diagnose(a, ip_address(OFF_B))
     assert result.cause is not None and result.cause.value == "dest-not-configured"
     assert not result.fixes and any(c in line and d in line for line in result.evidence)
 
@@ -332,7 +334,7 @@ def test_bridge_with_br_netfilter_and_forward_drop(netns):
     a, hub, _ = bridged(netns)
     inside(hub, "iptables", "-P", "FORWARD", "DROP")
     if not br_netfilter_on(hub):  # without br_netfilter the policy never sees bridged frames
-        assert diagnose(a, "10.0.0.2").reachable
+        assert diagnose(a, ip_address("10.0.0.2")).reachable
         return
     result = check(a, "10.0.0.2", "br-netfilter-drop",
                    f"ip netns exec {hub} iptables -t filter -I FORWARD 1 -p icmp -s 10.0.0.1 "
@@ -346,7 +348,7 @@ def test_no_carrier_when_only_a_lone_tap_leads_there(netns):
     ip("-n", a, "tuntap", "add", "dev", "tap0", "mode", "tap")
     addr(a, "tap0", "10.0.7.1/24")
     up(a, "tap0")
-    result = diagnose(a, "10.0.7.2")
+    result = diagnose(a, ip_address("10.0.7.2"))
     assert not result.reachable and result.cause.value == "no-carrier", result.to_json()
     assert "nothing is connected" in result.summary
 
@@ -357,7 +359,7 @@ def test_unknown_names_what_was_checked(netns):
     ip("netns", "exec", b, "tc", "qdisc", "add", "dev", "vb", "clsact")
     ip("netns", "exec", b, "tc", "filter", "add", "dev", "vb", "ingress", "pref", "3", "bpf",
        "da", "bytecode", "1,6 0 0 4")
-    result = diagnose(a, "10.0.0.2")
+    result = diagnose(a, ip_address("10.0.0.2"))
     # nothing read names it; the kernel's drop reason, when it was watched, is the last word
     assert not result.reachable and result.cause.value in ("unknown", "kernel-drop"), \
         result.to_json()
@@ -381,7 +383,8 @@ def test_link_with_full_loss_is_named_and_cleared(netns, cli, unchanged):
     result = check(a, "10.0.0.2", "link-impaired", f"tc -n {a} ", f"tc -n {b} ")
     assert "loss 100%" in result.summary and f"vw-{b} in {a}" in result.summary
     assert all(fix[:3] in (["tc", "-n", a], ["tc", "-n", b]) for fix in result.fixes)
-    assert diagnose(a, "10.0.0.2").reachable  # the fix left nothing behind that still drops
+    # the fix left nothing behind that still drops
+    assert diagnose(a, ip_address("10.0.0.2")).reachable
     _vethwrap(cli, "destroy", a, b)
 
 

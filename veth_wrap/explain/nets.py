@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Optional
 
-from veth_wrap.errors import UsageError
+from veth_wrap.errors import NoSuchNamespace
 from veth_wrap.explain.routing import route_network
 from veth_wrap.kernel import state
 from veth_wrap.kernel.state import LinkState, parse_links
@@ -93,8 +93,7 @@ class Nets:
         listed = names is None
         names = state.list_netns(runner) if names is None else names
         if namespace not in names:
-            raise UsageError(f"network namespace {namespace!r} does not exist",
-                             "see 'ip netns list' for the namespaces there are")
+            raise NoSuchNamespace(namespace)
         nets = cls(runner, names, start=namespace, processes=int(listed))
         nets.load([namespace])  # then what the links lead to, one batch per hop
         for _ in range(NEAR_HOPS):
