@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from veth_wrap.errors import CommandFailed
-from veth_wrap.run.runner import Result
+from veth_wrap.run.runner import Result, listed_netns
 
 
 @dataclass
@@ -29,3 +29,7 @@ class RecordingRunner:
     def run_file(self, kind, argv: Sequence[str], stdin: str | None = None) -> Result:
         """A file step, recorded and answered as a command."""
         return self.run(argv, stdin)
+
+    def netns(self, bound: bool = False) -> list[str]:
+        """The named namespaces, from the answer to `ip -j netns list` (recorded as such)."""
+        return listed_netns(self)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Iterable, Iterator, Optional, Sequence
 
 from veth_wrap.errors import CommandFailed, failed_lines
-from veth_wrap.kernel.procs import NETNS_RUN
 from veth_wrap.model.facts import LinkState, NetnsState
 from veth_wrap.model.names import Mark
-from veth_wrap.run.runner import Runner, ShRunner, default_runner, in_batches
+from veth_wrap.run.runner import Runner, default_runner, in_batches
 
 __all__ = ["LinkState", "NetnsState", "json_stream", "list_netns", "parse_links", "read",
            "read_docs", "read_root", "netns_ids"]
@@ -49,19 +47,8 @@ def json_stream(text: str) -> Iterator:
 
 
 def list_netns(runner: Optional[Runner] = None) -> list[str]:
-    """The names of the namespaces under /run/netns.
-
-    With the real runner the directory is read here, as `ip netns list` reads it: a
-    process costs milliseconds, and every command starts with this list.
-    """
-    runner = runner or default_runner()
-    if isinstance(runner, ShRunner):
-        try:
-            return sorted(os.listdir(NETNS_RUN))
-        except FileNotFoundError:
-            return []
-    text = runner.run(["ip", "-j", "netns", "list"]).stdout.strip()
-    return [entry["name"] for entry in json.loads(text)] if text else []
+    """The names of the namespaces under /run/netns (the runner says how it reads them)."""
+    return (runner or default_runner()).netns()
 
 
 def read_docs(lines: Sequence[str], runner: Runner, strict: bool = True) -> list:
@@ -82,9 +69,7 @@ def read_docs(lines: Sequence[str], runner: Runner, strict: bool = True) -> list
         except CommandFailed as exc:
             # Namespaces come and go while others work: read again without those gone, or,
             # once, when the failure said nothing (one caught half-made by `ip netns add`).
-            still = set(list_netns(runner))
-            if isinstance(runner, ShRunner):
-                still = {name for name in still if _bound(name)}
+            still = set(runner.netns(bound=True))
             kept = [ln for ln in lines if ln.split()[2] in still]
             if len(kept) < len(lines):
                 docs = dict(zip(kept, read_docs(kept, runner)))
@@ -94,15 +79,6 @@ def read_docs(lines: Sequence[str], runner: Runner, strict: bool = True) -> list
             continue
         return _aligned(out, set(), len(lines))
     return []  # not reached: the second failure raised
-
-
-def _bound(name: str) -> bool:
-    """True when /run/netns/NAME holds a namespace now: `ip netns add` makes the file before
-    it binds the namespace there, and `ip netns del` unbinds it before it removes the file."""
-    try:
-        return os.stat(f"{NETNS_RUN}/{name}").st_dev == os.stat("/proc/self/ns/net").st_dev
-    except OSError:
-        return False
 
 
 def _tolerant(lines: list[str], runner: Runner) -> list:
