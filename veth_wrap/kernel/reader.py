@@ -165,6 +165,8 @@ def sysctls(wanted: dict[str, Sequence[str]], runner: Runner) -> dict[str, dict[
             for ns, names in wanted.items()}
     lines = [Reading(f"sysctl -e {SYSCTL_FIRST} " + " ".join(names)).line(ns)
              for ns, names in keys.items()]
+    if not lines:
+        return {}
     result = runner.run(["ip", "-batch", "-"], stdin="".join(ln + "\n" for ln in lines),
                         check=False)
     found = {}
@@ -193,3 +195,48 @@ def xfrm(ns: str, runner: Runner) -> str:
     """`ip xfrm policy` then `ip xfrm state` of a namespace, as text (xfrm prints no JSON)."""
     return runner.run(["ip", "-n", ns, "-batch", "-"], stdin="xfrm policy\nxfrm state\n",
                       check=False).stdout
+
+
+def in_ns(ns: Ns, words: Sequence[str]) -> list[str]:
+    """The argv that runs words inside a namespace (`ip netns exec`), bare in the root one."""
+    return ["ip", "netns", "exec", ns, *words] if ns is not None else list(words)
+
+
+def saved(ns: Ns, tools: Sequence[str], runner: Runner) -> str:
+    """What each `iptables-save -c` of tools prints in a namespace, one process a tool."""
+    return "".join(runner.run(in_ns(ns, [tool, "-c"]), check=False).stdout for tool in tools)
+
+
+def nft_ruleset(ns: Ns, runner: Runner) -> Any:
+    """`nft -j -a list ruleset` of a namespace ({} when nft printed nothing to parse)."""
+    return loads(runner.run(in_ns(ns, ["nft", "-j", "-a", "list", "ruleset"]),
+                            check=False).stdout, {})
+
+
+def nft_table(ns: Ns, family: str, table: str, runner: Runner) -> str:
+    """One nft table as text (its JSON leaves out the device of a netdev hook in some versions)."""
+    return runner.run(in_ns(ns, ["nft", "list", "table", family, table]), check=False).stdout
+
+
+def firewalls(named: Sequence[str], tools: Sequence[str],
+              runner: Runner) -> dict[str, tuple[str, Any]]:
+    """{namespace: (what tools print, `nft -j -a list ruleset`)} in one `ip -batch`; the
+    namespaces after a failed line (one gone) are left out."""
+    words = [*(f"{tool} -c" for tool in tools), "nft -j -a list ruleset"]
+    lines = [Reading(w).line(ns) for ns in named for w in words]
+    out = runner.run(["ip", "-batch", "-"], stdin="".join(ln + "\n" for ln in lines),
+                     check=False).stdout
+    return dict(zip(named, split_saves(out)))
+
+
+def split_saves(out: str) -> list[tuple[str, Any]]:
+    """(iptables-save text, nft's parsed JSON) per namespace, in batch order: each one's
+    save text ends where its `nft -j` line, one JSON document on one line, begins."""
+    parts, text = [], []
+    for row in out.splitlines(keepends=True):
+        if row.startswith("{"):
+            parts.append(("".join(text), loads(row, {})))
+            text = []
+        else:
+            text.append(row)
+    return parts
