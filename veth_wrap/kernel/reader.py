@@ -11,7 +11,6 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from veth_wrap.errors import CommandFailed
 from veth_wrap.kernel.batch import Ns, Reading, gather, loads
 from veth_wrap.model.facts import LinkState
 from veth_wrap.model.names import Mark
@@ -124,6 +123,7 @@ class RouteAnswer:
     route: dict | None
     error: str = ""
     said: str = ""  # stderr as printed
+    code: int = 0  # ip's exit status
 
     @property
     def local(self) -> bool:
@@ -140,17 +140,29 @@ def route_get(ns: Ns, address: str, runner: Runner, src: str | None = None) -> R
     routes = loads(result.stdout, [])
     said = result.stderr.strip()
     return RouteAnswer(routes[0] if routes else None, said.replace("RTNETLINK answers: ", ""),
-                       said)
+                       said, result.returncode)
 
 
-def shown(ns: Ns, words: Sequence[str], runner: Runner) -> Any:
-    """`PROGRAM -n NS -j WORDS...` in a process of its own: its JSON, or CommandFailed."""
-    program, *rest = words
-    try:
-        text = runner.run([program, *(["-n", ns] if ns else []), "-j", *rest]).stdout
-    except CommandFailed as exc:
-        return exc
-    return loads(text, [])
+def _shown(ns: Ns, program: str, words: Sequence[str], runner: Runner) -> list | None:
+    """`PROGRAM [-n NS] -j WORDS...` in a process of its own: its JSON, None when it failed."""
+    result = runner.run([program, *(["-n", ns] if ns else []), "-j", *words], check=False)
+    return loads(result.stdout, []) if result.returncode == 0 else None
+
+
+def links_shown(ns: Ns, runner: Runner, *select: str) -> list | None:
+    """`ip -d link show SELECT...` (dev NAME, type KIND) of one namespace."""
+    return _shown(ns, "ip", ["-d", "link", "show", *select], runner)
+
+
+def fdb_of(ns: Ns, dev: str, runner: Runner) -> list | None:
+    """The forwarding entries of one device (a VXLAN's remotes among them)."""
+    return _shown(ns, "bridge", ["fdb", "show", "dev", dev], runner)
+
+
+def neighbours_to(ns: Ns, address: str, dev: str | None, runner: Runner) -> list | None:
+    """The neighbour entries of one address (on one device, if given)."""
+    return _shown(ns, "ip", ["neigh", "show", "to", address, *(["dev", dev] if dev else [])],
+                  runner)
 
 
 SYSCTL_FIRST = "net.ipv4.ip_forward"  # every line starts with it: where one namespace begins
