@@ -219,6 +219,11 @@ def saved(ns: Ns, tools: Sequence[str], runner: Runner) -> str:
     return "".join(runner.run(in_ns(ns, [tool, "-c"]), check=False).stdout for tool in tools)
 
 
+def table_saved(ns: Ns, tool: str, table: str, runner: Runner) -> str:
+    """One table as `iptables-save -t TABLE` (tool: iptables-save, ip6tables-save ...)."""
+    return runner.run(in_ns(ns, [tool, "-t", table]), check=False).stdout
+
+
 def nft_ruleset(ns: Ns, runner: Runner) -> Any:
     """`nft -j -a list ruleset` of a namespace ({} when nft printed nothing to parse)."""
     return loads(runner.run(in_ns(ns, ["nft", "-j", "-a", "list", "ruleset"]),
