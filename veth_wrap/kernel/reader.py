@@ -11,7 +11,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from veth_wrap.kernel.batch import Ns, Reading, gather, loads
+from veth_wrap.kernel.batch import Ns, Reading, gather, loads, read_docs
 from veth_wrap.model.facts import LinkState
 from veth_wrap.model.names import Mark
 from veth_wrap.run.runner import Runner
@@ -40,6 +40,7 @@ def parse_nsids(items: list[dict]) -> dict[int, str | None]:
     return {item["nsid"]: item.get("name") for item in items if "nsid" in item}
 
 
+LOOPBACK = Reading("ip -j link show lo")  # where vethwrap marks a namespace as its own
 LINKS = Reading("ip -j -d addr show", parse_links)
 ROUTES = Reading("ip -j route show")
 ROUTES6 = Reading("ip -j -6 route show")
@@ -58,6 +59,13 @@ VLANS = Reading("bridge -j vlan show")
 def route_to(address: str) -> Reading:
     """The route the kernel picks to an address (`ip -j route get`)."""
     return Reading(f"ip -j route get {address}")
+
+
+def routes(asks: Sequence[tuple[str, str]], runner: Runner) -> list[dict | None]:
+    """The route picked for each (namespace, address), in one batch; a refusal raises
+    (a namespace gone meanwhile gives None)."""
+    docs = read_docs([route_to(address).line(ns) for ns, address in asks], runner)
+    return [doc[0] if doc else None for doc in docs]
 
 
 def addresses_to(address: str) -> Reading:
