@@ -66,7 +66,7 @@ class Nets:
     names: list[str]
     links: dict[Ns, dict[str, LinkState]] = field(default_factory=dict)
     routes: dict[Ns, list[dict]] = field(default_factory=dict)
-    nsids: dict[Ns, dict[int, str]] = field(default_factory=dict)
+    nsids: dict[Ns, dict[int, str | None]] = field(default_factory=dict)
     sysctls: dict[Ns, dict[str, str]] = field(default_factory=dict)
     answers: dict[tuple[Ns, str], RouteAnswer] = field(default_factory=dict)
     neighs: dict[Ns, list[dict]] = field(default_factory=dict)
