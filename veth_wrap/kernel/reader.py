@@ -7,7 +7,6 @@ A namespace that could not be read (gone meanwhile) gives None, or is left out w
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -70,6 +69,8 @@ def routes(asks: Sequence[tuple[str, str]], runner: Runner) -> list[dict | None]
 
 def addresses_to(address: str) -> Reading:
     """The interfaces that carry exactly this address."""
+    import ipaddress  # only a diagnosis asks: completion imports this module too
+
     plen = 32 if ipaddress.ip_address(address).version == 4 else 128
     return Reading(f"ip -j addr show to {address}/{plen}")
 

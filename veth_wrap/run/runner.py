@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import os
 import re
 import shutil
@@ -76,6 +75,8 @@ class Runner(Protocol):
 
 def listed_netns(runner: Runner) -> list[str]:
     """The names `ip -j netns list` prints, run by runner (for runners without a directory)."""
+    import json
+
     text = runner.run(["ip", "-j", "netns", "list"]).stdout.strip()
     return [entry["name"] for entry in json.loads(text)] if text else []
 
