@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 from veth_wrap.errors import CommandFailed, failed_lines
-from veth_wrap.run.runner import Runner, in_batches
+from veth_wrap.run.runner import Runner, in_batches, quick_run
 
 VANISHED = "Cannot open network namespace"
 Ns = Optional[str]  # noqa: UP045 (a runtime alias on 3.9) a namespace; None is the root
@@ -60,15 +60,14 @@ def gather(namespaces: Iterable[Ns], readings: Sequence[Reading], runner: Runner
 def quick(named: Sequence[str], reading: Reading) -> list:
     """For shell completion: the documents of a reading of the named namespaces, in one batch
     started by run's quick_run (no `sh`: completion runs on every <TAB>); those that parsed."""
-    from veth_wrap.run.runner import quick_run
-
     out = quick_run(["ip", "-batch", "-"], "".join(reading.line(ns) + "\n" for ns in named))
     docs: list = []
-    try:
-        docs.extend(json_stream(out))
-    except ValueError:  # a half-written answer: what parsed
-        pass
-    return docs
+    stream = json_stream(out)
+    while True:
+        try:
+            docs.append(next(stream))
+        except (StopIteration, ValueError):  # the end, or a half-written answer
+            return docs
 
 
 def _batch(named: list[str], readings: Sequence[Reading], runner: Runner) -> dict[Ns, list]:
