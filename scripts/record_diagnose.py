@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from veth_wrap.explain.diagnose import diagnose  # noqa: E402
 from veth_wrap.model.destination import parse_address  # noqa: E402
-from veth_wrap.run.runner import Result, ShRunner  # noqa: E402
+from veth_wrap.run.runner import Result, ShRunner, listed_netns  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "diagnose"
 PREFIX = f"dgyr{os.getpid() % 1000}x"
@@ -49,6 +49,10 @@ class Recorder:
 
             raise CommandFailed(tuple(argv), result.returncode, result.stderr, stdin or "")
         return result
+
+    def netns(self, bound: bool = False) -> list[str]:
+        """The lab's namespaces, read by a recorded `ip -j netns list` for the replay."""
+        return listed_netns(self)
 
 
 def prefixed(text: str) -> str:

@@ -13,7 +13,8 @@ contract checks it):
   explain/  diagnose and doctor: evidence read from the kernel -> causes -> fixes
   check/    verify, ping, the in-process ICMP probe, reachability waves, pingall
   compile/  (Lab, facts) -> a plan of what to change, no I/O, nothing of how it runs
-  kernel/   the kernel read into fact types (beside compile/: neither imports the other)
+  kernel/   the kernel read into fact types (beside compile/: neither imports the other);
+            every read of it: reader (one function a kind of object), batch (ip -batch)
   run/      the only place that starts processes: runner; schedule (a plan -> processes:
             root batches, waves of lanes, read-back lines; with fuse, readback); processes
             (runs the waves); transaction (the walker: apply, rollback); filesteps; lock

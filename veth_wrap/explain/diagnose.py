@@ -89,7 +89,7 @@ def diagnose(namespace: str, address: Address, runner: Runner | None = None,
             return _healthy(namespace, dest, pinging.result()[1])
         # while the ping waits for replies that may never come, the path is read and walked
         nets = Nets.open(namespace, runner, names)
-        nets.processes += 1
+        nets.counted.add()
         causes, walks = _walk(nets, namespace, dest)
         received, said = pinging.result()
     if not received and settle:
