@@ -11,8 +11,9 @@ command that started them; another user; ssh; tty detection.
 
 from __future__ import annotations
 
+import os
 import sys
-import tempfile
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Optional
@@ -73,19 +74,31 @@ def _fresh() -> None:
 
 @contextmanager
 def _stdin(text: Optional[str]) -> Iterator[None]:
-    """stdin as a real file when given (a lab file is read from the descriptor)."""
+    """stdin as a pipe fed with text, as subprocess's input= does (a lab file is read from
+    the descriptor); the runner's own stdin when no text is given."""
     if text is None:
         yield
         return
+    read_end, write_end = os.pipe()
+    feeder = threading.Thread(target=_feed, args=(write_end, text.encode()), daemon=True)
+    feeder.start()
     saved = sys.stdin
-    with tempfile.TemporaryFile("w+") as file:
-        file.write(text)
-        file.seek(0)
-        sys.stdin = file
+    with os.fdopen(read_end) as pipe:
+        sys.stdin = pipe
         try:
             yield
         finally:
             sys.stdin = saved
+    feeder.join(timeout=60)
+
+
+def _feed(fd: int, data: bytes) -> None:
+    """Write data to the pipe and close it; a reader that stopped early ends the feed."""
+    try:
+        with os.fdopen(fd, "wb") as pipe:
+            pipe.write(data)
+    except BrokenPipeError:
+        pass
 
 
 @contextmanager
