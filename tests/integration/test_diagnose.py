@@ -13,6 +13,7 @@ from ipaddress import ip_address
 
 import pytest
 from conftest import ip
+from inprocess import vethwrap
 
 from veth_wrap.explain.diagnose import diagnose
 
@@ -95,14 +96,14 @@ def p2p(netns) -> tuple[str, str]:
     return a, b
 
 
-def test_tutorial_routes_leave_by_the_taps(unchanged, netns, cli):
+def test_tutorial_routes_leave_by_the_taps(unchanged, netns):
     ns0, ns1 = make(netns, "t0"), make(netns, "t1")
     for ns, tap, cidr in ((ns0, "tap0", "10.0.0.1/24"), (ns1, "tap1", "10.0.0.2/24")):
         ip("-n", ns, "tuntap", "add", "dev", tap, "mode", "tap")
         addr(ns, tap, cidr)
         up(ns, tap)
     veth(ns0, "veth0", ns1, "veth2")
-    done = cli("diagnose", ns0, "10.0.0.2", "--json")
+    done = vethwrap("diagnose", ns0, "10.0.0.2", "--json")
     assert done.returncode == 1, done.stderr
     data = json.loads(done.stdout)
     assert data["cause"] == "route-wrong-device"
@@ -112,7 +113,7 @@ def test_tutorial_routes_leave_by_the_taps(unchanged, netns, cli):
     subprocess.run(["sh", "-e"], input="\n".join(data["fix_script"]) + "\n", text=True,
                    check=True)
     assert pings(ns0, "10.0.0.2") and pings(ns1, "10.0.0.1")
-    again = cli("diagnose", ns0, "10.0.0.2", "--verbose")
+    again = vethwrap("diagnose", ns0, "10.0.0.2", "--verbose")
     assert again.returncode == 0 and "reachable" in again.stdout
 
 
@@ -366,38 +367,38 @@ def test_unknown_names_what_was_checked(netns):
     assert result.checked and not result.fixes
 
 
-def _vethwrap(cli, *args: str) -> None:
-    done = cli(*args)
+def _vethwrap(*args: str) -> None:
+    done = vethwrap(*args)
     assert done.returncode == 0, done.stderr
 
 
-def _impairments(cli, ns: str, ifname: str) -> dict:
-    shown = json.loads(cli("show", ns, "--json").stdout)
+def _impairments(ns: str, ifname: str) -> dict:
+    shown = json.loads(vethwrap("show", ns, "--json").stdout)
     spaces = {n["name"]: n for lab in shown["labs"] for n in lab["namespaces"]}
     return next(i for i in spaces[ns]["interfaces"] if i["name"] == ifname)["impairments"]
 
 
-def test_link_with_full_loss_is_named_and_cleared(netns, cli, unchanged):
+def test_link_with_full_loss_is_named_and_cleared(netns, unchanged):
     a, b = netns.name(), netns.name()
-    _vethwrap(cli, "create", a, b, "--loss", "100%", "--no-verify")
+    _vethwrap("create", a, b, "--loss", "100%", "--no-verify")
     result = check(a, "10.0.0.2", "link-impaired", f"tc -n {a} ", f"tc -n {b} ")
     assert "loss 100%" in result.summary and f"vw-{b} in {a}" in result.summary
     assert all(fix[:3] in (["tc", "-n", a], ["tc", "-n", b]) for fix in result.fixes)
     # the fix left nothing behind that still drops
     assert diagnose(a, ip_address("10.0.0.2")).reachable
-    _vethwrap(cli, "destroy", a, b)
+    _vethwrap("destroy", a, b)
 
 
 PROBE_LINES = ("counters during a test ping", "the kernel's drop reasons")
 
 
-def test_loss_in_the_middle_of_a_chain_is_named_and_the_rate_kept(netns, cli, unchanged):
+def test_loss_in_the_middle_of_a_chain_is_named_and_the_rate_kept(netns, unchanged):
     a, r, c = netns.name(), netns.name(), netns.name()
-    _vethwrap(cli, "create", a, r, c, "-t", "chain")
-    _vethwrap(cli, "link", "set", r, f"vw-{c}", "--loss", "100%", "--rate", "10mbit")
+    _vethwrap("create", a, r, c, "-t", "chain")
+    _vethwrap("link", "set", r, f"vw-{c}", "--loss", "100%", "--rate", "10mbit")
     result = check(a, "10.0.0.6", "link-impaired", f"tc -n {r} ")
     own = [e for e in result.evidence if not e.startswith(PROBE_LINES)]  # less the probe's
     assert f"vw-{c} in {r}" in result.summary and len(own) == 2, result.to_json()
     # netem's loss or the loss filter came off; the rate stays, on tbf
-    assert _impairments(cli, r, f"vw-{c}") == {"qdisc": "tbf", "rate": "10mbit"}
-    _vethwrap(cli, "destroy", a, r, c)
+    assert _impairments(r, f"vw-{c}") == {"qdisc": "tbf", "rate": "10mbit"}
+    _vethwrap("destroy", a, r, c)
