@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from veth_wrap.explain.diagnose import diagnose  # noqa: E402
-from veth_wrap.run.runner import Result, ShRunner  # noqa: E402
+from veth_wrap.model.destination import parse_address  # noqa: E402
+from veth_wrap.run.runner import Result, ShRunner, listed_netns  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "diagnose"
 PREFIX = f"dgyr{os.getpid() % 1000}x"
@@ -49,6 +50,10 @@ class Recorder:
             raise CommandFailed(tuple(argv), result.returncode, result.stderr, stdin or "")
         return result
 
+    def netns(self, bound: bool = False) -> list[str]:
+        """The lab's namespaces, read by a recorded `ip -j netns list` for the replay."""
+        return listed_netns(self)
+
 
 def prefixed(text: str) -> str:
     return NAME.sub(lambda m: PREFIX + m.group(1), text)
@@ -73,7 +78,8 @@ def record(name: str) -> None:
         for line in data["built_with"]:
             subprocess.run(["sh", "-ec", prefixed(line)], check=True)
         runner = Recorder(lab)
-        result = diagnose(PREFIX + data["namespace"], data["destination"], runner=runner)
+        result = diagnose(PREFIX + data["namespace"], parse_address(data["destination"]),
+                          runner=runner)
     finally:
         for ns in sorted(lab):
             subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)

@@ -124,7 +124,11 @@ def unchanged():
 
 @pytest.fixture
 def cli():
-    """Run the vethwrap CLI as a user would, in a subprocess; returns CompletedProcess."""
+    """Run the vethwrap CLI as a user would, in a subprocess; returns CompletedProcess.
+
+    For calls where the process is what is tested (see tests/inprocess.py); the others run
+    in-process with inprocess.vethwrap, which answers alike without starting Python again.
+    """
 
     def run(*args: str, input: str | None = None, env: dict | None = None, user: int | None = None):
         full_env = dict(os.environ, NO_COLOR="1", COLUMNS="200")

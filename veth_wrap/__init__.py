@@ -13,10 +13,12 @@ contract checks it):
   explain/  diagnose and doctor: evidence read from the kernel -> causes -> fixes
   check/    verify, ping, the in-process ICMP probe, reachability in rounds, pingall
   compile/  (Lab, facts) -> a plan of what to change, no I/O, nothing of how it runs
-  kernel/   the kernel read into fact types (beside compile/: neither imports the other)
+  kernel/   the kernel read into fact types (beside compile/: neither imports the other);
+            every read of it: reader (one function a kind of object), batch (ip -batch)
   run/      the only place that starts processes: runner; commands (a step as its process
             and its dry-run text); schedule (how a plan becomes processes, which at once,
-            where verification's reads ride); the walker (apply and rollback); files; lock
+            where verification's reads ride); transaction (the walker: apply, rollback);
+            filesteps; lock
   model/    topology, names and marks, shapes, link options, lab files, drawings, facts
   steps     the plan: Op (a Kind, its target, words and undo), Step (ops in one namespace), Plan
   errors    at the bottom: exceptions with ExitStatus

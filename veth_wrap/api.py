@@ -10,7 +10,7 @@ from veth_wrap.check.verify import Report, reads_for, verify
 from veth_wrap.compile import namefiles
 from veth_wrap.compile.create import create_plan
 from veth_wrap.compile.destroy import Teardown, destroy_plan, teardown_of
-from veth_wrap.errors import CommandFailed, UsageError, VerificationFailed, VethwrapError
+from veth_wrap.errors import CommandFailed, NoSuchNamespace, VerificationFailed, VethwrapError
 from veth_wrap.kernel import caps, inventory, nameread, state
 from veth_wrap.lifecycle import teardown as lifecycle
 from veth_wrap.lifecycle.inlab import (  # noqa: F401 (the services' API, re-exported)
@@ -228,10 +228,10 @@ def destroy_targets(namespaces: Iterable[str] = (), lab: Optional[str] = None,
     hubs = inventory.portless_hubs(wanted, facts, runner) if wanted is not None else []
     views = inventory.labs(facts, root)
     if everything:
-        targets = [ns for view in views.values() for ns in view.members + [view.hub] if ns]
+        targets = [ns for view in views.values() for ns in view.namespaces()]
     elif lab:
         view = views.get(lab)
-        targets = (view.members + ([view.hub] if view.hub else [])) if view else []
+        targets = view.namespaces() if view else []
     else:
         targets = list(namespaces) + hubs
     named = set(views) if everything else {lab} if lab else set()
@@ -332,7 +332,7 @@ def _live_end(facts: dict, root, namespace: str, ifname: str, held: dict, with_p
     from veth_wrap.compile.live import End, check_end
 
     if namespace not in facts:
-        raise UsageError(f"namespace {namespace!r} does not exist", "see 'vethwrap show'")
+        raise NoSuchNamespace(namespace)
     link = check_end(namespace, ifname, facts[namespace].links.get(ifname))
     peer = inventory.find_peer(link, namespace, facts, root) if with_peer else None
     far = (peer[0], (facts[peer[0]] if peer[0] else root).links[peer[1]]) if peer else None
@@ -376,7 +376,7 @@ def describe(namespace: str, ifname: str, runner: Optional[Runner] = None) -> di
 def exec_argv(namespace: str, argv: list[str], runner: Optional[Runner] = None) -> list[str]:
     """The argv that runs a command inside an existing namespace, as `ip netns exec` does."""
     if namespace not in state.list_netns(runner or default_runner()):
-        raise UsageError(f"namespace {namespace!r} does not exist", "see 'vethwrap show'")
+        raise NoSuchNamespace(namespace)
     return ["ip", "netns", "exec", namespace, *argv]
 
 

@@ -48,6 +48,15 @@ class UsageError(VethwrapError):
     exit_code = ExitStatus.REFUSED
 
 
+class NoSuchNamespace(UsageError):
+    """A namespace the user named that the kernel does not hold."""
+
+    def __init__(self, name: str, nor: str = "") -> None:
+        where = f" (nor {nor})" if nor else ""  # nor: the other name it was looked for as
+        super().__init__(f"namespace {name!r}{where} does not exist", "see 'vethwrap show'")
+        self.name = name
+
+
 class ConflictError(UsageError):
     """The kernel holds something that clashes with the topology asked for."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import nobody
 import pytest
 from conftest import kernel_snapshot
+from inprocess import vethwrap
 
 pytestmark = pytest.mark.integration
 
@@ -39,22 +40,22 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_create_refuses(case, unchanged, netns, cli):
+def test_create_refuses(case, unchanged, netns):
     a, b = netns.name(), netns.name()
     args, needles = CASES[case]
     for dry in ([], ["--dry-run"]):
-        refused(cli("create", *args(a, b), *dry), *needles(a, b))
+        refused(vethwrap("create", *args(a, b), *dry), *needles(a, b))
     assert not {a, b} & set(kernel_snapshot()[0])
 
 
-def test_other_commands_refuse_bad_names(unchanged, netns, cli):
+def test_other_commands_refuse_bad_names(unchanged, netns):
     a = netns.name()
-    refused(cli("destroy", f"{a}/x"), f"'{a}/x'")
-    refused(cli("destroy"), "--all")
-    refused(cli("destroy", a, "--all"), "--all")
-    refused(cli("ping", f"{a}/x", "10.0.0.1"), f"'{a}/x'")
-    refused(cli("ping", a, "10.0.0.1"), f"'{a}'", "does not exist")
-    refused(cli("show", "a b"), "'a b'")
+    refused(vethwrap("destroy", f"{a}/x"), f"'{a}/x'")
+    refused(vethwrap("destroy"), "--all")
+    refused(vethwrap("destroy", a, "--all"), "--all")
+    refused(vethwrap("ping", f"{a}/x", "10.0.0.1"), f"'{a}/x'")
+    refused(vethwrap("ping", a, "10.0.0.1"), f"'{a}'", "does not exist")
+    refused(vethwrap("show", "a b"), "'a b'")
 
 
 def test_unprivileged_create_is_refused_and_points_to_dry_run(unchanged, netns):
@@ -72,8 +73,8 @@ def test_unprivileged_create_is_refused_and_points_to_dry_run(unchanged, netns):
     (["ping", "x", "10.0.0.1", "--count", "0"], "--count"),
     (["create", "x", "y", "--topology", "ring"], "ring"),
 ])
-def test_usage_errors_are_one_line(args, needle, unchanged, cli):
-    refused(cli(*args), needle, "--help")
+def test_usage_errors_are_one_line(args, needle, unchanged):
+    refused(vethwrap(*args), needle, "--help")
 
 
 @pytest.mark.parametrize("capeff,allowed", [("0000000000201000", True),    # NET_ADMIN + SYS_ADMIN

@@ -6,6 +6,7 @@ import json
 
 import pytest
 from conftest import ip, kernel_snapshot
+from inprocess import vethwrap
 
 pytestmark = pytest.mark.integration
 
@@ -24,8 +25,8 @@ def ours(snapshot: tuple[list[str], list[str]], prefix: str) -> tuple[list[str],
     return tuple([name for name in names if prefix in name] for names in snapshot)
 
 
-def ping_json(cli, *args: str) -> tuple[int, dict]:
-    proc = cli("ping", *args, "--count", "1", "--json")
+def ping_json(*args: str) -> tuple[int, dict]:
+    proc = vethwrap("ping", *args, "--count", "1", "--json")
     data = json.loads(proc.stdout)
     assert set(data) == PING_KEYS
     assert isinstance(data["packet_loss"], (int, float)) and not isinstance(
@@ -34,34 +35,34 @@ def ping_json(cli, *args: str) -> tuple[int, dict]:
     return proc.returncode, data
 
 
-def test_tutorial_pair(unchanged, netns, cli):
+def test_tutorial_pair(unchanged, netns):
     a, b = netns.name(), netns.name()
-    made = cli("create", a, b)
+    made = vethwrap("create", a, b)
     assert made.returncode == 0, made.stderr
     for word in (a, b, f"vw-{a}", f"vw-{b}", "10.0.0.1/24", "10.0.0.2/24", "verified"):
         assert word in made.stdout
     for src, dest, address in ((a, "10.0.0.2", "10.0.0.2"), (b, "10.0.0.1", "10.0.0.1"),
                                (a, b, "10.0.0.2"), (b, a, "10.0.0.1")):
-        code, data = ping_json(cli, src, dest)
+        code, data = ping_json(src, dest)
         assert code == 0 and data["namespace"] == src and data["destination"] == address
         assert data["received"] == 1 and data["packet_loss"] == 0 and data["rtt_ms"]
-    text = cli("ping", a, b, "--count", "1")
+    text = vethwrap("ping", a, b, "--count", "1")
     assert text.returncode == 0 and f"{a} -> 10.0.0.2: 1/1 replies" in text.stdout
-    _check_show(cli, a, b)
-    _check_rerun_changes_nothing(cli, a, b)
-    gone = cli("destroy", a, b)
+    _check_show(a, b)
+    _check_rerun_changes_nothing(a, b)
+    gone = vethwrap("destroy", a, b)
     assert gone.returncode == 0, gone.stderr
     assert ours(kernel_snapshot(), netns.prefix) == ours(unchanged, netns.prefix)
-    again = cli("destroy", a, b)
+    again = vethwrap("destroy", a, b)
     assert again.returncode == 0 and f"{a}: no such namespace, nothing to do" in again.stderr
     assert "nothing of vethwrap's to remove" in again.stderr
 
 
-def _check_show(cli, a: str, b: str) -> None:
-    shown = cli("show", a, b)
+def _check_show(a: str, b: str) -> None:
+    shown = vethwrap("show", a, b)
     assert shown.returncode == 0 and f"lab {a} (pair)" in shown.stdout
     assert f"{b}:vw-{a}" in shown.stdout and "UP" in shown.stdout
-    data = json.loads(cli("show", a, "--json").stdout)
+    data = json.loads(vethwrap("show", a, "--json").stdout)
     lab = next(lab for lab in data["labs"] if lab["lab"] == a)
     assert (lab["topology"], lab["hub"], lab["root_links"]) == ("pair", None, [])
     (space,) = lab["namespaces"]  # only the namespace asked for, its peer still found
@@ -74,32 +75,32 @@ def _check_show(cli, a: str, b: str) -> None:
     assert {"dst": "10.0.0.0/24", "via": None, "dev": f"vw-{b}"} in space["routes"]
 
 
-def _check_rerun_changes_nothing(cli, a: str, b: str) -> None:
+def _check_rerun_changes_nothing(a: str, b: str) -> None:
     before = (link_state(a), link_state(b))
-    again = cli("create", a, b)
+    again = vethwrap("create", a, b)
     assert again.returncode == 0, again.stderr
     assert "nothing changed" in again.stderr
     assert (link_state(a), link_state(b)) == before
 
 
-def test_ping_unreachable_exits_1_with_json(unchanged, netns, cli):
+def test_ping_unreachable_exits_1_with_json(unchanged, netns):
     a, b = netns.name(), netns.name()
-    assert cli("create", a, b, "--subnet", "192.168.77.0/29", "--no-verify").returncode == 0
-    code, data = ping_json(cli, a, "192.168.77.6", "--timeout", "0.5")
+    assert vethwrap("create", a, b, "--subnet", "192.168.77.0/29", "--no-verify").returncode == 0
+    code, data = ping_json(a, "192.168.77.6", "--timeout", "0.5")
     assert code == 1
     assert (data["transmitted"], data["received"], data["packet_loss"], data["rtt_ms"]) \
         == (1, 0, 100, None)
-    code, data = ping_json(cli, b, a)
+    code, data = ping_json(b, a)
     assert code == 0 and data["destination"] == "192.168.77.1"
-    assert cli("destroy", a, b).returncode == 0
+    assert vethwrap("destroy", a, b).returncode == 0
 
 
-def test_namespace_that_existed_before_survives_destroy(unchanged, netns, cli):
+def test_namespace_that_existed_before_survives_destroy(unchanged, netns):
     kept, other = netns.make(), netns.name()
-    assert cli("create", kept, other).returncode == 0
-    gone = cli("destroy", kept, other)
+    assert vethwrap("create", kept, other).returncode == 0
+    gone = vethwrap("destroy", kept, other)
     assert gone.returncode == 0, gone.stderr
     assert ours(kernel_snapshot(), netns.prefix) == ([kept], [])
     left = json.loads(ip("-n", kept, "-j", "-d", "link", "show").stdout)
     assert [(i["ifname"], i.get("ifalias")) for i in left] == [("lo", None)]
-    assert "holds nothing of vethwrap's" in cli("destroy", kept).stderr
+    assert "holds nothing of vethwrap's" in vethwrap("destroy", kept).stderr

@@ -1,4 +1,5 @@
-"""Several creates at once, the same lab twice at once, and the lock's safety checks."""
+"""Several creates at once, the same lab twice at once, and the lock's safety checks. What runs
+at once runs in processes of its own; the calls before and after run in-process."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import ip
 from faultip import wiring
+from inprocess import vethwrap
 
 from veth_wrap.errors import PreflightError
 from veth_wrap.run import lock
@@ -30,31 +32,31 @@ def _finish(procs: list[subprocess.Popen]) -> list[tuple[int, str]]:
 
 
 @pytest.mark.integration
-def test_different_labs_at_once_all_build(netns, cli):
+def test_different_labs_at_once_all_build(netns):
     labs = [[netns.name() for _ in range(3)] for _ in range(3)]
     results = _finish([_start("create", *members, "--no-verify") for members in labs])
     assert [code for code, _ in results] == [0, 0, 0], results
     for members in labs:
         assert all(ns in ip("netns", "list").stdout for ns in members)
-        assert cli("destroy", "--lab", members[0]).returncode == 0
+        assert vethwrap("destroy", "--lab", members[0]).returncode == 0
 
 
 @pytest.mark.integration
-def test_same_lab_twice_at_once_builds_once(netns, cli):
+def test_same_lab_twice_at_once_builds_once(netns):
     """With the lock the second create waits, then finds the lab built: both end 0."""
     members = [netns.name() for _ in range(4)]
     results = _finish([_start("create", *members) for _ in range(2)])
     assert [code for code, _ in results] == [0, 0], results
     assert sum("already built as asked" in err for _, err in results) == 1, results
     assert all("Traceback" not in err for _, err in results)
-    again = cli("create", *members, "--no-verify")  # whole: a third create finds nothing to do
+    again = vethwrap("create", *members, "--no-verify")  # whole: a third create finds nothing to do
     assert again.returncode == 0 and "nothing changed" in again.stderr
     assert all(len(wiring(ns)[0]) == 2 for ns in members)  # lo and the member's end
-    assert cli("destroy", "--lab", members[0]).returncode == 0
+    assert vethwrap("destroy", "--lab", members[0]).returncode == 0
 
 
 @pytest.mark.integration
-def test_same_file_up_twice_at_once_builds_once(netns, cli, tmp_path):
+def test_same_file_up_twice_at_once_builds_once(netns, tmp_path):
     prefix = netns.name()
     netns.names.extend(f"{prefix}{ns}" for ns in ("a", "r", "b"))
     path = tmp_path / "chain.yaml"
@@ -62,12 +64,12 @@ def test_same_file_up_twice_at_once_builds_once(netns, cli, tmp_path):
     results = _finish([_start("up", "-f", str(path), "--prefix", prefix) for _ in range(2)])
     assert [code for code, _ in results] == [0, 0], results
     assert sum("nothing changed" in err for _, err in results) == 1, results
-    assert cli("down", "-f", str(path), "--prefix", prefix).returncode == 0
+    assert vethwrap("down", "-f", str(path), "--prefix", prefix).returncode == 0
 
 
 @pytest.mark.integration
 @pytest.mark.parametrize("delay", [0.0, 0.3, 0.8])
-def test_create_racing_destroy_leaves_the_lab_whole_or_gone(delay, netns, cli):
+def test_create_racing_destroy_leaves_the_lab_whole_or_gone(delay, netns):
     members = [netns.name() for _ in range(3)]
     create = _start("create", *members, "-t", "chain")
     time.sleep(delay)  # destroy lands before, during or after the create's hold of the lock
@@ -78,8 +80,8 @@ def test_create_racing_destroy_leaves_the_lab_whole_or_gone(delay, netns, cli):
     assert present in ([True] * 3, [False] * 3), present
     if all(present):  # whole: a chain's ends have one link, its middle two, each up and wired
         assert [len(wiring(ns)[0]) for ns in members] == [2, 3, 2]
-        assert cli("create", *members, "-t", "chain").returncode == 0
-    assert cli("destroy", "--lab", members[0]).returncode == 0
+        assert vethwrap("create", *members, "-t", "chain").returncode == 0
+    assert vethwrap("destroy", "--lab", members[0]).returncode == 0
 
 
 @pytest.mark.integration
@@ -93,7 +95,7 @@ def test_a_destroy_waits_until_a_create_has_verified(netns, cli, tmp_path):
     fake.reset()
     assert cli("create", *members, "--no-verify", env=fake.env()).returncode == 0
     applying = fake.count
-    assert cli("destroy", *members).returncode == 0
+    assert vethwrap("destroy", *members).returncode == 0
     fake.reset(at=applying, mode="sleep", seconds=2)
     create = subprocess.Popen([sys.executable, "-m", "veth_wrap", "create", *members],
                               text=True, env=fake.env(NO_COLOR="1"), stdout=subprocess.PIPE,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import ip
 from faultip import decorate, differences, snapshot, wiring
+from inprocess import vethwrap
 
 pytestmark = pytest.mark.integration
 
@@ -17,22 +18,22 @@ def one_line(result, code: int, *needles: str) -> None:
     assert all(needle in lines[0] for needle in needles), lines[0]
 
 
-def test_second_create_is_a_no_op_and_destroy_of_absent_things_succeeds(netns, cli):
+def test_second_create_is_a_no_op_and_destroy_of_absent_things_succeeds(netns):
     a, b = netns.name(), netns.name()
-    assert cli("create", a, b, "--no-verify").returncode == 0
+    assert vethwrap("create", a, b, "--no-verify").returncode == 0
     before = [wiring(a), wiring(b)]
-    again = cli("create", a, b)
+    again = vethwrap("create", a, b)
     assert again.returncode == 0 and "already built as asked; nothing changed" in again.stderr
     assert [wiring(a), wiring(b)] == before
-    assert cli("destroy", a, b).returncode == 0
+    assert vethwrap("destroy", a, b).returncode == 0
     for args in ([a, b], ["--lab", a], [netns.name()]):
-        result = cli("destroy", *args)
+        result = vethwrap("destroy", *args)
         assert result.returncode == 0 and "Traceback" not in result.stderr
 
 
-def test_conflicts_are_refused_before_any_change(netns, cli):
+def test_conflicts_are_refused_before_any_change(netns):
     a, b, c = netns.name(), netns.name(), netns.name()
-    assert cli("create", a, b, "--no-verify").returncode == 0
+    assert vethwrap("create", a, b, "--no-verify").returncode == 0
     foreign = netns.make()
     ip("-n", foreign, "link", "add", f"vw-{c}", "type", "veth", "peer", "name", "other")
     used = netns.make()
@@ -45,13 +46,13 @@ def test_conflicts_are_refused_before_any_change(netns, cli):
         ((used, c), ("address 10.0.0.1/24 is already on decoy0", used)),
     ]
     for args, needles in cases:
-        one_line(cli("create", *args), 2, *needles)
+        one_line(vethwrap("create", *args), 2, *needles)
         assert not differences(before[0], snapshot([foreign, used])), args
         assert (wiring(a), wiring(b)) == before[1:]
-    assert cli("destroy", a, b).returncode == 0
+    assert vethwrap("destroy", a, b).returncode == 0
 
 
-def test_decoys_survive_create_and_every_destroy(netns, cli):
+def test_decoys_survive_create_and_every_destroy(netns):
     plain = netns.make()
     ip("-n", plain, "link", "set", "lo", "up")  # so that create has nothing to change in it
     decorate(plain)
@@ -64,11 +65,11 @@ def test_decoys_survive_create_and_every_destroy(netns, cli):
     members = [plain, netns.name(), netns.name()]
     before = snapshot([plain, lookalike])
     for destroy in (["--lab", plain], members):
-        assert cli("create", *members, "--no-verify").returncode == 0
-        listed = cli("destroy", "--all", "--dry-run")
+        assert vethwrap("create", *members, "--no-verify").returncode == 0
+        listed = vethwrap("destroy", "--all", "--dry-run")
         assert listed.returncode == 0
         assert lookalike not in listed.stdout and f"netns del {plain}" not in listed.stdout
-        assert cli("destroy", *destroy).returncode == 0
+        assert vethwrap("destroy", *destroy).returncode == 0
         assert not differences(before, snapshot([plain, lookalike]))
-    assert cli("destroy", plain, lookalike).returncode == 0
+    assert vethwrap("destroy", plain, lookalike).returncode == 0
     assert not differences(before, snapshot([plain, lookalike]))

@@ -10,26 +10,27 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+from inprocess import vethwrap
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_version_comes_from_the_package_metadata(cli):
-    done = cli("--version")
+def test_version_comes_from_the_package_metadata():
+    done = vethwrap("--version")
     assert done.returncode == 0 and done.stderr == ""
     assert done.stdout.strip() == f"vethwrap {metadata.version('vethwrap')}"
-    data = json.loads(cli("--version", "--json").stdout)
+    data = json.loads(vethwrap("--version", "--json").stdout)
     assert data["name"] == "vethwrap" and data["version"] == metadata.version("vethwrap")
 
 
-def test_no_arguments_print_the_help_and_succeed(cli):
-    done = cli()
+def test_no_arguments_print_the_help_and_succeed():
+    done = vethwrap()
     assert done.returncode == 0, done.stderr
     assert "Labs:" in done.stdout and "create" in done.stdout  # the help, in its panels
 
 
-def test_an_unknown_command_suggests_the_closest(cli):
-    done = cli("destory", "x")
+def test_an_unknown_command_suggests_the_closest():
+    done = vethwrap("destory", "x")
     assert done.returncode == 2 and done.stdout == ""
     assert len(done.stderr.strip().splitlines()) == 1 and "'destroy'" in done.stderr
 
@@ -56,55 +57,56 @@ def _complete(env: dict, words: list[str]) -> list[str]:
 
 
 @pytest.mark.integration
-def test_bash_completes_labs_namespaces_and_interfaces(netns, cli, tmp_path, unchanged):
+def test_bash_completes_labs_namespaces_and_interfaces(netns, tmp_path, unchanged):
     a, b = netns.name(), netns.name()
-    assert cli("create", a, b, "--lab", a, "--no-verify").returncode == 0
+    assert vethwrap("create", a, b, "--lab", a, "--no-verify").returncode == 0
     env = _shim(tmp_path)
     assert a in _complete(env, ["vethwrap", "destroy", "--lab", ""])
     assert _complete(env, ["vethwrap", "destroy", "--lab", a[:-1]]) == [a] or \
         a in _complete(env, ["vethwrap", "destroy", "--lab", a[:-1]])
     assert b in _complete(env, ["vethwrap", "show", b[:-1]])
     assert _complete(env, ["vethwrap", "link", "set", a, ""]) == [f"vw-{b}"]
-    assert cli("destroy", "--lab", a).returncode == 0
+    assert vethwrap("destroy", "--lab", a).returncode == 0
 
 
 @pytest.mark.integration
-def test_quiet_keeps_stdout_and_status_and_silences_stderr(netns, cli, unchanged):
+def test_quiet_keeps_stdout_and_status_and_silences_stderr(netns, unchanged):
     a, b = netns.name(), netns.name()
-    loud = cli("create", a, b, "--json")
+    loud = vethwrap("create", a, b, "--json")
     assert loud.returncode == 0
-    again = cli("create", a, b, "--json", "-q")
+    again = vethwrap("create", a, b, "--json", "-q")
     assert again.returncode == 0 and again.stderr == ""
     assert json.loads(again.stdout)["links"] == json.loads(loud.stdout)["links"]
-    assert cli("--quiet", "create", a, b).stderr == ""
-    gone = cli("-q", "destroy", a, b, "--json")
+    assert vethwrap("--quiet", "create", a, b).stderr == ""
+    gone = vethwrap("-q", "destroy", a, b, "--json")
     assert gone.returncode == 0 and gone.stderr == ""
     assert sorted(json.loads(gone.stdout)["namespaces"]) == sorted([a, b])
-    failed = cli("ping", a, "10.0.0.2", "-q")  # errors still print
+    failed = vethwrap("ping", a, "10.0.0.2", "-q")  # errors still print
     assert failed.returncode == 2 and "does not exist" in failed.stderr
 
 
 @pytest.mark.integration
-def test_every_lab_scoped_command_takes_lab(netns, cli, tmp_path, unchanged):
+def test_every_lab_scoped_command_takes_lab(netns, tmp_path, unchanged):
     a, b, c, d = (netns.name() for _ in range(4))
-    assert cli("create", a, b, "--lab", a).returncode == 0
-    assert cli("create", c, d, "--lab", c, "--subnet", "10.7.0.0/24").returncode == 0
-    shown = json.loads(cli("show", "--lab", a, "--json").stdout)
+    assert vethwrap("create", a, b, "--lab", a).returncode == 0
+    assert vethwrap("create", c, d, "--lab", c, "--subnet", "10.7.0.0/24").returncode == 0
+    shown = json.loads(vethwrap("show", "--lab", a, "--json").stdout)
     assert [lab["lab"] for lab in shown["labs"]] == [a]
-    matrix = json.loads(cli("pingall", "--lab", c, "--json").stdout)
+    matrix = json.loads(vethwrap("pingall", "--lab", c, "--json").stdout)
     assert {p["source"] for p in matrix["pairs"]} == {c, d} and matrix["answered"] == 2
-    assert f"┤ {b}" in cli("graph", "--lab", a).stdout or b in cli("graph", "--lab", a).stdout
-    changed = cli("link", "set", "--lab", c, "--rate", "50mbit", "--json")
+    drawn = vethwrap("graph", "--lab", a).stdout
+    assert f"┤ {b}" in drawn or b in drawn
+    changed = vethwrap("link", "set", "--lab", c, "--rate", "50mbit", "--json")
     assert changed.returncode == 0, changed.stderr
     ends = json.loads(changed.stdout)["ends"]
     assert len(ends) == 2 and all(e["impairments"]["rate"] == "50mbit" for e in ends)
     lab_file = tmp_path / "lab.yaml"
     lab_file.write_text(f"name: {a}\nnamespaces: [{a}, {b}]\nlinks:\n  - between: [{a}, {b}]\n")
-    assert [lab["lab"] for lab in json.loads(cli("show", "-f", str(lab_file), "--json")
+    assert [lab["lab"] for lab in json.loads(vethwrap("show", "-f", str(lab_file), "--json")
                                                 .stdout)["labs"]] == [a]
-    missing = cli("show", "--lab", netns.name())
+    missing = vethwrap("show", "--lab", netns.name())
     assert missing.returncode == 2 and "no lab" in missing.stderr
-    both = cli("show", a, "--lab", a)
+    both = vethwrap("show", a, "--lab", a)
     assert both.returncode == 2
-    assert cli("destroy", "-f", str(lab_file)).returncode == 0
-    assert cli("destroy", "--lab", c).returncode == 0
+    assert vethwrap("destroy", "-f", str(lab_file)).returncode == 0
+    assert vethwrap("destroy", "--lab", c).returncode == 0

@@ -6,18 +6,19 @@ import shutil
 
 import pytest
 from conftest import ip
+from inprocess import vethwrap
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.mark.skipif(shutil.which("iptables") is None, reason="needs iptables (Debian: iptables)")
-def test_create_that_does_not_verify_prints_cause_and_fix(netns, cli, unchanged):
+def test_create_that_does_not_verify_prints_cause_and_fix(netns, unchanged):
     a, b = netns.name(), netns.name()
-    assert cli("create", a, b).returncode == 0
+    assert vethwrap("create", a, b).returncode == 0
     ip("netns", "exec", b, "iptables", "-A", "INPUT", "-p", "icmp", "-j", "DROP")
-    again = cli("create", a, b)
+    again = vethwrap("create", a, b)
     assert again.returncode == 1
     assert "iptables" in again.stderr and "drops" in again.stderr
     assert f"fix: ip netns exec {b} iptables -t filter -D INPUT -p icmp -j DROP" in again.stderr
     assert again.stderr.strip().splitlines()[-1].startswith("error: lab")
-    assert cli("destroy", a, b).returncode == 0
+    assert vethwrap("destroy", a, b).returncode == 0

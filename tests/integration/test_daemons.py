@@ -1,7 +1,8 @@
 """Real daemons as services, on real namespaces: nginx and dnsmasq in their default (forking)
 modes, redis, services that ignore SIGTERM and escape their session; each in a cgroup of its
 own, which every test leaves as it found (the fixture kills and removes what a failed test
-left, by the cgroups it made)."""
+left, by the cgroups it made). The CLI runs in-process (vethwrap) but where a service must
+outlive the command that started it, and where the CLI's start-up time is measured (cli)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import time
 
 import pytest
 from conftest import RUN_ID
+from inprocess import vethwrap
 from test_services import running
 
 pytestmark = pytest.mark.integration
@@ -81,9 +83,9 @@ def inside(ns: str, *argv: str, timeout: float = 30) -> subprocess.CompletedProc
                           timeout=timeout)
 
 
-def lab(cli, netns) -> tuple[str, str]:
+def lab(netns) -> tuple[str, str]:
     a, b = netns.name(), netns.name()
-    done = cli("create", a, b, "--no-verify")
+    done = vethwrap("create", a, b, "--no-verify")
     assert done.returncode == 0, done.stderr
     return a, b
 
@@ -91,7 +93,7 @@ def lab(cli, netns) -> tuple[str, str]:
 def test_nginx_as_a_daemon_by_name_listed_stopped_and_never_twice(unchanged, netns, cli,
                                                                    groups, tmp_path):
     needs("nginx", "curl")
-    a, b = lab(cli, netns)
+    a, b = lab(netns)
     conf = nginx_conf(tmp_path)
     try:
         done = cli("run", b, "--name", "nginx", "--wait-port", "80", "--", "nginx", "-c", conf)
@@ -99,22 +101,23 @@ def test_nginx_as_a_daemon_by_name_listed_stopped_and_never_twice(unchanged, net
         assert "listening on port 80" in done.stdout
         page = inside(a, "curl", "-sS", "--max-time", "10", f"http://{b}/")
         assert page.returncode == 0 and page.stdout == f"hello from {RUN_ID}\n", page.stderr
-        listed = json.loads(cli("ps", b, "--json").stdout)["processes"]
+        listed = json.loads(vethwrap("ps", b, "--json").stdout)["processes"]
         assert {p["name"] for p in listed} == {"nginx"} and len(listed) >= 2  # master, worker
-        again = cli("run", b, "--name", "nginx", "--wait-port", "80", "--", "nginx", "-c", conf)
+        again = vethwrap("run", b, "--name", "nginx", "--wait-port", "80", "--", "nginx", "-c",
+                         conf)
         assert again.returncode == 2 and "already runs" in again.stderr
         assert len(again.stderr.strip().splitlines()) == 1
-        stopped = cli("stop", b, "nginx")
+        stopped = vethwrap("stop", b, "nginx")
         assert stopped.returncode == 0, stopped.stderr
-        assert not json.loads(cli("ps", b, "--json").stdout)["processes"]
+        assert not json.loads(vethwrap("ps", b, "--json").stdout)["processes"]
         assert not ours()
     finally:
-        cli("destroy", a, b, "--grace", "0")
+        vethwrap("destroy", a, b, "--grace", "0")
 
 
-def test_a_port_someone_else_holds_is_not_the_services(unchanged, netns, cli, groups, tmp_path):
+def test_a_port_someone_else_holds_is_not_the_services(unchanged, netns, groups, tmp_path):
     needs("nginx")
-    a, b = lab(cli, netns)
+    a, b = lab(netns)
     holder = subprocess.Popen(["ip", "netns", "exec", b, "python3", "-m", "http.server", "8080"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -123,11 +126,11 @@ def test_a_port_someone_else_holds_is_not_the_services(unchanged, netns, cli, gr
             assert time.monotonic() < deadline and holder.poll() is None
             time.sleep(0.05)
         # alive, but not listening: the holder's socket is not the service's
-        quiet = cli("run", b, "--name", "nap", "--wait-port", "8080", "--wait-timeout", "1",
+        quiet = vethwrap("run", b, "--name", "nap", "--wait-port", "8080", "--wait-timeout", "1",
                     "--", "sleep", "600")
         assert quiet.returncode == 1 and "was not listening on port 8080" in quiet.stderr
         # nginx cannot bind: it ends, and its log says why
-        failed = cli("run", b, "--name", "web", "--wait-port", "8080", "--", "nginx", "-c",
+        failed = vethwrap("run", b, "--name", "web", "--wait-port", "8080", "--", "nginx", "-c",
                      nginx_conf(tmp_path, 8080))
         assert failed.returncode == 1, failed.stderr
         assert "ended before listening on port 8080" in failed.stderr
@@ -136,12 +139,12 @@ def test_a_port_someone_else_holds_is_not_the_services(unchanged, netns, cli, gr
     finally:
         holder.kill()
         holder.wait(timeout=10)
-        cli("destroy", a, b, "--grace", "0")
+        vethwrap("destroy", a, b, "--grace", "0")
 
 
 def test_dnsmasq_answers_dig_from_another_namespace(unchanged, netns, cli, groups, tmp_path):
     needs("dnsmasq", "dig")
-    a, b = lab(cli, netns)
+    a, b = lab(netns)
     try:
         server = inside(a, "getent", "hosts", b).stdout.split()[0]  # the lab's own names
         done = cli("run", b, "--name", "dns", "--wait-port", "53/udp", "--", "dnsmasq",
@@ -151,14 +154,14 @@ def test_dnsmasq_answers_dig_from_another_namespace(unchanged, netns, cli, group
         for name, address in ((b, server), ("www.lab.test", "10.9.9.9")):
             answer = inside(a, "dig", "+short", "+time=2", "+tries=3", f"@{server}", name)
             assert answer.stdout.split() == [address], answer
-        assert cli("stop", b, "dns").returncode == 0
+        assert vethwrap("stop", b, "dns").returncode == 0
     finally:
-        cli("destroy", a, b, "--grace", "0")
+        vethwrap("destroy", a, b, "--grace", "0")
 
 
 def test_redis_is_awaited_with_a_command_and_restarted_as_it_was(unchanged, netns, cli, groups):
     needs("redis-server", "redis-cli")
-    a, b = lab(cli, netns)
+    a, b = lab(netns)
     try:
         # redis rewrites its environment for its process title: the shell says what it got
         done = cli("run", b, "--name", "redis", "--env", "GREETING=hi", "--wait-cmd",
@@ -174,24 +177,24 @@ def test_redis_is_awaited_with_a_command_and_restarted_as_it_was(unchanged, netn
         second = json.loads(again.stdout)
         assert second["pid"] != first["pid"] and second["cgroup"] == first["cgroup"]
         assert inside(a, "redis-cli", "-h", b, "ping").stdout.strip() == "PONG"
-        assert cli("logs", b, "redis").stdout.startswith("greeting=hi\n")
-        never = cli("restart", b, "nothing-here")
+        assert vethwrap("logs", b, "redis").stdout.startswith("greeting=hi\n")
+        never = vethwrap("restart", b, "nothing-here")
         assert never.returncode == 2 and "no service nothing-here" in never.stderr
     finally:
-        cli("destroy", a, b, "--grace", "0")
+        vethwrap("destroy", a, b, "--grace", "0")
 
 
 def test_destroy_with_stubborn_and_escaping_services_takes_grace_plus_a_second(
         unchanged, netns, cli, groups, tmp_path):
     needs("nginx")
-    a, b = lab(cli, netns)
+    a, b = lab(netns)
     try:
         for name, argv in (("forks", ["sh", "-c", FORKS]), ("escapes", ["sh", "-c", ESCAPES]),
                            ("nap", ["sleep", "600"]),
                            ("web", ["nginx", "-c", nginx_conf(tmp_path)])):
             done = cli("run", b, "--name", name, "--", *argv)
             assert done.returncode == 0, done.stderr
-        escaped = [p for p in json.loads(cli("ps", b, "--json").stdout)["processes"]
+        escaped = [p for p in json.loads(vethwrap("ps", b, "--json").stdout)["processes"]
                    if p["name"] == "escapes"]
         assert escaped, "the escaped daemon is listed under its service's name"
         began = time.monotonic()
@@ -210,14 +213,14 @@ def test_destroy_with_stubborn_and_escaping_services_takes_grace_plus_a_second(
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
     finally:
-        cli("destroy", a, b, "--grace", "0")
+        vethwrap("destroy", a, b, "--grace", "0")
 
 
 def test_reserved_names_and_limits_are_refused_in_one_line(unchanged, netns, cli, groups):
-    a, b = lab(cli, netns)
+    a, b = lab(netns)
     try:
         for env in ("VETHWRAP_SERVICE=x", "VETHWRAP_LAB=y", "VETHWRAP_NETNS=z"):
-            done = cli("run", a, "--env", env, "--", "sleep", "1")
+            done = vethwrap("run", a, "--env", env, "--", "sleep", "1")
             assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done
             assert "vethwrap's own" in done.stderr
         with open(f"{UNIFIED}/cgroup.controllers") as f:
@@ -231,21 +234,21 @@ def test_reserved_names_and_limits_are_refused_in_one_line(unchanged, netns, cli
             assert len(done.stderr.strip().splitlines()) == 1
         assert not ours() or has_memory
     finally:
-        cli("destroy", a, b, "--grace", "0")
+        vethwrap("destroy", a, b, "--grace", "0")
 
 
 def test_a_symlinked_log_is_refused_never_followed(unchanged, netns, cli, groups, tmp_path):
-    a, b = lab(cli, netns)
+    a, b = lab(netns)
     secret = tmp_path / "secret"
     secret.write_text("not for the log reader\n")
     try:
         done = cli("run", a, "--name", "talk", "--json", "--", "sh", "-c", "echo hi; sleep 600")
         assert done.returncode == 0, done.stderr
         log = json.loads(done.stdout)["log"]
-        assert cli("stop", a, "talk").returncode == 0
+        assert vethwrap("stop", a, "talk").returncode == 0
         os.unlink(log)
         os.symlink(secret, log)
-        shown = cli("logs", a, "talk")
+        shown = vethwrap("logs", a, "talk")
         assert shown.returncode == 2 and "not for the log reader" not in shown.stdout
         assert f"{log} is a symbolic link" in shown.stderr
         assert len(shown.stderr.strip().splitlines()) == 1
@@ -253,13 +256,13 @@ def test_a_symlinked_log_is_refused_never_followed(unchanged, netns, cli, groups
         os.unlink(log)
         os.rename(folder, f"{folder}.real")
         os.symlink(f"{folder}.real", folder)
-        shown = cli("logs", a, "talk")
+        shown = vethwrap("logs", a, "talk")
         assert shown.returncode == 2 and f"{folder} is a symbolic link" in shown.stderr
         os.unlink(folder)
         os.rename(f"{folder}.real", folder)
         assert secret.read_text() == "not for the log reader\n"
     finally:
-        cli("destroy", a, b, "--grace", "0")
+        vethwrap("destroy", a, b, "--grace", "0")
 
 
 def test_a_lab_file_starts_its_services_in_order_and_down_stops_them(unchanged, cli, groups,
@@ -278,7 +281,7 @@ services:
     - {{name: after, argv: [sh, -c, 'echo "$GREETING"; sleep 600'], env: {{GREETING: hi}}}}
 """)
     try:
-        dry = cli("up", "-f", str(lab_file), "--prefix", prefix, "--dry-run")
+        dry = vethwrap("up", "-f", str(lab_file), "--prefix", prefix, "--dry-run")
         assert dry.returncode == 0, dry.stderr
         assert (f"vethwrap run {prefix}web --name nginx --wait-port 80 -- nginx -c {conf}"
                 in dry.stdout.splitlines())
@@ -288,18 +291,18 @@ services:
         assert up.stderr.index("nginx runs in") < up.stderr.index("after runs in")
         page = inside(f"{prefix}client", "curl", "-sS", "--max-time", "10", f"http://{prefix}web/")
         assert page.stdout == f"hello from {RUN_ID}\n", page.stderr
-        again = cli("up", "-f", str(lab_file), "--prefix", prefix, "--no-verify")
+        again = vethwrap("up", "-f", str(lab_file), "--prefix", prefix, "--no-verify")
         assert again.returncode == 0 and "nginx already runs" in again.stderr
-        assert cli("logs", f"{prefix}web", "after").stdout == "hi\n"
-        down = cli("down", "-f", str(lab_file), "--prefix", prefix, "--json")
+        assert vethwrap("logs", f"{prefix}web", "after").stdout == "hi\n"
+        down = vethwrap("down", "-f", str(lab_file), "--prefix", prefix, "--json")
         assert down.returncode == 0, down.stderr
         assert {"nginx", "after"} <= {s["name"] for s in json.loads(down.stdout)["stopped"]}
         assert not ours()
     finally:
-        cli("down", "-f", str(lab_file), "--prefix", prefix, "--grace", "0")
+        vethwrap("down", "-f", str(lab_file), "--prefix", prefix, "--grace", "0")
 
 
-def test_a_services_section_with_problems_names_each(cli, tmp_path):
+def test_a_services_section_with_problems_names_each(tmp_path):
     lab_file = tmp_path / "lab.yaml"
     lab_file.write_text("""name: bad
 namespaces: [a, b]
@@ -312,7 +315,7 @@ services:
     - {argv: [sleep, '1'], wait_port: 80/sctp, colour: red}
   c: [{argv: [true]}]
 """)
-    done = cli("validate", "-f", str(lab_file), "--json")
+    done = vethwrap("validate", "-f", str(lab_file), "--json")
     assert done.returncode == 2
     problems = json.loads(done.stdout)["problems"]
     assert len(problems) == 5, problems

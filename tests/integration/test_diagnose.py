@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from ipaddress import ip_address
 
 import pytest
 from conftest import ip
+from inprocess import vethwrap
 
 from veth_wrap.explain.diagnose import diagnose
 
@@ -73,7 +75,7 @@ def pings(ns: str, dest: str) -> bool:
 
 def check(ns: str, dest: str, cause: str, *fix_parts: str):
     """Diagnose, assert the cause and fix lines, apply the fix with sh -e, assert the ping."""
-    result = diagnose(ns, dest)
+    result = diagnose(ns, ip_address(dest))
     assert not result.reachable
     assert result.cause is not None and result.cause.value == cause, result.to_json()
     script = "".join(line + "\n" for line in result.script)
@@ -94,14 +96,14 @@ def p2p(netns) -> tuple[str, str]:
     return a, b
 
 
-def test_tutorial_routes_leave_by_the_taps(unchanged, netns, cli):
+def test_tutorial_routes_leave_by_the_taps(unchanged, netns):
     ns0, ns1 = make(netns, "t0"), make(netns, "t1")
     for ns, tap, cidr in ((ns0, "tap0", "10.0.0.1/24"), (ns1, "tap1", "10.0.0.2/24")):
         ip("-n", ns, "tuntap", "add", "dev", tap, "mode", "tap")
         addr(ns, tap, cidr)
         up(ns, tap)
     veth(ns0, "veth0", ns1, "veth2")
-    done = cli("diagnose", ns0, "10.0.0.2", "--json")
+    done = vethwrap("diagnose", ns0, "10.0.0.2", "--json")
     assert done.returncode == 1, done.stderr
     data = json.loads(done.stdout)
     assert data["cause"] == "route-wrong-device"
@@ -111,7 +113,7 @@ def test_tutorial_routes_leave_by_the_taps(unchanged, netns, cli):
     subprocess.run(["sh", "-e"], input="\n".join(data["fix_script"]) + "\n", text=True,
                    check=True)
     assert pings(ns0, "10.0.0.2") and pings(ns1, "10.0.0.1")
-    again = cli("diagnose", ns0, "10.0.0.2", "--verbose")
+    again = vethwrap("diagnose", ns0, "10.0.0.2", "--verbose")
     assert again.returncode == 0 and "reachable" in again.stdout
 
 
@@ -152,14 +154,15 @@ def test_local_end_that_never_had_an_address_gets_no_invented_one(netns):
     a, b = make(netns, "a"), make(netns, "b")
     veth(a, "va", b, "vb")
     addr(b, "vb", "10.0.0.2/24")
-    result = diagnose(a, "10.0.0.2")
+    result = diagnose(a, ip_address("10.0.0.2"))
     assert result.cause is not None and result.cause.value == "local-no-address"
     assert not result.fixes and "nothing on the path says" in result.evidence[-1]
 
 
 def test_destination_not_configured(netns):
     a, b = p2p(netns)
-    result = diagnose(a, "10.0.0.3")  # a host is never invented: the address was mistyped
+    # a host is never invented: the address was mistyped
+    result = diagnose(a, ip_address("10.0.0.3"))
     assert result.cause is not None and result.cause.value == "dest-not-configured"
     assert not result.fixes and f"did you mean 10.0.0.2 ({b})?" in result.summary
 
@@ -183,7 +186,7 @@ def test_peer_beside_an_unrelated_holder_prints_no_fix(netns):
     veth(a, "va", wrong, "vb")
     addr(a, "va", OFF_A)
     stub(c, "d0", OFF_B + "/24")  # nothing links c to a: another lab's, for all we know
-    result = diagnose(a, OFF_B)
+    result = diagnose(a, ip_address(OFF_B))
     assert result.cause is not None and result.cause.value == "dest-not-configured"
     assert not result.fixes and any(c in line for line in result.evidence)
 
@@ -194,7 +197,7 @@ def test_peer_beside_two_holders_prints_no_fix(netns):
     addr(a, "va", OFF_A)
     stub(c, "d0", OFF_B + "/24")
     stub(d, "d0", OFF_B + "/24")
-    result = diagnose(a, OFF_B)
+    result = diagnose(a, ip_address(OFF_B))
     assert result.cause is not None and result.cause.value == "dest-not-configured"
     assert not result.fixes and any(c in line and d in line for line in result.evidence)
 
@@ -332,7 +335,7 @@ def test_bridge_with_br_netfilter_and_forward_drop(netns):
     a, hub, _ = bridged(netns)
     inside(hub, "iptables", "-P", "FORWARD", "DROP")
     if not br_netfilter_on(hub):  # without br_netfilter the policy never sees bridged frames
-        assert diagnose(a, "10.0.0.2").reachable
+        assert diagnose(a, ip_address("10.0.0.2")).reachable
         return
     result = check(a, "10.0.0.2", "br-netfilter-drop",
                    f"ip netns exec {hub} iptables -t filter -I FORWARD 1 -p icmp -s 10.0.0.1 "
@@ -346,7 +349,7 @@ def test_no_carrier_when_only_a_lone_tap_leads_there(netns):
     ip("-n", a, "tuntap", "add", "dev", "tap0", "mode", "tap")
     addr(a, "tap0", "10.0.7.1/24")
     up(a, "tap0")
-    result = diagnose(a, "10.0.7.2")
+    result = diagnose(a, ip_address("10.0.7.2"))
     assert not result.reachable and result.cause.value == "no-carrier", result.to_json()
     assert "nothing is connected" in result.summary
 
@@ -357,44 +360,45 @@ def test_unknown_names_what_was_checked(netns):
     ip("netns", "exec", b, "tc", "qdisc", "add", "dev", "vb", "clsact")
     ip("netns", "exec", b, "tc", "filter", "add", "dev", "vb", "ingress", "pref", "3", "bpf",
        "da", "bytecode", "1,6 0 0 4")
-    result = diagnose(a, "10.0.0.2")
+    result = diagnose(a, ip_address("10.0.0.2"))
     # nothing read names it; the kernel's drop reason, when it was watched, is the last word
     assert not result.reachable and result.cause.value in ("unknown", "kernel-drop"), \
         result.to_json()
     assert result.checked and not result.fixes
 
 
-def _vethwrap(cli, *args: str) -> None:
-    done = cli(*args)
+def _vethwrap(*args: str) -> None:
+    done = vethwrap(*args)
     assert done.returncode == 0, done.stderr
 
 
-def _impairments(cli, ns: str, ifname: str) -> dict:
-    shown = json.loads(cli("show", ns, "--json").stdout)
+def _impairments(ns: str, ifname: str) -> dict:
+    shown = json.loads(vethwrap("show", ns, "--json").stdout)
     spaces = {n["name"]: n for lab in shown["labs"] for n in lab["namespaces"]}
     return next(i for i in spaces[ns]["interfaces"] if i["name"] == ifname)["impairments"]
 
 
-def test_link_with_full_loss_is_named_and_cleared(netns, cli, unchanged):
+def test_link_with_full_loss_is_named_and_cleared(netns, unchanged):
     a, b = netns.name(), netns.name()
-    _vethwrap(cli, "create", a, b, "--loss", "100%", "--no-verify")
+    _vethwrap("create", a, b, "--loss", "100%", "--no-verify")
     result = check(a, "10.0.0.2", "link-impaired", f"tc -n {a} ", f"tc -n {b} ")
     assert "loss 100%" in result.summary and f"vw-{b} in {a}" in result.summary
     assert all(fix[:3] in (["tc", "-n", a], ["tc", "-n", b]) for fix in result.fixes)
-    assert diagnose(a, "10.0.0.2").reachable  # the fix left nothing behind that still drops
-    _vethwrap(cli, "destroy", a, b)
+    # the fix left nothing behind that still drops
+    assert diagnose(a, ip_address("10.0.0.2")).reachable
+    _vethwrap("destroy", a, b)
 
 
 PROBE_LINES = ("counters during a test ping", "the kernel's drop reasons")
 
 
-def test_loss_in_the_middle_of_a_chain_is_named_and_the_rate_kept(netns, cli, unchanged):
+def test_loss_in_the_middle_of_a_chain_is_named_and_the_rate_kept(netns, unchanged):
     a, r, c = netns.name(), netns.name(), netns.name()
-    _vethwrap(cli, "create", a, r, c, "-t", "chain")
-    _vethwrap(cli, "link", "set", r, f"vw-{c}", "--loss", "100%", "--rate", "10mbit")
+    _vethwrap("create", a, r, c, "-t", "chain")
+    _vethwrap("link", "set", r, f"vw-{c}", "--loss", "100%", "--rate", "10mbit")
     result = check(a, "10.0.0.6", "link-impaired", f"tc -n {r} ")
     own = [e for e in result.evidence if not e.startswith(PROBE_LINES)]  # less the probe's
     assert f"vw-{c} in {r}" in result.summary and len(own) == 2, result.to_json()
     # netem's loss or the loss filter came off; the rate stays, on tbf
-    assert _impairments(cli, r, f"vw-{c}") == {"qdisc": "tbf", "rate": "10mbit"}
-    _vethwrap(cli, "destroy", a, r, c)
+    assert _impairments(r, f"vw-{c}") == {"qdisc": "tbf", "rate": "10mbit"}
+    _vethwrap("destroy", a, r, c)

@@ -11,6 +11,7 @@ import time
 import nobody
 import pytest
 from conftest import ip, kernel_snapshot
+from inprocess import vethwrap
 
 from veth_wrap.model.names import p2p_ifname
 
@@ -69,9 +70,9 @@ def settled(namespaces: list[str], deadline: float = 10.0) -> None:
         time.sleep(0.05)
 
 
-def test_dry_run_script_builds_what_create_builds(unchanged, netns, cli):
+def test_dry_run_script_builds_what_create_builds(unchanged, netns):
     a, b, c, d = (netns.name(tag) for tag in "abcd")
-    dry = cli("create", a, b, "--dry-run")
+    dry = vethwrap("create", a, b, "--dry-run")
     assert dry.returncode == 0, dry.stderr
     commands = only_commands(dry.stdout)
     assert len([w for w in commands if w[0] == "ip"]) == 3
@@ -79,24 +80,24 @@ def test_dry_run_script_builds_what_create_builds(unchanged, netns, cli):
     assert a not in kernel_snapshot()[0]
     sh(dry.stdout)
     assert f"10.0.0.2\t{b}" in open(f"/etc/netns/{a}/hosts").read()
-    real = cli("create", c, d)
+    real = vethwrap("create", c, d)
     assert real.returncode == 0, real.stderr
     settled([a, b, c, d])
     scripted = normalised([a, b], {a: "NS1", b: "NS2"})
     assert "vethwrap/NS1/end/pair" in scripted and "10.0.0.2" in scripted
     assert scripted == normalised([c, d], {c: "NS1", d: "NS2"})
-    shown = json.loads(cli("show", a, "--json").stdout)["labs"]
+    shown = json.loads(vethwrap("show", a, "--json").stdout)["labs"]
     assert [lab["lab"] for lab in shown] == [a]
-    undo = cli("destroy", a, b, "--dry-run")
+    undo = vethwrap("destroy", a, b, "--dry-run")
     assert undo.returncode == 0 and only_commands(undo.stdout)
     assert {a, b} <= set(kernel_snapshot()[0])
     sh(undo.stdout)
     assert not os.path.exists(f"/etc/netns/{a}")
-    assert cli("destroy", c, d).returncode == 0
+    assert vethwrap("destroy", c, d).returncode == 0
     assert not {a, b, c, d} & set(kernel_snapshot()[0])
 
 
-def test_dry_run_needs_no_root_and_prints_only_commands(unchanged, netns, cli):
+def test_dry_run_needs_no_root_and_prints_only_commands(unchanged, netns):
     a, b = netns.name(), netns.name()
     as_nobody = nobody.run("create", a, b, "--dry-run")
     assert as_nobody.returncode == 0, as_nobody.stderr
@@ -105,7 +106,7 @@ def test_dry_run_needs_no_root_and_prints_only_commands(unchanged, netns, cli):
         ["ip", "-batch", "-"], ["ip", "-n", a, "-batch"], ["ip", "-n", b, "-batch"],
         ["mkdir", "-p", "--", f"/etc/netns/{a}"],
         ["tee", "--", f"/etc/netns/{a}/hosts", f"/etc/netns/{b}/hosts"]]  # one content, one tee
-    assert as_nobody.stdout == cli("create", a, b, "--dry-run").stdout
+    assert as_nobody.stdout == vethwrap("create", a, b, "--dry-run").stdout
     bridged = nobody.run("create", a, b, netns.name(), "-t", "chain", "-n")
     assert bridged.returncode == 0 and only_commands(bridged.stdout)
     assert not {a, b} & set(kernel_snapshot()[0])

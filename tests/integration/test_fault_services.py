@@ -1,4 +1,5 @@
-"""Faults that run as services of the lab: flaps, timed impairments, timelines."""
+"""Faults that run as services of the lab: flaps, timed impairments, timelines. The CLI runs
+in-process, but where it starts one of these services, which outlives the command (cli)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 
 import pytest
 from conftest import until
+from inprocess import vethwrap
 
 from veth_wrap import api
 from veth_wrap.faults.partition import fault_services
@@ -48,14 +50,14 @@ def test_link_flap_from_the_cli_is_counted_by_carrier_changes(netns, cli):
         assert "fault-flap-" in done.stdout
         until(lambda: not _services(a), "the flap service's end")
         assert _carrier_changes(a, end) - before == 4
-        log = cli("logs", a, f"fault-flap-{end}")
+        log = vethwrap("logs", a, f"fault-flap-{end}")
         assert [json.loads(x)["event"] for x in log.stdout.splitlines()] == \
             ["down", "up", "down", "up", "stopped"]
-        assert cli("ping", a, b, "-c", "1", "-W", "2").returncode == 0
-        bad = cli("link", "flap", a, "nosuchif", "--down", "1s")
+        assert vethwrap("ping", a, b, "-c", "1", "-W", "2").returncode == 0
+        bad = vethwrap("link", "flap", a, "nosuchif", "--down", "1s")
         assert bad.returncode == 2 and "has no interface" in bad.stderr
     finally:
-        cli("destroy", "--lab", lab.name)
+        vethwrap("destroy", "--lab", lab.name)
 
 
 def _impairments(ns: str, ifname: str) -> dict:
@@ -67,7 +69,7 @@ def test_a_timed_loss_ends_on_its_own_with_the_earlier_settings_back(netns, cli)
     a, _ = lab.members
     end = lab.ends_in(a)[0].ifname
     try:
-        assert cli("link", "set", a, end, "--rate", "20mbit").returncode == 0
+        assert vethwrap("link", "set", a, end, "--rate", "20mbit").returncode == 0
         before = _impairments(a, end)
         done = cli("link", "set", a, end, "--loss", "20%", "--for", "6s")
         assert done.returncode == 0, done.stderr
@@ -75,10 +77,10 @@ def test_a_timed_loss_ends_on_its_own_with_the_earlier_settings_back(netns, cli)
         assert f"fault-restore-{end}" in _services(a)
         until(lambda: _impairments(a, end) == before, "the earlier settings", 40)
         until(lambda: not _services(a), "the restore service's end")
-        again = cli("link", "set", a, end, "--mtu", "1400", "--for", "1s")
+        again = vethwrap("link", "set", a, end, "--mtu", "1400", "--for", "1s")
         assert again.returncode == 2 and "--for times impairments" in again.stderr
     finally:
-        cli("destroy", "--lab", lab.name)
+        vethwrap("destroy", "--lab", lab.name)
 
 
 def test_a_timed_loss_ends_even_when_the_command_that_placed_it_was_killed(netns):
@@ -110,13 +112,13 @@ def test_destroy_stops_a_pending_restore_and_heal_ends_it_early(netns, cli):
     end = lab.ends_in(a)[0].ifname
     try:
         assert cli("link", "set", a, end, "--loss", "10%", "--for", "300s").returncode == 0
-        healed = cli("heal", "--lab", lab.name, "--json")
+        healed = vethwrap("heal", "--lab", lab.name, "--json")
         assert healed.returncode == 0, healed.stderr
         assert len(json.loads(healed.stdout)["stopped"]) == 1
         assert _impairments(a, end) == {}  # put back as heal stopped it
         assert cli("link", "set", a, end, "--loss", "10%", "--for", "300s").returncode == 0
     finally:
-        done = cli("destroy", "--lab", lab.name, "--json")
+        done = vethwrap("destroy", "--lab", lab.name, "--json")
     assert done.returncode == 0, done.stderr
     assert [s["name"] for s in json.loads(done.stdout)["stopped"]] == [f"fault-restore-{end}"]
 
@@ -141,7 +143,7 @@ def test_a_timeline_logs_its_events_in_order_with_their_times(netns, cli, tmp_pa
         done = cli("faults", "--lab", lab.name, "-f", str(path), "--json")
         assert done.returncode == 0, done.stderr
         home = json.loads(done.stdout)["namespace"]
-        log = until(lambda: _finished(cli, home), "the timeline's last event")
+        log = until(lambda: _finished(home), "the timeline's last event")
         events = [json.loads(line) for line in log]
         assert [e["event"] for e in events] == ["start", "partition", "heal", "flap", "impair",
                                                 "partition", "done"]
@@ -153,24 +155,24 @@ def test_a_timeline_logs_its_events_in_order_with_their_times(netns, cli, tmp_pa
             assert event["at"] - 0.05 <= event["began"] - events[0]["unix"] < event["at"] + 60
             assert event["began"] <= event["unix"]
         assert events[2]["removed"] == 3 and events[5]["oneway"] is True
-        shown = json.loads(cli("show", "--lab", lab.name, "--json").stdout)["labs"][0]
+        shown = json.loads(vethwrap("show", "--lab", lab.name, "--json").stdout)["labs"][0]
         assert [p["namespace"] for p in shown["faults"]["partitions"]] == [c]
     finally:
-        cli("destroy", "--lab", lab.name)
+        vethwrap("destroy", "--lab", lab.name)
 
 
-def _finished(cli, home: str):
-    lines = cli("logs", home, "fault-timeline").stdout.splitlines()
+def _finished(home: str):
+    lines = vethwrap("logs", home, "fault-timeline").stdout.splitlines()
     return lines if lines and json.loads(lines[-1])["event"] == "done" else None
 
 
 def test_a_random_timeline_is_the_same_for_the_same_seed_and_bad_ones_are_refused(
-        netns, cli, tmp_path):
+        netns, tmp_path):
     lab = _lab(netns)
     try:
-        one = cli("faults", "--lab", lab.name, "--seed", "7", "--duration", "40s", "-n")
-        two = cli("faults", "--lab", lab.name, "--seed", "7", "--duration", "40s", "-n")
-        other = cli("faults", "--lab", lab.name, "--seed", "8", "--duration", "40s", "-n")
+        one = vethwrap("faults", "--lab", lab.name, "--seed", "7", "--duration", "40s", "-n")
+        two = vethwrap("faults", "--lab", lab.name, "--seed", "7", "--duration", "40s", "-n")
+        other = vethwrap("faults", "--lab", lab.name, "--seed", "8", "--duration", "40s", "-n")
         assert one.returncode == 0, one.stderr
         assert one.stdout == two.stdout != other.stdout
         events = json.loads(one.stdout)
@@ -181,8 +183,8 @@ def test_a_random_timeline_is_the_same_for_the_same_seed_and_bad_ones_are_refuse
                            ("- {at: 1s, partition: 'x y'}", "does not exist")]:
             path = tmp_path / "bad.yaml"
             path.write_text(text)
-            done = cli("faults", "--lab", lab.name, "-f", str(path))
+            done = vethwrap("faults", "--lab", lab.name, "-f", str(path))
             assert done.returncode == 2 and said in done.stderr, (text, done.stderr)
         assert not _services(lab.members[0])
     finally:
-        cli("destroy", "--lab", lab.name)
+        vethwrap("destroy", "--lab", lab.name)

@@ -9,6 +9,7 @@ import pytest
 from faultip import differences, snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from inprocess import vethwrap
 
 from veth_wrap.compile.create import create_plan
 from veth_wrap.errors import UsageError
@@ -46,14 +47,14 @@ def test_hostile_subnets_are_refused(subnet):
 
 
 @pytest.mark.integration
-def test_cli_refuses_hostile_input_without_change(netns, cli):
+def test_cli_refuses_hostile_input_without_change(netns):
     good = netns.name()
     before = snapshot([])
     for args in (["a;id", good], ["$(id)", good], [good, "-x"], ["..", good], ["名前", good],
                  [good, netns.name(), "--subnet", "fd00::7/128"],
                  [good, netns.name(), "--subnet", "10.0.0.7/32"],
                  [good, netns.name(), "--lab", "a b"]):
-        result = cli("create", *args)
+        result = vethwrap("create", *args)
         assert result.returncode == 2, (args, result.stderr)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and "Traceback" not in result.stderr, (args, result.stderr)

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from inprocess import vethwrap
 
 from veth_wrap.model import foreign, labfile
 
@@ -25,27 +26,27 @@ def _ip_json(ns: str, *args: str):
                                      text=True, check=True).stdout)
 
 
-def _build_ping_down(cli, path: Path, prefix: str, lab) -> None:
-    built = cli("up", "-f", str(path), "--prefix", prefix)
+def _build_ping_down(path: Path, prefix: str, lab) -> None:
+    built = vethwrap("up", "-f", str(path), "--prefix", prefix)
     assert built.returncode == 0, built.stderr
-    matrix = json.loads(cli("pingall", "--lab", lab.name, "--json").stdout)
+    matrix = json.loads(vethwrap("pingall", "--lab", lab.name, "--json").stdout)
     count = len(lab.members)
     assert matrix["answered"] == count * (count - 1), matrix
-    again = cli("up", "-f", str(path), "--prefix", prefix)
+    again = vethwrap("up", "-f", str(path), "--prefix", prefix)
     assert again.returncode == 0 and "nothing changed" in again.stderr, again.stderr
-    matrix = json.loads(cli("pingall", "--lab", lab.name, "--json").stdout)
+    matrix = json.loads(vethwrap("pingall", "--lab", lab.name, "--json").stdout)
     assert matrix["answered"] == count * (count - 1), "a second up undid the exec commands"
-    down = cli("down", "-f", str(path), "--prefix", prefix)
+    down = vethwrap("down", "-f", str(path), "--prefix", prefix)
     assert down.returncode == 0, down.stderr
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert not any(ns in listed.split() for ns in lab.namespaces())
 
 
 @pytest.mark.integration
-def test_containerlab_file_with_exec_commands_pings_end_to_end(prefixed, cli):
+def test_containerlab_file_with_exec_commands_pings_end_to_end(prefixed):
     prefix = prefixed(CLAB)
     lab = _read(CLAB, prefix)
-    built = cli("up", "-f", str(CLAB), "--prefix", prefix, "--json")
+    built = vethwrap("up", "-f", str(CLAB), "--prefix", prefix, "--json")
     assert built.returncode == 0, built.stderr
     assert "images are not used" in built.stderr
     client = f"{prefix}client1"
@@ -53,16 +54,16 @@ def test_containerlab_file_with_exec_commands_pings_end_to_end(prefixed, cli):
                  for a in link["addr_info"]}
     assert "192.168.10.11" in addresses  # the exec command ran inside the namespace
     assert _ip_json(f"{prefix}server", "link", "show", "eth1")[0]["mtu"] == 1500
-    assert cli("down", "-f", str(CLAB), "--prefix", prefix).returncode == 0
-    _build_ping_down(cli, CLAB, prefix, lab)
+    assert vethwrap("down", "-f", str(CLAB), "--prefix", prefix).returncode == 0
+    _build_ping_down(CLAB, prefix, lab)
 
 
 @pytest.mark.integration
-def test_kathara_lab_runs_startup_files_and_pings_end_to_end(prefixed, cli):
+def test_kathara_lab_runs_startup_files_and_pings_end_to_end(prefixed):
     prefix = prefixed(KATHARA)
     lab = _read(KATHARA, prefix)
     assert sorted(b.name for b in lab.bridges) == ["A", "B"]
-    _build_ping_down(cli, KATHARA, prefix, lab)
+    _build_ping_down(KATHARA, prefix, lab)
 
 
 SERVICE = """\
@@ -86,22 +87,22 @@ def test_exec_that_does_not_end_stays_as_a_service_and_destroy_stops_it(prefixed
     built = cli("up", "-f", str(path), "--prefix", prefix)
     assert built.returncode == 0, built.stderr
     assert "sleep 600 still runs, as service exec2-sleep" in built.stderr
-    shown = json.loads(cli("ps", "--lab", lab.name, "--json").stdout)
+    shown = json.loads(vethwrap("ps", "--lab", lab.name, "--json").stdout)
     assert any(p["name"] == "exec2-sleep" for p in shown["processes"]), shown
-    assert cli("ping", f"{prefix}a", "10.77.0.2").returncode == 0
-    gone = cli("down", "-f", str(path), "--prefix", prefix)
+    assert vethwrap("ping", f"{prefix}a", "10.77.0.2").returncode == 0
+    gone = vethwrap("down", "-f", str(path), "--prefix", prefix)
     assert gone.returncode == 0 and "sleep 600" in gone.stderr
 
 
 @pytest.mark.integration
-def test_a_failing_exec_names_the_command_and_exits_1(prefixed, cli, tmp_path):
+def test_a_failing_exec_names_the_command_and_exits_1(prefixed, tmp_path):
     path = tmp_path / "bad.clab.yml"
     path.write_text(SERVICE.replace("sleep 600", "ip route add 10.99.0.0/16 via 10.1.1.1"))
     prefix = prefixed(path)
-    failed = cli("up", "-f", str(path), "--prefix", prefix)
+    failed = vethwrap("up", "-f", str(path), "--prefix", prefix)
     assert failed.returncode == 1
     assert "ip route add 10.99.0.0/16 via 10.1.1.1 failed" in failed.stderr
-    assert cli("down", "-f", str(path), "--prefix", prefix).returncode == 0
+    assert vethwrap("down", "-f", str(path), "--prefix", prefix).returncode == 0
 
 
 UNSUPPORTED = """\
@@ -121,17 +122,17 @@ topology:
 """
 
 
-def test_what_a_namespace_cannot_honour_is_named_with_its_line(cli, tmp_path):
+def test_what_a_namespace_cannot_honour_is_named_with_its_line(tmp_path):
     path = tmp_path / "odd.clab.yml"
     path.write_text(UNSUPPORTED)
-    refused = cli("validate", "-f", str(path))
+    refused = vethwrap("validate", "-f", str(path))
     assert refused.returncode == 2
     for line, words in ((2, "mgmt: not supported"), (7, "nodes.a.binds"),
                         (8, "nodes.a.ports"), (9, "nodes.b.kind: 'nokia_srlinux' is not supported"),
                         (13, "links[1]: 'host' is not a linux or bridge node")):
         assert f"{path}:{line}: {words}" in refused.stderr, refused.stderr
     assert "--ignore-unsupported" in refused.stderr
-    taken = cli("validate", "-f", str(path), "--ignore-unsupported")
+    taken = vethwrap("validate", "-f", str(path), "--ignore-unsupported")
     assert taken.returncode == 0 and "2 namespaces, 1 link" in taken.stdout, taken.stderr
 
 

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from inprocess import vethwrap
 
 from veth_wrap.model import labfile, shapes
 from veth_wrap.model.topology import Kind
@@ -83,14 +84,14 @@ def test_chain_file_routes_and_forwarding():
         ("t-a", "10.0.0.0/24", "10.0.0.2", "vw-t-r"), ("t-b", "10.0.0.0/24", "10.0.0.5", "vw-t-r")]
 
 
-def test_validate_command_reports_all_problems(cli, tmp_path):
+def test_validate_command_reports_all_problems(tmp_path):
     path = tmp_path / "lab.yaml"
     path.write_text(BROKEN)
-    result = cli("validate", "-f", str(path))
+    result = vethwrap("validate", "-f", str(path))
     assert result.returncode == 2
     assert f"{path}:4: links[0].between[1]" in result.stderr
     assert f"{path} has 5 problems" in result.stderr
-    good = cli("validate", "-f", str(ROOT / "examples" / "campus.yaml"))
+    good = vethwrap("validate", "-f", str(ROOT / "examples" / "campus.yaml"))
     assert good.returncode == 0 and "lab campus is valid: 6 namespaces" in good.stdout
 
 
@@ -137,17 +138,17 @@ def _qdisc_kinds(ns: str, dev: str) -> set:
 
 
 @pytest.mark.integration
-def test_link_options_in_a_file_reach_the_kernel(cli, netns, unchanged, tmp_path):
+def test_link_options_in_a_file_reach_the_kernel(netns, unchanged, tmp_path):
     a, b = netns.name(), netns.name()
     path = tmp_path / "shaped.yaml"
     path.write_text(SHAPED.format(a=a, b=b))
-    built = cli("up", "-f", str(path))
+    built = vethwrap("up", "-f", str(path))
     assert built.returncode == 0, built.stderr
-    shown = json.loads(cli("show", a, b, "--json").stdout)
+    shown = json.loads(vethwrap("show", a, b, "--json").stdout)
     ends = {ns["name"]: ns["interfaces"][0] for lab in shown["labs"] for ns in lab["namespaces"]}
     assert ends[a]["mtu"] == ends[b]["mtu"] == 9000
     assert "tbf" in _qdisc_kinds(a, f"vw-{b}") and "tbf" not in _qdisc_kinds(b, f"vw-{a}")
-    gone = cli("down", "-f", str(path), "--json")
+    gone = vethwrap("down", "-f", str(path), "--json")
     assert gone.returncode == 0 and sorted(json.loads(gone.stdout)["namespaces"]) == sorted([a, b])
 
 

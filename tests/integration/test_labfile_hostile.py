@@ -14,6 +14,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from inprocess import vethwrap
 
 from veth_wrap.errors import UsageError
 from veth_wrap.model import labfile, safeyaml
@@ -325,17 +326,17 @@ def test_every_command_refuses_every_hostile_input_in_a_second(tmp_path, unchang
 
 
 @pytest.mark.integration
-def test_up_and_validate_read_a_lab_from_stdin(netns, cli, unchanged):
+def test_up_and_validate_read_a_lab_from_stdin(netns, unchanged):
     prefix = netns.name()
     netns.names.extend(prefix + ns for ns in ("ns0", "ns1"))
     text = (ROOT / "examples" / "pair.yaml").read_text()
-    valid = cli("validate", "-f", "-", "--prefix", prefix, input=text)
+    valid = vethwrap("validate", "-f", "-", "--prefix", prefix, input=text)
     assert valid.returncode == 0 and valid.stdout.startswith("<stdin>: lab"), valid.stderr
-    drawn = cli("graph", "-f", "-", input=text)
+    drawn = vethwrap("graph", "-f", "-", input=text)
     assert drawn.returncode == 0 and "ns0" in drawn.stdout
-    built = cli("up", "-f", "-", "--prefix", prefix, input=text)
+    built = vethwrap("up", "-f", "-", "--prefix", prefix, input=text)
     assert built.returncode == 0, built.stderr
-    again = cli("up", "-f", "-", "--prefix", prefix, input=text)
+    again = vethwrap("up", "-f", "-", "--prefix", prefix, input=text)
     assert again.returncode == 0 and "nothing changed" in again.stderr
-    gone = cli("down", "-f", "-", "--prefix", prefix, input=text)
+    gone = vethwrap("down", "-f", "-", "--prefix", prefix, input=text)
     assert gone.returncode == 0, gone.stderr

@@ -6,6 +6,7 @@ import json
 import subprocess
 
 import pytest
+from inprocess import vethwrap
 
 from veth_wrap.model import labfile
 
@@ -22,16 +23,16 @@ def _names(netns, *labels: str) -> dict:
     return {label: netns.name() for label in labels}
 
 
-def _up(cli, tmp_path, text: str, n: dict, name: str = "lab.yaml"):
+def _up(tmp_path, text: str, n: dict, name: str = "lab.yaml"):
     path = tmp_path / name
     path.write_text(text.format(**n))
-    built = cli("up", "-f", str(path), "--json")
+    built = vethwrap("up", "-f", str(path), "--json")
     assert built.returncode == 0, built.stderr
     return path, json.loads(built.stdout)
 
 
-def _all_green(cli, lab: str, count: int) -> None:
-    matrix = json.loads(cli("pingall", "--lab", lab, "--json").stdout)
+def _all_green(lab: str, count: int) -> None:
+    matrix = json.loads(vethwrap("pingall", "--lab", lab, "--json").stdout)
     assert matrix["answered"] == count * (count - 1), matrix
 
 
@@ -45,22 +46,22 @@ bridges:
 
 
 @pytest.mark.integration
-def test_two_lans_and_a_router(netns, cli, tmp_path, unchanged):
+def test_two_lans_and_a_router(netns, tmp_path, unchanged):
     n = _names(netns, "lab", "a", "b", "r", "c", "d")
-    path, built = _up(cli, tmp_path, TWO_LANS, n)
+    path, built = _up(tmp_path, TWO_LANS, n)
     assert built["verified"] is True
     assert _routes(n["a"], "10.71.2.2")["gateway"] == "10.71.1.1"
     forwarding = subprocess.run(["ip", "netns", "exec", n["r"], "sysctl", "-n",
                                  "net.ipv4.ip_forward"], capture_output=True, text=True).stdout
     assert forwarding.strip() == "1"
-    _all_green(cli, n["lab"], 5)
-    drawn = cli("graph", "--lab", n["lab"]).stdout
+    _all_green(n["lab"], 5)
+    drawn = vethwrap("graph", "--lab", n["lab"]).stdout
     assert "bridge lan1" in drawn and "bridge lan2" in drawn and "10.71.2.0/24" in drawn
     subprocess.run(["ip", "netns", "exec", n["r"], "sysctl", "-qw", "net.ipv4.ip_forward=0"],
                    check=True)
-    found = json.loads(cli("diagnose", n["a"], "10.71.2.2", "--json").stdout)
+    found = json.loads(vethwrap("diagnose", n["a"], "10.71.2.2", "--json").stdout)
     assert found["cause"] == "forwarding-disabled", found
-    assert cli("down", "-f", str(path)).returncode == 0
+    assert vethwrap("down", "-f", str(path)).returncode == 0
 
 
 LINE = """\
@@ -75,15 +76,15 @@ bridges:
 
 
 @pytest.mark.integration
-def test_three_lans_in_a_line(netns, cli, tmp_path, unchanged):
+def test_three_lans_in_a_line(netns, tmp_path, unchanged):
     n = _names(netns, "lab", "h1", "r1", "h2", "r2", "h3")
-    path, _ = _up(cli, tmp_path, LINE, n)
+    path, _ = _up(tmp_path, LINE, n)
     lab = labfile.load(path)
     routes = {(r.netns, r.dest): r.via for r in lab.routes}
     # h2 sits between two routers: a route to each far LAN, not a default
     assert (n["h2"], "default") not in routes and len([k for k in routes if k[0] == n["h2"]]) == 2
-    _all_green(cli, n["lab"], 5)
-    assert cli("down", "-f", str(path)).returncode == 0
+    _all_green(n["lab"], 5)
+    assert vethwrap("down", "-f", str(path)).returncode == 0
 
 
 RING = """\
@@ -104,9 +105,9 @@ links:
 
 
 @pytest.mark.integration
-def test_a_ring_of_four_routers_takes_shortest_paths_both_ways(netns, cli, tmp_path, unchanged):
+def test_a_ring_of_four_routers_takes_shortest_paths_both_ways(netns, tmp_path, unchanged):
     n = _names(netns, "lab", "r1", "r2", "r3", "r4", "h1", "h2", "h3", "h4")
-    path, _ = _up(cli, tmp_path, RING, n)
+    path, _ = _up(tmp_path, RING, n)
     lab = labfile.load(path)
     address = {ns: lab.address_of(ns) for ns in lab.members}
     # a neighbour's LAN is one hop, never the long way round the ring
@@ -115,10 +116,10 @@ def test_a_ring_of_four_routers_takes_shortest_paths_both_ways(netns, cli, tmp_p
     assert _routes(n["r2"], address[n["h1"]])["dev"] == f"vw-{n['r1']}"
     assert _routes(n["r4"], address[n["h1"]])["dev"] == f"vw-{n['r1']}"
     for source, target in ((n["h1"], n["h3"]), (n["h3"], n["h1"]), (n["h2"], n["h4"])):
-        pinged = cli("ping", source, target)
+        pinged = vethwrap("ping", source, target)
         assert pinged.returncode == 0, pinged.stdout + pinged.stderr
-    _all_green(cli, n["lab"], 8)
-    assert cli("down", "-f", str(path)).returncode == 0
+    _all_green(n["lab"], 8)
+    assert vethwrap("down", "-f", str(path)).returncode == 0
 
 
 GROWN = """\
@@ -133,12 +134,12 @@ bridges:
 
 @pytest.mark.integration
 def test_up_of_an_edit_adding_a_lan_and_a_router_applies_the_difference(
-        netns, cli, tmp_path, unchanged):
+        netns, tmp_path, unchanged):
     n = _names(netns, "lab", "a", "b", "r", "c", "d", "r2", "e")
-    path, _ = _up(cli, tmp_path, TWO_LANS, n)
+    path, _ = _up(tmp_path, TWO_LANS, n)
     grown = GROWN
     path.write_text(grown.format(**n))
-    planned = cli("up", "-f", str(path), "--dry-run")
+    planned = vethwrap("up", "-f", str(path), "--dry-run")
     assert planned.returncode == 0, planned.stderr
     script = planned.stdout
     # what was there stays: no namespace, bridge or link of the first file is made again
@@ -146,19 +147,19 @@ def test_up_of_an_edit_adding_a_lan_and_a_router_applies_the_difference(
         assert f"netns add {n[old]}\n" not in script
     assert "link add lan1" not in script and "link add lan2" not in script
     assert "link add lan3" in script and f"netns add {n['e']}" in script
-    done = cli("up", "-f", str(path), "--json")
+    done = vethwrap("up", "-f", str(path), "--json")
     assert done.returncode == 0, done.stderr
-    _all_green(cli, n["lab"], 7)
-    again = cli("up", "-f", str(path))
+    _all_green(n["lab"], 7)
+    again = vethwrap("up", "-f", str(path))
     assert again.returncode == 0 and "nothing changed" in again.stderr
     path.write_text(TWO_LANS.format(**n))  # and back: the LAN and its router go
-    shrunk = cli("up", "-f", str(path))
+    shrunk = vethwrap("up", "-f", str(path))
     assert shrunk.returncode == 0, shrunk.stderr
     hub = subprocess.run(["ip", "-n", f"vethwrap-{n['lab']}", "-j", "link", "show"],
                          capture_output=True, text=True, check=True).stdout
     assert "lan3" not in {link["ifname"] for link in json.loads(hub)}
-    _all_green(cli, n["lab"], 5)
-    assert cli("down", "-f", str(path)).returncode == 0
+    _all_green(n["lab"], 5)
+    assert vethwrap("down", "-f", str(path)).returncode == 0
 
 
 def _refused(text: str, source: str) -> list[str]:
@@ -204,24 +205,24 @@ def test_ipv6_lans_get_ipv6_routes():
 
 
 @pytest.mark.integration
-def test_create_lan_shorthand_builds_two_lans_and_a_router(netns, cli, unchanged):
+def test_create_lan_shorthand_builds_two_lans_and_a_router(netns, unchanged):
     a, b, r, c, d = (netns.name() for _ in range(5))
-    planned = cli("create", "--lan", f"{a},{b},{r}", "--lan", f"{r},{c},{d}", "--dry-run")
+    planned = vethwrap("create", "--lan", f"{a},{b},{r}", "--lan", f"{r},{c},{d}", "--dry-run")
     assert planned.returncode == 0 and "link add lan2 type bridge" in planned.stdout
-    built = cli("create", "--lan", f"{a},{b},{r}", "--lan", f"{r},{c},{d}",
+    built = vethwrap("create", "--lan", f"{a},{b},{r}", "--lan", f"{r},{c},{d}",
                 "--subnet", "10.74.0.0/16", "--json")
     assert built.returncode == 0, built.stderr
-    _all_green(cli, a, 5)
+    _all_green(a, 5)
     assert _routes(a, "10.74.1.2")["gateway"] == "10.74.0.3"
-    assert cli("destroy", "--lab", a).returncode == 0
+    assert vethwrap("destroy", "--lab", a).returncode == 0
 
 
-def test_lan_shorthand_refusals(cli):
+def test_lan_shorthand_refusals():
     for args, words in ((["--lan", "a,b", "x"], "does not go with namespaces"),
                         (["--lan", "a,a"], "names a namespace twice"),
                         (["--lan", "a,b", "--lan", "b,c", "--subnet", "10.0.0.0/30"], "no room"),
                         ([], "name the namespaces")):
-        refused = cli("create", *args, "--dry-run")
+        refused = vethwrap("create", *args, "--dry-run")
         assert refused.returncode == 2 and words in refused.stderr, refused.stderr
         assert len(refused.stderr.strip().splitlines()) == 1
 
@@ -237,17 +238,17 @@ bridges:
 
 
 @pytest.mark.integration
-def test_ipv6_lans_and_a_bridge_in_a_namespace_of_the_file(netns, cli, tmp_path, unchanged):
+def test_ipv6_lans_and_a_bridge_in_a_namespace_of_the_file(netns, tmp_path, unchanged):
     n = _names(netns, "lab", "a", "r", "b", "sw")
-    path, built = _up(cli, tmp_path, SIX, n)
+    path, built = _up(tmp_path, SIX, n)
     assert built["verified"] is True
     shown = subprocess.run(["ip", "-n", n["sw"], "-j", "link", "show", "type", "bridge"],
                            capture_output=True, text=True, check=True).stdout
     assert [link["ifname"] for link in json.loads(shown)] == ["l2"]
     assert _routes(n["a"], "fd00:75:0:1::2")["gateway"] == "fd00:75::1"
-    matrix = json.loads(cli("pingall", "--lab", n["lab"], "-6", "--json").stdout)
+    matrix = json.loads(vethwrap("pingall", "--lab", n["lab"], "-6", "--json").stdout)
     assert matrix["answered"] == 6 == len(matrix["pairs"]), matrix  # sw holds no address
-    assert cli("down", "-f", str(path)).returncode == 0
+    assert vethwrap("down", "-f", str(path)).returncode == 0
 
 
 def test_unreachable_and_own_gateways_are_refused_with_their_lines():

@@ -7,6 +7,7 @@ import json
 import pytest
 from conftest import ip
 from faultip import FaultyIp
+from inprocess import vethwrap
 
 from veth_wrap import api
 from veth_wrap.errors import VethwrapError
@@ -29,19 +30,19 @@ def _pair(netns):
     return a, b, lab.links[0].a.ifname, lab.links[0].b.ifname
 
 
-def test_link_set_dry_run_prints_the_plan_and_changes_nothing(netns, cli, unchanged):
+def test_link_set_dry_run_prints_the_plan_and_changes_nothing(netns, unchanged):
     a, b, end, peer = _pair(netns)
     before = (_end(a, end), _end(b, peer))
-    done = cli("link", "set", a, end, "--mtu", "9000", "--rate", "5mbit", "--dry-run")
+    done = vethwrap("link", "set", a, end, "--mtu", "9000", "--rate", "5mbit", "--dry-run")
     assert done.returncode == 0, done.stderr
     assert f"ip -n {b} link set dev {peer} mtu 9000" in done.stdout
     assert f"ip -n {a} link set dev {end} mtu 9000" in done.stdout
     assert f"tc -n {a} qdisc replace dev {end} root tbf rate 5mbit" in done.stdout
     assert (_end(a, end), _end(b, peer)) == before
-    applied = cli("link", "set", a, end, "--mtu", "9000", "--json")
+    applied = vethwrap("link", "set", a, end, "--mtu", "9000", "--json")
     assert applied.returncode == 0, applied.stderr
     assert json.loads(applied.stdout)["mtu"] == 9000 and _end(b, peer)["mtu"] == 9000
-    assert cli("destroy", a, b).returncode == 0
+    assert vethwrap("destroy", a, b).returncode == 0
 
 
 def test_a_failure_in_a_live_change_rolls_it_back(netns, tmp_path, monkeypatch, unchanged):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ip
+from inprocess import vethwrap
 
 from veth_wrap.compile import create as compiling
 from veth_wrap.compile import tc
@@ -155,28 +156,28 @@ def _tc(ns: str, *args: str) -> str:
 
 
 @pytest.mark.integration
-def test_delay_doubles_into_rtt_or_is_refused(kernel_netem, netns, cli, unchanged):
+def test_delay_doubles_into_rtt_or_is_refused(kernel_netem, netns, unchanged):
     a, b = netns.name(), netns.name()
     if not kernel_netem:
-        refused = cli("create", a, b, "--delay", "50ms")
+        refused = vethwrap("create", a, b, "--delay", "50ms")
         assert refused.returncode == 2, refused.stderr
         assert "CONFIG_NET_SCH_NETEM" in refused.stderr and len(refused.stderr.splitlines()) == 1
-        assert cli("create", a, b, "--jitter", "1ms", "--delay", "5ms", "-n").returncode == 2
+        assert vethwrap("create", a, b, "--jitter", "1ms", "--delay", "5ms", "-n").returncode == 2
         assert a not in ip("netns", "list").stdout  # nothing was made
-        assert cli("create", a, b).returncode == 0
+        assert vethwrap("create", a, b).returncode == 0
         before = _tc(a, "qdisc", "show"), ip("-n", b, "-j", "link", "show").stdout
-        done = cli("link", "set", a, f"vw-{b}", "--delay", "10ms", "--mtu", "1400")
+        done = vethwrap("link", "set", a, f"vw-{b}", "--delay", "10ms", "--mtu", "1400")
         assert done.returncode == 2 and "sch_netem" in done.stderr
         assert (_tc(a, "qdisc", "show"), ip("-n", b, "-j", "link", "show").stdout) == before
-        assert cli("destroy", a, b).returncode == 0
+        assert vethwrap("destroy", a, b).returncode == 0
         return
-    assert cli("create", a, b, "--delay", "50ms").returncode == 0
-    done = cli("ping", a, b, "-c", "3", "--json")
+    assert vethwrap("create", a, b, "--delay", "50ms").returncode == 0
+    done = vethwrap("ping", a, b, "-c", "3", "--json")
     assert done.returncode == 0, done.stderr
     assert 95 <= json.loads(done.stdout)["rtt_ms"]["avg"] <= 160
-    shown = json.loads(cli("link", "set", a, f"vw-{b}", "--delay", "10ms", "--json").stdout)
+    shown = json.loads(vethwrap("link", "set", a, f"vw-{b}", "--delay", "10ms", "--json").stdout)
     assert shown["impairments"]["delay"] == "10ms"
-    assert cli("destroy", a, b).returncode == 0
+    assert vethwrap("destroy", a, b).returncode == 0
 
 
 def _loss_percent(a: str, address: str, count: int = 200) -> float:
@@ -194,48 +195,47 @@ def _end(shown: dict, ns: str) -> dict:
 
 
 @pytest.mark.integration
-def test_loss_full_needs_no_verify_and_half_loses_about_half(kernel_netem, netns, cli,
-                                                             unchanged):
+def test_loss_full_needs_no_verify_and_half_loses_about_half(kernel_netem, netns, unchanged):
     a, b = netns.name(), netns.name()
-    refused = cli("create", a, b, "--loss", "100%")
+    refused = vethwrap("create", a, b, "--loss", "100%")
     assert refused.returncode == 1 and "--no-verify" in refused.stderr
-    assert cli("destroy", a, b).returncode == 0
-    assert cli("create", a, b, "--loss", "100%", "--no-verify").returncode == 0
-    assert cli("ping", a, b, "-c", "3", "-W", "0.3").returncode == 1
-    held = _end(json.loads(cli("show", a, "--json").stdout), a)["impairments"]
+    assert vethwrap("destroy", a, b).returncode == 0
+    assert vethwrap("create", a, b, "--loss", "100%", "--no-verify").returncode == 0
+    assert vethwrap("ping", a, b, "-c", "3", "-W", "0.3").returncode == 1
+    held = _end(json.loads(vethwrap("show", a, "--json").stdout), a)["impairments"]
     assert held == ({"qdisc": "netem", "loss": "100%"} if kernel_netem
                     else {"loss": "100%", "filter": "bpf"})
     if not kernel_netem:  # ARP passes the filter: the neighbour is resolved, IP is lost
         assert "lladdr" in ip("-n", a, "neigh", "show", "10.0.0.2").stdout
-    done = cli("link", "set", a, f"vw-{b}", "--loss", "50%", "--clear", "--json")
+    done = vethwrap("link", "set", a, f"vw-{b}", "--loss", "50%", "--clear", "--json")
     assert json.loads(done.stdout)["impairments"]["loss"] == "50%", done.stderr
-    cleared = cli("link", "set", b, f"vw-{a}", "--clear", "--json")
+    cleared = vethwrap("link", "set", b, f"vw-{a}", "--clear", "--json")
     assert json.loads(cleared.stdout)["impairments"] == {}
     assert "clsact" not in _tc(b, "qdisc", "show") and "netem" not in _tc(b, "qdisc", "show")
     assert 35 <= _loss_percent(a, "10.0.0.2") <= 65
-    assert cli("link", "set", a, f"vw-{b}", "--clear").returncode == 0
+    assert vethwrap("link", "set", a, f"vw-{b}", "--clear").returncode == 0
     assert _loss_percent(a, "10.0.0.2", 50) == 0
-    assert cli("destroy", a, b).returncode == 0
+    assert vethwrap("destroy", a, b).returncode == 0
 
 
 @pytest.mark.integration
-def test_show_reports_rate_and_loss_read_back(kernel_netem, netns, cli, unchanged):
+def test_show_reports_rate_and_loss_read_back(kernel_netem, netns, unchanged):
     a, b = netns.name(), netns.name()
-    script = cli("create", a, b, "--rate", "10mbit", "--loss", "20%", "--dry-run").stdout
+    script = vethwrap("create", a, b, "--rate", "10mbit", "--loss", "20%", "--dry-run").stdout
     assert ("netem loss 20% rate 10mbit" if kernel_netem else "bpf da bytecode") in script
     # the printed plan is the one that runs: feed it to a shell
     subprocess.run(["sh", "-e"], input=script, text=True, check=True, capture_output=True)
-    done = cli("show", "--json", a, b)
+    done = vethwrap("show", "--json", a, b)
     assert done.returncode == 0, done.stderr
     shown = json.loads(done.stdout)
     for ns in (a, b):
         held = _end(shown, ns)["impairments"]
         assert (held["rate"], held["loss"]) == ("10mbit", "20%")
         assert held.get("filter") == (None if kernel_netem else "bpf")
-    table = cli("show", a).stdout
+    table = vethwrap("show", a).stdout
     assert "loss 20%" in table and "rate 10mbit" in table
     assert ("bpf" in table) is not kernel_netem
-    assert cli("destroy", a, b).returncode == 0
+    assert vethwrap("destroy", a, b).returncode == 0
 
 
 def _iperf(a: str, b: str, address: str) -> float:
@@ -257,12 +257,12 @@ def _iperf(a: str, b: str, address: str) -> float:
 
 
 @pytest.mark.integration
-def test_rate_limits_throughput_and_changes_live(netns, cli, unchanged):
+def test_rate_limits_throughput_and_changes_live(netns, unchanged):
     a, b = netns.name(), netns.name()
-    assert cli("create", a, b, "--rate", "10mbit").returncode == 0
+    assert vethwrap("create", a, b, "--rate", "10mbit").returncode == 0
     index = ip("-n", a, "-j", "link", "show", f"vw-{b}").stdout
     assert 7e6 <= _iperf(a, b, "10.0.0.2") <= 11e6
-    done = cli("link", "set", a, f"vw-{b}", "--rate", "40mbit", "--mtu", "1400", "--mac",
+    done = vethwrap("link", "set", a, f"vw-{b}", "--rate", "40mbit", "--mtu", "1400", "--mac",
                "02:00:00:00:07:01", "--json")
     assert done.returncode == 0, done.stderr
     shown = json.loads(done.stdout)
@@ -270,12 +270,12 @@ def test_rate_limits_throughput_and_changes_live(netns, cli, unchanged):
     assert shown["ifindex"] == json.loads(index)[0]["ifindex"]  # changed, not rebuilt
     assert json.loads(ip("-n", b, "-j", "link", "show", f"vw-{a}").stdout)[0]["mtu"] == 1400
     assert 28e6 <= _iperf(a, b, "10.0.0.2") <= 44e6
-    assert cli("link", "set", a, f"vw-{b}", "--clear").returncode == 0
+    assert vethwrap("link", "set", a, f"vw-{b}", "--clear").returncode == 0
     tc = subprocess.run(["tc", "-n", a, "qdisc", "show", "dev", f"vw-{b}"], capture_output=True,
                         text=True, check=True)
     assert "tbf" not in tc.stdout
-    assert cli("link", "set", a, "lo", "--rate", "1mbit").returncode == 2
-    assert cli("destroy", a, b).returncode == 0
+    assert vethwrap("link", "set", a, "lo", "--rate", "1mbit").returncode == 2
+    assert vethwrap("destroy", a, b).returncode == 0
 
 
 def test_diagnose_names_loss_and_long_delays_and_takes_only_them_off():

@@ -1,4 +1,5 @@
-"""Partitions and heal on real namespaces: who hears whom, heal's exact undo, destroy, diagnose."""
+"""Partitions and heal on real namespaces: who hears whom, heal's exact undo, destroy, diagnose.
+The CLI runs in-process, but for the link faults that start services (their own processes)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 
 import pytest
 from conftest import ip
+from inprocess import vethwrap
 
 from veth_wrap import api
 from veth_wrap.model import shapes
@@ -64,35 +66,35 @@ def _kernel(names: list[str]) -> dict:
 
 @pytest.mark.parametrize("kind", [Kind.BRIDGE, Kind.CHAIN, Kind.MESH])
 @pytest.mark.parametrize("shape", ["two", "three"])
-def test_partitions_cut_exactly_the_pairs_across_groups(netns, cli, kind, shape):
+def test_partitions_cut_exactly_the_pairs_across_groups(netns, kind, shape):
     lab = _lab(netns, kind, 5)
     m = lab.members
     groups = ([[m[0], m[1]], [m[3]]] if shape == "two" else [[m[0]], [m[2]], [m[4]]])
     try:
         assert all(_heard(lab).values())
-        done = cli("partition", "--lab", lab.name, *(",".join(g) for g in groups))
+        done = vethwrap("partition", "--lab", lab.name, *(",".join(g) for g in groups))
         assert done.returncode == 0, done.stderr
         assert "partitioned" in done.stdout
         assert _heard(lab) == _expected(lab, groups)
-        healed = cli("heal", "--lab", lab.name)
+        healed = vethwrap("heal", "--lab", lab.name)
         assert healed.returncode == 0, healed.stderr
         assert all(_heard(lab).values())
     finally:
-        cli("destroy", "--lab", lab.name)
+        vethwrap("destroy", "--lab", lab.name)
 
 
-def test_oneway_drops_only_what_the_first_group_sends(netns, cli):
+def test_oneway_drops_only_what_the_first_group_sends(netns):
     lab = _lab(netns, Kind.BRIDGE, 3)
     a, b, c = lab.members
     try:
-        done = cli("partition", "--oneway", "--lab", lab.name, a, b)
+        done = vethwrap("partition", "--oneway", "--lab", lab.name, a, b)
         assert done.returncode == 0, done.stderr
         assert not _udp_arrives(lab, a, b)  # a's datagrams never reach b
         assert _udp_arrives(lab, b, a)  # b's reach a
         assert _udp_arrives(lab, a, c) and _udp_arrives(lab, c, b)  # c was not named
         assert _heard(lab) == _expected(lab, [[a], [b]], oneway=True)
     finally:
-        cli("destroy", "--lab", lab.name)
+        vethwrap("destroy", "--lab", lab.name)
 
 
 RECEIVER = """
@@ -134,24 +136,25 @@ def test_heal_gives_back_exactly_the_kernel_state_before(netns, cli):
     subprocess.run(["ip", "netns", "exec", a, "nft", "add", "table", "inet", "mine"], check=True)
     try:
         before = _settled(spaces)
-        assert cli("partition", "--lab", lab.name, f"{a},{b}", c).returncode == 0
+        assert vethwrap("partition", "--lab", lab.name, f"{a},{b}", c).returncode == 0
         flap = cli("link", "flap", d, lab.ends_in(d)[0].ifname, "--down", "0.3s", "--up", "0.3s")
         assert flap.returncode == 0, flap.stderr
         lossy = cli("link", "set", b, lab.ends_in(b)[0].ifname, "--loss", "20%", "--for", "300s")
         assert lossy.returncode == 0, lossy.stderr
         assert _kernel(spaces) != before
-        shown = json.loads(cli("show", "--lab", lab.name, "--json").stdout)["labs"][0]["faults"]
+        shown = json.loads(vethwrap("show", "--lab", lab.name, "--json").stdout)["labs"][0][
+            "faults"]
         assert {p["namespace"] for p in shown["partitions"]} == {a, b, c}
         assert sorted(s["namespace"] for s in shown["services"]) == sorted([b, d])
-        healed = cli("heal", "--lab", lab.name, "--json")
+        healed = vethwrap("heal", "--lab", lab.name, "--json")
         assert healed.returncode == 0, healed.stderr
         report = json.loads(healed.stdout)
         assert len(report["tables"]) == 3 and len(report["stopped"]) == 2
         _wait_for(lambda: _kernel(spaces) == before, "the kernel state of before",
                   lambda: _differences(before, _kernel(spaces)))
-        assert cli("heal", "--lab", lab.name).stdout.startswith("no faults")
+        assert vethwrap("heal", "--lab", lab.name).stdout.startswith("no faults")
     finally:
-        cli("destroy", "--lab", lab.name)
+        vethwrap("destroy", "--lab", lab.name)
 
 
 def _settled(spaces: list[str]) -> dict:
@@ -180,51 +183,51 @@ def _differences(before: dict, after: dict) -> list:
             if one != two]
 
 
-def test_partition_dry_run_prints_nft_and_changes_nothing(netns, cli):
+def test_partition_dry_run_prints_nft_and_changes_nothing(netns):
     lab = _lab(netns, Kind.CHAIN, 3)
     a, b, c = lab.members
     try:
         before = _settled(list(lab.namespaces()))
-        done = cli("partition", "--dry-run", "--lab", lab.name, a, c)
+        done = vethwrap("partition", "--dry-run", "--lab", lab.name, a, c)
         assert done.returncode == 0, done.stderr
         assert f"ip netns exec {a} nft -f - <<'EOF'" in done.stdout
         assert f'comment "vethwrap/{lab.name}/partition/twoway"' in done.stdout
         assert _kernel(list(lab.namespaces())) == before
     finally:
-        cli("destroy", "--lab", lab.name)
+        vethwrap("destroy", "--lab", lab.name)
 
 
 def test_destroy_of_a_partitioned_lab_leaves_nothing(netns, cli, unchanged):
     lab = _lab(netns, Kind.BRIDGE, 3)
     a, b, c = lab.members
-    assert cli("partition", "--lab", lab.name, a, f"{b},{c}").returncode == 0
+    assert vethwrap("partition", "--lab", lab.name, a, f"{b},{c}").returncode == 0
     assert cli("link", "flap", b, lab.ends_in(b)[0].ifname, "--down", "1s").returncode == 0
-    done = cli("destroy", "--lab", lab.name)
+    done = vethwrap("destroy", "--lab", lab.name)
     assert done.returncode == 0, done.stderr
     assert not any(ip("netns", "pids", ns, check=False).stdout for ns in lab.namespaces())
 
 
-def test_diagnose_names_the_partition_and_its_undo(netns, cli):
+def test_diagnose_names_the_partition_and_its_undo(netns):
     lab = _lab(netns, Kind.BRIDGE, 3)
     a, b, c = lab.members
     try:
-        assert cli("partition", "--lab", lab.name, a, b).returncode == 0
-        done = cli("diagnose", b, lab.address_of(a, b), "--json")
+        assert vethwrap("partition", "--lab", lab.name, a, b).returncode == 0
+        done = vethwrap("diagnose", b, lab.address_of(a, b), "--json")
         assert done.returncode == 1, done.stderr
         found = json.loads(done.stdout)
         assert found["cause"] == "partitioned"
         assert found["summary"].startswith("partitioned by vethwrap (vethwrap heal)")
         assert found["fix_script"] == [f"vethwrap heal --lab {lab.name}"]
-        told = cli("diagnose", b, lab.address_of(a, b))
+        told = vethwrap("diagnose", b, lab.address_of(a, b))
         assert "partitioned by vethwrap (vethwrap heal)" in told.stdout
-        assert cli("diagnose", b, lab.address_of(c, b)).returncode == 0  # c was not named
-        assert cli("heal", "--lab", lab.name).returncode == 0
-        assert cli("diagnose", b, lab.address_of(a, b)).returncode == 0
+        assert vethwrap("diagnose", b, lab.address_of(c, b)).returncode == 0  # c was not named
+        assert vethwrap("heal", "--lab", lab.name).returncode == 0
+        assert vethwrap("diagnose", b, lab.address_of(a, b)).returncode == 0
     finally:
-        cli("destroy", "--lab", lab.name)
+        vethwrap("destroy", "--lab", lab.name)
 
 
-def test_bad_partitions_are_refused_at_once_and_change_nothing(netns, cli):
+def test_bad_partitions_are_refused_at_once_and_change_nothing(netns):
     lab = _lab(netns, Kind.BRIDGE, 3)
     a, b, c = lab.members
     try:
@@ -232,40 +235,40 @@ def test_bad_partitions_are_refused_at_once_and_change_nothing(netns, cli):
         for args, said in [((a,), "at least two groups"), ((f"{a},{b}", b), "in two groups"),
                            ((a, "nosuchns"), "does not exist"), ((f"{a},", b), "empty name")]:
             began = time.monotonic()
-            done = cli("partition", "--lab", lab.name, *args)
+            done = vethwrap("partition", "--lab", lab.name, *args)
             assert done.returncode == 2 and said in done.stderr, (args, done.stderr)
             assert len(done.stderr.strip().splitlines()) == 1
             assert time.monotonic() - began < 5
         assert _kernel(list(lab.namespaces())) == before
-        assert cli("partition", "--lab", lab.name, a, b).returncode == 0
-        again = cli("partition", "--lab", lab.name, a, c)
+        assert vethwrap("partition", "--lab", lab.name, a, b).returncode == 0
+        again = vethwrap("partition", "--lab", lab.name, a, c)
         assert again.returncode == 2 and "partitioned already" in again.stderr
     finally:
-        cli("destroy", "--lab", lab.name)
+        vethwrap("destroy", "--lab", lab.name)
 
 
-def test_a_table_of_vethwrap_s_name_without_its_mark_is_left_alone(netns, cli):
+def test_a_table_of_vethwrap_s_name_without_its_mark_is_left_alone(netns):
     lab = _lab(netns, Kind.PAIR, 2)
     a, b = lab.members
     subprocess.run(["ip", "netns", "exec", a, "nft", "add", "table", "inet", "vethwrap"],
                    check=True)
     try:
-        done = cli("partition", "--lab", lab.name, b, a)
+        done = vethwrap("partition", "--lab", lab.name, b, a)
         assert done.returncode == 2 and "vethwrap did not write" in done.stderr
-        assert cli("heal", "--lab", lab.name).stdout.startswith("no faults")
+        assert vethwrap("heal", "--lab", lab.name).stdout.startswith("no faults")
         tables = subprocess.run(["ip", "netns", "exec", a, "nft", "list", "tables"],
                                 capture_output=True, text=True).stdout
         assert "table inet vethwrap" in tables
     finally:
-        cli("destroy", "--lab", lab.name)
+        vethwrap("destroy", "--lab", lab.name)
 
 
-def test_destroy_takes_partitions_out_of_namespaces_that_stay(netns, cli):
+def test_destroy_takes_partitions_out_of_namespaces_that_stay(netns):
     a, b, c = netns.make(), netns.make(), netns.make()  # there before: destroy leaves them
-    assert cli("create", a, b, c).returncode == 0
-    assert cli("partition", a, f"{b},{c}").returncode == 0  # the lab found from the names
+    assert vethwrap("create", a, b, c).returncode == 0
+    assert vethwrap("partition", a, f"{b},{c}").returncode == 0  # the lab found from the names
     assert all(_has_table(ns) for ns in (a, b, c))
-    done = cli("destroy", "--lab", a)
+    done = vethwrap("destroy", "--lab", a)
     assert done.returncode == 0, done.stderr
     assert not any(_has_table(ns) for ns in (a, b, c))
     assert {a, b, c} <= {line.split()[0] for line in ip("netns", "list").stdout.splitlines()}

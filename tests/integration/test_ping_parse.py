@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ipaddress import ip_address
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from fakes import RecordingRunner
 
 from veth_wrap.check.ping import PingStats, Rtt, parse_ping, ping, ping_argv
 from veth_wrap.errors import CommandFailed, UsageError
+from veth_wrap.model.destination import parse_address
 from veth_wrap.run.runner import Result
 
 DATA = Path(__file__).parent.parent / "data" / "ping"
@@ -56,7 +58,7 @@ def test_parse_recorded(name, dest, tx, rx, loss, rtt, errors, time_ms):
 def test_ping_without_statistics_raises(name, dest, code, said):
     runner = answering("", recorded(f"{name}.stderr"), code)
     with pytest.raises(CommandFailed) as caught:
-        ping(NS, dest, runner=runner)
+        ping(NS, ip_address(dest), runner=runner)
     error = caught.value
     assert error.exit_code == 1 and error.returncode == code
     assert said in error.message and "ping -n" in error.message
@@ -66,15 +68,15 @@ def test_ping_without_statistics_raises(name, dest, code, said):
 def test_network_unreachable_hint_names_diagnose():
     runner = answering("", recorded("ipv4_network_unreachable.stderr"), 2)
     with pytest.raises(CommandFailed) as caught:
-        ping(NS, "10.99.0.1", runner=runner)
+        ping(NS, ip_address("10.99.0.1"), runner=runner)
     assert caught.value.hint == "see 'vethwrap diagnose lab-a 10.99.0.1'"
 
 
 def test_ping_exit_1_with_statistics_parses():
     runner = answering(recorded("ipv4_host_unreachable"), code=1)
-    stats = ping(NS, "10.200.0.98", runner=runner)
+    stats = ping(NS, ip_address("10.200.0.98"), runner=runner)
     assert (stats.received, stats.errors, stats.replied) == (0, 3, False)
-    assert runner.calls[0][0] == tuple(ping_argv(NS, "10.200.0.98"))
+    assert runner.calls[0][0] == tuple(ping_argv(NS, ip_address("10.200.0.98")))
 
 
 def test_to_json_exact_keys():
@@ -101,20 +103,26 @@ def test_garbage_raises_clear_error():
 
 
 def test_argv_ipv4_and_ipv6():
-    assert ping_argv(NS, "10.0.0.2") == ["ip", "netns", "exec", NS, "ping", "-n", "-c", "3",
-                                         "-W", "1", "-i", "0.2", "10.0.0.2"]
-    argv = ping_argv(NS, "fd00::2", count=5, timeout=0.5, interval=1)
+    assert ping_argv(NS, ip_address("10.0.0.2")) == [
+        "ip", "netns", "exec", NS, "ping", "-n", "-c", "3",
+        "-W", "1", "-i", "0.2", "10.0.0.2"]
+    argv = ping_argv(NS, ip_address("fd00::2"), count=5, timeout=0.5, interval=1)
     assert argv[5:] == ["-n", "-c", "5", "-W", "0.5", "-i", "1", "-6", "fd00::2"]
 
 
 @pytest.mark.parametrize("kwargs", [
-    {"destination": "-f"}, {"destination": "example.org"}, {"count": 0},
-    {"timeout": 0}, {"interval": 0.1}, {"namespace": "-bad"},
+    {"count": 0}, {"timeout": 0}, {"interval": 0.1}, {"namespace": "-bad"},
 ])
 def test_argv_refuses_bad_input(kwargs):
-    args = {"namespace": NS, "destination": "10.0.0.2", **kwargs}
+    args = {"namespace": NS, "address": ip_address("10.0.0.2"), **kwargs}
     with pytest.raises(UsageError):
         ping_argv(**args)
+
+
+@pytest.mark.parametrize("destination", ["-f", "example.org", "10.0.0.300"])
+def test_what_is_not_an_address_is_refused_before_ping(destination):
+    with pytest.raises(UsageError, match="is not an IP address"):
+        parse_address(destination)
 
 
 @pytest.mark.integration
@@ -124,8 +132,8 @@ def test_real_ping_through_the_runner(unchanged, netns):
     for ns, dev, n in ((a, "va", 1), (b, "vb", 2)):
         ip("-n", ns, "addr", "add", f"10.76.0.{n}/24", "dev", dev)
         ip("-n", ns, "link", "set", dev, "up")
-    stats = ping(a, "10.76.0.2", count=2, timeout=1)
+    stats = ping(a, ip_address("10.76.0.2"), count=2, timeout=1)
     assert (stats.transmitted, stats.received, stats.packet_loss) == (2, 2, 0.0)
     assert stats.rtt_ms is not None and stats.rtt_ms.min <= stats.rtt_ms.max
     with pytest.raises(CommandFailed, match="Network is unreachable"):
-        ping(a, "10.79.0.1", count=1)
+        ping(a, ip_address("10.79.0.1"), count=1)

@@ -7,6 +7,7 @@ import time
 
 import pytest
 from conftest import ip
+from inprocess import vethwrap
 
 SETTLE = 1.5  # seconds: DAD, router solicitations and MLD reports all start within this
 
@@ -37,22 +38,22 @@ def _spaces(members: list[str], kind: str) -> list[str]:
 
 @pytest.mark.integration
 @pytest.mark.parametrize("kind", ["pair", "bridge", "chain"])
-def test_an_ipv4_lab_has_no_ipv6_address_and_sends_nothing(kind, netns, cli, unchanged):
+def test_an_ipv4_lab_has_no_ipv6_address_and_sends_nothing(kind, netns, unchanged):
     members = [netns.name() for _ in range(2 if kind == "pair" else 3)]
-    done = cli("create", *members, "-t", kind, "--lab", members[0], "--no-verify", "-q")
+    done = vethwrap("create", *members, "-t", kind, "--lab", members[0], "--no-verify", "-q")
     assert done.returncode == 0, done.stderr
     time.sleep(SETTLE)
     links = _lab_links(_spaces(members, kind))
     assert len(links) >= len(members)
     assert _ipv6(links) == {}
     assert _tx(links) == {key: 0 for key in links}, "a lab nobody uses sent packets"
-    assert cli("destroy", "--lab", members[0], "-q").returncode == 0
+    assert vethwrap("destroy", "--lab", members[0], "-q").returncode == 0
 
 
 @pytest.mark.integration
-def test_a_verified_bridge_sends_the_probes_and_then_nothing(netns, cli, unchanged):
+def test_a_verified_bridge_sends_the_probes_and_then_nothing(netns, unchanged):
     members = [netns.name() for _ in range(4)]
-    done = cli("create", *members, "--lab", members[0], "--json")
+    done = vethwrap("create", *members, "--lab", members[0], "--json")
     assert done.returncode == 0, done.stderr
     probes = json.loads(done.stdout)["probes"]
     spaces = _spaces(members, "bridge")
@@ -64,16 +65,16 @@ def test_a_verified_bridge_sends_the_probes_and_then_nothing(netns, cli, unchang
     links = _lab_links(spaces)
     assert _ipv6(links) == {}
     assert _tx(links) == after, "the lab sent packets of its own after verification"
-    assert cli("destroy", "--lab", members[0], "-q").returncode == 0
+    assert vethwrap("destroy", "--lab", members[0], "-q").returncode == 0
 
 
 @pytest.mark.integration
-def test_a_dual_stack_lab_keeps_its_link_local_addresses(netns, cli, unchanged):
+def test_a_dual_stack_lab_keeps_its_link_local_addresses(netns, unchanged):
     members = [netns.name() for _ in range(3)]
-    done = cli("create", *members, "--ipv6", "--lab", members[0], "-q")
+    done = vethwrap("create", *members, "--ipv6", "--lab", members[0], "-q")
     assert done.returncode == 0, done.stderr
     links = _lab_links(members)
     local = {key: [a for a in addresses if a.startswith("fe80:")]
              for key, addresses in _ipv6(links).items()}
     assert all(local.get(key) for key in links), local  # NDP and routers as IPv6 expects
-    assert cli("destroy", "--lab", members[0], "-q").returncode == 0
+    assert vethwrap("destroy", "--lab", members[0], "-q").returncode == 0

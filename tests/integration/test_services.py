@@ -1,5 +1,8 @@
 """Software in a lab, on real namespaces: run, ps, stop, logs, capture, and a destroy that
-no process outlives. Every process a test starts is killed by PID in a finaliser."""
+no process outlives. Every process a test starts is killed by PID in a finaliser.
+
+The CLI runs in-process (vethwrap); a process of its own (the cli fixture) where the process
+is what is tested: services that outlive the command that started them, exec, --follow."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import time
 
 import pytest
 from conftest import RUN_ID, kernel_snapshot
+from inprocess import vethwrap
 
 from veth_wrap.model.names import p2p_ifname
 
@@ -112,6 +116,7 @@ def by_hand(pids, request):
 
 
 def run_json(cli, pids, *args: str) -> dict:
+    """`vethwrap run --json` in a process of its own, which the service must outlive."""
     done = cli("run", *args[:1], "--json", *args[1:])
     assert done.returncode == 0, done.stderr
     info = json.loads(done.stdout)
@@ -121,7 +126,7 @@ def run_json(cli, pids, *args: str) -> dict:
 
 def test_server_answers_by_name_ps_stop_and_logs(unchanged, netns, cli, pids, by_hand):
     a, b = netns.name(), netns.name()
-    assert cli("create", a, b).returncode == 0
+    assert vethwrap("create", a, b).returncode == 0
     try:
         info = run_json(cli, pids, b, "--name", "web", "--wait-port", "8731", "--",
                         sys.executable, "-c", SERVER, "8731")
@@ -131,68 +136,68 @@ def test_server_answers_by_name_ps_stop_and_logs(unchanged, netns, cli, pids, by
         fetched = cli("exec", a, "--", sys.executable, "-c", FETCH, f"http://{b}:8731/")
         assert fetched.returncode == 0 and fetched.stdout.strip() == "200", fetched.stderr
         hand = by_hand(a, "sleep", "300")
-        listed = json.loads(cli("ps", "--json").stdout)["processes"]
+        listed = json.loads(vethwrap("ps", "--json").stdout)["processes"]
         mine = {p["pid"]: p for p in listed}
         assert mine[info["pid"]]["name"] == "web" and mine[info["pid"]]["namespace"] == b
         assert mine[hand.pid]["namespace"] == a and mine[hand.pid]["command"] == ["sleep", "300"]
-        table = cli("ps", a, b)
+        table = vethwrap("ps", a, b)
         assert "web" in table.stdout and str(hand.pid) in table.stdout
-        again = cli("run", b, "--name", "web", "--", "sleep", "1")
+        again = vethwrap("run", b, "--name", "web", "--", "sleep", "1")
         assert again.returncode == 2 and "already runs" in again.stderr
-        log = cli("logs", b, "web")
+        log = vethwrap("logs", b, "web")
         assert log.returncode == 0 and '"GET / HTTP/1.1" 200' in log.stdout
-        stopped = cli("stop", b, "web", "--grace", "5")
+        stopped = vethwrap("stop", b, "web", "--grace", "5")
         assert stopped.returncode == 0 and "SIGTERM" in stopped.stdout
         assert not running(info["pid"])
-        by_pid = cli("stop", a, str(hand.pid))
+        by_pid = vethwrap("stop", a, str(hand.pid))
         assert by_pid.returncode == 0 and hand.wait(timeout=5) is not None
-        assert cli("stop", a, "nothing-here").returncode == 2
+        assert vethwrap("stop", a, "nothing-here").returncode == 2
     finally:
-        assert cli("destroy", a, b).returncode == 0
+        assert vethwrap("destroy", a, b).returncode == 0
 
 
 def test_service_that_dies_early_or_never_listens(unchanged, netns, cli, pids):
     a, b = netns.name(), netns.name()
-    assert cli("create", a, b).returncode == 0
+    assert vethwrap("create", a, b).returncode == 0
     try:
-        died = cli("run", a, "--name", "boom", "--wait-port", "8732", "--",
+        died = vethwrap("run", a, "--name", "boom", "--wait-port", "8732", "--",
                    "sh", "-c", "echo cannot bind here >&2; exit 3")
         assert died.returncode == 1, died.stderr
         assert "cannot bind here" in died.stderr and "exit status 3" in died.stderr
         began = time.monotonic()
-        slow = cli("run", a, "--name", "mute", "--wait-port", "8733", "--wait-timeout", "0.5",
+        slow = vethwrap("run", a, "--name", "mute", "--wait-port", "8733", "--wait-timeout", "0.5",
                    "--", "sleep", "300")
         assert slow.returncode == 1 and "within 0.5 s" in slow.stderr
         assert time.monotonic() - began < 10
-        assert "mute" not in cli("ps", a).stdout  # stopped, not left behind
+        assert "mute" not in vethwrap("ps", a).stdout  # stopped, not left behind
         ticking = run_json(cli, pids, a, "--name", "tick", "--", "sh", "-c",
                            "echo one; sleep 0.5; echo two")
         followed = cli("logs", a, "tick", "--follow")  # returns once the service has ended
         assert followed.returncode == 0 and followed.stdout == "one\ntwo\n"
         assert not running(ticking["pid"])
-        assert cli("run", a, "--", "no-such-program-x9").returncode == 2
-        assert cli("run", a, "--env", "NOEQUALS", "--", "true").returncode == 2
+        assert vethwrap("run", a, "--", "no-such-program-x9").returncode == 2
+        assert vethwrap("run", a, "--env", "NOEQUALS", "--", "true").returncode == 2
         decoy = netns.make()
-        outside = cli("run", decoy, "--", "sleep", "1")
+        outside = vethwrap("run", decoy, "--", "sleep", "1")
         assert outside.returncode == 2 and "not part of a vethwrap lab" in outside.stderr
     finally:
-        assert cli("destroy", a, b).returncode == 0
+        assert vethwrap("destroy", a, b).returncode == 0
 
 
 def test_destroy_of_a_bridge_lab_leaves_no_namespace_alive(unchanged, netns, cli, pids, by_hand):
     members = [netns.name() for _ in range(3)]
     hub = f"vethwrap-{members[0]}"
-    assert cli("create", *members).returncode == 0
+    assert vethwrap("create", *members).returncode == 0
     try:
         lab_inodes = {inode_of(ns) for ns in members + [hub]}
         started = [run_json(cli, pids, ns, "--", "sleep", "600")["pid"] for ns in members + [hub]]
         stubborn = by_hand(members[1], "sh", "-c", STUBBORN)
         assert lab_inodes <= all_netns()
-        dry = cli("destroy", "--lab", members[0], "--dry-run")
+        dry = vethwrap("destroy", "--lab", members[0], "--dry-run")
         assert dry.returncode == 0 and all(f"pid {pid}" in dry.stdout for pid in started)
         assert all(running(pid) for pid in started)  # the dry run stopped nothing
         began = time.monotonic()
-        done = cli("destroy", "--lab", members[0], "--grace", "0.5", "--json")
+        done = vethwrap("destroy", "--lab", members[0], "--grace", "0.5", "--json")
         assert done.returncode == 0, done.stderr
         stopped = {item["pid"]: item["signal"] for item in json.loads(done.stdout)["stopped"]}
         assert set(started) | {stubborn.pid} <= set(stopped)
@@ -202,48 +207,47 @@ def test_destroy_of_a_bridge_lab_leaves_no_namespace_alive(unchanged, netns, cli
         assert not any(os.path.exists(f"/etc/netns/{ns}") for ns in members + [hub])
         assert not os.path.exists(f"/run/vethwrap/logs/{members[0]}")
     finally:
-        cli("destroy", "--lab", members[0])
+        vethwrap("destroy", "--lab", members[0])
 
 
-def test_foreign_and_preexisting_namespaces_keep_their_processes(unchanged, netns, cli,
-                                                               by_hand):
+def test_foreign_and_preexisting_namespaces_keep_their_processes(unchanged, netns, by_hand):
     decoy, before, new = netns.make(), netns.make(), netns.name()
-    assert cli("create", before, new).returncode == 0
+    assert vethwrap("create", before, new).returncode == 0
     try:
         in_decoy = by_hand(decoy, "sleep", "300")
         in_before = by_hand(before, "sleep", "300")
         in_new = by_hand(new, "sleep", "300")
         # --all is never run for real here: it would remove other runs' labs on this machine.
         # Its dry run reads the same selection and changes nothing.
-        everything = cli("destroy", "--all", "--dry-run")
+        everything = vethwrap("destroy", "--all", "--dry-run")
         assert everything.returncode == 0
         assert f"pid {in_new.pid}" in everything.stdout
         assert f"pid {in_decoy.pid}" not in everything.stdout
         assert f"pid {in_before.pid}" not in everything.stdout
-        assert cli("destroy", "--lab", before).returncode == 0
+        assert vethwrap("destroy", "--lab", before).returncode == 0
         assert in_new.wait(timeout=5) is not None
         assert in_decoy.poll() is None and in_before.poll() is None
         assert netns_of(in_before.pid) == inode_of(before)
         assert not os.path.exists(f"/etc/netns/{before}/hosts")  # vethwrap wrote that one
     finally:
-        cli("destroy", "--lab", before)
+        vethwrap("destroy", "--lab", before)
 
 
-def test_a_name_file_vethwrap_did_not_write_is_left_alone(unchanged, netns, cli):
+def test_a_name_file_vethwrap_did_not_write_is_left_alone(unchanged, netns):
     a, b = netns.name(), netns.name()
     os.makedirs(f"/etc/netns/{a}")
     try:
         with open(f"/etc/netns/{a}/hosts", "w") as f:
             f.write("10.9.9.9 mine\n")
-        made = cli("create", a, b)
+        made = vethwrap("create", a, b)
         assert made.returncode == 0 and "was not written by vethwrap" in made.stderr
         assert open(f"/etc/netns/{a}/hosts").read() == "10.9.9.9 mine\n"
         assert f"10.0.0.1\t{a}" in open(f"/etc/netns/{b}/hosts").read()
-        assert cli("destroy", a, b).returncode == 0
+        assert vethwrap("destroy", a, b).returncode == 0
         assert open(f"/etc/netns/{a}/hosts").read() == "10.9.9.9 mine\n"
         assert not os.path.exists(f"/etc/netns/{b}")
     finally:
-        cli("destroy", a, b)
+        vethwrap("destroy", a, b)
         for path in (f"/etc/netns/{a}/hosts", f"/etc/netns/{a}"):
             if os.path.isdir(path):
                 os.rmdir(path)
@@ -253,7 +257,7 @@ def test_a_name_file_vethwrap_did_not_write_is_left_alone(unchanged, netns, cli)
 
 def test_capture_records_the_pings_in_a_pcap(unchanged, netns, cli, pids, tmp_path):
     a, b = netns.name(), netns.name()
-    assert cli("create", a, b).returncode == 0
+    assert vethwrap("create", a, b).returncode == 0
     pcap = tmp_path / "pings.pcap"
     try:
         interface = p2p_ifname(b)
@@ -262,26 +266,26 @@ def test_capture_records_the_pings_in_a_pcap(unchanged, netns, cli, pids, tmp_pa
         assert started.returncode == 0, started.stderr
         pid = pids(json.loads(started.stdout)["pid"])
         for _ in range(5):  # a loaded host may start capturing a moment after it says so
-            assert cli("ping", b, a, "--count", "3").returncode == 0
+            assert vethwrap("ping", b, a, "--count", "3").returncode == 0
             read = subprocess.run(["tcpdump", "-n", "-r", str(pcap)], capture_output=True,
                                   text=True)
             if read.stdout.count("ICMP echo reply") >= 3:
                 break
-        assert cli("stop", a, f"capture-{interface}").returncode == 0
+        assert vethwrap("stop", a, f"capture-{interface}").returncode == 0
         assert not running(pid)
         read = subprocess.run(["tcpdump", "-n", "-r", str(pcap)], capture_output=True, text=True)
         assert read.returncode == 0, read.stderr
         assert read.stdout.count("ICMP echo request") >= 3
         assert read.stdout.count("ICMP echo reply") >= 3
-        bad = cli("capture", a, "nosuchif0")
+        bad = vethwrap("capture", a, "nosuchif0")
         assert bad.returncode == 2 and "no interface" in bad.stderr
     finally:
-        assert cli("destroy", a, b).returncode == 0
+        assert vethwrap("destroy", a, b).returncode == 0
 
 
 def test_kill_9_of_destroy_part_way_then_destroy_again(unchanged, netns, cli, pids):
     a, b = netns.name(), netns.name()
-    assert cli("create", a, b).returncode == 0
+    assert vethwrap("create", a, b).returncode == 0
     try:
         info = run_json(cli, pids, a, "--name", "stubborn", "--", "sh", "-c", STUBBORN)
         # a service that ended on its own leaves its cgroup empty: destroy removes it too
@@ -301,19 +305,19 @@ def test_kill_9_of_destroy_part_way_then_destroy_again(unchanged, netns, cli, pi
         first.kill()
         first.wait(timeout=10)
         assert running(info["pid"])  # the service outlived the killed destroy
-        again = cli("destroy", a, b, "--grace", "0.5")
+        again = vethwrap("destroy", a, b, "--grace", "0.5")
         assert again.returncode == 0, again.stderr
         assert "SIGKILL" in again.stderr
         assert not lab_inodes & all_netns()
         assert not {a, b} & set(kernel_snapshot()[0])
         assert not service_cgroups(a, b)
     finally:
-        cli("destroy", a, b, "--grace", "0")
+        vethwrap("destroy", a, b, "--grace", "0")
 
 
 def test_a_namespace_deleted_by_hand_is_still_found_and_stopped(unchanged, netns, cli, pids):
     a, b = netns.name(), netns.name()
-    assert cli("create", a, b).returncode == 0
+    assert vethwrap("create", a, b).returncode == 0
     try:
         first = run_json(cli, pids, a, "--", "sleep", "600")
         second = run_json(cli, pids, b, "--", "sleep", "600")
@@ -322,32 +326,32 @@ def test_a_namespace_deleted_by_hand_is_still_found_and_stopped(unchanged, netns
         subprocess.run(["ip", "netns", "del", a], check=True)
         subprocess.run(["ip", "netns", "del", b], check=True)
         assert lab_inodes <= all_netns()
-        listed = json.loads(cli("ps", "--lab", a, "--json").stdout)["processes"]
+        listed = json.loads(vethwrap("ps", "--lab", a, "--json").stdout)["processes"]
         assert {first["pid"], second["pid"]} <= {p["pid"] for p in listed}
-        done = cli("destroy", "--lab", a, "--json")
+        done = vethwrap("destroy", "--lab", a, "--json")
         assert done.returncode == 0, done.stderr
         assert {first["pid"], second["pid"]} <= {s["pid"] for s in json.loads(done.stdout)
                                                  ["stopped"]}
         assert not lab_inodes & all_netns()
     finally:
-        cli("destroy", "--lab", a)
+        vethwrap("destroy", "--lab", a)
 
 
-def test_up_writes_and_down_removes_the_name_files(unchanged, cli, tmp_path):
+def test_up_writes_and_down_removes_the_name_files(unchanged, tmp_path):
     prefix = f"vt{RUN_ID}u-"
     lab = tmp_path / "lab.yaml"
     lab.write_text("name: svc\nnamespaces: [a, r, b]\nlinks:\n  - between: [a, r]\n"
                    "  - between: [r, b]\nforwarding: [r]\n")
     try:
-        assert cli("up", "-f", str(lab), "--prefix", prefix, "--no-verify").returncode == 0
+        assert vethwrap("up", "-f", str(lab), "--prefix", prefix, "--no-verify").returncode == 0
         seen_from_a = open(f"/etc/netns/{prefix}a/hosts").read()
         seen_from_b = open(f"/etc/netns/{prefix}b/hosts").read()
         assert f"10.0.0.2\t{prefix}r" in seen_from_a and f"10.0.0.5\t{prefix}r" in seen_from_b
         lab.write_text("name: svc\nnamespaces: [a, r]\nlinks:\n  - between: [a, r]\n")
-        assert cli("up", "-f", str(lab), "--prefix", prefix, "--no-verify").returncode == 0
+        assert vethwrap("up", "-f", str(lab), "--prefix", prefix, "--no-verify").returncode == 0
         assert not os.path.exists(f"/etc/netns/{prefix}b")
         assert f"{prefix}b" not in open(f"/etc/netns/{prefix}a/hosts").read()
-        assert cli("down", "-f", str(lab), "--prefix", prefix).returncode == 0
+        assert vethwrap("down", "-f", str(lab), "--prefix", prefix).returncode == 0
         assert not any(name.startswith(prefix) for name in os.listdir("/etc/netns"))
     finally:
-        cli("down", "-f", str(lab), "--prefix", prefix)
+        vethwrap("down", "-f", str(lab), "--prefix", prefix)

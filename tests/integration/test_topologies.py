@@ -6,6 +6,7 @@ import json
 import subprocess
 
 import pytest
+from inprocess import vethwrap
 
 from veth_wrap.compile import create as compile_plan
 from veth_wrap.model import shapes
@@ -13,19 +14,19 @@ from veth_wrap.model.topology import Kind
 from veth_wrap.run import commands
 
 
-def build_and_check(cli, members: list[str], lab: str, kind: str) -> dict:
+def build_and_check(members: list[str], lab: str, kind: str) -> dict:
     """Create (verified), pingall the full matrix, show; return show's lab entry."""
-    done = cli("create", *members, "--topology", kind, "--lab", lab, "--json")
+    done = vethwrap("create", *members, "--topology", kind, "--lab", lab, "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["topology"] == kind
-    matrix = cli("pingall", *members, "--json")
+    matrix = vethwrap("pingall", *members, "--json")
     assert matrix.returncode == 0, matrix.stderr
     data = json.loads(matrix.stdout)
     n = len(members)
     assert data["total"] == data["answered"] == n * (n - 1)
     pairs = {(p["source"], p["target"]) for p in data["pairs"] if p["replied"]}
     assert pairs == {(a, b) for a in members for b in members if a != b}
-    shown = cli("show", *members, "--json")
+    shown = vethwrap("show", *members, "--json")
     assert shown.returncode == 0, shown.stderr
     (entry,) = [e for e in json.loads(shown.stdout)["labs"] if e["lab"] == lab]
     assert entry["topology"] == kind
@@ -33,18 +34,18 @@ def build_and_check(cli, members: list[str], lab: str, kind: str) -> dict:
     return entry
 
 
-def destroy(cli, lab: str) -> None:
+def destroy(lab: str) -> None:
     """Destroy the lab by name; `unchanged` then checks that nothing is left."""
-    done = cli("destroy", "--lab", lab)
+    done = vethwrap("destroy", "--lab", lab)
     assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.integration
 @pytest.mark.parametrize("count", [3, 10])
-def test_bridge(cli, netns, unchanged, count):
+def test_bridge(netns, unchanged, count):
     members = [netns.name() for _ in range(count)]
     lab = netns.name()
-    entry = build_and_check(cli, members, lab, "bridge")
+    entry = build_and_check(members, lab, "bridge")
     assert entry["hub"] == f"vethwrap-{lab}"
     (hub,) = [ns for ns in entry["namespaces"] if ns["name"] == entry["hub"]]
     interfaces = {i["name"]: i for i in hub["interfaces"]}
@@ -53,7 +54,7 @@ def test_bridge(cli, netns, unchanged, count):
     ports = [i for i in interfaces.values() if i["role"] == "port"]
     assert len(ports) == count
     assert all(p["master"] == bridges[0]["name"] for p in ports)
-    destroy(cli, lab)
+    destroy(lab)
 
 
 def forwarding(ns: str) -> str:
@@ -63,27 +64,27 @@ def forwarding(ns: str) -> str:
 
 
 @pytest.mark.integration
-def test_chain_of_five_forwards_in_the_middle_only(cli, netns, unchanged):
+def test_chain_of_five_forwards_in_the_middle_only(netns, unchanged):
     members = [netns.name() for _ in range(5)]
     lab = netns.name()
-    entry = build_and_check(cli, members, lab, "chain")
+    entry = build_and_check(members, lab, "chain")
     assert entry["hub"] is None
     assert [forwarding(ns) for ns in members] == ["0", "1", "1", "1", "0"]
-    destroy(cli, lab)
+    destroy(lab)
 
 
 @pytest.mark.integration
-def test_mesh_of_five_has_a_link_per_pair(cli, netns, unchanged):
+def test_mesh_of_five_has_a_link_per_pair(netns, unchanged):
     members = [netns.name() for _ in range(5)]
     lab = netns.name()
-    entry = build_and_check(cli, members, lab, "mesh")
+    entry = build_and_check(members, lab, "mesh")
     ends = [i for ns in entry["namespaces"] for i in ns["interfaces"]]
     assert len(ends) == 2 * 10
-    destroy(cli, lab)
+    destroy(lab)
 
 
-def test_mesh_refusal_names_the_pair_count(cli):
-    done = cli("create", *[f"m{i}" for i in range(30)], "--topology", "mesh", "--dry-run")
+def test_mesh_refusal_names_the_pair_count():
+    done = vethwrap("create", *[f"m{i}" for i in range(30)], "--topology", "mesh", "--dry-run")
     assert done.returncode == 2
     assert "435" in done.stderr and "--topology bridge" in done.stderr
     assert done.stdout == ""

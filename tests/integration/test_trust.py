@@ -11,6 +11,7 @@ import time
 import pytest
 from conftest import RUN_ID, ip
 from hosts import sim_hosts_fixture
+from inprocess import vethwrap
 
 from veth_wrap.model.names import p2p_ifname
 
@@ -19,13 +20,13 @@ sim_hosts = sim_hosts_fixture()
 
 
 @pytest.fixture
-def pair(netns, cli):
+def pair(netns):
     """A lab of two namespaces, destroyed afterwards."""
     a, b = netns.name(), netns.name()
-    done = cli("create", a, b, "--no-verify")
+    done = vethwrap("create", a, b, "--no-verify")
     assert done.returncode == 0, done.stderr
     yield a, b
-    cli("destroy", a, b)
+    vethwrap("destroy", a, b)
 
 
 @pytest.mark.parametrize("background", [False, True])
@@ -60,7 +61,7 @@ def _one_line(text: str) -> bool:
 
 
 @pytest.mark.parametrize("at", ["folder", "file"])
-def test_create_refuses_a_link_where_a_name_file_goes(netns, cli, tmp_path, unchanged, at):
+def test_create_refuses_a_link_where_a_name_file_goes(netns, tmp_path, unchanged, at):
     a, b = netns.name(), netns.name()
     target = tmp_path / "target"
     target.mkdir()
@@ -68,7 +69,7 @@ def test_create_refuses_a_link_where_a_name_file_goes(netns, cli, tmp_path, unch
     link = f"/etc/netns/{b}" + ("/hosts" if at == "file" else "")
     _plant(link, target / "hosts" if at == "file" else target)
     try:
-        done = cli("create", a, b)
+        done = vethwrap("create", a, b)
         assert done.returncode == 2, done.stdout + done.stderr
         assert link in done.stderr and "symbolic link" in done.stderr
         assert _one_line(done.stderr), done.stderr
@@ -79,9 +80,9 @@ def test_create_refuses_a_link_where_a_name_file_goes(netns, cli, tmp_path, unch
 
 
 @pytest.mark.parametrize("at", ["folder", "file"])
-def test_destroy_removes_nothing_through_a_link(netns, cli, tmp_path, unchanged, at):
+def test_destroy_removes_nothing_through_a_link(netns, tmp_path, unchanged, at):
     a, b = netns.name(), netns.name()
-    done = cli("create", a, b, "--no-verify")
+    done = vethwrap("create", a, b, "--no-verify")
     assert done.returncode == 0, done.stderr
     target = tmp_path / "target"
     target.mkdir()
@@ -93,7 +94,7 @@ def test_destroy_removes_nothing_through_a_link(netns, cli, tmp_path, unchanged,
     link = f"/etc/netns/{b}" + ("/hosts" if at == "file" else "")
     _plant(link, target / "hosts" if at == "file" else target)
     try:
-        gone = cli("destroy", a, b)
+        gone = vethwrap("destroy", a, b)
         assert gone.returncode == 0, gone.stdout + gone.stderr
         assert f"{link} is a symbolic link" in gone.stderr
         assert os.path.islink(link) and (target / "hosts").read_text() == ours
@@ -175,18 +176,18 @@ def _inside(ns: str) -> dict:
 
 @pytest.mark.parametrize("shape", [("pair", 2, []), ("chain", 3, []), ("chain6", 3, ["-6"]),
                                    ("bridge", 3, [])])
-def test_destroy_in_namespaces_that_were_there_before(unchanged, netns, cli, shape):
+def test_destroy_in_namespaces_that_were_there_before(unchanged, netns, shape):
     topology, count, extra = shape
     spaces = [netns.make() for _ in range(count)]
     before = {ns: _inside(ns) for ns in spaces}
-    made = cli("create", *spaces, "-t", topology.rstrip("6"), *extra)
+    made = vethwrap("create", *spaces, "-t", topology.rstrip("6"), *extra)
     assert made.returncode == 0, made.stderr
     assert os.path.exists(f"/etc/netns/{spaces[0]}/hosts")
-    gone = cli("destroy", *spaces)
+    gone = vethwrap("destroy", *spaces)
     assert gone.returncode == 0, gone.stdout + gone.stderr
     assert {ns: _inside(ns) for ns in spaces} == before
     assert not any(os.path.exists(f"/etc/netns/{ns}") for ns in spaces)
-    again = cli("destroy", *spaces)
+    again = vethwrap("destroy", *spaces)
     assert again.returncode == 0 and "nothing of vethwrap's" in again.stderr + again.stdout
 
 
@@ -238,33 +239,33 @@ def _ends_now(*spaces: str) -> dict:
     ([], ["--loss", "1%"], ["loss"]),
     ([], ["-6"], ["addresses"]),
 ])
-def test_create_again_with_other_options_is_refused(netns, cli, unchanged, first, again,
+def test_create_again_with_other_options_is_refused(netns, unchanged, first, again,
                                                     named):
     a, b = netns.name(), netns.name()
-    assert cli("create", a, b, "--no-verify", *first).returncode == 0
+    assert vethwrap("create", a, b, "--no-verify", *first).returncode == 0
     try:
         before = _ends_now(a, b)
-        done = cli("create", a, b, "--no-verify", *again)
+        done = vethwrap("create", a, b, "--no-verify", *again)
         assert done.returncode == 2, done.stdout + done.stderr
         assert _one_line(done.stderr) and "already built with other options" in done.stderr
         for option in named:
             assert f"{option}: {a}:{p2p_ifname(b)} has " in done.stderr, done.stderr
         assert _ends_now(a, b) == before
-        same = cli("create", a, b, "--no-verify", *first)
+        same = vethwrap("create", a, b, "--no-verify", *first)
         assert same.returncode == 0 and _ends_now(a, b) == before
     finally:
-        assert cli("destroy", a, b).returncode == 0
+        assert vethwrap("destroy", a, b).returncode == 0
 
 
-def test_create_again_with_the_same_rate_in_other_words_changes_nothing(netns, cli, unchanged):
+def test_create_again_with_the_same_rate_in_other_words_changes_nothing(netns, unchanged):
     a, b = netns.name(), netns.name()
-    assert cli("create", a, b, "--no-verify", "--rate", "1mbit").returncode == 0
+    assert vethwrap("create", a, b, "--no-verify", "--rate", "1mbit").returncode == 0
     try:
-        done = cli("create", a, b, "--no-verify", "--rate", "1000kbit", "--json")
+        done = vethwrap("create", a, b, "--no-verify", "--rate", "1000kbit", "--json")
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["changed"] is False
     finally:
-        assert cli("destroy", a, b).returncode == 0
+        assert vethwrap("destroy", a, b).returncode == 0
 
 
 UNUSABLE = ["127.0.0.0/8", "127.0.0.0/24", "fe80::/64", "169.254.0.0/16", "0.0.0.0/0", "::/0",
@@ -283,12 +284,12 @@ def test_unusable_networks_are_refused_before_anything_changes(netns, cli, uncha
     lab = tmp_path / "lab.yaml"
     lab.write_text(f"name: {a}\nsubnet: {subnet}\nnamespaces: [{a}, {b}]\nlinks: [[{a}, {b}]]\n")
     for argv in (("validate", "-f", str(lab)), ("up", "-f", str(lab))):
-        done = cli(*argv)
+        done = vethwrap(*argv)
         assert done.returncode == 2 and "subnet" in done.stderr, done.stderr
     assert not os.path.exists(f"/etc/netns/{a}")
 
 
-def test_link_addresses_and_lo_in_a_lab_file_are_refused(netns, cli, unchanged, tmp_path):
+def test_link_addresses_and_lo_in_a_lab_file_are_refused(netns, unchanged, tmp_path):
     a, b = netns.name(), netns.name()
     lab = tmp_path / "lab.yaml"
     for link in ("{between: [A, B], interfaces: [lo, eth0]}",
@@ -297,25 +298,25 @@ def test_link_addresses_and_lo_in_a_lab_file_are_refused(netns, cli, unchanged, 
         lab.write_text(f"name: {a}\nnamespaces: [{a}, {b}]\nlinks: ["
                        f"{link.replace('A', a).replace('B', b)}]\n")
         for argv in (("validate", "-f", str(lab)), ("up", "-f", str(lab))):
-            done = cli(*argv)
+            done = vethwrap(*argv)
             assert done.returncode == 2, (link, done.stderr)
     lab.write_text(f"name: {a}\nnamespaces: [{a}, {b}]\n"
                    f"links: [{{between: [{a}, {b}], interfaces: [eth0, eth1]}}]\n")
-    done = cli("up", "-f", str(lab), "--no-verify")  # host-like names inside a lab are fine
+    done = vethwrap("up", "-f", str(lab), "--no-verify")  # host-like names inside a lab are fine
     try:
         assert done.returncode == 0, done.stderr
     finally:
-        assert cli("destroy", a, b).returncode == 0
+        assert vethwrap("destroy", a, b).returncode == 0
 
 
-def test_a_lab_that_can_fill_the_neighbour_table_is_warned_about(netns, cli, unchanged):
+def test_a_lab_that_can_fill_the_neighbour_table_is_warned_about(netns, unchanged):
     limit_path = "/proc/sys/net/ipv4/neigh/default/gc_thresh3"
     limit = int(open(limit_path).read())
     members = 2
     while members * (members - 1) < limit:  # a bridge of k members: k(k-1) ARP entries
         members += 1
     spaces = [netns.name() for _ in range(members)]
-    done = cli("create", *spaces, "--no-verify")
+    done = vethwrap("create", *spaces, "--no-verify")
     try:
         assert done.returncode == 0, done.stderr
         assert f"can make {members * (members - 1)} IPv4 neighbour entries" in done.stderr
@@ -323,13 +324,13 @@ def test_a_lab_that_can_fill_the_neighbour_table_is_warned_about(netns, cli, unc
         assert "sysctl -w net.ipv4.neigh.default.gc_thresh3=" in done.stderr
         assert int(open(limit_path).read()) == limit  # vethwrap changed no host setting
     finally:
-        assert cli("destroy", *spaces).returncode == 0
+        assert vethwrap("destroy", *spaces).returncode == 0
     small = [netns.name(), netns.name()]
-    done = cli("create", *small, "--no-verify")
+    done = vethwrap("create", *small, "--no-verify")
     try:
         assert done.returncode == 0 and "neighbour" not in done.stderr
     finally:
-        assert cli("destroy", *small).returncode == 0
+        assert vethwrap("destroy", *small).returncode == 0
 
 
 def test_neighbour_entries_of_each_shape():
@@ -357,7 +358,7 @@ def test_a_namespace_half_deleted_by_someone_else_does_not_fail_a_read(sim_hosts
     assert host.netns() == [f"vt{RUN_ID}dhalf"]
 
 
-def test_a_bridge_named_like_a_host_interface_is_refused(netns, cli, unchanged, tmp_path):
+def test_a_bridge_named_like_a_host_interface_is_refused(netns, unchanged, tmp_path):
     """`where: root` with the name of a device the host has: its ports would join that."""
     host_dev = next(link["ifname"] for link in json.loads(ip("-j", "link", "show").stdout)
                     if link["ifname"] != "lo")
@@ -366,7 +367,7 @@ def test_a_bridge_named_like_a_host_interface_is_refused(netns, cli, unchanged, 
     lab.write_text(f"name: {a}\nnamespaces: [{a}, {b}]\nbridges:\n"
                    f"  - {{name: {host_dev}, where: root, members: [{a}, {b}]}}\n")
     for argv in (("up", "-f", str(lab), "--dry-run"), ("up", "-f", str(lab))):
-        done = cli(*argv)
+        done = vethwrap(*argv)
         assert done.returncode == 2 and _one_line(done.stderr), done.stderr
         assert f"interface {host_dev} already exists in the root namespace" in done.stderr
     assert not os.path.exists(f"/etc/netns/{a}")

@@ -1,16 +1,13 @@
-"""Topology in, argv out: shapes.build and compile.create_plan, from nothing and from facts."""
+"""Topology in, plan out: what holds for every plan of a shape (the exact plans of given labs
+and facts are data: tests/data/plans, compared by test_plan_cases)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from plancases import recorded
 
 from veth_wrap.compile.create import create_plan
-from veth_wrap.compile.destroy import destroy_plan
 from veth_wrap.errors import ConflictError
-from veth_wrap.kernel import state
-from veth_wrap.kernel.inventory import labs
 from veth_wrap.model import names, shapes
 from veth_wrap.model.topology import End, Kind, Link
 from veth_wrap.run import commands, schedule
@@ -19,27 +16,11 @@ from veth_wrap.run.late import late
 from veth_wrap.run.together import grouped
 from veth_wrap.steps import Kind as OpKind
 
-DATA = Path(__file__).parent.parent / "data" / "ip"
-
 
 def steps(plan) -> list[tuple[str, str]]:
     """Each step as the schedule runs it (and the dry run shows it): (argv joined, stdin)."""
     return [(" ".join(commands.argv(step)), commands.stdin(step) or "")
             for step in schedule.shown(plan).steps]
-
-
-def recorded(scenario: str) -> dict[str, state.NetnsState]:
-    """The facts state.read parsed from a recorded `ip -batch` of `ip -j` output."""
-    from fakes import RecordingRunner
-
-    from veth_wrap.run.runner import Result
-
-    text = (DATA / f"{scenario}.out").read_text()
-    runner = RecordingRunner(lambda argv, stdin: Result(argv, text, "", 0))
-    lines = (DATA / f"{scenario}.in").read_text().splitlines()
-    order = [line.split()[2] for line in lines if line.endswith("addr show")]
-    fwd = [line.split()[2] for line in lines if "sysctl" in line]
-    return state.read(order, runner, forwarding=fwd)
 
 
 def test_pair_lab_from_two_names():
@@ -73,33 +54,6 @@ def test_pair_plan_script_quotes_and_matches_steps():
     assert script[:3] == ["# header", "# namespaces", "ip -batch - <<'EOF'"]
     assert "addr add 192.168.7.2/29 dev vw-ns0" in script
     assert sum(line == "EOF" for line in script) == len(plan.steps)
-
-
-def test_bridge_plan_from_nothing():
-    plan = create_plan(shapes.build(["ns0", "ns1", "ns2"]), {})
-    got = steps(plan)
-    # the hub first, marked by its own step's first line (no fork of its own)
-    assert got[0] == ("ip netns add vethwrap-ns0", "")
-    assert got[1] == ("ip -n vethwrap-ns0 -batch -", "".join(f"{line}\n" for line in [
-        "link set lo up alias vethwrap/ns0/hub/bridge",
-        "link add vbr-ns0 type bridge mcast_snooping 0",
-        "link set vbr-ns0 addrgenmode none alias vethwrap/ns0/bridge/bridge",
-        "link set vbr-ns0 up"]))
-    # each member is added, then at once marked and wired by one step inside it, which
-    # makes its veth with the port end in the hub: one fork a member, and a crash
-    # between two steps leaves every namespace made so far marked
-    for n in range(3):
-        assert got[2 + 2 * n] == (f"ip netns add ns{n}", "")
-        assert got[3 + 2 * n] == (f"ip -n ns{n} -batch -", "".join(f"{line}\n" for line in [
-            "link set lo up alias vethwrap/ns0/netns/bridge",
-            f"link add vb-ns0 type veth peer name vp-ns{n} netns vethwrap-ns0",
-            "link set vb-ns0 addrgenmode none up alias vethwrap/ns0/member/bridge",
-            f"addr add 10.0.0.{n + 1}/24 dev vb-ns0"]))
-    # the ports come up and join the bridge last, silent (no IPv6 link-local address)
-    assert got[8] == ("ip -n vethwrap-ns0 -batch -", "".join(
-        [f"link set vp-ns{n} addrgenmode none up alias vethwrap/ns0/port/bridge\n"
-         for n in range(3)] + [f"link set vp-ns{n} master vbr-ns0\n" for n in range(3)]))
-    assert len(got) == 9
 
 
 def test_dual_stack_bridge_brings_ends_up_early_and_keeps_ipv6_autoconf():
@@ -201,55 +155,12 @@ def test_mesh_plan_from_nothing():
                          "10.0.0.6/30", "10.0.0.9/30"]
 
 
-@pytest.mark.parametrize("scenario, members, kind, lab", [
-    ("pair", ["h3p0", "h3p1"], None, None),
-    ("bridge", ["h3b0", "h3b1", "h3b2"], None, "h3bl"),
-    ("chain", ["h3c0", "h3c1", "h3c2"], Kind.CHAIN, None),
-    ("kept", ["h3e0", "h3e1"], None, None),
-])
-def test_plan_is_empty_when_the_kernel_holds_the_lab(scenario, members, kind, lab):
-    plan = create_plan(shapes.build(members, kind=kind, lab=lab), recorded(scenario))
-    assert plan.empty
-    assert plan.notes and all(note.endswith("already as asked") for note in plan.notes)
-
-
-def test_plan_into_an_existing_plain_namespace_records_in_lo_what_it_changes():
-    plan = create_plan(shapes.build(["h3f0", "h3new"]), recorded("plain"))
-    assert steps(plan) == [
-        ("ip netns add h3new", ""),  # its own step follows at once, and marks it
-        ("ip -n h3new -batch -", "link set lo up alias vethwrap/h3f0/netns/pair\n"
-         "link add vw-h3f0 type veth peer name vw-h3new netns h3f0\n"
-         "link set vw-h3f0 addrgenmode none up alias vethwrap/h3f0/end/pair\n"
-         "addr add 10.0.0.2/24 dev vw-h3f0\n"),
-        ("ip -n h3f0 -batch -", "addr add 127.0.0.1/8 dev lo\nlink set lo up\n"
-         "link set lo alias vethwrap/h3f0/borrowed=lo-addr,lo-up/pair\n"
-         "link set vw-h3new addrgenmode none up alias vethwrap/h3f0/end/pair\n"
-         "addr add 10.0.0.1/24 dev vw-h3new\n"),
-    ]
-
-
 def test_plan_refuses_a_namespace_of_another_lab_or_wiring():
     facts = recorded("pair")
     with pytest.raises(ConflictError, match="namespace h3p0 belongs to lab h3p0"):
         create_plan(shapes.build(["h3p1", "h3p0"]), facts)
     with pytest.raises(ConflictError, match="already wired differently"):
         create_plan(shapes.build(["h3p0", "h3other"]), {"h3p0": facts["h3p0"]})
-
-
-def test_destroy_plans_from_recorded_facts():
-    def plan_for(scenario, targets):
-        facts = recorded(scenario)
-        return steps(destroy_plan(targets, facts, labs(facts)))
-
-    assert plan_for("pair", ["h3p0", "h3p1"]) == [("ip -batch -", "netns del h3p0\n"
-                                                   "netns del h3p1\n")]
-    assert plan_for("kept", ["h3e0", "h3e1"]) == [("ip -n h3e0 link del vw-h3e1", ""),
-                                                  ("ip netns del h3e1", "")]
-    assert plan_for("bridge", ["h3b0", "h3b1", "h3b2"]) == [
-        ("ip -batch -", "netns del h3b0\nnetns del h3b1\nnetns del h3b2\n"
-         "netns del vethwrap-h3bl\n")]
-    # One member of three goes: its namespace only; the hub keeps the others' ports.
-    assert plan_for("bridge", ["h3b1"]) == [("ip netns del h3b1", "")]
 
 
 LONG = "n" * 60

@@ -21,6 +21,7 @@ from veth_wrap.explain.firewall import Packet, Place, find_drops, parse_iptables
 from veth_wrap.explain.fixes import route_fix, shell_line
 from veth_wrap.explain.nets import Nets, matching_route
 from veth_wrap.kernel import droptrace
+from veth_wrap.model.destination import parse_address
 from veth_wrap.run.runner import Result
 
 DATA = Path(__file__).parent.parent / "data" / "diagnose"
@@ -63,7 +64,8 @@ def recording(name: str) -> dict:
 @pytest.mark.parametrize("name", RECORDED)
 def test_replayed_diagnosis(name, firewall_tools):
     data = recording(name)
-    result = diagnose(data["namespace"], data["destination"], runner=replayer(data["calls"]))
+    result = diagnose(data["namespace"], parse_address(data["destination"]),
+                      runner=replayer(data["calls"]))
     expected = data["expected"]
     assert result.cause.value == expected["cause"]
     assert result.fixes == expected["fixes"]
@@ -74,7 +76,7 @@ def test_replayed_diagnosis(name, firewall_tools):
 
 def test_tutorial_fixes_both_namespaces(firewall_tools):
     data = recording("tutorial")
-    result = diagnose("ns0", "10.0.0.2", runner=replayer(data["calls"]))
+    result = diagnose("ns0", parse_address("10.0.0.2"), runner=replayer(data["calls"]))
     assert result.cause is Cause.ROUTE_WRONG_DEVICE
     assert result.script == ["ip -n ns0 route change 10.0.0.0/24 dev veth0",
                              "ip -n ns1 route change 10.0.0.0/24 dev veth2"]
@@ -83,7 +85,7 @@ def test_tutorial_fixes_both_namespaces(firewall_tools):
 def test_few_processes(firewall_tools):
     data = recording("bridge_port_detached")
     runner = replayer(data["calls"])
-    diagnose("ns0", "10.0.0.2", runner=runner)
+    diagnose("ns0", parse_address("10.0.0.2"), runner=runner)
     assert len(runner.calls) <= 8  # netns list, one batch, ping, a few route gets and sysctls
 
 
@@ -102,7 +104,7 @@ def test_unknown_says_what_it_checked(firewall_tools):
                                    "netns exec ns1 tc -j qdisc show\n",
                           "stdout": json.dumps(qdiscs[:1]) + json.dumps(qdiscs[1:]),
                           "stderr": ""})
-    result = diagnose("ns0", "10.0.0.2", runner=replayer(data["calls"]))
+    result = diagnose("ns0", parse_address("10.0.0.2"), runner=replayer(data["calls"]))
     assert result.cause is Cause.UNKNOWN and not result.fixes
     assert any(line.endswith("va (ns0), vb (ns1): none") for line in result.checked)
     assert any("iptables-save in ns1" in line for line in result.checked)
@@ -114,7 +116,7 @@ def test_reachable_without_verbose_only_pings(firewall_tools):
     ping_call = next(c for c in data["calls"] if "ping" in c["argv"])
     ping_call["stdout"] = ping_call["stdout"].replace(" 0 received", " 2 received")
     runner = replayer(data["calls"])
-    result = diagnose("ns0", "10.0.0.2", runner=runner)
+    result = diagnose("ns0", parse_address("10.0.0.2"), runner=runner)
     assert result.reachable and result.cause is None
     assert len(runner.calls) == 2  # netns list, ping
 
@@ -123,7 +125,7 @@ def test_reachable_without_verbose_only_pings(firewall_tools):
                                      ("ns0", "example.org")])
 def test_bad_arguments(ns, dest):
     with pytest.raises(UsageError) as caught:
-        diagnose(ns, dest, runner=RecordingRunner())
+        diagnose(ns, parse_address(dest), runner=RecordingRunner())
     assert caught.value.exit_code == 2
 
 

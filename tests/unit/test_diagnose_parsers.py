@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from fakes import RecordingRunner
 
-from veth_wrap.explain import fwread, nets
+from veth_wrap.explain import fwread
 from veth_wrap.explain.countedping import Probe, snapshot
 from veth_wrap.explain.nets import Nets
 from veth_wrap.explain.routing import lookup
-from veth_wrap.kernel import droptrace
+from veth_wrap.kernel import droptrace, reader
 from veth_wrap.run.runner import Result
 
 DATA = Path(__file__).parent.parent / "data"
@@ -116,7 +116,7 @@ def _batch(recording: str, marker: str) -> dict:
 
 def test_firewall_batch_split():
     call = _batch("iptables_drop", "iptables-save")
-    parts = fwread._split_saves(call["stdout"])
+    parts = reader.split_saves(call["stdout"])
     assert len(parts) == call["stdin"].count("nft -j")
     chains, notes = fwread._chains_of("ns1", *parts[1], "iptables-save", 4)
     rules = [r.text for c in chains for r in c.rules]
@@ -126,9 +126,9 @@ def test_firewall_batch_split():
 
 def test_sysctl_batch_sections():
     call = _batch("forwarding_off", "sysctl -e")
-    sections = nets._sections(call["stdout"])
+    sections = reader._sections(call["stdout"])
     assert len(sections) == call["stdin"].count("netns exec")
-    assert all(rows[0].startswith(nets.FIRST_KEY + " = ") for rows in sections)
+    assert all(rows[0].startswith(reader.SYSCTL_FIRST + " = ") for rows in sections)
     forwarding = {row.split(" = ")[1] for rows in sections for row in rows
                   if row.startswith("net.ipv4.ip_forward =")}
     assert "0" in forwarding

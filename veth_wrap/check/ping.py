@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from veth_wrap.errors import CommandFailed, UsageError
+from veth_wrap.errors import CommandFailed, NoSuchNamespace, UsageError
+from veth_wrap.model.destination import Address
 from veth_wrap.model.names import check_netns
 from veth_wrap.run.runner import Result, Runner, default_runner, require
 
@@ -106,11 +106,10 @@ def _no_statistics(text: str, namespace: str, destination: str) -> CommandFailed
     return error
 
 
-def ping_argv(namespace: str, destination: str, count: int = 3, timeout: float = 1.0,
+def ping_argv(namespace: str, address: Address, count: int = 3, timeout: float = 1.0,
               interval: float = MIN_INTERVAL) -> list[str]:
     """The argv that runs the system ping inside a namespace."""
     check_netns(namespace)
-    address = _address(destination)
     if count < 1:
         raise UsageError(f"ping count {count} is below 1", "send at least one echo request")
     if timeout <= 0:
@@ -122,24 +121,17 @@ def ping_argv(namespace: str, destination: str, count: int = 3, timeout: float =
             "-W", f"{timeout:g}", "-i", f"{interval:g}"]
     if address.version == 6:
         argv.append("-6")
-    return [*argv, destination]
+    return [*argv, str(address)]
 
 
-def _address(destination: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    try:
-        return ipaddress.ip_address(destination)
-    except ValueError:
-        raise UsageError(f"ping destination {destination!r} is not an IP address",
-                         "give an IPv4 or IPv6 address such as 10.0.0.2") from None
-
-
-def ping(namespace: str, destination: str, count: int = 3, timeout: float = 1.0,
+def ping(namespace: str, address: Address, count: int = 3, timeout: float = 1.0,
          runner: Runner | None = None) -> PingStats:
     """Run the system ping inside a namespace and return its statistics."""
-    argv = ping_argv(namespace, destination, count, timeout)
+    argv = ping_argv(namespace, address, count, timeout)
     if runner is None:
         require("ping")  # else a missing ping reads as a failed `ip netns exec`
     result = (runner or default_runner()).run(argv, check=False)
+    destination = str(address)
     if _SUMMARY.search(result.stdout) is None:
         raise _ping_failed(result, namespace, destination)
     return parse_ping(result.stdout, namespace, destination)
@@ -149,7 +141,8 @@ def _ping_failed(result: Result, namespace: str, destination: str) -> CommandFai
     said = result.stderr.strip() or result.stdout.strip() or "ping printed no statistics"
     error = CommandFailed(result.argv, result.returncode, said)
     if "Cannot open network namespace" in said:
-        error.hint = f"namespace {namespace!r} does not exist; see 'vethwrap show'"
+        missing = NoSuchNamespace(namespace)
+        error.hint = f"{missing.message}; {missing.hint}"
     else:
         error.hint = _diagnose_hint(namespace, destination)
     return error

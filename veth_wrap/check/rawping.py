@@ -25,7 +25,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 
 from veth_wrap.check.icmp import ECHO, UNREACH, V4, V6, echo_request, icmp6_filter, parse
-from veth_wrap.errors import PreflightError, UsageError
+from veth_wrap.errors import NoSuchNamespace, PreflightError, UsageError
 from veth_wrap.model.names import check_netns
 
 NETNS_DIR = "/run/netns"
@@ -128,9 +128,7 @@ def _check_source(name: str, forbidden: set[tuple[int, int]]) -> None:
     try:
         st = os.stat(os.path.join(NETNS_DIR, name))
     except OSError:
-        raise UsageError(f"network namespace {name!r} does not exist in {NETNS_DIR}",
-                         "see 'ip netns list'; probes are never sent from the root namespace"
-                         ) from None
+        raise NoSuchNamespace(name) from None
     _refuse_root(name, st, forbidden)
 
 

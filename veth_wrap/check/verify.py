@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from veth_wrap.check.readback import ROUTED, Seen, implied_carrier, state_spaces
-from veth_wrap.kernel import state
+from veth_wrap.kernel import reader, state
 from veth_wrap.kernel.state import NetnsState
 from veth_wrap.model.topology import End, Kind, Lab
 from veth_wrap.run.reads import Reads
@@ -158,10 +158,8 @@ def _check_routes(lab: Lab, runner: Runner,
     if seen is not None and all((src, addr) in seen for src, _, addr, _ in checks):
         devices = [seen[src, addr] for src, _, addr, _ in checks]
     else:
-        lines = "".join(f"netns exec {src} ip -j route get {addr}\n"
-                        for src, _, addr, _ in checks)
-        docs = state.json_stream(runner.run(["ip", "-batch", "-"], stdin=lines).stdout)
-        devices = [doc[0].get("dev") if doc else None for doc in docs]
+        found = reader.routes([(src, addr) for src, _, addr, _ in checks], runner)
+        devices = [route.get("dev") if route else None for route in found]
     problems = []
     for (src, _tgt, addr, dev), got in zip(checks, devices):
         if dev and got != dev:

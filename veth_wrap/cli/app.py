@@ -138,6 +138,9 @@ def _register_all() -> None:
     """Attach the commands of every feature module; each imports its heavy parts lazily."""
     import importlib
 
+    if app.registered_commands:  # once a process: run() may be called again in it
+        return
+
     for name in COMMAND_MODULES:
         module = importlib.import_module(f".{name}", __package__)
         module.register(app)

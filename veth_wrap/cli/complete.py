@@ -50,25 +50,16 @@ def complete_ifname(ctx, incomplete: str) -> list[str]:
 
 
 def _marked_labs(spaces: list[str]) -> set[str]:
-    from veth_wrap.kernel.state import json_stream
+    from veth_wrap.kernel.batch import quick
+    from veth_wrap.kernel.reader import LOOPBACK
     from veth_wrap.model.names import Mark
-    from veth_wrap.run.runner import quick_run
 
-    lines = "".join(f"netns exec {ns} ip -j link show lo\n" for ns in spaces)
-    out = quick_run(["ip", "-batch", "-"], lines)  # never -force with netns exec
     labs = set()
-    for doc in _docs(json_stream, out):
+    for doc in quick(spaces, LOOPBACK):
         mark = Mark.parse(doc[0].get("ifalias")) if doc else None
         if mark:
             labs.add(mark.lab)
     return labs
-
-
-def _docs(stream, text: str) -> list:
-    try:
-        return list(stream(text))
-    except ValueError:  # a half-written answer: complete what parsed
-        return []
 
 
 def _privileged() -> bool:

@@ -30,7 +30,8 @@ def diagnose_command(
     dry_run: bool = typer.Option(False, "--dry-run", help="With --fix: print the plan only."),
 ) -> ExitStatus:
     """Ping DESTINATION from NAMESPACE; if it fails, name the cause and print the fix."""
-    from veth_wrap.explain.diagnose import check_destination, diagnose
+    from veth_wrap.explain.diagnose import diagnose
+    from veth_wrap.model.destination import parse_destination
     from veth_wrap.model.names import check_netns
 
     check_netns(namespace)
@@ -39,16 +40,16 @@ def diagnose_command(
 
         raise UsageError("--dry-run prints the plan of --fix, and --fix was not given",
                          f"run: vethwrap diagnose {namespace} {destination} --fix --dry-run")
-    if ipv6 or not _is_address(destination):
-        require_root()
+    wanted = parse_destination(destination, 6 if ipv6 else None)
+    require_root()
+    address = wanted.address
+    if address is None:
         from veth_wrap.kernel.inventory import destination as resolve
 
-        destination = resolve(namespace, destination, 6 if ipv6 else None)
-    check_destination(destination)
-    require_root()
-    result = diagnose(namespace, destination, verbose=verbose)
+        address = resolve(namespace, wanted)
+    result = diagnose(namespace, address, verbose=verbose)
     if fix and not result.reachable:
-        return _fix(result, json_out, dry_run)
+        return _fix(result, address, json_out, dry_run)
     if json_out:
         from veth_wrap.cli.output import emit_json
 
@@ -76,7 +77,7 @@ def doctor_command(json_out: bool = typer.Option(False, "--json",
     return ExitStatus.FAILED if problems else ExitStatus.OK
 
 
-def _fix(result, json_out: bool, dry_run: bool) -> ExitStatus:
+def _fix(result, address, json_out: bool, dry_run: bool) -> ExitStatus:
     """Apply the diagnosis' fixes as a plan (or print it), keep them only if they heal."""
     from veth_wrap.cli.output import emit_json, emit_script, say
     from veth_wrap.explain.diagnose import diagnose
@@ -92,8 +93,7 @@ def _fix(result, json_out: bool, dry_run: bool) -> ExitStatus:
         _show_diagnosis(result, False) if not json_out else emit_json(result.to_json())
         say("nothing applied: no fix is known for this cause")
         return ExitStatus.FAILED
-    healing = heal(result, lambda: diagnose(result.namespace, result.destination,
-                                            settle=SETTLE))
+    healing = heal(result, lambda: diagnose(result.namespace, address, settle=SETTLE))
     if json_out:
         emit_json({**result.to_json(), "fix_applied": healing.to_json(),
                    "reachable": healing.healed})
@@ -109,16 +109,6 @@ def _fix(result, json_out: bool, dry_run: bool) -> ExitStatus:
             say(f"the round trip still fails ({healing.after.summary}); every change was "
                 "undone: see the evidence above")
     return ExitStatus.OK if healing.healed else ExitStatus.FAILED
-
-
-def _is_address(text: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _show_diagnosis(result, verbose: bool) -> None:

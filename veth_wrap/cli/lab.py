@@ -185,9 +185,10 @@ def explain(failure: VerificationFailed) -> None:
         return
     from veth_wrap.cli.output import say
     from veth_wrap.explain.diagnose import diagnose
+    from veth_wrap.model.destination import parse_address
 
     source, address = failure.unreached
-    result = diagnose(source, address)
+    result = diagnose(source, parse_address(address))
     if result.reachable:
         return
     say(f"diagnosis of {source} -> {address}: {result.summary}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -10,6 +11,7 @@ import typer
 from veth_wrap.cli.app import guarded, require_root
 from veth_wrap.cli.common import lab_option
 from veth_wrap.errors import UsageError
+from veth_wrap.model.topology import Lab
 
 FILE = typer.Option(..., "--file", "-f", help="The YAML lab file; - reads it from stdin.")
 PREFIX = typer.Option("", "--prefix", help="Put this before the lab and namespace names.")
@@ -35,20 +37,31 @@ IGNORE = typer.Option(False, "--ignore-unsupported",
                       "namespace cannot honour, instead of refusing it.")
 
 
-def load(path: Path, prefix: str = "", ignore_unsupported: bool = False):
+@dataclass(frozen=True)
+class LabFile:
+    """A lab file read once (bounded; `-` is stdin): its text, sent to hosts, and its Lab."""
+
+    path: Path
+    text: str
+    lab: Lab
+
+
+def load(path: Path, prefix: str = "", ignore_unsupported: bool = False) -> Lab:
     """The file's Lab (`-` reads stdin); with several problems, each goes to stderr first.
 
     Besides vethwrap's lab files: containerlab's *.clab.yml and Kathara's lab.conf.
     """
+    return read(path, prefix, ignore_unsupported).lab
+
+
+def read(path: Path, prefix: str = "", ignore_unsupported: bool = False) -> LabFile:
+    """The file's text and its Lab, as load() parses it."""
     from veth_wrap.cli.output import say
     from veth_wrap.model import foreign, labfile
 
+    text = labfile.read_text(path)
     try:
-        lab = foreign.parse(file_text(path), labfile.source_name(path), prefix,
-                            ignore_unsupported)
-        for note in lab.extra.get("notes", []):
-            say(note)
-        return lab
+        lab = foreign.parse(text, labfile.source_name(path), prefix, ignore_unsupported)
     except labfile.LabFileError as exc:
         if len(exc.problems) > 1:
             for problem in exc.problems[:SHOWN_PROBLEMS]:
@@ -57,19 +70,9 @@ def load(path: Path, prefix: str = "", ignore_unsupported: bool = False):
                 say(f"... and {len(exc.problems) - SHOWN_PROBLEMS} more (all of them: "
                     f"vethwrap validate --json -f {path})")
         raise
-
-
-def file_text(path: Path) -> str:
-    """The lab file's text, read once (bounded; `-` is stdin): parsed here, sent to hosts."""
-    from veth_wrap.model import labfile
-
-    key = str(path)
-    if key not in _read:
-        _read[key] = labfile.read_text(path)
-    return _read[key]
-
-
-_read: dict[str, str] = {}
+    for note in lab.extra.get("notes", []):
+        say(note)
+    return LabFile(path, text, lab)
 
 
 @guarded
@@ -87,11 +90,12 @@ def up(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
     from veth_wrap.model.hosts import of_lab
     from veth_wrap.run.transaction import script
 
-    lab = load(file, prefix, ignore_unsupported)
+    given = read(file, prefix, ignore_unsupported)
+    lab = given.lab
     if of_lab(lab) is not None or host or all_hosts:
         from veth_wrap.cli import hosts
 
-        hosts.up(lab, file_text(file), file, host, all_hosts, prefix, dry_run, no_verify, json_out)
+        hosts.up(lab, given.text, file, host, all_hosts, prefix, dry_run, no_verify, json_out)
         return
     if dry_run:
         from veth_wrap.model import labservices
@@ -159,7 +163,8 @@ def down(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
     if host or all_hosts or str(file) == "-":  # these need the hosts: the whole file
         from veth_wrap.cli import hosts
 
-        hosts.down(load(file, prefix), file_text(file), host, all_hosts, prefix, dry_run, json_out)
+        given = read(file, prefix)
+        hosts.down(given.lab, given.text, host, all_hosts, prefix, dry_run, json_out)
         return
     name = foreign.lab_name(file, prefix)
     require_root()

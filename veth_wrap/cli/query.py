@@ -91,10 +91,12 @@ def ping(
     from veth_wrap.cli.output import emit_json, line
     from veth_wrap.kernel import inventory
     from veth_wrap.model import names
+    from veth_wrap.model.destination import parse_destination
 
     names.check_netns(namespace)
+    wanted = parse_destination(dest, 6 if ipv6 else None)
     require_root()
-    address = inventory.destination(namespace, dest, 6 if ipv6 else None)
+    address = inventory.destination(namespace, wanted)
     stats = run_ping(namespace, address, count=count, timeout=timeout)
     if json_out:
         emit_json(stats.to_json())

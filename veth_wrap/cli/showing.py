@@ -16,9 +16,9 @@ def shown(views: dict[str, LabView], only: Optional[list[str]]) -> dict[str, lis
     """{lab: the namespaces show lists for it}, with `only` applied (a hub always shows)."""
     found = {}
     for view in views.values():
-        if only is not None and not set(only) & set(view.members + [view.hub]):
+        if only is not None and not set(only) & set(view.namespaces()):
             continue
-        found[view.name] = [ns for ns in view.members + ([view.hub] if view.hub else [])
+        found[view.name] = [ns for ns in view.namespaces()
                             if only is None or ns in only or ns == view.hub]
     return found
 

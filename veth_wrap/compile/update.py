@@ -43,7 +43,7 @@ def removal_plan(lab: Lab, facts: dict[str, NetnsState], view: Optional[LabView]
     # Links into a dropped namespace are deleted from the staying side: a namespace's veths
     # die asynchronously after `netns del`, too late for the create plan that follows.
     gone.update(("netns", ns) for ns in dropped)
-    for ns in sorted(set(view.members) | ({view.hub} if view.hub else set())):
+    for ns in sorted(set(view.namespaces())):
         if ns in facts and ("netns", ns) not in gone:
             plan.add(_namespace_ops(lab, ns, facts, gone), netns=ns,
                      comment=f"what the file no longer has in {ns}")

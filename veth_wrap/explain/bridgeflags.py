@@ -12,7 +12,7 @@ from __future__ import annotations
 from veth_wrap.explain.findings import Cause, Finding
 from veth_wrap.explain.findings import PathWalk as Walk
 from veth_wrap.explain.nets import Ns, Reach, label
-from veth_wrap.kernel import state
+from veth_wrap.kernel import reader
 
 
 def _port_data(walk: Walk, ns: Ns, dev: str) -> dict:
@@ -78,9 +78,8 @@ def _vlans(walk: Walk, ns: Ns, bridge: str, ins: str, out: str) -> list[Finding]
     data = link.raw.get("linkinfo", {}).get("info_data", {}) if link else {}
     if not data.get("vlan_filtering") or ns is None:
         return []
-    line = f"netns exec {ns} bridge -j vlan show"
     table = {e.get("ifname"): {v.get("vlan"): v.get("flags", []) for v in e.get("vlans", [])}
-             for e in (state.read_docs([line], walk.nets, strict=False) or [None])[0] or []}
+             for e in reader.one(ns, reader.VLANS, walk.nets.counted) or []}
     into, onto = table.get(ins, {}), table.get(out, {})
     seen = (f"bridge -j vlan in {label(ns)}: {ins} " + _vids(into) + f"; {out} " + _vids(onto))
     walk.note(seen)
@@ -132,8 +131,8 @@ def _flooding(walk: Walk, reach: Reach, ns: Ns, bridge: str, out: str, onto: dic
         return found
     far = walk.nets.link(reach.ns, reach.ifname)
     mac = (far.mac if far else "").lower()
-    line = f"netns exec {ns} bridge -j fdb show br {bridge}" if ns else ""
-    fdb = (state.read_docs([line], walk.nets, strict=False) or [None])[0] or [] if line else []
+    # the root namespace's is not read
+    fdb = (reader.one(ns, reader.bridge_fdb(bridge), walk.nets.counted) or []) if ns else []
     entry = next((e for e in fdb if e.get("mac", "").lower() == mac and "self" not in
                   e.get("flags", [])), None)
     if entry is not None and entry.get("ifname") == out:

@@ -14,7 +14,7 @@ from typing import Callable
 
 from veth_wrap.explain.findings import Cause, Finding
 from veth_wrap.explain.nets import Nets, Ns, label
-from veth_wrap.kernel import state
+from veth_wrap.kernel import reader
 from veth_wrap.model import lossfilter as lossbpf
 
 ECHOES = 2  # echo requests in a test ping
@@ -65,18 +65,18 @@ class Probe:
 
     def read(self) -> Snapshot:
         """One batch: links and qdiscs with their counters, for every namespace on the path."""
-        lines = [f"netns exec {ns} {cmd}" for ns in self.spaces
-                 for cmd in ("ip -s -j link show", "tc -s -j qdisc show")]
-        return snapshot(state.read_docs(lines, self.nets, strict=False), self.spaces)
+        read = reader.counters(self.spaces, self.nets.counted)
+        return snapshot([doc for ns in self.spaces for doc in read.get(ns, [None, None])],
+                        self.spaces)
 
     def run(self, ping: Callable[[], object]) -> object:
         """Read, ping with the drop tracepoint on, read again; return what ping returned."""
         from veth_wrap.kernel.droptrace import watching
 
         self.before = self.read()
-        with watching(self.nets, self.family) as watch:  # its mount, if any, is counted
+        with watching(self.nets.counted, self.family) as watch:  # its mount is counted too
             answer = ping()
-            self.nets.processes += 1
+            self.nets.counted.add()
         self.after = self.read()
         self.reasons, self.ran = watch.drops, True
         if watch.note:
@@ -154,8 +154,7 @@ def _finding(nets: Nets, rose: list) -> Finding | None:
             found.fix([*prefix, "qdisc", "del", "dev", dev, "root"], _readd(prefix, dev, qdisc))
         return found
     for hook in ("ingress", "egress"):
-        line = f"netns exec {ns} tc -j filter show dev {dev} {hook}"
-        filters = (state.read_docs([line], nets, strict=False) or [None])[0] or []
+        filters = reader.one(ns, reader.tc_filters(dev, hook), nets.counted) or []
         for item in filters:
             opts = item.get("options")
             if opts and item.get("kind") != "bpf" and _shoots(opts):

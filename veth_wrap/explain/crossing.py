@@ -8,39 +8,28 @@ reading, whether its routes and neighbour table reach that address.
 
 from __future__ import annotations
 
-import json
 from typing import Optional
 
-from veth_wrap.errors import CommandFailed
 from veth_wrap.explain.findings import Cause, Finding
+from veth_wrap.kernel import reader
 from veth_wrap.model.names import MARK, Mark
 from veth_wrap.run.runner import Runner
 
 DEAD = {"FAILED", "INCOMPLETE"}
 
 
-def _json(runner: Runner, argv: list[str]):
-    try:
-        text = runner.run(argv).stdout
-    except CommandFailed as exc:
-        return exc
-    return json.loads(text) if text.strip() else []
-
-
 def tunnel_for(namespace: str, dest: str, runner: Runner) -> Optional[tuple[str, dict, list]]:
     """(device, its VXLAN data, the remotes) when the route to dest leaves by VXLAN."""
-    route = _json(runner, ["ip", "-n", namespace, "-j", "route", "get", dest])
-    if isinstance(route, CommandFailed) or not route:
+    route = reader.route_get(namespace, dest, runner).route
+    if route is None:
         return None
-    dev = route[0].get("dev")
-    link = _json(runner, ["ip", "-n", namespace, "-j", "-d", "link", "show", "dev", dev])
-    if isinstance(link, CommandFailed) or not link:
+    link = reader.links_shown(namespace, runner, "dev", route.get("dev"))
+    if not link:
         return None
     found = _vxlan(namespace, link[0], runner)
     if found is None and (mark := Mark.parse(link[0].get("ifalias"))):
         hub = f"{MARK}-{mark.lab}"  # a member of a stretched bridge: its VXLAN is in the hub
-        ports = _json(runner, ["ip", "-n", hub, "-j", "-d", "link", "show", "type", "vxlan"])
-        for port in ports if isinstance(ports, list) else []:
+        for port in reader.links_shown(hub, runner, "type", "vxlan") or []:
             found = found or _vxlan(hub, port, runner)
     return found
 
@@ -52,9 +41,8 @@ def _vxlan(ns: str, link: dict, runner: Runner) -> Optional[tuple[str, dict, lis
     data = info.get("info_data", {})
     remotes = [data["remote"]] if data.get("remote") else []
     if not remotes:
-        fdb = _json(runner, ["bridge", "-n", ns, "-j", "fdb", "show", "dev", link["ifname"]])
-        remotes = [e["dst"] for e in fdb if isinstance(fdb, list) and e.get("dst")
-                   and e.get("mac") == "00:00:00:00:00:00"]
+        fdb = reader.fdb_of(ns, link["ifname"], runner) or []
+        remotes = [e["dst"] for e in fdb if e.get("dst") and e.get("mac") == "00:00:00:00:00:00"]
     return f"{ns}:{link['ifname']}", data, remotes
 
 
@@ -80,14 +68,13 @@ def across(namespace: str, dest: str, runner: Runner) -> Optional[Finding]:
 
 def _underlay_problem(remote: str, local: Optional[str], runner: Runner) -> Optional[str]:
     """Why the root namespace cannot reach remote, or None when nothing says so."""
-    argv = ["ip", "-j", "route", "get", remote] + (["from", local] if local else [])
-    route = _json(runner, argv)
-    if isinstance(route, CommandFailed):
-        return f"ip route get {remote}: {route.stderr or route.message}"
-    hop = route[0].get("gateway", remote) if route else remote
-    dev = route[0].get("dev") if route else None
-    neigh = _json(runner, ["ip", "-j", "neigh", "show", "to", hop] + (["dev", dev] if dev else []))
-    states = {s for entry in neigh if isinstance(neigh, list) for s in entry.get("state", [])}
+    answer = reader.route_get(None, remote, runner, local)
+    if answer.code:
+        return f"ip route get {remote}: {answer.said or f'exit status {answer.code}'}"
+    route = answer.route or {}
+    hop, dev = route.get("gateway", remote), route.get("dev")
+    neigh = reader.neighbours_to(None, hop, dev, runner) or []
+    states = {s for entry in neigh for s in entry.get("state", [])}
     if states & DEAD:
         return f"{hop} does not answer ARP/ND on {dev} (neighbour {'/'.join(sorted(states))})"
     return None

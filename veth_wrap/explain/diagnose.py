@@ -8,17 +8,17 @@ its evidence and the commands that fix it.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
-from veth_wrap.errors import CommandFailed, UsageError
+from veth_wrap.errors import CommandFailed
 from veth_wrap.explain.countedping import Probe
 from veth_wrap.explain.findings import Cause, Finding
 from veth_wrap.explain.firewall import Packet, Place
 from veth_wrap.explain.fixes import shell_line, unique
 from veth_wrap.explain.nets import Nets
 from veth_wrap.explain.pathwalk import Walk
+from veth_wrap.model.destination import Address
 from veth_wrap.model.names import check_netns
 from veth_wrap.run.runner import Runner, default_runner
 
@@ -66,23 +66,14 @@ class Diagnosis:
         }
 
 
-def check_destination(dest: str) -> str:
-    """Return an IP address, or refuse it naming the bad value."""
-    try:
-        return str(ipaddress.ip_address(dest))
-    except ValueError:
-        raise UsageError(f"destination {dest!r} is not an IP address",
-                         "give an IPv4 or IPv6 address such as 10.0.0.2") from None
-
-
-def diagnose(namespace: str, dest: str, runner: Runner | None = None,
+def diagnose(namespace: str, address: Address, runner: Runner | None = None,
              verbose: bool = False, settle: float = 0) -> Diagnosis:
-    """Ping dest from namespace; when it fails (or with verbose) find out why.
+    """Ping address from namespace; when it fails (or with verbose) find out why.
 
     settle: right after a change, when the first ping fails, one more echo request that
     waits this long (address resolution left FAILED by the broken state starts over)."""
     check_netns(namespace)
-    dest = check_destination(dest)
+    dest = str(address)
     runner = runner or default_runner()
     from veth_wrap.kernel.state import list_netns
 
@@ -92,17 +83,17 @@ def diagnose(namespace: str, dest: str, runner: Runner | None = None,
     from concurrent.futures import ThreadPoolExecutor, wait
 
     with ThreadPoolExecutor(1) as pool:
-        pinging = pool.submit(_ping, namespace, dest, runner)
+        pinging = pool.submit(_ping, namespace, address, runner)
         wait([pinging], timeout=HEALTHY_WITHIN)
         if pinging.done() and pinging.result()[0] and not verbose:
             return _healthy(namespace, dest, pinging.result()[1])
         # while the ping waits for replies that may never come, the path is read and walked
         nets = Nets.open(namespace, runner, names)
-        nets.processes += 1
+        nets.counted.add()
         causes, walks = _walk(nets, namespace, dest)
         received, said = pinging.result()
     if not received and settle:
-        received, said = _ping(namespace, dest, runner, count=1, wait=settle)
+        received, said = _ping(namespace, address, runner, count=1, wait=settle)
     if received and not verbose:
         return _healthy(namespace, dest, said)
     diag = Diagnosis(namespace, dest, received, None, "", [said], processes=2)
@@ -116,11 +107,11 @@ def diagnose(namespace: str, dest: str, runner: Runner | None = None,
     if not received and not _stops(causes) and walks[0].reached:
         if not causes:  # a test ping the packets can get through to where they stop
             probe = Probe(nets, [d for w in walks for d in w.crossed], walks[0].family)
-        ping = (lambda: probe.run(lambda: _ping(namespace, dest, runner))) if probe else None
+        ping = (lambda: probe.run(lambda: _ping(namespace, address, runner))) if probe else None
         causes += _listed(_firewalls(nets, dest, walks, ping), "firewall")
         causes += _listed(_xfrm(nets, dest, walks), "xfrm")
         if probe is not None and not probe.ran:
-            probe.run(lambda: _ping(namespace, dest, runner))
+            probe.run(lambda: _ping(namespace, address, runner))
         if probe is not None and not causes:
             causes += _listed(probe.tc_drops(), "tc")
     if not received and not causes:
@@ -174,16 +165,16 @@ def _listed(finding: Finding | None, source: str) -> list[Finding]:
     return [finding]
 
 
-def _ping(namespace: str, dest: str, runner: Runner, count: int = 2,
+def _ping(namespace: str, address: Address, runner: Runner, count: int = 2,
           wait: float = PROBE_WAIT) -> tuple[bool, str]:
     """Two echo requests (by default); (answered, what ping said)."""
     from veth_wrap.check.ping import ping
 
     try:
-        stats = ping(namespace, dest, count=count, timeout=wait, runner=runner)
+        stats = ping(namespace, address, count=count, timeout=wait, runner=runner)
     except CommandFailed as exc:
-        return False, f"ping {dest} from {namespace}: {exc.stderr or exc.message}"
-    return stats.received > 0, (f"ping {dest} from {namespace}: {stats.transmitted} sent, "
+        return False, f"ping {address} from {namespace}: {exc.stderr or exc.message}"
+    return stats.received > 0, (f"ping {address} from {namespace}: {stats.transmitted} sent, "
                                 f"{stats.received} received")
 
 

@@ -6,22 +6,23 @@ tables already exist in the kernel), no sysctl is written.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from veth_wrap.errors import VethwrapError
 from veth_wrap.explain.firewall import parse_iptables_save, parse_nft
 from veth_wrap.explain.fwread import tables_loaded
-from veth_wrap.run.runner import Runner, default_runner
+from veth_wrap.kernel import reader
+from veth_wrap.run.runner import NETNS_RUN, Runner, default_runner
 
 BR_MAX_PORTS = 1024  # the kernel's limit on ports of one bridge (net/bridge/br_private.h)
-NETNS_DIR = "/run/netns"
+NETNS_DIR = NETNS_RUN
+T = TypeVar("T")
 PROC = "/proc/sys"
 
 
@@ -67,6 +68,14 @@ def _run(runner: Runner, argv: list[str]) -> tuple[int, str]:
     return result.returncode, result.stdout + result.stderr
 
 
+def _read(read: Callable[..., T], *args) -> T | None:
+    """A kernel read for a preflight: None when its program cannot run at all."""
+    try:
+        return read(*args)
+    except VethwrapError:
+        return None
+
+
 def read_proc(path: str) -> str | None:
     """A /proc/sys value (of this process's namespace), or None when absent."""
     try:
@@ -82,12 +91,8 @@ def check_ip(runner: Runner) -> Check:
         return Check("iproute2", Status.PROBLEM, "ip not found", _apt("iproute2"))
     _, version = _run(runner, ["ip", "-V"])
     found = re.search(r"iproute2-([\w.]+)", version)
-    code, text = _run(runner, ["ip", "-j", "route", "get", "127.0.0.1"])
-    try:
-        json.loads(text) if code == 0 else None
-        works = code == 0
-    except json.JSONDecodeError:
-        works = False
+    answer = _read(reader.route_get, None, "127.0.0.1", runner)
+    works = answer is not None and not answer.code and answer.route is not None
     name = found.group(1) if found else version.strip() or "unknown version"
     if not works:
         return Check("iproute2", Status.PROBLEM, f"ip {name} prints no JSON for "
@@ -195,7 +200,7 @@ def _iptables_forward(runner: Runner, tool: str, bridged: bool) -> Check:
     if shutil.which(f"{tool}-save") is None:
         return Check(name, Status.WARNING, f"{tool}-save not found: not checked",
                      _apt("iptables"))
-    _, text = _run(runner, [f"{tool}-save", "-t", "filter"])
+    text = _read(reader.table_saved, None, f"{tool}-save", "filter", runner) or ""
     chains = {c.name: c for c in parse_iptables_save(text, tool)}
     forward = chains.get("FORWARD")
     if forward is None or forward.policy != "drop":
@@ -214,11 +219,8 @@ def _nft_forward(runner: Runner, bridged: bool) -> Check:
     name = "forward chains (nftables)"
     if shutil.which("nft") is None:
         return Check(name, Status.WARNING, "nft not found: not checked", _apt("nftables"))
-    code, text = _run(runner, ["nft", "-j", "list", "ruleset"])
-    try:
-        chains = parse_nft(json.loads(text)) if code == 0 and text.strip() else []
-    except json.JSONDecodeError:
-        chains = []
+    ruleset = _read(reader.one, None, reader.RULESET, runner)
+    chains = parse_nft(ruleset) if ruleset else []
     dropping = [f"{c.family} {c.table} {c.name}" for c in chains
                 if c.hook == "forward" and c.policy == "drop" and c.family != "bridge"]
     if not dropping:

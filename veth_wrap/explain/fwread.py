@@ -21,6 +21,7 @@ from veth_wrap.explain.firewall import (
 )
 from veth_wrap.explain.fixes import Fix, ns_exec
 from veth_wrap.explain.nets import Nets, Ns, label
+from veth_wrap.kernel import reader
 
 BRIDGE_NF = "/proc/sys/net/bridge/bridge-nf-call-iptables"
 # `hook ingress device "vb"`, or `hook ingress devices = { vb, ... }` (the first is taken)
@@ -43,14 +44,12 @@ def read_chains(nets: Nets, ns: Ns, family: int) -> tuple[list[Chain], list[str]
     notes = []
     managed: set[str] = set()
     if shutil.which(save) and (nft_loaded or legacy):
-        text = "".join(nets.run(ns_exec(ns, tool, "-c")).stdout for tool in _saves(save))
-        chains += _parse_saves(text, save)
+        chains += _parse_saves(reader.saved(ns, _saves(save), nets.counted), save)
         notes.append(f"{save} in {label(ns)}: {len(chains)} chains")
         managed = _managed(chains)
     if shutil.which("nft") and nft_loaded:
-        text = nets.run(ns_exec(ns, "nft", "-j", "-a", "list", "ruleset")).stdout
         own = "ip" if family == 4 else "ip6"
-        found = [c for c in parse_nft(_json(text))
+        found = [c for c in parse_nft(reader.nft_ruleset(ns, nets.counted))
                  if not (c.family == own and c.table in managed)]
         bind_devices(nets, ns, found)
         chains += found
@@ -66,28 +65,14 @@ def read_many(nets: Nets, spaces: list[Ns], family: int) -> dict[Ns, tuple[list[
     named = [ns for ns in spaces if ns is not None]
     found: dict[Ns, tuple[list[Chain], list]] = {}
     if len(named) > 1 and shutil.which("nft") and nft_loaded and shutil.which(save):
-        lines = [f"netns exec {ns} {cmd}" for ns in named
-                 for cmd in [*(f"{tool} -c" for tool in _saves(save)), "nft -j -a list ruleset"]]
-        out = nets.run(["ip", "-batch", "-"], stdin="".join(ln + "\n" for ln in lines)).stdout
-        for ns, (text, doc) in zip(named, _split_saves(out)):
+        read = reader.firewalls(named, _saves(save), nets.counted)
+        for ns, (text, doc) in read.items():
             found[ns] = _chains_of(ns, text, doc, save, family)
             bind_devices(nets, ns, found[ns][0])
     for ns in spaces:  # the root namespace, and any the batch did not reach (gone meanwhile)
         if ns not in found:
             found[ns] = read_chains(nets, ns, family)
     return found
-
-
-def _split_saves(out: str) -> list[tuple[str, str]]:
-    """(iptables-save text, nft JSON) per namespace, in batch order."""
-    parts, text = [], []
-    for row in out.splitlines(keepends=True):
-        if row.startswith("{"):
-            parts.append(("".join(text), row))
-            text = []
-        else:
-            text.append(row)
-    return parts
 
 
 def _saves(save: str) -> list[str]:
@@ -124,7 +109,7 @@ def bind_devices(nets: Nets, ns: Ns, chains: list[Chain]) -> None:
     some versions, so its text listing of those tables is read (one process a table)."""
     for family, table in dict.fromkeys((c.family, c.table) for c in chains
                                        if c.hook in DEVICE_HOOKS and not c.device):
-        text = nets.run(ns_exec(ns, "nft", "list", "table", family, table)).stdout
+        text = reader.nft_table(ns, family, table, nets.counted)
         chain = ""
         for row in text.splitlines():
             words = row.split()
@@ -142,22 +127,15 @@ def _managed(chains: list[Chain]) -> set[str]:
     return {c.table for c in chains if c.managed}
 
 
-def _chains_of(ns: Ns, text: str, doc: str, save: str,
+def _chains_of(ns: Ns, text: str, doc: dict, save: str,
                family: int) -> tuple[list[Chain], list[str]]:
     chains = _parse_saves(text, save)
     notes = [f"{save} in {label(ns)}: {len(chains)} chains"]
     managed = _managed(chains)
     own = "ip" if family == 4 else "ip6"
-    more = [c for c in parse_nft(_json(doc)) if not (c.family == own and c.table in managed)]
+    more = [c for c in parse_nft(doc) if not (c.family == own and c.table in managed)]
     notes.append(f"nft in {label(ns)}: {len(more)} chains besides iptables'")
     return chains + more, notes
-
-
-def _json(text: str):
-    try:
-        return json.loads(text) if text.strip() else {}
-    except json.JSONDecodeError:
-        return {}
 
 
 def bridge_nf(nets: Nets, ns: Ns) -> bool:

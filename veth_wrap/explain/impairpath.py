@@ -33,7 +33,7 @@ def impaired(nets: Nets, crossed: list[tuple[Ns, str]], wait_ms: float,
     ends = [(ns, dev) for ns, dev in dict.fromkeys(crossed) if ns is not None]
     if not ends:
         return None
-    held = read_all(list(dict.fromkeys(ns for ns, _ in ends)), nets)  # nets counts them
+    held = read_all(list(dict.fromkeys(ns for ns, _ in ends)), nets.counted)
     found = {(ns, dev): held.get(ns, {}).get(dev) for ns, dev in ends}
     found = {end: value for end, value in found.items() if value}
     checked.append("impairments (tc) on " + ", ".join(f"{d} ({label(n)})" for n, d in ends)

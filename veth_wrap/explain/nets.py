@@ -1,26 +1,30 @@
-"""What a diagnosis reads: links, routes, veth peers and sysctls of namespaces, in few processes.
+"""What a diagnosis has read of the host: links, routes, veth peers and sysctls, remembered.
 
-Namespaces are read with `ip -batch -` of `netns exec NS ip -j ...` lines (one process for
-many namespaces); a route lookup or a sysctl read is one process for one namespace. The root
+Every read goes through kernel/reader (many namespaces in one process); this is the
+diagnosis' view, read on demand and kept, with the processes it took counted. The root
 namespace is only ever read, never changed.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Optional
 
-from veth_wrap.errors import UsageError
+from veth_wrap.errors import NoSuchNamespace
 from veth_wrap.explain.routing import route_network
-from veth_wrap.kernel import state
-from veth_wrap.kernel.state import LinkState, parse_links
+from veth_wrap.kernel import reader, state
+from veth_wrap.kernel.batch import gather
+from veth_wrap.kernel.reader import RouteAnswer
+from veth_wrap.model.facts import LinkState
+from veth_wrap.run.counted import Counted
 from veth_wrap.run.runner import Runner, default_runner
 
+__all__ = ["Nets", "Ns", "Peer", "Reach", "RouteAnswer", "address_of", "label",
+           "matching_route", "sysctl_ifname"]
 # what is read of every namespace, in one batch: IPv4 rules and every table come along
-LOAD = ("-d addr show", "route show table all", "netns list-id", "neigh show", "rule list")
+LOAD = (reader.LINKS, reader.TABLES, reader.NSIDS, reader.NEIGHBOURS, reader.RULES)
 NEAR_HOPS = 2  # veth hops read up front; farther namespaces are read when the walk gets there
 Ns = Optional[str]  # noqa: UP045 (a runtime alias on 3.9) a namespace; None is the root
 
@@ -55,19 +59,6 @@ class Reach:
 
 
 @dataclass
-class RouteAnswer:
-    """What `ip -j route get` said: the route, or the kernel's complaint."""
-
-    route: dict | None
-    error: str = ""
-
-    @property
-    def local(self) -> bool:
-        """True when the address belongs to the namespace itself."""
-        return bool(self.route) and self.route.get("type") == "local"
-
-
-@dataclass
 class Nets:
     """The namespaces read so far; reads more on demand and remembers every answer."""
 
@@ -75,14 +66,22 @@ class Nets:
     names: list[str]
     links: dict[Ns, dict[str, LinkState]] = field(default_factory=dict)
     routes: dict[Ns, list[dict]] = field(default_factory=dict)
-    nsids: dict[Ns, dict[int, str]] = field(default_factory=dict)
+    nsids: dict[Ns, dict[int, str | None]] = field(default_factory=dict)
     sysctls: dict[Ns, dict[str, str]] = field(default_factory=dict)
     answers: dict[tuple[Ns, str], RouteAnswer] = field(default_factory=dict)
     neighs: dict[Ns, list[dict]] = field(default_factory=dict)
     policies: dict[tuple[Ns, int], tuple[list[dict], list[dict]]] = field(default_factory=dict)
     searched: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     start: str = ""
-    processes: int = 0
+    counted: Counted = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.counted = Counted(self.runner)  # every read of the diagnosis, counted
+
+    @property
+    def processes(self) -> int:
+        """The processes the diagnosis has started so far."""
+        return self.counted.count
 
     @classmethod
     def open(cls, namespace: str, runner: Runner | None = None,
@@ -93,34 +92,26 @@ class Nets:
         listed = names is None
         names = state.list_netns(runner) if names is None else names
         if namespace not in names:
-            raise UsageError(f"network namespace {namespace!r} does not exist",
-                             "see 'ip netns list' for the namespaces there are")
-        nets = cls(runner, names, start=namespace, processes=int(listed))
+            raise NoSuchNamespace(namespace)
+        nets = cls(runner, names, start=namespace)
+        nets.counted.add(int(listed))
         nets.load([namespace])  # then what the links lead to, one batch per hop
         for _ in range(NEAR_HOPS):
             nets.load(nets.neighbours())
         return nets
-
-    def run(self, argv: list[str], stdin: str | None = None, check: bool = False):
-        """Run one read-only command and count it; by default a non-zero exit does not raise."""
-        self.processes += 1
-        return self.runner.run(argv, stdin=stdin, check=check)
 
     def load(self, namespaces: Iterable[str]) -> None:
         """Read links, routes and namespace ids of namespaces not read yet, in one batch."""
         todo = [ns for ns in dict.fromkeys(namespaces) if ns not in self.links]
         if not todo:
             return
-        lines = [f"netns exec {ns} ip -j {cmd}" for ns in todo for cmd in LOAD]
-        docs = state.read_docs(lines, self, strict=False)  # counted by self.run
-        for i, ns in enumerate(todo):
-            addrs, routes, ids, neigh, rules = docs[len(LOAD) * i:len(LOAD) * (i + 1)]
-            if addrs is None:  # deleted meanwhile: forget it
+        for ns, (links, routes, ids, neigh, rules) in gather(todo, LOAD, self.counted).items():
+            if links is None:  # deleted meanwhile: forget it
                 self.names = [name for name in self.names if name != ns]
                 continue
-            self.links[ns] = parse_links(addrs)
+            self.links[ns] = links
             self.routes[ns] = [r for r in routes or [] if r.get("table", "main") == "main"]
-            self.nsids[ns] = {e["nsid"]: e["name"] for e in ids or [] if "name" in e}
+            self.nsids[ns] = ids or {}
             if neigh is not None:
                 self.neighs[ns] = neigh
             if rules is not None and routes is not None:
@@ -143,11 +134,8 @@ class Nets:
     def root(self) -> dict[str, LinkState]:
         """The root namespace's links (read-only)."""
         if None not in self.links:
-            text = self.run(["ip", "-j", "-d", "addr", "show"]).stdout.strip()
-            self.links[None] = parse_links(json.loads(text) if text else [])
-            ids = self.run(["ip", "-j", "netns", "list-id"]).stdout.strip()
-            self.nsids[None] = {e["nsid"]: e["name"] for e in json.loads(ids or "[]")
-                                if "name" in e}
+            links, ids = gather([None], (reader.LINKS, reader.NSIDS), self.counted)[None]
+            self.links[None], self.nsids[None] = links or {}, ids or {}
         return self.links[None]
 
     def link(self, ns: Ns, ifname: str) -> LinkState | None:
@@ -249,10 +237,8 @@ class Nets:
             near = self.holders(address)
             linked = set(self.connected())
             rest = [ns for ns in self.names if ns not in linked]
-            plen = 32 if ipaddress.ip_address(address).version == 4 else 128
-            lines = [f"netns exec {ns} ip -j addr show to {address}/{plen}" for ns in rest]
-            docs = state.read_docs(lines, self, strict=False) if lines else []
-            far = [(ns, item["ifname"]) for ns, doc in zip(rest, docs) for item in doc or []
+            docs = reader.each(rest, reader.addresses_to(address), self.counted)
+            far = [(ns, item["ifname"]) for ns, doc in docs.items() for item in doc or []
                    if item.get("addr_info")]
             self.searched[address] = near + far
         return self.searched[address]
@@ -261,12 +247,7 @@ class Nets:
         """The route the kernel picks from a namespace to an address (from src, if given)."""
         key = (ns, address + (f" from {src}" if src else ""))
         if key not in self.answers:
-            prefix = [] if ns is None else ["-n", ns]
-            extra = ["from", src] if src else []
-            result = self.run(["ip", *prefix, "-j", "route", "get", address, *extra])
-            routes = _loads(result.stdout)
-            err = result.stderr.strip().replace("RTNETLINK answers: ", "")
-            self.answers[key] = RouteAnswer(routes[0] if routes else None, err)
+            self.answers[key] = reader.route_get(ns, address, self.counted, src)
         return self.answers[key]
 
     def prefetch_routes(self, address: str) -> None:
@@ -275,28 +256,23 @@ class Nets:
         version = ipaddress.ip_address(address).version
         todo = [ns for ns in self.connected() if (ns, address) not in self.answers
                 and any(route_network(r.get("dst", ""), version) for r in self.routes.get(ns, []))]
-        lines = [f"netns exec {ns} ip -j route get {address}" for ns in todo]
-        for ns, doc in zip(todo, state.read_docs(lines, self, strict=False) if lines else []):
+        for ns, doc in reader.each(todo, reader.route_to(address), self.counted).items():
             if doc:
                 self.answers[(ns, address)] = RouteAnswer(doc[0])
 
     def neigh(self, ns: Ns) -> list[dict]:
         """The neighbour table of a namespace (`ip -j neigh show`), both families."""
-        if ns not in self.neighs:
-            line = [f"netns exec {ns} ip -j neigh show"] if ns is not None else []
-            docs = state.read_docs(line, self, strict=False) if line else [None]
-            self.neighs[ns] = docs[0] or []
+        if ns not in self.neighs:  # the root namespace's is not read
+            found = reader.one(ns, reader.NEIGHBOURS, self.counted) if ns is not None else None
+            self.neighs[ns] = found or []
         return self.neighs[ns]
 
     def policy(self, ns: Ns, family: int) -> tuple[list[dict], list[dict]]:
         """(rules, routes of every table) of a namespace, read in one process."""
         key = (ns, family)
-        if key not in self.policies:
-            flag = "-6 " if family == 6 else "-4 "
-            lines = [f"netns exec {ns} ip -j {flag}rule list",
-                     f"netns exec {ns} ip -j {flag}route show table all"] if ns else []
-            docs = state.read_docs(lines, self, strict=False) if lines else [None, None]
-            self.policies[key] = (docs[0] or [], docs[1] or [])
+        if key not in self.policies:  # the root namespace's is not read
+            self.policies[key] = reader.policies([ns], family, self.counted)[ns] if ns \
+                else ([], [])
         return self.policies[key]
 
     def sysctl(self, ns: str, *keys: str) -> dict[str, str]:
@@ -313,17 +289,9 @@ class Nets:
 
     def _read_sysctls(self, namespaces: list[str], extra: tuple | list) -> None:
         todo = list(dict.fromkeys(n for n in namespaces if n is not None))[:SYSCTL_BATCH]
-        lines = [f"netns exec {ns} sysctl -e {FIRST_KEY} "
-                 + " ".join(dict.fromkeys([*self._keys(ns), *extra])) for ns in todo]
-        result = self.run(["ip", "-batch", "-"], stdin="".join(ln + "\n" for ln in lines))
-        sections = _sections(result.stdout)  # a failed line (a namespace gone) ends the batch
-        for ns, text, line in zip(todo, sections, lines):
-            known = self.sysctls.setdefault(ns, {})
-            for row in text:
-                name, _, value = row.partition(" = ")
-                known[name.strip()] = value.strip()
-            for key in line.split()[5:]:
-                known.setdefault(key, "")  # absent in this kernel or namespace
+        wanted = {ns: [*self._keys(ns), *extra] for ns in todo}
+        for ns, values in reader.sysctls(wanted, self.counted).items():
+            self.sysctls.setdefault(ns, {}).update(values)
 
     def _keys(self, ns: str) -> list[str]:
         """The sysctls a diagnosis may ask of a namespace: global, all, default, each link."""
@@ -334,30 +302,11 @@ class Nets:
 
 
 SYSCTL_BATCH = 16  # namespaces whose sysctls are read in one process
-FIRST_KEY = "net.ipv4.ip_forward"  # every line starts with it: where one namespace's rows begin
 GLOBAL_KEYS = ("net.ipv4.icmp_echo_ignore_all", "net.ipv4.icmp_echo_ignore_broadcasts",
                "net.ipv6.icmp.echo_ignore_all")
 IPV4_CONF = ("forwarding", "rp_filter", "arp_ignore", "arp_filter", "arp_announce",
              "accept_local")
 IPV6_CONF = ("forwarding", "disable_ipv6")
-
-
-def _sections(text: str) -> list[list[str]]:
-    """`sysctl` output of several namespaces, split where each begins (at FIRST_KEY)."""
-    found: list[list[str]] = []
-    for row in text.splitlines():
-        if row.startswith(FIRST_KEY + " = "):
-            found.append([])
-        if found and " = " in row:
-            found[-1].append(row)
-    return found
-
-
-def _loads(text: str) -> list:
-    try:
-        return json.loads(text) if text.strip() else []
-    except json.JSONDecodeError:
-        return []
 
 
 def sysctl_ifname(ifname: str) -> str:

@@ -15,6 +15,7 @@ from veth_wrap.explain.findings import Cause, Finding
 from veth_wrap.explain.firewall import Packet, Place
 from veth_wrap.explain.fixes import ip_n
 from veth_wrap.explain.nets import Nets, Ns, label
+from veth_wrap.kernel import reader
 
 # the direction a policy has for the requests (q) and the replies (r), by the place's role
 DIRECTIONS = {"source": {"out": "q", "in": "r"}, "dest": {"in": "q", "out": "r"},
@@ -94,9 +95,7 @@ def inspect(nets: Nets, places: list[Place], packets: tuple[Packet, Packet],
         if place.ns is None or place.role not in DIRECTIONS:
             continue
         if place.ns not in read:
-            out = nets.run(["ip", "-n", place.ns, "-batch", "-"],
-                           stdin="xfrm policy\nxfrm state\n").stdout
-            read[place.ns] = parse(out)
+            read[place.ns] = parse(reader.xfrm(place.ns, nets.counted))
             checked.append(f"xfrm in {label(place.ns)}: {len(read[place.ns][0])} policies, "
                            f"{len(read[place.ns][1])} states")
         policies, states = read[place.ns]

@@ -16,7 +16,7 @@ import time
 from typing import Callable, Optional
 
 from veth_wrap import api
-from veth_wrap.errors import ConflictError, UsageError, VethwrapError
+from veth_wrap.errors import ConflictError, NoSuchNamespace, UsageError, VethwrapError
 from veth_wrap.kernel import state
 from veth_wrap.model import faults as model
 from veth_wrap.model import names
@@ -49,7 +49,7 @@ def check_interface(namespace: str, ifname: str) -> None:
     names.check_ifname(ifname)
     found = state.read([namespace], routes=False) if namespace in state.list_netns() else {}
     if namespace not in found:
-        raise UsageError(f"namespace {namespace!r} does not exist", "see 'vethwrap show'")
+        raise NoSuchNamespace(namespace)
     if ifname not in found[namespace].links or ifname == "lo":
         have = ", ".join(sorted(n for n in found[namespace].links if n != "lo")) or "nothing"
         raise UsageError(f"{namespace} has no interface {ifname!r}", f"it has: {have}")

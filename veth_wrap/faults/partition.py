@@ -7,7 +7,7 @@ from typing import Optional, Sequence
 
 from veth_wrap import api
 from veth_wrap.compile import faults as compile_faults
-from veth_wrap.errors import CommandFailed, UsageError
+from veth_wrap.errors import CommandFailed, NoSuchNamespace, UsageError
 from veth_wrap.kernel import faultread, inventory, state
 from veth_wrap.model import faults as model
 from veth_wrap.model import names
@@ -56,8 +56,7 @@ def resolve(name: str, lab: Optional[str], existing: Sequence[str]) -> str:
         return name
     if lab and f"{lab}-{name}" in existing:
         return f"{lab}-{name}"
-    where = f" (nor {lab}-{name})" if lab else ""
-    raise UsageError(f"namespace {name!r}{where} does not exist", "see 'vethwrap show'")
+    raise NoSuchNamespace(name, f"{lab}-{name}" if lab else "")
 
 
 def partition_plan(groups: Sequence[Sequence[str]], lab: Optional[str] = None,
@@ -152,7 +151,7 @@ def lab_namespaces(lab: Optional[str], runner: Runner) -> list[str]:
     view = inventory.labs(facts, root).get(names.check_lab(lab))
     if view is None:
         raise inventory.no_such_lab(lab)
-    return view.members + ([view.hub] if view.hub else [])
+    return view.namespaces()
 
 
 def fault_services(namespaces: Sequence[str], lab: Optional[str] = None) -> list[Proc]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import shutil
 from typing import Iterable, Optional
 
-from veth_wrap.kernel import state
+from veth_wrap.kernel import reader
 from veth_wrap.model.faults import FaultTable, parse_ruleset
-from veth_wrap.run.runner import Runner, default_runner, in_batches
+from veth_wrap.run.runner import Runner, default_runner
 
 
 def tables(namespaces: Iterable[str], runner: Optional[Runner] = None) -> dict[str, FaultTable]:
@@ -20,15 +20,9 @@ def tables(namespaces: Iterable[str], runner: Optional[Runner] = None) -> dict[s
     if not order or shutil.which("nft") is None:
         return {}
     runner = runner or default_runner()
-    docs = [doc for part in in_batches(order, lambda part: _read(part, runner)) for doc in part]
     found = {}
-    for ns, doc in zip(order, docs):
+    for ns, doc in reader.each(order, reader.RULESET, runner, spread=True).items():
         table = parse_ruleset(ns, doc) if isinstance(doc, dict) else None
         if table is not None:
             found[ns] = table
     return found
-
-
-def _read(part: list[str], runner: Runner) -> list:
-    return state.read_docs([f"netns exec {ns} nft -j list ruleset" for ns in part], runner,
-                           strict=False)

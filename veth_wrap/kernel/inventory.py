@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import TYPE_CHECKING, Iterable, Optional
 
-from veth_wrap.errors import UsageError
+from veth_wrap.errors import NoSuchNamespace, UsageError
 from veth_wrap.kernel import state
 from veth_wrap.model.facts import LabView, NetnsState, find_peer, labs, target_address
 from veth_wrap.model.names import Role, hub_netns
 from veth_wrap.model.topology import Bridge, End, Kind, Lab, Link
 from veth_wrap.run.runner import Runner, default_runner
+
+if TYPE_CHECKING:  # the destination's types only: create --dry-run starts without them
+    from veth_wrap.model.destination import Address, Destination
 
 __all__ = ["LabView", "find_peer", "labs", "scan", "target_address"]
 
@@ -64,7 +67,7 @@ def lab_from_kernel(name: str, runner: Optional[Runner] = None) -> Lab:
     facts, root = scan(None, runner, routes=False)
     ids = state.netns_ids(list(facts), runner)
     view = one_lab(labs(facts, root), name)[name]
-    places = [(ns, facts[ns]) for ns in view.members + ([view.hub] if view.hub else [])]
+    places = [(ns, facts[ns]) for ns in view.namespaces()]
     places += [(None, root)] if view.root_links else []
     links, bridges, seen = [], [], set()
     for ns, st in places:
@@ -90,35 +93,24 @@ def _end(ns: Optional[str], link) -> End:
     return End(ns, link.ifname, link.mark.role if link.mark else "", link.addresses, link.master)
 
 
-def destination(namespace: str, dest: str, version: Optional[int] = None,
-                runner: Optional[Runner] = None) -> str:
-    """An address as given, or the address (of one IP version) of a namespace vethwrap wired."""
+def destination(namespace: str, dest: Destination, runner: Optional[Runner] = None) -> Address:
+    """The address given, or the address (of one IP version) of a namespace vethwrap wired."""
     import ipaddress
-
-    from veth_wrap.model import names
 
     runner = runner or default_runner()
     existing = state.list_netns(runner)
     if namespace not in existing:
-        raise UsageError(f"namespace {namespace!r} does not exist", "see 'vethwrap show'")
-    try:
-        given = ipaddress.ip_address(dest)
-    except ValueError:
-        given = None
-    if given is not None:
-        if version and given.version != version:
-            raise UsageError(f"{dest} is not an IPv{version} address",
-                             "give an IPv6 address, or leave out -6")
-        return str(given)
-    names.check_netns(dest)
-    if dest not in existing:
-        raise UsageError(f"namespace {dest!r} does not exist", "see 'vethwrap show'")
-    facts = state.read([namespace, dest], runner, routes=False)
-    address = target_address(facts, namespace, dest, version)
-    if address is None and version:
-        raise UsageError(f"{dest!r} has no IPv{version} address from vethwrap",
+        raise NoSuchNamespace(namespace)
+    if dest.address is not None:
+        return dest.address
+    if dest.netns not in existing:
+        raise NoSuchNamespace(dest.netns)
+    facts = state.read([namespace, dest.netns], runner, routes=False)
+    address = target_address(facts, namespace, dest.netns, dest.version)
+    if address is None and dest.version:
+        raise UsageError(f"{dest.netns!r} has no IPv{dest.version} address from vethwrap",
                          "build the lab with --ipv6 for dual stack, or leave out -6")
     if address is None:
-        raise UsageError(f"{dest!r} is neither an address nor a namespace vethwrap wired",
+        raise UsageError(f"{dest.netns!r} is neither an address nor a namespace vethwrap wired",
                          "give an IPv4 or IPv6 address, or see 'vethwrap show'")
-    return address
+    return ipaddress.ip_address(address)

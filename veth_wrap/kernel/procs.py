@@ -11,9 +11,8 @@ from veth_wrap.model.names import Mark, Role
 from veth_wrap.model.procfacts import ENV_LAB, ENV_NETNS, ENV_SERVICE, UPLINK_SERVICE, Proc
 from veth_wrap.model.servicespec import WaitPort, cgroup_name, service_of
 from veth_wrap.run import cgroups
-from veth_wrap.run.runner import Runner, default_runner, in_batches
+from veth_wrap.run.runner import NETNS_RUN, Runner, default_runner, in_batches
 
-NETNS_RUN = "/run/netns"
 TCP_LISTEN = "0A"  # st in /proc/net/tcp: TCP_LISTEN
 UDP_UNCONNECTED = "07"  # st in /proc/net/udp of a bound, unconnected socket (TCP_CLOSE)
 

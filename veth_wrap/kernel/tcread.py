@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Optional
 
-from veth_wrap.kernel import state
+from veth_wrap.kernel import reader
+from veth_wrap.kernel.batch import read_docs
 from veth_wrap.model import lossfilter as lossbpf
 from veth_wrap.run.runner import Runner, default_runner, in_batches
 
@@ -46,8 +47,8 @@ def _tc_json(commands: list[tuple[str, str]], runner: Runner) -> list:
 def _tc_batch(commands: list[tuple[str, str]], runner: Runner) -> list:
     if not commands:
         return []
-    return state.read_docs([f"netns exec {ns} tc -j {words}" for ns, words in commands],
-                           runner, strict=False)
+    return read_docs([reader.tc(words).line(ns) for ns, words in commands], runner,
+                     strict=False)
 
 
 def parse_qdiscs(data) -> dict[str, dict]:

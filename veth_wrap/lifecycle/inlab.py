@@ -6,7 +6,7 @@ import json
 import os
 from typing import BinaryIO, Iterable, Optional, Sequence
 
-from veth_wrap.errors import UsageError
+from veth_wrap.errors import NoSuchNamespace, UsageError
 from veth_wrap.kernel import inventory, procs, state
 from veth_wrap.lifecycle.service import GRACE, Service, lab_of, launch, spawn
 from veth_wrap.lifecycle.teardown import members
@@ -30,14 +30,14 @@ def processes(namespaces: Iterable[str] = (), lab: Optional[str] = None,
     namespaces = list(namespaces)
     for name in namespaces:
         if procs.netns_inode(names.check_netns(name)) is None:
-            raise UsageError(f"namespace {name!r} does not exist", "see 'vethwrap show'")
+            raise NoSuchNamespace(name)
     facts, root = inventory.scan(namespaces or None, runner, routes=False)
     views = inventory.labs(facts, root)
     if namespaces:
         chosen = namespaces
     elif lab:
         view = views.get(lab)
-        chosen = (view.members + ([view.hub] if view.hub else [])) if view else []
+        chosen = view.namespaces() if view else []
     else:
         chosen = [ns for ns, st in facts.items() if st.labs()]
     wanted = procs.inodes(chosen)
@@ -55,7 +55,7 @@ def stop(namespace: str, target: str, grace: float = GRACE) -> list[Stopped]:
     """Stop a service by name (every process of its cgroup) or a process by PID."""
     inode = procs.netns_inode(names.check_netns(namespace))
     if inode is None:
-        raise UsageError(f"namespace {namespace!r} does not exist", "see 'vethwrap show'")
+        raise NoSuchNamespace(namespace)
     if target.isdigit():
         chosen = [p for p in procs.scan({inode: namespace}) if p.pid == int(target)]
         groups = [p.cgroup for p in chosen if p.cgroup]
@@ -144,7 +144,7 @@ def capture_argv(namespace: str, interface: str, path: Optional[str] = None,
     """The tcpdump command that captures on an interface inside a namespace."""
     require("tcpdump")
     if procs.netns_inode(names.check_netns(namespace)) is None:
-        raise UsageError(f"namespace {namespace!r} does not exist", "see 'vethwrap show'")
+        raise NoSuchNamespace(namespace)
     st = state.read([namespace], runner or default_runner(), routes=False).get(namespace)
     if st is None or interface not in st.links:
         have = ", ".join(sorted(st.links)) if st else "nothing"

@@ -16,7 +16,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Sequence, Union
 
-from veth_wrap.errors import ConflictError, PreflightError, ServiceFailed, UsageError
+from veth_wrap.errors import (
+    ConflictError,
+    NoSuchNamespace,
+    PreflightError,
+    ServiceFailed,
+    UsageError,
+)
 from veth_wrap.kernel import procs, state
 from veth_wrap.lifecycle.teardown import members
 from veth_wrap.model import names
@@ -162,7 +168,7 @@ def lab_of(namespace: str, runner: Optional[Runner] = None) -> str:
     names.check_netns(namespace)
     runner = runner or default_runner()
     if procs.netns_inode(namespace) is None:
-        raise UsageError(f"namespace {namespace!r} does not exist", "see 'vethwrap show'")
+        raise NoSuchNamespace(namespace)
     st = state.read([namespace], runner, routes=False).get(namespace)
     labs = sorted(st.labs()) if st else []
     if not labs:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from veth_wrap.model.names import Mark, Role, p2p_ifname
+from veth_wrap.model.topology import members_and_hub
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,10 @@ class LabView:
     created: list[str] = field(default_factory=list)
     hub: Optional[str] = None
     root_links: list[str] = field(default_factory=list)
+
+    def namespaces(self) -> list[str]:
+        """Every namespace of the lab found, the hub last."""
+        return list(members_and_hub(self.members, self.hub))
 
 
 def labs(facts: dict[str, NetnsState], root: Optional[NetnsState] = None) -> dict[str, LabView]:

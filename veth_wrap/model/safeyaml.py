@@ -3,8 +3,9 @@
 A lab file comes from anywhere: a typo'd path (/dev/zero, a FIFO), a download, a generator
 gone wrong. Every step here is bounded before it starts, so that any input is refused or
 read within a second: at most MAX_BYTES + 1 bytes are read, a FIFO or device is never read
-(nor opened, where stat tells first), and the YAML events are turned into plain data by an
-iterative composer that counts values (aliases included, at their expanded size) and depth.
+(nor opened, where stat tells first), and PyYAML's safe loader composes the nodes under a
+budget that counts values (aliases included, at their expanded size), depth and tags, with
+PyYAML's own marks for the lines.
 """
 
 from __future__ import annotations
@@ -163,40 +164,23 @@ def _reader_line(text: str, exc) -> int:
 
 
 def _loader_class():
-    """PyYAML's safe loader, libyaml's parser where present, composing under a budget."""
+    """PyYAML's safe loader (libyaml's where present), its nodes composed under a budget."""
     import yaml
     from yaml.composer import Composer
-    from yaml.constructor import SafeConstructor
-    from yaml.resolver import Resolver
 
-    events = yaml.cyaml.CParser if hasattr(yaml, "CSafeLoader") else _pure_events()
+    safe = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    # libyaml's loader composes in C, out of the budget's reach: PyYAML's composer goes first
+    composer = () if issubclass(safe, Composer) else (Composer,)
 
-    class Bounded(_Budget, Composer, events, SafeConstructor, Resolver):
-        """Events from the fastest parser; nodes from PyYAML's composer, counted."""
+    class Bounded(_Budget, *composer, safe):
+        """Events from the fastest safe loader; nodes from PyYAML's own composer, counted."""
 
         def __init__(self, text: str, max_values: int, max_depth: int) -> None:
-            super(Composer, self).__init__(text)  # the event source's own __init__
+            safe.__init__(self, text)
             Composer.__init__(self)
-            SafeConstructor.__init__(self)
-            Resolver.__init__(self)
             _Budget.__init__(self, max_values, max_depth)
 
     return Bounded
-
-
-def _pure_events():
-    """PyYAML's pure-Python reader, scanner and parser as one event source."""
-    from yaml.parser import Parser
-    from yaml.reader import Reader
-    from yaml.scanner import Scanner
-
-    class Events(Reader, Scanner, Parser):
-        def __init__(self, text: str) -> None:
-            Reader.__init__(self, text)
-            Scanner.__init__(self)
-            Parser.__init__(self)
-
-    return Events
 
 
 class _Budget:

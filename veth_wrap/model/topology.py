@@ -100,7 +100,7 @@ class Lab:
 
     def namespaces(self) -> tuple[str, ...]:
         """Every namespace the lab uses, the hub last."""
-        return self.members + ((self.hub,) if self.hub else ())
+        return members_and_hub(self.members, self.hub)
 
     def ends(self) -> Iterator[End]:
         """Every veth end, in link order."""
@@ -162,6 +162,11 @@ class Lab:
     @cached_property
     def _versions(self) -> tuple[int, ...]:
         return tuple(sorted({_version(a) for e in self.ends() for a in e.addresses}))
+
+
+def members_and_hub(members: Sequence[str], hub: Optional[str]) -> tuple[str, ...]:
+    """A lab's member namespaces, then its hub when it has one (a built Lab or a kernel view)."""
+    return (*members, hub) if hub else tuple(members)
 
 
 def _grouped(items, key) -> dict:

@@ -13,6 +13,7 @@ from veth_wrap.errors import CommandFailed, PreflightError
 from veth_wrap.run.schedule import PARALLEL_FROM, spread
 from veth_wrap.steps import Kind
 
+NETNS_RUN = "/run/netns"  # where `ip netns add` binds the named namespaces
 PACKAGES = {"ip": "iproute2", "tc": "iproute2", "ping": "iputils-ping", "sysctl": "procps",
             "nsenter": "util-linux", "tcpdump": "tcpdump", "pasta": "passt"}
 T = TypeVar("T")
@@ -67,6 +68,18 @@ class Runner(Protocol):
     def run_file(self, kind: Kind, argv: Sequence[str], stdin: str | None = None) -> Result:
         """Do a file step of kind (argv is how it prints) without a process."""
 
+    def netns(self, bound: bool = False) -> list[str]:
+        """The named namespaces, as `ip -j netns list` names them (bound: only those a
+        namespace is mounted on now)."""
+
+
+def listed_netns(runner: Runner) -> list[str]:
+    """The names `ip -j netns list` prints, run by runner (for runners without a directory)."""
+    import json
+
+    text = runner.run(["ip", "-j", "netns", "list"]).stdout.strip()
+    return [entry["name"] for entry in json.loads(text)] if text else []
+
 
 def require(program: str) -> str:
     """Return the path of a program, or refuse naming the Debian package that has it."""
@@ -99,6 +112,15 @@ class ShRunner:
         from veth_wrap.run import filesteps
 
         return Result(tuple(argv), filesteps.run_builtin(kind, argv, stdin), "", 0)
+
+    def netns(self, bound: bool = False) -> list[str]:
+        """/run/netns read here, as `ip netns list` reads it: a process costs milliseconds,
+        and every command starts with this list."""
+        try:
+            names = sorted(os.listdir(NETNS_RUN))
+        except FileNotFoundError:
+            return []
+        return [name for name in names if _bound(name)] if bound else names
 
     def _command(self, path: str):
         """sh's Command for a program's path, made once (each costs about 50 us)."""
@@ -139,6 +161,15 @@ class ShRunner:
         if code != 0 and (check or code < 0):  # a signal's kill fails even an unchecked run
             raise CommandFailed(argv, code, err, stdin or "")
         return Result(tuple(argv), out, err, code)
+
+
+def _bound(name: str) -> bool:
+    """True when /run/netns/NAME holds a namespace now: `ip netns add` makes the file before
+    it binds the namespace there, and `ip netns del` unbinds it before it removes the file."""
+    try:
+        return os.stat(f"{NETNS_RUN}/{name}").st_dev == os.stat("/proc/self/ns/net").st_dev
+    except OSError:
+        return False
 
 
 def _fill(fd: int, data: bytes) -> None:
