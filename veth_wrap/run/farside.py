@@ -18,7 +18,9 @@ words: the words of the veth made from the far side are written here.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
+from collections import defaultdict
 from typing import Optional
 
 from veth_wrap.steps import Kind, Op, Step
@@ -26,82 +28,128 @@ from veth_wrap.steps import Kind, Op, Step
 
 def far_side(steps: list[Step]) -> list[Step]:
     """steps with each veth that can move made from its far end's own step."""
-    out = list(steps)
-    placed: dict[int, int] = {}  # step index -> ops moved to its front so far (kept in order)
-    for index in range(len(out)):
-        for op in out[index].ops:
-            moved = _move(out, index, op, placed)
-            if moved is not None:
-                out = moved
-    return out
+    plan = _Moves(steps)
+    for index in range(len(steps)):
+        plan.visit(index)
+    return plan.result()
 
 
-def _move(steps: list[Step], index: int, veth: Op,
-          placed: dict[int, int]) -> Optional[list[Step]]:
-    """steps with veth (an op of steps[index]) made from its far end's step, or None."""
-    here = steps[index].netns
-    far = veth.netns
-    if veth.kind is not Kind.ADD_VETH or veth.early or here is None or far in (None, here):
-        return None
-    near = next((key for key in veth.creates if key[:2] == ("link", here)), None)
-    if any(step.netns == far for step in steps[:index]):  # its first step ran before
-        return None
-    own = _own_step(steps, index, far)
-    if near is None or own is None or steps[own].program != "ip":
-        return None
-    after = [op for op in steps[index].ops if op is not veth and _needs(op, near)]
-    later = _next_in(steps, own, here)
-    if any(op.early for op in after) or (after and later is None) \
-            or _uses(steps[index + 1:own], here, near[2]):
-        return None
-    out = list(steps)
-    out[index] = _without(out[index], [veth, *after])
-    _put(out, own, [_flipped(veth, near)], placed)
-    if after:
-        _put(out, later, after, placed)
-    return out
+class _Moves:
+    """The steps as ops move between them, with indexes that keep every question one lookup:
+    a bridge of a thousand members must not cost a thousand scans of the plan."""
 
+    def __init__(self, steps: list[Step]) -> None:
+        self.steps = steps
+        self.front: dict[int, list[Op]] = defaultdict(list)  # ops moved to a step's front
+        self.kept: dict[int, list[Op]] = {}  # a visited step's ops, those moved away gone
+        self.home: dict[str, int] = {}  # namespace -> index of its first own step
+        self.touch: dict[str, list[int]] = defaultdict(list)  # ns -> steps acting in it
+        self.ip_steps: dict[str, list[int]] = defaultdict(list)  # ns -> its `ip` line steps
+        self.needs: dict[tuple, list[int]] = defaultdict(list)  # (ns, ifname) -> steps
+        for index, step in enumerate(steps):
+            if step.netns is not None:
+                self.home.setdefault(step.netns, index)
+                if step.program == "ip" and step.input is None:
+                    self.ip_steps[step.netns].append(index)
+            self._index(index, step.ops)
 
-def _put(steps: list[Step], index: int, ops: list[Op], placed: dict[int, int]) -> None:
-    """Put ops at the front of steps[index], after those moved there before."""
-    at = placed.get(index, 0)
-    old = steps[index].ops
-    steps[index] = dataclasses.replace(steps[index], ops=old[:at] + tuple(ops) + old[at:])
-    placed[index] = at + len(ops)
+    def _index(self, index: int, ops) -> None:
+        """Count ops as acting in step index (kept sorted: steps only gain ops ahead)."""
+        netns = self.steps[index].netns
+        spaces = {netns} | {op.netns for op in ops}
+        for ns in spaces - {None}:
+            _add(self.touch[ns], index)
+        if netns is not None:
+            for key in {(netns, op.target) for op in ops} | {
+                    key[1:] for op in ops for key in op.gone_with
+                    if key[0] == "link" and key[1] == netns}:
+                _add(self.needs[key], index)
 
+    def visit(self, index: int) -> None:
+        """Move what can move out of step index (every op moved into it came before)."""
+        ops = self.front.pop(index, []) + list(self.steps[index].ops)
+        ends = _Ends(ops)
+        for op in ops:
+            if id(op) not in ends.gone:
+                self._move(index, op, ends)
+        self.kept[index] = [op for op in ops if id(op) not in ends.gone]
 
-def _own_step(steps: list[Step], index: int, ns: str) -> Optional[int]:
-    """The index of ns's own step after index, when nothing before it touches ns."""
-    for later in range(index + 1, len(steps)):
-        step = steps[later]
-        if step.netns == ns:
-            return later if step.input is None else None
-        if any(op.netns == ns for op in step.ops):
+    def _move(self, index: int, veth: Op, ends: _Ends) -> None:
+        """Make veth (an op of step index) from its far end's step, when that changes
+        nothing a later step relies on."""
+        here, far = self.steps[index].netns, veth.netns
+        if veth.kind is not Kind.ADD_VETH or veth.early or here is None or far in (None, here):
+            return
+        near = next((key for key in veth.creates if key[:2] == ("link", here)), None)
+        if self.home.get(far, index) < index:  # its first step ran before
+            return
+        own = self._own_step(index, far)
+        if near is None or own is None or self.steps[own].program != "ip":
+            return
+        after = [op for op in ends.needing(near) if op is not veth]
+        later = _after(self.ip_steps[here], own)
+        if any(op.early for op in after) or (after and later is None) \
+                or _between(self.needs[near[1:]], index, own):
+            return
+        ends.gone.update(id(op) for op in (veth, *after))
+        self._put(own, [_flipped(veth, near)])
+        if after:
+            self._put(later, after)
+
+    def _own_step(self, index: int, ns: str) -> Optional[int]:
+        """The index of ns's own step after index, when nothing before it touches ns."""
+        first = _after(self.touch[ns], index)
+        if first is None or self.steps[first].netns != ns:
             return None
-    return None
+        return first if self.steps[first].input is None else None
+
+    def _put(self, index: int, ops: list[Op]) -> None:
+        """Put ops at the front of step index, after those moved there before."""
+        self.front[index].extend(ops)
+        self._index(index, ops)
+
+    def result(self) -> list[Step]:
+        """The steps with their ops as moved."""
+        return [step if self.kept[i] == list(step.ops) else
+                dataclasses.replace(step, ops=tuple(self.kept[i]))
+                for i, step in enumerate(self.steps)]
 
 
-def _next_in(steps: list[Step], index: int, ns: str) -> Optional[int]:
-    """The first `ip` step inside ns after index."""
-    return next((i for i in range(index + 1, len(steps))
-                 if steps[i].netns == ns and steps[i].program == "ip"
-                 and steps[i].input is None), None)
+class _Ends:
+    """A step's ops by the end each acts on or goes with, and those moved away."""
+
+    def __init__(self, ops: list[Op]) -> None:
+        self.at = {id(op): i for i, op in enumerate(ops)}
+        self.by: dict = defaultdict(list)  # an ifname (a target) or a link key -> ops
+        for op in ops:
+            self.by[op.target].append(op)
+            for key in op.gone_with:
+                self.by[key].append(op)
+        self.gone: set[int] = set()
+
+    def needing(self, end: tuple) -> list[Op]:
+        """The ops still here that act on end ("link", NS, IFNAME) or go with it, in order."""
+        found = {id(op): op for op in self.by[end[2]] + self.by[end] if id(op) not in self.gone}
+        return [found[key] for key in sorted(found, key=self.at.__getitem__)]
 
 
-def _needs(op: Op, end: tuple) -> bool:
-    """True when op acts on the end ("link", NS, IFNAME) or goes with it (a route through it)."""
-    return op.target == end[2] or end in op.gone_with
+def _add(indexes: list[int], index: int) -> None:
+    """index into a sorted list of indexes, once."""
+    at = bisect.bisect_left(indexes, index)
+    if at == len(indexes) or indexes[at] != index:
+        indexes.insert(at, index)
 
 
-def _uses(steps: list[Step], ns: str, ifname: str) -> bool:
-    """True when one of steps acts on ifname inside ns, or on what goes with it."""
-    return any(step.netns == ns and any(_needs(op, ("link", ns, ifname)) for op in step.ops)
-               for step in steps)
+def _after(indexes: list[int], index: int) -> Optional[int]:
+    """The first of sorted indexes past index, or None."""
+    at = bisect.bisect_right(indexes, index)
+    return indexes[at] if at < len(indexes) else None
 
 
-def _without(step: Step, ops: list[Op]) -> Step:
-    gone = {id(op) for op in ops}
-    return dataclasses.replace(step, ops=tuple(op for op in step.ops if id(op) not in gone))
+def _between(indexes: list[int], start: int, end: int) -> bool:
+    """True when one of sorted indexes lies strictly between start and end."""
+    found = _after(indexes, start)
+    return found is not None and found < end
 
 
 def _flipped(veth: Op, near: tuple) -> Op:

@@ -12,7 +12,9 @@ off its netns and its step's, never its words.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
+from collections import defaultdict
 from typing import Optional
 
 from veth_wrap.steps import Kind, Op, Step
@@ -51,28 +53,37 @@ def _root(step: Step) -> bool:
 
 def _moves(steps: list[Step]) -> dict[str, tuple[Op, Op, int]]:
     """Each namespace whose add can move: its add, its mark and its own step's index."""
+    touch = _touches(steps)
     moves: dict[str, tuple[Op, Op, int]] = {}
     for index, step in enumerate(steps):
         if not _root(step):
             continue
+        last = {op.netns: at for at, op in enumerate(step.ops)}  # where each is last reached
         for at, (op, after) in enumerate(zip(step.ops, step.ops[1:])):
             if op.kind is Kind.ADD_NETNS and after.kind is Kind.MARK_NETNS \
-                    and after.netns == op.netns:
-                own = _first_use(steps, index, step.ops[at + 2:], op.netns)
+                    and after.netns == op.netns and last[op.netns] == at + 1:
+                own = _first_use(steps, touch[op.netns], index, op.netns)
                 if own is not None:
                     moves[op.netns] = (op, after, own)
     return moves
 
 
-def _first_use(steps: list[Step], index: int, rest: tuple[Op, ...], ns: str) -> Optional[int]:
-    """The index of ns's own step when it is the first to touch ns after steps[index]'s
-    rest; None when something else needs ns first, or that step cannot mark it."""
-    if any(op.netns == ns for op in rest):
+def _touches(steps: list[Step]) -> dict[str, list[int]]:
+    """Each namespace's steps, in order: those inside it and those with an op reaching it."""
+    touch: dict[str, list[int]] = defaultdict(list)
+    for index, step in enumerate(steps):
+        for ns in ({step.netns} | {op.netns for op in step.ops}) - {None}:
+            touch[ns].append(index)
+    return touch
+
+
+def _first_use(steps: list[Step], touched: list[int], index: int, ns: str) -> Optional[int]:
+    """The index of ns's own step when it is the first to touch ns after steps[index];
+    None when something else needs ns first, or that step cannot mark it."""
+    at = bisect.bisect_right(touched, index)
+    if at == len(touched):
         return None
-    for later in range(index + 1, len(steps)):
-        step = steps[later]
-        if step.netns == ns:
-            return later if step.program == "ip" and step.input is None else None
-        if any(op.netns == ns for op in step.ops):
-            return None
+    step = steps[touched[at]]
+    if step.netns == ns and step.program == "ip" and step.input is None:
+        return touched[at]
     return None

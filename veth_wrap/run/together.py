@@ -38,6 +38,7 @@ class Footprint:
 
     spaces: set = field(default_factory=set)
     made: set = field(default_factory=set)  # ("link", NS, IFNAME) of a veth's far end
+    far: set = field(default_factory=set)  # the namespaces of those ends
 
     def add(self, step: Step) -> None:
         """Count a step's ops in."""
@@ -48,14 +49,20 @@ class Footprint:
             if made and op.kind is Kind.ADD_VETH:
                 self.spaces.add(home)
                 self.made |= made
+                self.far |= {key[1] for key in made}
             else:
                 self.spaces.add(op.netns or home)
 
     def apart(self, other: Footprint) -> bool:
         """True when neither changes what the other does."""
-        mine = self.spaces | {key[1] for key in self.made}
-        theirs = other.spaces | {key[1] for key in other.made}
-        return not (self.spaces & theirs or other.spaces & mine or self.made & other.made)
+        return not (self.spaces & other.spaces or self.spaces & other.far
+                    or other.spaces & self.far or self.made & other.made)
+
+    def join(self, other: Footprint) -> None:
+        """Count another footprint in: apart from the sum is apart from each."""
+        self.spaces |= other.spaces
+        self.made |= other.made
+        self.far |= other.far
 
 
 def _confined(step: Step) -> bool:
@@ -79,18 +86,20 @@ def units(steps: list[Step]) -> list[list[Step]]:
 def grouped(steps: list[Step]) -> list[Placed]:
     """steps as Placed, each run of two or more consecutive units that are pairwise apart
     sharing a group."""
-    runs: list[list[tuple[list[Step], Optional[Footprint]]]] = []
+    runs: list[list[list[Step]]] = []
+    total: Optional[Footprint] = None  # the last run's footprints, summed (None: not known)
     for unit in units(steps):
         foot = _footprint(unit)
-        run = runs[-1] if runs else None
-        if foot and run and run[-1][1] and all(other.apart(foot) for _, other in run):
-            run.append((unit, foot))
+        if foot and total and total.apart(foot):
+            runs[-1].append(unit)
+            total.join(foot)
         else:
-            runs.append([(unit, foot)])
+            runs.append([unit])
+            total = foot and Footprint(set(foot.spaces), set(foot.made), set(foot.far))
     placed: list[Placed] = []
     for number, run in enumerate(runs):
         group = f"apart-{number}" if len(run) > 1 else ""
-        placed += [place(step, group) for unit, _ in run for step in unit]
+        placed += [place(step, group) for unit in run for step in unit]
     return placed
 
 
