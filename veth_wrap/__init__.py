@@ -14,7 +14,7 @@ contract checks it):
   check/    verify, ping, the in-process ICMP probe, reachability in rounds, pingall
   compile/  (Lab, facts) -> a plan of what to change, no I/O, nothing of how it runs
   kernel/   the kernel read into fact types (beside compile/: neither imports the other);
-            every read of it: reader (one function a kind of object), batch (ip -batch)
+            every read of it: reader (one function a kind of object), readings (many at once)
   run/      the only place that starts processes: runner; commands (a step as its process
             and its dry-run text); schedule (how a plan becomes processes, which at once,
             where verification's reads ride); transaction (the walker: apply, rollback);

@@ -86,7 +86,7 @@ class CommandFailed(VethwrapError):
         self.returncode = returncode
         self.stderr = stderr.strip()
         self.stdin = stdin
-        self.failed_line = _failed_batch_line(self.stderr, stdin)
+        self.failed_line = _failed_input_line(self.stderr, stdin)
         what = " ".join(self.argv) if not self.failed_line else f"ip {self.failed_line}"
         kernel = _kernel_message(self.stderr) or f"exit status {returncode}"
         super().__init__(f"command failed: {what}: {kernel}", _hint_for(kernel))
@@ -97,8 +97,8 @@ class CommandFailed(VethwrapError):
         return self.returncode < 0
 
     @property
-    def batch_done(self) -> int | None:
-        """How many lines of a batch completed before the failing one, if known."""
+    def lines_done(self) -> int | None:
+        """How many lines of an `ip -batch` completed before the failing one, if known."""
         failed = failed_lines(self.stderr)
         return failed[0] - 1 if failed else None
 
@@ -131,7 +131,7 @@ def _kernel_message(stderr: str) -> str:
     return "; ".join(lines[:2])
 
 
-def _failed_batch_line(stderr: str, stdin: str) -> str:
+def _failed_input_line(stderr: str, stdin: str) -> str:
     failed = failed_lines(stderr)
     lines = stdin.splitlines()
     return lines[failed[0] - 1] if failed and 0 < failed[0] <= len(lines) else ""

@@ -14,7 +14,7 @@ from conftest import ip
 from fakes import Tape
 
 from veth_wrap.kernel import reader, state
-from veth_wrap.kernel.batch import gather
+from veth_wrap.kernel.readings import gather
 from veth_wrap.run.runner import NETNS_RUN, ShRunner
 
 pytestmark = pytest.mark.integration

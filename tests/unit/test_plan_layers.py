@@ -166,6 +166,34 @@ def test_no_module_but_run_speaks_of_how_steps_run():
     assert not {name: words for name, words in found.items() if words}
 
 
+# many reads in one process is the kernel reader's business (kernel/), running steps run/'s;
+# `ip -batch`, the program's own flag, may be named anywhere
+BATCH_WORDS = re.compile(r"(?<![-\w])batch(es|ed)?\b", re.IGNORECASE)
+
+
+def batch_talk(source: str) -> list[str]:
+    """Where a module speaks of batches: in its names, docstrings and comments."""
+    tree = ast.parse(source)
+    words = [word for word in _identifier_words(tree) if BATCH_WORDS.fullmatch(word)]
+    return sorted(words) + [m.group(0) for m in BATCH_WORDS.finditer(_prose(source, tree))]
+
+
+def test_only_run_and_the_kernel_reader_speak_of_batches():
+    found = {name: batch_talk(path.read_text()) for name, path in _modules()
+             if not name.startswith(("run/", "kernel/"))}
+    assert not {name: words for name, words in found.items() if words}
+
+
+@pytest.mark.parametrize("source, found", [
+    ("def read_batch(): pass", ["batch"]),
+    ('def f():\n    """In one batch."""', ["batch"]),
+    ("x = 1  # `ip -batch` reports the failed line", []),
+    ("from veth_wrap.kernel.readings import gather", []),
+])
+def test_the_batch_check_finds_what_it_looks_for(source, found):
+    assert batch_talk(source) == found
+
+
 @pytest.mark.parametrize("source, found", [
     ("def fused_steps(): pass", ["fused"]),
     ("from veth_wrap.run.schedule import Wave", ["wave"]),

@@ -7,7 +7,7 @@ from typing import Iterable, Optional, Sequence
 
 from veth_wrap.check.rawping import NEIGH_STATS, Probe, ProbeResult, probe_all
 from veth_wrap.kernel import state
-from veth_wrap.run.runner import Runner, default_runner, in_batches
+from veth_wrap.run.runner import Runner, default_runner, in_parts
 
 GC_THRESH3 = "/proc/sys/net/{}/neigh/default/gc_thresh3"
 FAMILY = {4: "ipv4", 6: "ipv6"}
@@ -123,11 +123,11 @@ def _round_size(left: int, pairs: int) -> int:
 
 
 def _flush(namespaces: list[str], runner: Runner) -> None:
-    """Flush in several `ip -batch` processes at once: each line forks an `ip` of its own."""
-    in_batches(namespaces, lambda part: _flush_batch(part, runner))
+    """Flush with several `ip` processes at once: each line forks an `ip` of its own."""
+    in_parts(namespaces, lambda part: _flush_part(part, runner))
 
 
-def _flush_batch(namespaces: list[str], runner: Runner) -> None:
+def _flush_part(namespaces: list[str], runner: Runner) -> None:
     # a namespace deleted meanwhile fails its line only (see state.read_docs)
     state.read_docs([f"netns exec {ns} ip neigh flush all" for ns in namespaces], runner,
                     strict=False)

@@ -1,7 +1,7 @@
 """Shell completion from the kernel: namespaces, labs, interfaces; cheap and never root-only.
 
 Completion runs on every <TAB>, so it starts at most one `ip` (no `sh`): namespace names come
-from /run/netns itself, labs from lo's marks read in one batch (root) or from the names of
+from /run/netns itself, labs from lo's marks read in one `ip` (root) or from the names of
 lab hubs (anyone), interfaces from one `ip -j link show` inside the chosen namespace (root).
 """
 
@@ -50,8 +50,8 @@ def complete_ifname(ctx, incomplete: str) -> list[str]:
 
 
 def _marked_labs(spaces: list[str]) -> set[str]:
-    from veth_wrap.kernel.batch import quick
     from veth_wrap.kernel.reader import LOOPBACK
+    from veth_wrap.kernel.readings import quick
     from veth_wrap.model.names import Mark
 
     labs = set()

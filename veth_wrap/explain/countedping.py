@@ -1,6 +1,6 @@
 """One test ping with everything counted around it: where the packets stop, and what ate them.
 
-Before and after the ping, one batch reads each namespace on the path: its links' counters
+Before and after the ping, one process reads each namespace on the path: its links' counters
 (`ip -s -j link`) and its qdiscs' counters (`tc -s -j qdisc`); the kernel's drop reasons
 (`skb:kfree_skb`, kernel/droptrace) are watched while it runs. The deltas are evidence on
 their own (sent by one end, received by the other, answered or not); a qdisc whose drops rose
@@ -30,7 +30,7 @@ class Snapshot:
 
 
 def snapshot(docs: list, spaces: list[str]) -> Snapshot:
-    """Parse a batch's documents: per namespace, `ip -s -j link` then `tc -s -j qdisc`."""
+    """Parse what the reading printed: per namespace, `ip -s -j link` then `tc -s -j qdisc`."""
     snap = Snapshot()
     for ns, links, qdiscs in zip(spaces, docs[0::2], docs[1::2]):
         for link in links or []:
@@ -64,7 +64,7 @@ class Probe:
         return list(dict.fromkeys(ns for ns, _ in self.devices if ns is not None))
 
     def read(self) -> Snapshot:
-        """One batch: links and qdiscs with their counters, for every namespace on the path."""
+        """One process: links and qdiscs with their counters, for every namespace on the path."""
         read = reader.counters(self.spaces, self.nets.counted)
         return snapshot([doc for ns in self.spaces for doc in read.get(ns, [None, None])],
                         self.spaces)

@@ -58,7 +58,7 @@ def read_chains(nets: Nets, ns: Ns, family: int) -> tuple[list[Chain], list[str]
 
 
 def read_many(nets: Nets, spaces: list[Ns], family: int) -> dict[Ns, tuple[list[Chain], list]]:
-    """read_chains for several namespaces: the named ones in one `ip -batch` (each one's
+    """read_chains for several namespaces: the named ones in one `ip` process (each one's
     iptables-save text ends where its `nft -j` line, one JSON document, begins)."""
     nft_loaded, legacy = tables_loaded()
     save = "iptables-save" if family == 4 else "ip6tables-save"
@@ -69,7 +69,7 @@ def read_many(nets: Nets, spaces: list[Ns], family: int) -> dict[Ns, tuple[list[
         for ns, (text, doc) in read.items():
             found[ns] = _chains_of(ns, text, doc, save, family)
             bind_devices(nets, ns, found[ns][0])
-    for ns in spaces:  # the root namespace, and any the batch did not reach (gone meanwhile)
+    for ns in spaces:  # the root namespace, and any the reading did not reach (gone meanwhile)
         if ns not in found:
             found[ns] = read_chains(nets, ns, family)
     return found

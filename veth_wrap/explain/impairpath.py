@@ -1,7 +1,7 @@
 """A path that is sound but impaired: loss, or delays longer than the probe waits, read by tc.
 
-Read only when nothing else explains a failed ping: one `ip -batch` of `tc -j qdisc show`
-for the namespaces on the path, and a second only where a clsact qdisc may hold a loss filter.
+Read only when nothing else explains a failed ping: one `ip` process reading `tc -j qdisc
+show` of the namespaces on the path, and a second only where a clsact qdisc may hold a loss filter.
 """
 
 from __future__ import annotations

@@ -15,15 +15,15 @@ from typing import Optional
 from veth_wrap.errors import NoSuchNamespace
 from veth_wrap.explain.routing import route_network
 from veth_wrap.kernel import reader, state
-from veth_wrap.kernel.batch import gather
 from veth_wrap.kernel.reader import RouteAnswer
+from veth_wrap.kernel.readings import gather
 from veth_wrap.model.facts import LinkState
 from veth_wrap.run.counted import Counted
 from veth_wrap.run.runner import Runner, default_runner
 
 __all__ = ["Nets", "Ns", "Peer", "Reach", "RouteAnswer", "address_of", "label",
            "matching_route", "sysctl_ifname"]
-# what is read of every namespace, in one batch: IPv4 rules and every table come along
+# what is read of every namespace, in one process: IPv4 rules and every table come along
 LOAD = (reader.LINKS, reader.TABLES, reader.NSIDS, reader.NEIGHBOURS, reader.RULES)
 NEAR_HOPS = 2  # veth hops read up front; farther namespaces are read when the walk gets there
 Ns = Optional[str]  # noqa: UP045 (a runtime alias on 3.9) a namespace; None is the root
@@ -95,13 +95,13 @@ class Nets:
             raise NoSuchNamespace(namespace)
         nets = cls(runner, names, start=namespace)
         nets.counted.add(int(listed))
-        nets.load([namespace])  # then what the links lead to, one batch per hop
+        nets.load([namespace])  # then what the links lead to, one process per hop
         for _ in range(NEAR_HOPS):
             nets.load(nets.neighbours())
         return nets
 
     def load(self, namespaces: Iterable[str]) -> None:
-        """Read links, routes and namespace ids of namespaces not read yet, in one batch."""
+        """Read links, routes and namespace ids of namespaces not read yet, in one process."""
         todo = [ns for ns in dict.fromkeys(namespaces) if ns not in self.links]
         if not todo:
             return
@@ -231,7 +231,7 @@ class Nets:
         return [ns for ns in seen if ns in self.links]
 
     def search(self, address: str) -> list[tuple[str, str]]:
-        """Every (namespace, interface) on the host that carries an address: one batch of
+        """Every (namespace, interface) on the host that carries an address: one process of
         `ip addr show to`, only for a dead end, where the walk has nothing left to follow."""
         if address not in self.searched:
             near = self.holders(address)
@@ -251,7 +251,7 @@ class Nets:
         return self.answers[key]
 
     def prefetch_routes(self, address: str) -> None:
-        """`route get` of an address in every namespace linked to the start, in one batch
+        """`route get` of an address in every namespace linked to the start, in one process
         (a refused lookup is asked again alone when needed, for the kernel's words)."""
         version = ipaddress.ip_address(address).version
         todo = [ns for ns in self.connected() if (ns, address) not in self.answers
@@ -288,7 +288,7 @@ class Nets:
         return {k: known.get(k, "") for k in keys}
 
     def _read_sysctls(self, namespaces: list[str], extra: tuple | list) -> None:
-        todo = list(dict.fromkeys(n for n in namespaces if n is not None))[:SYSCTL_BATCH]
+        todo = list(dict.fromkeys(n for n in namespaces if n is not None))[:SYSCTL_AT_ONCE]
         wanted = {ns: [*self._keys(ns), *extra] for ns in todo}
         for ns, values in reader.sysctls(wanted, self.counted).items():
             self.sysctls.setdefault(ns, {}).update(values)
@@ -301,7 +301,7 @@ class Nets:
                 *(f"net.ipv6.conf.{n}.{k}" for n in names for k in IPV6_CONF)]
 
 
-SYSCTL_BATCH = 16  # namespaces whose sysctls are read in one process
+SYSCTL_AT_ONCE = 16  # namespaces whose sysctls are read in one process
 GLOBAL_KEYS = ("net.ipv4.icmp_echo_ignore_all", "net.ipv4.icmp_echo_ignore_broadcasts",
                "net.ipv6.icmp.echo_ignore_all")
 IPV4_CONF = ("forwarding", "rp_filter", "arp_ignore", "arp_filter", "arp_announce",

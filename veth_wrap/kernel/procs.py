@@ -11,7 +11,7 @@ from veth_wrap.model.names import Mark, Role
 from veth_wrap.model.procfacts import ENV_LAB, ENV_NETNS, ENV_SERVICE, UPLINK_SERVICE, Proc
 from veth_wrap.model.servicespec import WaitPort, cgroup_name, service_of
 from veth_wrap.run import cgroups
-from veth_wrap.run.runner import NETNS_RUN, Runner, default_runner, in_batches
+from veth_wrap.run.runner import NETNS_RUN, Runner, default_runner, in_parts
 
 TCP_LISTEN = "0A"  # st in /proc/net/tcp: TCP_LISTEN
 UDP_UNCONNECTED = "07"  # st in /proc/net/udp of a bound, unconnected socket (TCP_CLOSE)
@@ -252,7 +252,7 @@ def orphans(named: Iterable[int], runner: Optional[Runner] = None) -> dict[int, 
     def check(part: list) -> list:
         return [(inode, pid, _lo_mark(pid, runner)) for inode, pid in part]
 
-    for part in in_batches(sorted(held.items()), check):
+    for part in in_parts(sorted(held.items()), check):
         for inode, pid, mark in part:
             if mark and mark.role in (Role.NETNS, Role.HUB):
                 found[inode] = (mark, pid)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from veth_wrap.kernel.batch import Ns, Reading, gather, loads, read_docs
+from veth_wrap.kernel.readings import Ns, Reading, gather, loads, read_docs
 from veth_wrap.model.facts import LinkState
 from veth_wrap.model.names import Mark
 from veth_wrap.run.runner import Runner

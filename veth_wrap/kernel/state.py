@@ -6,10 +6,10 @@ import json
 from typing import Iterable, Optional
 
 from veth_wrap.kernel import reader
-from veth_wrap.kernel.batch import json_stream, read_docs
 from veth_wrap.kernel.reader import parse_links
+from veth_wrap.kernel.readings import json_stream, read_docs
 from veth_wrap.model.facts import LinkState, NetnsState
-from veth_wrap.run.runner import Runner, default_runner, in_batches
+from veth_wrap.run.runner import Runner, default_runner, in_parts
 
 __all__ = ["LinkState", "NetnsState", "json_stream", "list_netns", "parse_links", "read",
            "read_docs", "read_root", "netns_ids"]
@@ -25,13 +25,13 @@ def read(namespaces: Iterable[str], runner: Optional[Runner] = None, routes: boo
     """Read the given namespaces with `ip -batch`es of `netns exec` lines.
 
     Each line forks an `ip` inside the batch, so many namespaces are read by several
-    batches at once (runner.in_batches); one deleted meanwhile is left out.
+    batches at once (runner.in_parts); one deleted meanwhile is left out.
     """
     runner = runner or default_runner()
     order = list(dict.fromkeys(namespaces))
     fwd = set(forwarding)
     found: dict[str, NetnsState] = {}
-    for part in in_batches(order, lambda part: _read_part(part, runner, routes, fwd)):
+    for part in in_parts(order, lambda part: _read_part(part, runner, routes, fwd)):
         found.update(part)
     return found
 

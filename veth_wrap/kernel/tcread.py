@@ -6,9 +6,9 @@ import json
 from typing import Optional
 
 from veth_wrap.kernel import reader
-from veth_wrap.kernel.batch import read_docs
+from veth_wrap.kernel.readings import read_docs
 from veth_wrap.model import lossfilter as lossbpf
-from veth_wrap.run.runner import Runner, default_runner, in_batches
+from veth_wrap.run.runner import Runner, default_runner, in_parts
 
 
 def read_impairments(namespace: str, runner: Optional[Runner] = None) -> dict[str, dict]:
@@ -40,7 +40,7 @@ def _tc_json(commands: list[tuple[str, str]], runner: Runner) -> list:
 
     Each line forks a `tc` inside the batch: many lines go to several batches at once.
     """
-    return [doc for part in in_batches(commands, lambda part: _tc_batch(part, runner))
+    return [doc for part in in_parts(commands, lambda part: _tc_batch(part, runner))
             for doc in part]
 
 

@@ -103,7 +103,7 @@ class Fused:
         own = _own_error(part, error, failed[-1])
         # a step's own batch names its failing line; without one it never got to run (its
         # namespace was gone, or a lone op failed)
-        count = (own.batch_done if batched(part.step) else None) or 0
+        count = (own.lines_done if batched(part.step) else None) or 0
         return done + list(part.step.ops[:count]), own
 
 

@@ -86,7 +86,7 @@ def _run_step(step: Step, runner: Runner, outcome: Outcome, progress) -> None:
     try:
         result = start(step, runner)
     except CommandFailed as error:
-        done = error.batch_done if commands.batched(step) else 0
+        done = error.lines_done if commands.batched(step) else 0
         # Without a line number it ran none, unless killed: then nothing tells how far it
         # got, so undo it all.
         if done is None:

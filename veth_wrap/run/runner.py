@@ -19,7 +19,7 @@ PACKAGES = {"ip": "iproute2", "tc": "iproute2", "ping": "iputils-ping", "sysctl"
 T = TypeVar("T")
 
 
-def in_batches(items: list, work: Callable[[list], T]) -> list[T]:
+def in_parts(items: list, work: Callable[[list], T]) -> list[T]:
     """work() on items, as one part, or from PARALLEL_FROM items as spread() parts at once."""
     parts = spread(items) if len(items) >= PARALLEL_FROM else [items]
     if len(parts) <= 1:

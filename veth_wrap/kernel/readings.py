@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 from veth_wrap.errors import CommandFailed, failed_lines
-from veth_wrap.run.runner import Runner, in_batches, quick_run
+from veth_wrap.run.runner import Runner, in_parts, quick_run
 
 VANISHED = "Cannot open network namespace"
 Ns = Optional[str]  # noqa: UP045 (a runtime alias on 3.9) a namespace; None is the root
@@ -43,14 +43,14 @@ def gather(namespaces: Iterable[Ns], readings: Sequence[Reading], runner: Runner
     """{namespace: each reading's parsed value (None where its line failed)}.
 
     The named namespaces take one `ip -batch` (spread: several at once for many, see
-    in_batches); the root namespace one process a reading.
+    in_parts); the root namespace one process a reading.
     """
     order = list(dict.fromkeys(namespaces))
     named = [ns for ns in order if ns is not None]
     found: dict[Ns, list] = {}
     if None in order:
         found[None] = [_parsed(r, _root_doc(r, runner)) for r in readings]
-    parts = in_batches(named, lambda part: _batch(part, readings, runner)) if spread \
+    parts = in_parts(named, lambda part: _batch(part, readings, runner)) if spread \
         else [_batch(named, readings, runner)]
     for part in parts:
         found.update(part)
