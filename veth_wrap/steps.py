@@ -124,10 +124,6 @@ class Plan:
         """What the plan's ops of a kind act on, in order (the namespaces it deletes, say)."""
         return [op.target for step in self.steps for op in step.ops if op.kind is kind]
 
-    def op_count(self) -> int:
-        """How many commands the plan runs: one an op."""
-        return sum(len(step.ops) for step in self.steps)
-
     def before(self) -> list[str]:
         """What happens before the steps, to tell a reader (none for most plans)."""
         return []

@@ -127,10 +127,6 @@ class Nets:
                     found.append(name)
         return found
 
-    def load_all(self) -> None:
-        """Read every named namespace (for a search of the whole host)."""
-        self.load(self.names)
-
     def root(self) -> dict[str, LinkState]:
         """The root namespace's links (read-only)."""
         if None not in self.links:
