@@ -134,6 +134,9 @@ class Lifecycle(RuleBasedStateMachine):
         self.foreign: set[str] = set()  # made behind vethwrap's back, in no lab
         self.stale: set[str] = set()  # namespaces gone whose name file is left until a run
         self.running: set[tuple[str, str, str]] = set()
+        # services whose namespace was deleted behind vethwrap's back: they keep it, unnamed,
+        # and its name may be made again, for another namespace
+        self.unnamed: set[tuple[str, str, str]] = set()
         self.count = 0
         self.sentinel = _foreign_state()
 
@@ -264,8 +267,8 @@ class Lifecycle(RuleBasedStateMachine):
     @rule(data=st.data())
     def stop_service(self, data) -> None:
         lab, ns, name = data.draw(st.sampled_from(sorted(self.running)))
-        if not self.lab_of(ns):
-            return  # its name is gone: destroy of its lab stops it
+        if not self.lab_of(ns) or (lab, ns, name) in self.unnamed:
+            return  # its name is gone (or another's now): destroy of its lab stops it
         log("stop", ns, name)
         api.stop(ns, name)
         _reap()
@@ -293,7 +296,9 @@ class Lifecycle(RuleBasedStateMachine):
             return
         lab.members.remove(ns)
         lab.borrowed.discard(ns)
-        if not any(held == ns for _, held, _ in self.running):  # else it lives on, unnamed
+        inside = {s for s in self.running - self.unnamed if s[1] == ns}
+        self.unnamed |= inside
+        if not inside:  # else it lives on, unnamed
             lab.links = [(a, b) for a, b in lab.links if ns not in (a, b)]
         self.stale.add(ns)
         self._settle(lab)

@@ -66,3 +66,19 @@ def test_a_member_touched_before_its_step_keeps_the_veth_in_the_hub():
     steps.insert(1, Step((Op(Kind.SET_SYSCTL, (), target="x", netns="a"),)))
     got = far_side(steps)
     assert _veth("a") in got[0].ops and _veth("b") not in got[0].ops
+
+
+def test_nothing_moves_past_a_gateway_that_reads_the_namespace():
+    """A gateway starting between the member's step and the ports' step finds the hub as
+    planned (an uplink reads its routes): the ports stay up where they were made."""
+    gateway = Op(Kind.START_GATEWAY, ("pasta", "--netns", "hub"), target="hub")
+    steps = _lab()
+    steps.insert(3, Step((gateway,), program="env"))
+    assert far_side(steps) == steps
+
+
+def test_a_step_of_the_kernel_alone_in_between_does_not_hold_the_move_back():
+    steps = _lab()
+    steps.insert(3, Step((Op(Kind.ADD_ADDRESS, ("addr", "add", "10.9.0.1/24", "dev", "x"),
+                             target="x"),), "other"))
+    assert far_side(steps) != steps

@@ -9,7 +9,8 @@ The move is the schedule's because it is only about speed: the lab built is the 
 
 It is made only where it changes nothing a later step relies on and lets the far namespace
 be added late: the far end's step is its namespace's first and the next to touch it,
-nothing in between uses the near end, a later step in the near namespace takes what
+nothing in between uses the near end or does more than change kernel objects (a gateway
+starting, a file written), a later step in the near namespace takes what
 followed the veth there and needs the near end (the port coming up, a route through it),
 and no op moved is early (an end that talks IPv6 comes up as planned, long before its port
 joins a bridge). Ends and namespaces come from the op's `creates` and netns, never its
@@ -23,6 +24,7 @@ import dataclasses
 from collections import defaultdict
 from typing import Optional
 
+from veth_wrap.run.together import CONFINED
 from veth_wrap.steps import Kind, Op, Step
 
 
@@ -46,6 +48,10 @@ class _Moves:
         self.touch: dict[str, list[int]] = defaultdict(list)  # ns -> steps acting in it
         self.ip_steps: dict[str, list[int]] = defaultdict(list)  # ns -> its `ip` line steps
         self.needs: dict[tuple, list[int]] = defaultdict(list)  # (ns, ifname) -> steps
+        # steps whose effect is more than their kernel objects (a gateway starting reads the
+        # routes of its namespace, a file step the lab): ops never move past one
+        self.opaque = [i for i, step in enumerate(steps) if step.program not in ("ip", "tc")
+                       or any(op.kind not in CONFINED for op in step.ops)]
         for index, step in enumerate(steps):
             if step.netns is not None:
                 self.home.setdefault(step.netns, index)
@@ -89,7 +95,8 @@ class _Moves:
         after = [op for op in ends.needing(near) if op is not veth]
         later = _after(self.ip_steps[here], own)
         if any(op.early for op in after) or (after and later is None) \
-                or _between(self.needs[near[1:]], index, own):
+                or _between(self.needs[near[1:]], index, own) \
+                or (after and _between(self.opaque, index, later)):
             return
         ends.gone.update(id(op) for op in (veth, *after))
         self._put(own, [_flipped(veth, near)])
