@@ -286,13 +286,19 @@ services:
         assert (f"vethwrap run {prefix}web --name nginx --wait-port 80 -- nginx -c {conf}"
                 in dry.stdout.splitlines())
         assert not ours()
-        up = cli("up", "-f", str(lab_file), "--prefix", prefix, "--no-verify")
+        up = cli("up", "-f", str(lab_file), "--prefix", prefix, "--no-verify", "--json")
         assert up.returncode == 0, up.stderr
         assert up.stderr.index("nginx runs in") < up.stderr.index("after runs in")
+        started = json.loads(up.stdout)["services"]
+        assert [(s["namespace"], s["name"], s["started"]) for s in started] == [
+            (f"{prefix}web", "nginx", True), (f"{prefix}web", "after", True)]
+        for service in started:
+            assert service["pid"] > 0 and service["log"].endswith(f"/{service['name']}.log")
         page = inside(f"{prefix}client", "curl", "-sS", "--max-time", "10", f"http://{prefix}web/")
         assert page.stdout == f"hello from {RUN_ID}\n", page.stderr
-        again = vethwrap("up", "-f", str(lab_file), "--prefix", prefix, "--no-verify")
+        again = vethwrap("up", "-f", str(lab_file), "--prefix", prefix, "--no-verify", "--json")
         assert again.returncode == 0 and "nginx already runs" in again.stderr
+        assert not any(s["started"] for s in json.loads(again.stdout)["services"])
         assert vethwrap("logs", f"{prefix}web", "after").stdout == "hi\n"
         down = vethwrap("down", "-f", str(lab_file), "--prefix", prefix, "--json")
         assert down.returncode == 0, down.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 from veth_wrap.check.matrix import Cell
 from veth_wrap.cli.output import emit_json, out, say, table
 from veth_wrap.model.topology import Lab
@@ -23,13 +25,14 @@ def lab_json(lab: Lab) -> dict:
     }
 
 
-def print_made(built, json_out: bool, unchanged: str) -> None:
-    """A create's or up's notes, `unchanged` when nothing needed doing, then its summary."""
+def print_made(built, json_out: bool, unchanged: str, services: Optional[list] = None) -> None:
+    """A create's or up's notes, `unchanged` when nothing needed doing, then its summary
+    (with the services a file's `up` started, when given)."""
     for note in built.notes:
         say(note)
     if not built.changed:
         say(unchanged)
-    print_built(built, json_out)
+    print_built(built, json_out, services)
 
 
 def print_removed(steps, dry_run: bool, json_out: bool, label: str = "", **keys) -> None:
@@ -51,14 +54,14 @@ def say_stopped(steps) -> None:
         say(f"{done.line(done.proc.netns)}: {done.proc.command()}")
 
 
-def print_built(built, json_out: bool) -> None:
+def print_built(built, json_out: bool, services: Optional[list] = None) -> None:
     """The summary of a create."""
     report = built.report
     if json_out:
         data = lab_json(built.lab)
         data.update(changed=built.changed, verified=bool(report and report.ok),
                     probes=report.probes if report else 0)
-        emit_json(data)
+        emit_json(data if services is None else dict(data, services=services))
         return
     from rich.text import Text
 
