@@ -202,3 +202,42 @@ def test_a_partition_across_hosts_cuts_the_crossing_pairs_only(sim_hosts, wan, u
         assert host.vethwrap("down", "-f", wan, "--prefix", PREFIX, "--host",
                              host.name).returncode == 0
         assert host.snapshot() == before[host.name]
+
+
+def test_up_on_each_host_starts_the_services_of_its_own_namespaces(sim_hosts, tmp_path,
+                                                                     unchanged):
+    left, right = _two(sim_hosts)
+    path = tmp_path / "wan.yaml"
+    path.write_text(WAN + "services:\n"
+                          "  a1: [{name: idle, argv: [sleep, '600']}]\n"
+                          "  b2: [{name: idle, argv: [sleep, '600']}, "
+                          "{name: quiet, argv: [sleep, '600']}]\n")
+    shown = right.vethwrap("up", "-f", str(path), "--prefix", PREFIX, "--host", "right",
+                           "--dry-run")
+    assert shown.returncode == 0, shown.stderr
+    assert f"vethwrap run {PREFIX}b2 --name quiet -- sleep 600" in shown.stdout.splitlines()
+    assert f"{PREFIX}a1" not in "".join(line for line in shown.stdout.splitlines()
+                                        if line.startswith("vethwrap run"))
+    try:
+        for host, mine in ((left, [("a1", "idle")]), (right, [("b2", "idle"), ("b2", "quiet")])):
+            done = host.vethwrap("up", "-f", str(path), "--prefix", PREFIX, "--host", host.name,
+                                 "--json", "--no-verify")
+            assert done.returncode == 0, done.stderr
+            started = json.loads(done.stdout)["services"]
+            assert [(s["namespace"], s["name"]) for s in started] == [
+                (PREFIX + ns, name) for ns, name in mine]
+            assert all(s["started"] and s["pid"] > 0 for s in started)
+            running = json.loads(host.vethwrap("ps", "--json").stdout)["processes"]
+            assert {(p["namespace"], p["name"]) for p in running
+                    if p["name"]} >= {(PREFIX + ns, name) for ns, name in mine}
+        again = left.vethwrap("up", "-f", str(path), "--prefix", PREFIX, "--host", "left",
+                              "--json", "--no-verify")
+        assert [s["started"] for s in json.loads(again.stdout)["services"]] == [False]
+    finally:
+        for host in (left, right):
+            done = host.vethwrap("down", "-f", str(path), "--prefix", PREFIX, "--host",
+                                 host.name, "--json", "--grace", "0")
+            assert done.returncode == 0, done.stderr
+    for host in (left, right):
+        shown = json.loads(host.vethwrap("ps", "--json").stdout)["processes"]
+        assert not any(p["name"] for p in shown), shown

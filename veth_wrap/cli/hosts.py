@@ -34,9 +34,13 @@ def up(lab: Lab, text: str, file: Path, host: Optional[str], all_hosts: bool, pr
         _everywhere(lab, text, ["up"], prefix, dry_run, no_verify, json_out)
         return
     if dry_run:
+        from veth_wrap.model import labservices
+
         share, steps = multihost.plan(lab, host)
+        started = labservices.commands(share)
         emit_script(script(steps, f"vethwrap up: lab {lab.name} from {file}, "
-                                 f"host {share.extra['host']}"))
+                                 f"host {share.extra['host']}")
+                    + (["# then its services here, in order"] + started if started else []))
         for note in steps.notes:
             say(note)
         return
@@ -48,11 +52,18 @@ def up(lab: Lab, text: str, file: Path, host: Optional[str], all_hosts: bool, pr
 
         explain(failure)
         raise
-    print_built(built, file, json_out)
+    from veth_wrap.cli.services import start_file_services
+
+    if json_out:  # one document: the share, then its services as they started
+        print_built(built, file, True, start_file_services(built.lab))
+        return
+    print_built(built, file, False)
+    start_file_services(built.lab)
 
 
-def print_built(built, file: Path, json_out: bool) -> None:
-    """What up --host built: the share's ends, the VXLAN ends, what answered, what waits."""
+def print_built(built, file: Path, json_out: bool, services: Optional[list] = None) -> None:
+    """What up --host built: the share's ends, the VXLAN ends, what answered, what waits
+    (and in JSON, the services of its namespaces)."""
     from veth_wrap.model.hostshare import tunnels_of
 
     lab, report = built.lab, built.report
@@ -63,7 +74,8 @@ def print_built(built, file: Path, json_out: bool) -> None:
                    "tunnels": [_tunnel_json(t) for t in tunnels_of(lab)],
                    "verified": bool(report and report.ok),
                    "probes": report.probes if report else 0,
-                   "answered": report.replied if report else 0, "pending": pending})
+                   "answered": report.replied if report else 0, "pending": pending,
+                   "services": services or []})
         return
     if not built.changed:
         say(f"lab {lab.name} on host {built.host.name} is already as {file} describes; "

@@ -110,40 +110,15 @@ def up(file: Path = FILE, prefix: str = PREFIX, dry_run: bool = DRY_RUN,
         return
     require_root()
     built = api.update(lab, check=not no_verify)
+    from veth_wrap.cli.services import start_file_services
     from veth_wrap.cli.views import print_made
 
     unchanged = f"lab {lab.name} is already as {_shown(file)} describes; nothing changed"
     if json_out:  # one document: the lab, then the services as they started
-        print_made(built, True, unchanged, services=_start_services(lab))
+        print_made(built, True, unchanged, services=start_file_services(lab))
         return
     print_made(built, False, unchanged)
-    _start_services(lab)
-
-
-def _start_services(lab) -> list[dict]:
-    """Start the file's services in order; one already running is left as it is. Returns
-    what each one is now, for --json."""
-    from veth_wrap import api
-    from veth_wrap.cli.output import say
-    from veth_wrap.cli.services import print_tail
-    from veth_wrap.errors import ServiceFailed
-    from veth_wrap.model import labservices
-
-    found = []
-    for netns, spec in labservices.of_lab(lab):
-        try:
-            service = api.start_spec(lab.name, netns, spec)
-        except ServiceFailed as failure:
-            print_tail(failure)
-            raise
-        found.append({"namespace": netns, "name": spec.name, "started": service is not None})
-        if service is None:
-            say(f"{spec.name} already runs in {netns}; left as it is")
-        else:
-            found[-1].update(pid=service.pid, log=service.log)
-            port = f", listening on port {spec.wait_port}" if spec.wait_port else ""
-            say(f"{spec.name} runs in {netns}: pid {service.pid}{port}")
-    return found
+    start_file_services(lab)
 
 
 def _exec_lines(lab) -> list[str]:

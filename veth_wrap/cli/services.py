@@ -155,6 +155,30 @@ def print_tail(failure: ServiceFailed) -> None:
         say("its log is empty")
 
 
+def start_file_services(lab) -> list[dict]:
+    """Start the file's services in order; one already running is left as it is. Returns
+    what each one is now, for --json."""
+    from veth_wrap import api
+    from veth_wrap.cli.output import say
+    from veth_wrap.model import labservices
+
+    found = []
+    for netns, spec in labservices.of_lab(lab):
+        try:
+            service = api.start_spec(lab.name, netns, spec)
+        except ServiceFailed as failure:
+            print_tail(failure)
+            raise
+        found.append({"namespace": netns, "name": spec.name, "started": service is not None})
+        if service is None:
+            say(f"{spec.name} already runs in {netns}; left as it is")
+        else:
+            found[-1].update(pid=service.pid, log=service.log)
+            port = f", listening on port {spec.wait_port}" if spec.wait_port else ""
+            say(f"{spec.name} runs in {netns}: pid {service.pid}{port}")
+    return found
+
+
 @guarded
 def ps(
     namespaces: List[str] = typer.Argument(None, help="Only these namespaces (default: all)."),

@@ -103,7 +103,10 @@ def check_vnis(lab: Lab, hosts: Hosts) -> dict[int, str]:
 
 
 def share(lab: Lab, name: str, underlay: Underlay) -> Lab:
-    """The part of lab that host `name` builds, with its VXLAN ends in extra['tunnels']."""
+    """The part of lab that host `name` builds, with its VXLAN ends in extra['tunnels'] and the
+    services of its namespaces."""
+    from veth_wrap.model import labservices  # only files with hosts need it: create stays lean
+
     hosts = of_lab(lab)
     host = hosts.get(name)
     check_vnis(lab, hosts)
@@ -130,7 +133,8 @@ def share(lab: Lab, name: str, underlay: Underlay) -> Lab:
                uplinks=tuple(u for u in lab.uplinks if u.netns in local),
                routes=tuple(r for r in lab.routes if r.netns in local),
                forwarding=tuple(ns for ns in lab.forwarding if ns in local), subnet=lab.subnet,
-               extra={"hosts": hosts, "host": name, "tunnels": tuple(tunnels), "full": lab})
+               extra={"hosts": hosts, "host": name, "tunnels": tuple(tunnels), "full": lab,
+                      labservices.KEY: tuple(s for s in labservices.of_lab(lab) if s[0] in local)})
 
 
 def tunnels_of(lab: Lab) -> tuple[Tunnel, ...]:
