@@ -15,7 +15,7 @@ from typing import Callable
 
 import pytest
 from conftest import Namespaces, ip
-from test_diagnose import addr, inside, make, pings, stub, sysctl, up, veth
+from test_diagnose import addr, bridged, inside, make, pings, stub, sysctl, veth
 
 pytestmark = pytest.mark.integration
 A4, B4, A6, B6 = "10.0.0.1", "10.0.0.2", "fd00:77::1", "fd00:77::2"
@@ -47,15 +47,7 @@ def pair(netns, v6: bool = False) -> Lab:
 
 def bridge(netns) -> Lab:
     """a (va) -- pa [br0 in h] pb -- b (vb)."""
-    a, h, b = make(netns, "a"), make(netns, "h"), make(netns, "b")
-    ip("-n", h, "link", "add", "name", "br0", "type", "bridge")
-    up(h, "br0")
-    veth(a, "va", h, "pa")
-    veth(b, "vb", h, "pb")
-    for port in ("pa", "pb"):
-        ip("-n", h, "link", "set", "dev", port, "master", "br0")
-    addr(a, "va", "10.0.0.1/24")
-    addr(b, "vb", "10.0.0.2/24")
+    a, h, b = bridged(netns)
     return Lab(a, b, h)
 
 
